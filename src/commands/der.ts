@@ -1,0 +1,407 @@
+// Strict DER reader and writer for the albatross wire formats.
+//
+// Written by hand on purpose: albatross decodes with asn1-combinators in DER mode, which
+// rejects non-minimal lengths/integers, indefinite lengths, constructed strings and trailing
+// bytes. asn1js/pkijs and @peculiar/asn1-schema are BER-lenient (they accept all of these), do
+// not report byte offsets, and cannot express albatross' untagged nested CHOICEs and the
+// 63-bit/Int64 conventions without a re-encode-and-compare pass over every value. A strict
+// TLV layer is ~250 lines; everything above it (src/commands/codec.ts) is table-like code.
+//
+// Pure: no I/O. Errors are always DecodeError with the byte offset and a dotted path.
+
+export class DecodeError extends Error {
+  readonly offset: number;
+  readonly path: string;
+  readonly reason: string;
+  constructor(reason: string, offset: number, path: string) {
+    super(`${reason} at byte ${offset}${path ? ` (${path})` : ""}`);
+    this.name = "DecodeError";
+    this.reason = reason;
+    this.offset = offset;
+    this.path = path;
+  }
+}
+
+export type Bytes = Uint8Array;
+
+/** Tag byte constants (universal, primitive unless noted). */
+export const TAG = {
+  BOOLEAN: 0x01,
+  INTEGER: 0x02,
+  BIT_STRING: 0x03,
+  OCTET_STRING: 0x04,
+  NULL: 0x05,
+  OID: 0x06,
+  UTF8String: 0x0c,
+  GeneralizedTime: 0x18,
+  SEQUENCE: 0x30,
+  SET: 0x31,
+} as const;
+
+/** Context-specific constructed tag byte `[n]` (EXPLICIT tagging), n < 31. */
+export const ctx = (n: number): number => 0xa0 | n;
+
+export interface Tlv {
+  /** The identifier octet (only low-tag-number form is accepted). */
+  readonly tag: number;
+  /** Offset of the identifier octet. */
+  readonly start: number;
+  readonly contentStart: number;
+  /** Offset just past the content. */
+  readonly end: number;
+}
+
+/** Parse one TLV header at `pos`; the value must end at or before `limit`. */
+export function readTlv(buf: Bytes, pos: number, limit: number, path: string): Tlv {
+  if (pos >= limit) throw new DecodeError("unexpected end of data", pos, path);
+  const tag = buf[pos]!;
+  if ((tag & 0x1f) === 0x1f) throw new DecodeError(`unsupported high tag number (0x${hex2(tag)})`, pos, path);
+  // Universal strings must be primitive in DER.
+  if ((tag & 0xc0) === 0 && (tag & 0x20) !== 0 && tag !== TAG.SEQUENCE && tag !== TAG.SET) {
+    throw new DecodeError(`constructed encoding of universal tag 0x${hex2(tag & 0x1f)} is not DER`, pos, path);
+  }
+  let p = pos + 1;
+  if (p >= limit) throw new DecodeError("truncated length", p, path);
+  const first = buf[p++]!;
+  let len: number;
+  if (first < 0x80) {
+    len = first;
+  } else if (first === 0x80) {
+    throw new DecodeError("indefinite length is not DER", p - 1, path);
+  } else {
+    const n = first & 0x7f;
+    if (n > 4) throw new DecodeError(`length of ${n} octets is too large`, p - 1, path);
+    if (p + n > limit) throw new DecodeError("truncated length", p, path);
+    if (buf[p] === 0) throw new DecodeError("non-minimal length encoding", p - 1, path);
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + buf[p + i]!;
+    p += n;
+    if (len < 0x80) throw new DecodeError("non-minimal length encoding", p - n - 1, path);
+  }
+  if (p + len > limit) {
+    throw new DecodeError(`length ${len} exceeds the ${limit - p} available bytes`, pos, path);
+  }
+  return { tag, start: pos, contentStart: p, end: p + len };
+}
+
+/** A cursor over the content of a constructed value (or a whole buffer). */
+export class Cursor {
+  pos: number;
+  constructor(
+    readonly buf: Bytes,
+    start: number,
+    readonly end: number,
+    readonly path: string,
+  ) {
+    this.pos = start;
+  }
+
+  static of(buf: Bytes, path = ""): Cursor {
+    return new Cursor(buf, 0, buf.length, path);
+  }
+
+  sub(path: string): string {
+    return this.path ? `${this.path}.${path}` : path;
+  }
+
+  atEnd(): boolean {
+    return this.pos >= this.end;
+  }
+
+  peekTag(): number | undefined {
+    return this.pos < this.end ? this.buf[this.pos] : undefined;
+  }
+
+  fail(reason: string, path?: string, offset = this.pos): never {
+    throw new DecodeError(reason, offset, path === undefined ? this.path : this.sub(path));
+  }
+
+  next(what: string): Tlv {
+    const t = readTlv(this.buf, this.pos, this.end, this.sub(what));
+    this.pos = t.end;
+    return t;
+  }
+
+  /** Read the next TLV, requiring `tag`. */
+  expect(tag: number, what: string): Tlv {
+    const got = this.peekTag();
+    if (got === undefined) this.fail(`missing ${what}`, what);
+    if (got !== tag) this.fail(`expected tag 0x${hex2(tag)} for ${what}, got 0x${hex2(got)}`, what);
+    return this.next(what);
+  }
+
+  /** Read the next TLV if it has `tag`. */
+  optional(tag: number, what: string): Tlv | undefined {
+    return this.peekTag() === tag ? this.next(what) : undefined;
+  }
+
+  /** A cursor over the content of `t`. */
+  enter(t: Tlv, what: string): Cursor {
+    return new Cursor(this.buf, t.contentStart, t.end, this.sub(what));
+  }
+
+  /** Enter a constructed value with `tag` (SEQUENCE, SET or [n] EXPLICIT). */
+  into(tag: number, what: string): Cursor {
+    return this.enter(this.expect(tag, what), what);
+  }
+
+  intoOptional(tag: number, what: string): Cursor | undefined {
+    const t = this.optional(tag, what);
+    return t ? this.enter(t, what) : undefined;
+  }
+
+  /** Require that everything was consumed. */
+  done(): void {
+    if (this.pos < this.end) this.fail(`${this.end - this.pos} trailing bytes`);
+  }
+
+  // --- primitives (each reads the next TLV with its universal tag) ---
+
+  bigint(what: string): bigint {
+    return intContent(this.buf, this.expect(TAG.INTEGER, what), this.sub(what));
+  }
+
+  /** An INTEGER that must be a JavaScript safe integer (albatross ints are 63-bit). */
+  int(what: string): number {
+    const t = this.expect(TAG.INTEGER, what);
+    return toSafe(intContent(this.buf, t, this.sub(what)), t.start, this.sub(what));
+  }
+
+  /** albatross `int32`: INTEGER reduced modulo 2^32 to a signed 32-bit value, as upstream. */
+  int32(what: string): number {
+    const v = this.bigint(what);
+    return Number(BigInt.asIntN(32, v));
+  }
+
+  bool(what: string): boolean {
+    const t = this.expect(TAG.BOOLEAN, what);
+    if (t.end - t.contentStart !== 1) this.fail("BOOLEAN must have exactly one content byte", what, t.start);
+    return this.buf[t.contentStart] !== 0;
+  }
+
+  null(what: string): void {
+    const t = this.expect(TAG.NULL, what);
+    if (t.end !== t.contentStart) this.fail("NULL must be empty", what, t.start);
+  }
+
+  octets(what: string): Bytes {
+    const t = this.expect(TAG.OCTET_STRING, what);
+    return this.buf.subarray(t.contentStart, t.end);
+  }
+
+  utf8Bytes(what: string): Bytes {
+    const t = this.expect(TAG.UTF8String, what);
+    return this.buf.subarray(t.contentStart, t.end);
+  }
+
+  /** A UTF8String as text. Invalid UTF-8 is a decode error (use utf8Bytes for raw data). */
+  utf8(what: string): string {
+    const t = this.expect(TAG.UTF8String, what);
+    return decodeUtf8(this.buf.subarray(t.contentStart, t.end), t.start, this.sub(what));
+  }
+
+  /** albatross Int64: OCTET STRING of 8 bytes, big-endian two's complement. */
+  int64(what: string): bigint {
+    const t = this.expect(TAG.OCTET_STRING, what);
+    const n = t.end - t.contentStart;
+    // Upstream reads the first 8 bytes of a longer string and fails on shorter ones;
+    // we are strict both ways: only exactly 8 bytes re-encode identically.
+    if (n !== 8) this.fail(`Int64 must be 8 bytes, got ${n}`, what, t.start);
+    let v = 0n;
+    for (let i = 0; i < 8; i++) v = (v << 8n) | BigInt(this.buf[t.contentStart + i]!);
+    return BigInt.asIntN(64, v);
+  }
+
+  time(what: string): Date {
+    const t = this.expect(TAG.GeneralizedTime, what);
+    return parseGeneralizedTime(this.buf.subarray(t.contentStart, t.end), t.start, this.sub(what));
+  }
+}
+
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+const utf8Encoder = new TextEncoder();
+
+export function decodeUtf8(b: Bytes, offset: number, path: string): string {
+  try {
+    return utf8Decoder.decode(b);
+  } catch {
+    throw new DecodeError("invalid UTF-8 in UTF8String", offset, path);
+  }
+}
+
+export const utf8 = (s: string): Bytes => utf8Encoder.encode(s);
+/** Bytes as text, replacing invalid UTF-8 (for display only). */
+export const text = (b: Bytes): string => new TextDecoder().decode(b);
+
+function intContent(buf: Bytes, t: Tlv, path: string): bigint {
+  const n = t.end - t.contentStart;
+  if (n === 0) throw new DecodeError("empty INTEGER", t.start, path);
+  const b0 = buf[t.contentStart]!;
+  if (n > 1) {
+    const b1 = buf[t.contentStart + 1]!;
+    if ((b0 === 0 && b1 < 0x80) || (b0 === 0xff && b1 >= 0x80)) {
+      throw new DecodeError("non-minimal INTEGER encoding", t.start, path);
+    }
+  }
+  if (n > 8) throw new DecodeError("int overflow", t.start, path);
+  let v = 0n;
+  for (let i = 0; i < n; i++) v = (v << 8n) | BigInt(buf[t.contentStart + i]!);
+  v = BigInt.asIntN(n * 8, v);
+  if (v > MAX_INT63 || v < MIN_INT63) throw new DecodeError("int overflow", t.start, path);
+  return v;
+}
+
+/** OCaml native int range (63-bit). */
+export const MAX_INT63 = (1n << 62n) - 1n;
+export const MIN_INT63 = -(1n << 62n);
+
+function toSafe(v: bigint, offset: number, path: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+    throw new DecodeError("integer exceeds 2^53", offset, path);
+  }
+  return Number(v);
+}
+
+const hex2 = (n: number): string => n.toString(16).padStart(2, "0");
+
+// --- GeneralizedTime ---
+
+/**
+ * Decode as upstream does (wire.md §1): YYYYMMDDHH[MM[SS]][.f{0,7}][Z|+hhmm|-hhmm]; the
+ * fraction's first (up to) 3 digits are a whole number of milliseconds.
+ */
+export function parseGeneralizedTime(b: Bytes, offset: number, path: string): Date {
+  const s = String.fromCharCode(...b);
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(?:(\d{2})(\d{2})?)?(?:\.(\d{0,7}))?(Z|[+-]\d{4})?$/.exec(s);
+  if (!m) throw new DecodeError(`invalid GeneralizedTime ${JSON.stringify(s)}`, offset, path);
+  const [, Y, Mo, D, H, Mi, S, frac, zone] = m;
+  const ms = frac ? Number(frac.slice(0, 3) || "0") : 0;
+  const year = Number(Y), month = Number(Mo), day = Number(D), hour = Number(H);
+  const minute = Number(Mi ?? "0"), second = Number(S ?? "0");
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
+    throw new DecodeError(`invalid GeneralizedTime ${JSON.stringify(s)}`, offset, path);
+  }
+  let t = Date.UTC(year, month - 1, day, hour, minute, second, ms);
+  const probe = new Date(Date.UTC(year, month - 1, day));
+  if (probe.getUTCDate() !== day) throw new DecodeError(`invalid GeneralizedTime ${JSON.stringify(s)}`, offset, path);
+  if (zone && zone !== "Z") {
+    const sign = zone[0] === "+" ? 1 : -1;
+    const off = (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(3, 5))) * 60_000;
+    t -= sign * off;
+  }
+  return new Date(t);
+}
+
+export function formatGeneralizedTime(d: Date): string {
+  const t = d.getTime();
+  if (!Number.isFinite(t)) throw new RangeError("invalid date");
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  const base =
+    p(d.getUTCFullYear(), 4) + p(d.getUTCMonth() + 1) + p(d.getUTCDate()) +
+    p(d.getUTCHours()) + p(d.getUTCMinutes()) + p(d.getUTCSeconds());
+  const ms = d.getUTCMilliseconds();
+  return ms ? `${base}.${p(ms, 3)}Z` : `${base}Z`;
+}
+
+// --- writer ---
+
+function lengthOctets(len: number): number[] {
+  if (len < 0x80) return [len];
+  const out: number[] = [];
+  let l = len;
+  while (l > 0) {
+    out.unshift(l & 0xff);
+    l = Math.floor(l / 256);
+  }
+  return [0x80 | out.length, ...out];
+}
+
+/** Encode one TLV from parts (parts are concatenated as content). */
+export function tlv(tag: number, ...parts: Bytes[]): Bytes {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const hdr = lengthOctets(len);
+  const out = new Uint8Array(1 + hdr.length + len);
+  out[0] = tag;
+  out.set(hdr, 1);
+  let o = 1 + hdr.length;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export const seq = (...parts: Bytes[]): Bytes => tlv(TAG.SEQUENCE, ...parts);
+export const explicit = (n: number, ...parts: Bytes[]): Bytes => tlv(ctx(n), ...parts);
+
+/** SET OF: elements sorted bytewise by their complete encodings (DER). */
+export function setOf(elements: Bytes[]): Bytes {
+  const sorted = [...elements].sort(compareBytes);
+  return tlv(TAG.SET, ...sorted);
+}
+
+export function compareBytes(a: Bytes, b: Bytes): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    if (a[i] !== b[i]) return a[i]! - b[i]!;
+  }
+  return a.length - b.length;
+}
+
+export function encBigint(v: bigint): Bytes {
+  if (v > MAX_INT63 || v < MIN_INT63) throw new RangeError(`integer ${v} outside the 63-bit range`);
+  const bytes: number[] = [];
+  let x = v;
+  for (;;) {
+    const b = Number(x & 0xffn);
+    bytes.unshift(b);
+    x >>= 8n;
+    if ((x === 0n && (b & 0x80) === 0) || (x === -1n && (b & 0x80) !== 0)) break;
+  }
+  return tlv(TAG.INTEGER, Uint8Array.from(bytes));
+}
+
+export function encInt(v: number): Bytes {
+  if (!Number.isSafeInteger(v)) throw new RangeError(`integer ${v} is not a safe integer`);
+  return encBigint(BigInt(v));
+}
+
+export const encBool = (b: boolean): Bytes => Uint8Array.of(TAG.BOOLEAN, 1, b ? 0xff : 0);
+export const encNull = (): Bytes => Uint8Array.of(TAG.NULL, 0);
+export const encOctets = (b: Bytes): Bytes => tlv(TAG.OCTET_STRING, b);
+export const encUtf8Bytes = (b: Bytes): Bytes => tlv(TAG.UTF8String, b);
+export const encUtf8 = (s: string): Bytes => tlv(TAG.UTF8String, utf8(s));
+export const encTime = (d: Date): Bytes => tlv(TAG.GeneralizedTime, utf8(formatGeneralizedTime(d)));
+
+export function encInt64(v: bigint): Bytes {
+  const x = BigInt.asUintN(64, v);
+  const out = new Uint8Array(8);
+  for (let i = 0; i < 8; i++) out[i] = Number((x >> BigInt(8 * (7 - i))) & 0xffn);
+  return encOctets(out);
+}
+
+/** Signed 32-bit value as a normal INTEGER. */
+export function encInt32(v: number): Bytes {
+  return encInt(v | 0);
+}
+
+/** Decode a complete buffer with `f`, requiring that nothing trails the top-level value. */
+export function decodeAll<T>(buf: Bytes, path: string, f: (c: Cursor) => T): T {
+  const c = Cursor.of(buf, path);
+  const v = f(c);
+  if (!c.atEnd()) throw new DecodeError("trailing bytes", c.pos, path);
+  return v;
+}
+
+export function concat(parts: Bytes[]): Bytes {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
