@@ -112,9 +112,35 @@ export function nameEquals(a: Name, b: Name): boolean {
   return a.label === b.label && a.path.length === b.path.length && isPrefix(a.path, b.path);
 }
 
-/** Bytewise comparison of labels (all labels are ASCII after validation). */
+/**
+ * Bytewise (UTF-8) comparison of labels, as OCaml's String.compare. Validated labels are
+ * ASCII, where this is plain `<`; but lookup keys may be unvalidated (block device names
+ * taken from a unikernel config, see resources.ts `blockName`), and for those JS's UTF-16
+ * code-unit order differs from UTF-8 byte order (surrogates vs U+E000..U+FFFF). Code-point
+ * order equals UTF-8 byte order, so compare code points.
+ */
 export function compareLabel(a: Label, b: Label): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Only when both units are in the surrogate/private-use band can the two orders differ.
+    if (x >= 0xd800 && y >= 0xd800) {
+      const cx = a.codePointAt(i)!;
+      const cy = b.codePointAt(i)!;
+      if (cx !== cy) return cx < cy ? -1 : 1;
+      continue;
+    }
+    return x < y ? -1 : 1;
+  }
+  return a.length < b.length ? -1 : a.length > b.length ? 1 : 0;
+}
+
+/** Path equality (label-wise). */
+export function pathEquals(a: Path, b: Path): boolean {
+  return a.length === b.length && isPrefix(a, b);
 }
 
 /** Label-list comparison (pre-order of a trie with ascending children). */
