@@ -1,0 +1,77 @@
+// `dromedary console-daemon`: the albatross-console equivalent (daemon.md §0, §3).
+import { statSync } from "node:fs";
+import { InvalidArgumentError } from "commander";
+import type { Command } from "commander";
+import { startConsoleDaemon } from "../hostd/console/daemon.js";
+import { CliError, EXIT } from "./output.js";
+
+export const DEFAULT_TMPDIR = "/run/albatross";
+
+function parseMaxSubscribers(v: string): number {
+  const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`invalid value '${v}', expected an integer`);
+  if (n < 1) throw new InvalidArgumentError("max subscribers must be greater than or equal to 1");
+  return n;
+}
+
+function parseMaxFrame(v: string): number {
+  const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > 0x7fffffff) throw new InvalidArgumentError(`invalid value '${v}', expected 1 to ${0x7fffffff} bytes`);
+  return n;
+}
+
+/**
+ * systemd socket activation (daemon.md §0): LISTEN_PID must be our pid and LISTEN_FDS
+ * exactly 1; the socket is fd 3. Anything else is a start-up failure.
+ */
+export function systemdListenFd(env: NodeJS.ProcessEnv = process.env, pid: number = process.pid): number {
+  if (env.LISTEN_PID !== String(pid) || env.LISTEN_FDS !== "1") throw new CliError("Systemd socket activation error", EXIT.INTERNAL);
+  return 3;
+}
+
+interface ConsoleDaemonFlags {
+  tmpdir?: string;
+  maxSubscribers: number;
+  systemdSocketActivation?: boolean;
+  maxFrame?: number;
+}
+
+export function registerConsoleDaemonCommand(program: Command): void {
+  program
+    .command("console-daemon")
+    .description("buffer the consoles of running unikernels and serve them on <tmpdir>/util/console.sock (albatross-console)")
+    .option("--tmpdir <DIR>", `runtime directory holding util/ and fifo/ (default ${DEFAULT_TMPDIR})`)
+    .option("--max-subscribers <N>", "maximum subscribers per unikernel console (>= 1)", parseMaxSubscribers, 5)
+    .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
+    .option("--max-frame <BYTES>", "largest accepted request frame", parseMaxFrame)
+    .action(async (flags: ConsoleDaemonFlags) => {
+      let tmpdir = DEFAULT_TMPDIR;
+      if (flags.tmpdir !== undefined) {
+        // An explicitly given --tmpdir must be an existing directory (the default is not checked).
+        let isDir = false;
+        try {
+          isDir = statSync(flags.tmpdir).isDirectory();
+        } catch {
+          isDir = false;
+        }
+        if (!isDir) throw new CliError(`option '--tmpdir': no '${flags.tmpdir}' directory`, EXIT.USAGE);
+        tmpdir = flags.tmpdir;
+      }
+      const listenFd = flags.systemdSocketActivation ? systemdListenFd() : undefined;
+      const log = (line: string): void => {
+        process.stderr.write(`${new Date().toISOString()} console-daemon: ${line}\n`);
+      };
+      try {
+        await startConsoleDaemon({
+          tmpdir,
+          maxSubscribers: flags.maxSubscribers,
+          ...(listenFd !== undefined ? { listenFd } : {}),
+          ...(flags.maxFrame !== undefined ? { maxFrame: flags.maxFrame } : {}),
+          log,
+        });
+      } catch (e) {
+        throw new CliError(`console-daemon: ${e instanceof Error ? e.message : String(e)}`, EXIT.INTERNAL);
+      }
+      // The listening socket keeps the process alive; like upstream, SIGTERM ends it.
+    });
+}
