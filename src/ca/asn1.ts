@@ -1,0 +1,313 @@
+// Small X.509-level ASN.1 helpers on top of the strict DER layer (src/commands/der.ts):
+// object identifiers, BIT STRINGs, UTCTime/GeneralizedTime for certificate validity,
+// arbitrary-size INTEGER contents (serials), distinguished names. Pure: no I/O.
+
+import { Cursor, DecodeError, TAG, concat, seq, tlv, utf8, type Bytes, type Tlv } from "../commands/der.js";
+
+export const TAG_UTCTIME = 0x17;
+export const TAG_PRINTABLE = 0x13;
+export const TAG_T61 = 0x14;
+export const TAG_IA5 = 0x16;
+export const TAG_UNIVERSAL = 0x1c;
+export const TAG_BMP = 0x1e;
+
+export const OID = {
+  commonName: "2.5.4.3",
+  subjectKeyIdentifier: "2.5.29.14",
+  keyUsage: "2.5.29.15",
+  subjectAltName: "2.5.29.17",
+  basicConstraints: "2.5.29.19",
+  nameConstraints: "2.5.29.30",
+  certificatePolicies: "2.5.29.32",
+  authorityKeyIdentifier: "2.5.29.35",
+  extKeyUsage: "2.5.29.37",
+  anyExtendedKeyUsage: "2.5.29.37.0",
+  serverAuth: "1.3.6.1.5.5.7.3.1",
+  clientAuth: "1.3.6.1.5.5.7.3.2",
+  extensionRequest: "1.2.840.113549.1.9.14",
+  ed25519: "1.3.101.112",
+  ecPublicKey: "1.2.840.10045.2.1",
+  p256: "1.2.840.10045.3.1.7",
+  p384: "1.3.132.0.34",
+  p521: "1.3.132.0.35",
+  rsaEncryption: "1.2.840.113549.1.1.1",
+  sha256WithRSA: "1.2.840.113549.1.1.11",
+  sha384WithRSA: "1.2.840.113549.1.1.12",
+  sha512WithRSA: "1.2.840.113549.1.1.13",
+  ecdsaWithSHA256: "1.2.840.10045.4.3.2",
+  ecdsaWithSHA384: "1.2.840.10045.4.3.3",
+  ecdsaWithSHA512: "1.2.840.10045.4.3.4",
+} as const;
+
+// --- OBJECT IDENTIFIER ---
+
+const oidCache = new Map<string, Bytes>();
+
+export function encodeOid(oid: string): Bytes {
+  let b = oidCache.get(oid);
+  if (!b) {
+    b = encodeOidUncached(oid);
+    // only the handful of OIDs this code writes end up here; bound it anyway
+    if (oidCache.size < 256) oidCache.set(oid, b);
+  }
+  return b;
+}
+
+function encodeOidUncached(oid: string): Bytes {
+  const arcs = oid.split(".").map((a) => {
+    if (!/^\d+$/.test(a)) throw new RangeError(`invalid OID ${oid}`);
+    return BigInt(a);
+  });
+  if (arcs.length < 2 || arcs[0]! > 2n || (arcs[0]! < 2n && arcs[1]! > 39n)) throw new RangeError(`invalid OID ${oid}`);
+  const out: number[] = [];
+  const push = (v: bigint) => {
+    const tmp: number[] = [Number(v & 0x7fn)];
+    for (let x = v >> 7n; x > 0n; x >>= 7n) tmp.unshift(Number(x & 0x7fn) | 0x80);
+    out.push(...tmp);
+  };
+  push(arcs[0]! * 40n + arcs[1]!);
+  for (const a of arcs.slice(2)) push(a);
+  return tlv(TAG.OID, Uint8Array.from(out));
+}
+
+export function decodeOidContent(b: Bytes, offset: number, path: string): string {
+  if (b.length === 0) throw new DecodeError("empty OBJECT IDENTIFIER", offset, path);
+  if (b.length > 64) throw new DecodeError("OBJECT IDENTIFIER too long", offset, path);
+  const arcs: bigint[] = [];
+  let v = 0n;
+  let first = true;
+  for (let i = 0; i < b.length; i++) {
+    const x = b[i]!;
+    if (first && x === 0x80) throw new DecodeError("non-minimal OBJECT IDENTIFIER arc", offset, path);
+    first = false;
+    v = (v << 7n) | BigInt(x & 0x7f);
+    if ((x & 0x80) === 0) {
+      arcs.push(v);
+      v = 0n;
+      first = true;
+    }
+  }
+  if (!first) throw new DecodeError("truncated OBJECT IDENTIFIER", offset, path);
+  const f = arcs[0]!;
+  const head = f < 40n ? [0n, f] : f < 80n ? [1n, f - 40n] : [2n, f - 80n];
+  return [...head, ...arcs.slice(1)].join(".");
+}
+
+export function readOid(c: Cursor, what: string): string {
+  const t = c.expect(TAG.OID, what);
+  return decodeOidContent(c.buf.subarray(t.contentStart, t.end), t.start, c.sub(what));
+}
+
+// --- BIT STRING ---
+
+/** Content of a BIT STRING that must be a whole number of bytes (keys, signatures). */
+export function readOctetAlignedBitString(c: Cursor, what: string): Bytes {
+  const t = c.expect(TAG.BIT_STRING, what);
+  if (t.end === t.contentStart) c.fail("empty BIT STRING", what, t.start);
+  if (c.buf[t.contentStart] !== 0) c.fail("BIT STRING with unused bits where whole bytes are expected", what, t.start);
+  return c.buf.subarray(t.contentStart + 1, t.end);
+}
+
+/**
+ * A named-bit BIT STRING as a set of bit numbers. Lenient on purpose: ocaml-x509 (hence every
+ * albatross certificate) encodes keyUsage as two bytes with 7 unused bits even when the
+ * trailing bits are zero, which strict DER forbids; accepting it is what every validator does.
+ */
+export function readNamedBits(c: Cursor, what: string): Set<number> {
+  const t = c.expect(TAG.BIT_STRING, what);
+  const n = t.end - t.contentStart;
+  if (n === 0) c.fail("empty BIT STRING", what, t.start);
+  const unused = c.buf[t.contentStart]!;
+  if (unused > 7 || (n === 1 && unused !== 0)) c.fail("invalid BIT STRING", what, t.start);
+  const bits = new Set<number>();
+  for (let i = 1; i < n; i++) {
+    const byte = c.buf[t.contentStart + i]!;
+    for (let j = 0; j < 8; j++) if (byte & (0x80 >> j)) bits.add((i - 1) * 8 + j);
+  }
+  return bits;
+}
+
+/** DER encoding of a named-bit BIT STRING (trailing zero bits removed, X.690 11.2.2). */
+export function encodeNamedBits(bits: Iterable<number>): Bytes {
+  const set = [...bits];
+  if (set.length === 0) return Uint8Array.of(TAG.BIT_STRING, 1, 0);
+  const max = Math.max(...set);
+  const nbytes = Math.floor(max / 8) + 1;
+  const content = new Uint8Array(1 + nbytes);
+  for (const b of set) content[1 + Math.floor(b / 8)]! |= 0x80 >> b % 8;
+  content[0] = 7 - (max % 8);
+  return tlv(TAG.BIT_STRING, content);
+}
+
+export const encodeBitString = (b: Bytes): Bytes => tlv(TAG.BIT_STRING, Uint8Array.of(0), b);
+
+// --- INTEGER of any size (serial numbers, pathLen) ---
+
+/** Raw two's-complement content of an INTEGER, minimality checked, any length. */
+export function readIntegerContent(c: Cursor, what: string): Bytes {
+  const t: Tlv = c.expect(TAG.INTEGER, what);
+  const n = t.end - t.contentStart;
+  if (n === 0) c.fail("empty INTEGER", what, t.start);
+  if (n > 1) {
+    const b0 = c.buf[t.contentStart]!, b1 = c.buf[t.contentStart + 1]!;
+    if ((b0 === 0 && b1 < 0x80) || (b0 === 0xff && b1 >= 0x80)) c.fail("non-minimal INTEGER encoding", what, t.start);
+  }
+  return c.buf.subarray(t.contentStart, t.end);
+}
+
+/** A small non-negative INTEGER (pathLenConstraint, versions). */
+export function readSmallUint(c: Cursor, what: string): number {
+  const b = readIntegerContent(c, what);
+  if (b[0]! & 0x80) c.fail("negative INTEGER", what);
+  if (b.length > 4) c.fail("INTEGER too large", what);
+  let v = 0;
+  for (const x of b) v = v * 256 + x;
+  return v;
+}
+
+// --- Time (RFC 5280 §4.1.2.5) ---
+
+/** UTCTime before 2050, GeneralizedTime from 2050 on; whole seconds (fraction dropped). */
+export function encodeCertTime(d: Date): Bytes {
+  const t = d.getTime();
+  if (!Number.isFinite(t)) throw new RangeError("invalid date");
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  const y = d.getUTCFullYear();
+  if (y < 1950 || y > 9999) throw new RangeError(`year ${y} cannot be encoded in a certificate`);
+  const rest = p(d.getUTCMonth() + 1) + p(d.getUTCDate()) + p(d.getUTCHours()) + p(d.getUTCMinutes()) + p(d.getUTCSeconds()) + "Z";
+  if (y < 2050) return tlv(TAG_UTCTIME, utf8(p(y % 100) + rest));
+  return tlv(TAG.GeneralizedTime, utf8(p(y, 4) + rest));
+}
+
+export function readCertTime(c: Cursor, what: string): Date {
+  const tag = c.peekTag();
+  const t = c.next(what);
+  if (t.end - t.contentStart > 32) c.fail(`time value too long`, what, t.start);
+  const s = String.fromCharCode(...c.buf.subarray(t.contentStart, t.end));
+  let m: RegExpExecArray | null;
+  let year: number;
+  if (tag === TAG_UTCTIME) {
+    m = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s);
+    if (!m) c.fail(`invalid UTCTime ${JSON.stringify(s)}`, what, t.start);
+    const yy = Number(m[1]);
+    year = yy >= 50 ? 1900 + yy : 2000 + yy;
+  } else if (tag === TAG.GeneralizedTime) {
+    m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s);
+    if (!m) c.fail(`invalid GeneralizedTime ${JSON.stringify(s)}`, what, t.start);
+    year = Number(m[1]);
+  } else {
+    return c.fail(`expected a time for ${what}`, what, t.start);
+  }
+  const [mo, d, h, mi, se] = [m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number];
+  const date = new Date(Date.UTC(year, mo - 1, d, h, mi, se));
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || se > 59 || date.getUTCDate() !== d) {
+    c.fail(`invalid time ${JSON.stringify(s)}`, what, t.start);
+  }
+  return date;
+}
+
+// --- Distinguished names ---
+
+export interface Attribute {
+  readonly oid: string;
+  /** the string value (any directory string type); other types as `#<hex DER>` */
+  readonly value: string;
+}
+
+/** RDNSequence as a list of RDNs, each a list of attributes. */
+export type DistinguishedName = readonly (readonly Attribute[])[];
+
+const SHORT: Record<string, string> = {
+  "2.5.4.3": "CN",
+  "2.5.4.6": "C",
+  "2.5.4.7": "L",
+  "2.5.4.8": "ST",
+  "2.5.4.10": "O",
+  "2.5.4.11": "OU",
+};
+
+const latin1 = new TextDecoder("latin1");
+const utf16be = new TextDecoder("utf-16be", { fatal: true });
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+
+function readDirectoryString(c: Cursor, what: string): string {
+  const tag = c.peekTag();
+  const t = c.next(what);
+  const b = c.buf.subarray(t.contentStart, t.end);
+  try {
+    switch (tag) {
+      case TAG.UTF8String:
+        return utf8Strict.decode(b);
+      case TAG_PRINTABLE:
+      case TAG_IA5:
+      case TAG_T61:
+        return latin1.decode(b);
+      case TAG_BMP:
+        return utf16be.decode(b);
+      default:
+        // not a string type: keep the value comparable and printable as `#<hex of its DER>`
+        return `#${hex(c.buf.subarray(t.start, t.end))}`;
+    }
+  } catch {
+    return c.fail("invalid string encoding", what, t.start);
+  }
+}
+
+export function readName(c: Cursor, what: string): DistinguishedName {
+  const seqC = c.into(TAG.SEQUENCE, what);
+  const rdns: Attribute[][] = [];
+  while (!seqC.atEnd()) {
+    const set = seqC.into(TAG.SET, "rdn");
+    const rdn: Attribute[] = [];
+    while (!set.atEnd()) {
+      const atv = set.into(TAG.SEQUENCE, "attribute");
+      const oid = readOid(atv, "type");
+      const value = readDirectoryString(atv, "value");
+      atv.done();
+      rdn.push({ oid, value });
+    }
+    if (rdn.length === 0) set.fail("empty relative distinguished name");
+    rdns.push(rdn);
+  }
+  return rdns;
+}
+
+export function encodeCnName(cn: string): Bytes {
+  return seq(tlv(TAG.SET, seq(encodeOid(OID.commonName), tlv(TAG.UTF8String, utf8(cn)))));
+}
+
+/** First CommonName, as ocaml-x509's `Distinguished_name.common_name`. */
+export function commonName(dn: DistinguishedName): string | null {
+  for (const rdn of dn) for (const a of rdn) if (a.oid === OID.commonName) return a.value;
+  return null;
+}
+
+export function dnToString(dn: DistinguishedName): string {
+  if (dn.length === 0) return "(empty)";
+  return dn
+    .map((rdn) => rdn.map((a) => `${SHORT[a.oid] ?? a.oid}=${a.value}`).join("+"))
+    .join(", ");
+}
+
+/** Equality of names by attribute types and string values (string types are not compared). */
+export function dnEquals(a: DistinguishedName, b: DistinguishedName): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!, y = b[i]!;
+    if (x.length !== y.length) return false;
+    for (let j = 0; j < x.length; j++) {
+      if (x[j]!.oid !== y[j]!.oid || x[j]!.value !== y[j]!.value) return false;
+    }
+  }
+  return true;
+}
+
+export function bytesEqual(a: Bytes, b: Bytes): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export const hex = (b: Bytes): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
+
+export { concat };

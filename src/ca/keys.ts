@@ -1,0 +1,278 @@
+// Key pairs: generation, PKCS#8 PEM at rest (optionally AES-256 encrypted), the signature
+// algorithm that goes with each key type (cli.md §4), signing and verification.
+//
+// Node's crypto (OpenSSL) does the work: it handles every key type here synchronously, reads
+// both plain and encrypted PKCS#8 and the traditional `RSA/EC PRIVATE KEY` forms upstream's
+// ocaml-x509 also reads.
+
+import {
+  KeyObject,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPair,
+  sign as nodeSign,
+  verify as nodeVerify,
+} from "node:crypto";
+import { constants as fsc, promises as fs } from "node:fs";
+import { promisify } from "node:util";
+import type { X509Certificate } from "@peculiar/x509";
+import { TAG, encNull, seq, type Bytes } from "../commands/der.js";
+import { OID, bytesEqual, encodeOid } from "./asn1.js";
+import { parsed, type AlgorithmIdentifier, type SubjectPublicKeyInfo } from "./x509.js";
+
+export type KeyType = "ed25519" | "p256" | "p384" | "p521" | "rsa2048" | "rsa4096";
+export const KEY_TYPES: readonly KeyType[] = ["ed25519", "p256", "p384", "p521", "rsa2048", "rsa4096"];
+
+export class KeyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "KeyError";
+  }
+}
+
+export function parseKeyType(s: string): KeyType {
+  if ((KEY_TYPES as readonly string[]).includes(s)) return s as KeyType;
+  throw new KeyError(`unknown key type ${JSON.stringify(s)} (expected one of ${KEY_TYPES.join(", ")})`);
+}
+
+const genKeyPair = promisify(generateKeyPair);
+
+/** A fresh private key of `type` (the public key is derived from it when needed). */
+export async function generateKey(type: KeyType): Promise<KeyObject> {
+  switch (type) {
+    case "ed25519":
+      return (await genKeyPair("ed25519")).privateKey;
+    case "p256":
+      return (await genKeyPair("ec", { namedCurve: "P-256" })).privateKey;
+    case "p384":
+      return (await genKeyPair("ec", { namedCurve: "P-384" })).privateKey;
+    case "p521":
+      return (await genKeyPair("ec", { namedCurve: "P-521" })).privateKey;
+    case "rsa2048":
+      return (await genKeyPair("rsa", { modulusLength: 2048, publicExponent: 0x10001 })).privateKey;
+    case "rsa4096":
+      return (await genKeyPair("rsa", { modulusLength: 4096, publicExponent: 0x10001 })).privateKey;
+  }
+}
+
+/** The kind of a (private or public) key as far as albatross supports it. */
+export type KeyKind = "ed25519" | "p256" | "p384" | "p521" | "rsa";
+
+const kindCache = new WeakMap<KeyObject, KeyKind>();
+
+export function keyKind(key: KeyObject): KeyKind {
+  let k = kindCache.get(key);
+  if (k === undefined) {
+    k = computeKeyKind(key);
+    kindCache.set(key, k);
+  }
+  return k;
+}
+
+function computeKeyKind(key: KeyObject): KeyKind {
+  switch (key.asymmetricKeyType) {
+    case "ed25519":
+      return "ed25519";
+    case "ec":
+      switch (key.asymmetricKeyDetails?.namedCurve) {
+        case "prime256v1":
+          return "p256";
+        case "secp384r1":
+          return "p384";
+        case "secp521r1":
+          return "p521";
+        default:
+          throw new KeyError(`unsupported elliptic curve ${key.asymmetricKeyDetails?.namedCurve ?? "(unknown)"}`);
+      }
+    case "rsa": {
+      const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+      if (bits < 2048) throw new KeyError(`RSA key of ${bits} bits is too small (2048 at least)`);
+      return "rsa";
+    }
+    default:
+      throw new KeyError(`unsupported key type ${key.asymmetricKeyType ?? "(unknown)"}`);
+  }
+}
+
+export function publicKeyOf(key: KeyObject): KeyObject {
+  return key.type === "private" ? createPublicKey(key) : key;
+}
+
+/** DER SubjectPublicKeyInfo of a key (private keys: of their public half). */
+// Deriving the public half of a private EC key is a scalar multiplication: remember it, as
+// a CA key signs many certificates (AKI) in one process.
+const spkiCache = new WeakMap<KeyObject, Bytes>();
+
+export function spkiDer(key: KeyObject): Bytes {
+  let s = spkiCache.get(key);
+  if (s === undefined) {
+    s = new Uint8Array(publicKeyOf(key).export({ type: "spki", format: "der" }));
+    spkiCache.set(key, s);
+  }
+  return s;
+}
+
+// --- signature algorithms (cli.md §4) ---
+
+interface SigAlg {
+  readonly oid: string;
+  /** node digest name, null for Ed25519 (pure) */
+  readonly digest: string | null;
+  readonly kind: "ed25519" | "ecdsa" | "rsa";
+}
+
+const SIG_ALGS: readonly SigAlg[] = [
+  { oid: OID.ed25519, digest: null, kind: "ed25519" },
+  { oid: OID.ecdsaWithSHA256, digest: "sha256", kind: "ecdsa" },
+  { oid: OID.ecdsaWithSHA384, digest: "sha384", kind: "ecdsa" },
+  { oid: OID.ecdsaWithSHA512, digest: "sha512", kind: "ecdsa" },
+  { oid: OID.sha256WithRSA, digest: "sha256", kind: "rsa" },
+  { oid: OID.sha384WithRSA, digest: "sha384", kind: "rsa" },
+  { oid: OID.sha512WithRSA, digest: "sha512", kind: "rsa" },
+];
+
+function algFor(kind: KeyKind): SigAlg {
+  const oid =
+    kind === "ed25519" ? OID.ed25519
+    : kind === "p256" ? OID.ecdsaWithSHA256
+    : kind === "p384" ? OID.ecdsaWithSHA384
+    : kind === "p521" ? OID.ecdsaWithSHA512
+    : OID.sha256WithRSA;
+  return SIG_ALGS.find((a) => a.oid === oid)!;
+}
+
+/** DER AlgorithmIdentifier used when `key` signs (RSA carries explicit NULL parameters). */
+export function signatureAlgorithmFor(key: KeyObject): Bytes {
+  const alg = algFor(keyKind(key));
+  return alg.kind === "rsa" ? seq(encodeOid(alg.oid), encNull()) : seq(encodeOid(alg.oid));
+}
+
+export function signWith(key: KeyObject, data: Bytes): Bytes {
+  if (key.type !== "private") throw new KeyError("signing needs a private key");
+  const alg = algFor(keyKind(key));
+  return new Uint8Array(nodeSign(alg.digest, data, key));
+}
+
+/**
+ * Verify `signature` over `data` by the key in `spki` under `algorithm`. Returns null when
+ * valid, else the reason. Only SHA-2 based ECDSA/RSA PKCS#1 v1.5 and Ed25519 are accepted
+ * (daemon.md §6), and the algorithm must fit the key (no ECDSA signature by an RSA key...).
+ */
+export function verifySignature(spki: SubjectPublicKeyInfo, algorithm: AlgorithmIdentifier, data: Bytes, signature: Bytes): string | null {
+  const alg = SIG_ALGS.find((a) => a.oid === algorithm.oid);
+  if (!alg) return `unsupported signature algorithm ${algorithm.oid}`;
+  // Parameters: absent for Ed25519/ECDSA (RFC 8410, RFC 5758); NULL (or, leniently, absent) for RSA.
+  if (alg.kind !== "rsa" && algorithm.params !== undefined) return `unexpected parameters for signature algorithm ${algorithm.oid}`;
+  if (alg.kind === "rsa" && algorithm.params !== undefined && !bytesEqual(algorithm.params, Uint8Array.of(TAG.NULL, 0))) {
+    return `unexpected parameters for signature algorithm ${algorithm.oid}`;
+  }
+  let pub: KeyObject;
+  try {
+    pub = createPublicKey({ key: Buffer.from(spki.der), format: "der", type: "spki" });
+  } catch (e) {
+    return `unusable public key: ${oneLine(e)}`;
+  }
+  let kind: KeyKind;
+  try {
+    kind = keyKind(pub);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const fits = alg.kind === "ed25519" ? kind === "ed25519" : alg.kind === "rsa" ? kind === "rsa" : kind !== "ed25519" && kind !== "rsa";
+  if (!fits) return `signature algorithm ${algorithm.oid} does not fit a ${kind} key`;
+  try {
+    return nodeVerify(alg.digest, data, pub, signature) ? null : "invalid signature";
+  } catch {
+    return "invalid signature";
+  }
+}
+
+// --- PEM at rest ---
+
+/** PKCS#8 PEM; with a password `ENCRYPTED PRIVATE KEY` (PBES2, PBKDF2, AES-256-CBC). */
+export function privateKeyToPem(key: KeyObject, password?: string): string {
+  if (password !== undefined && password !== "") {
+    return key.export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: password }) as string;
+  }
+  return key.export({ type: "pkcs8", format: "pem" }) as string;
+}
+
+export function isEncryptedPem(pem: string): boolean {
+  return /-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(pem) || /Proc-Type:\s*4,ENCRYPTED/.test(pem);
+}
+
+/** Read a private key PEM (PKCS#8, encrypted PKCS#8, or traditional RSA/EC). */
+export function privateKeyFromPem(pem: string, password?: string): KeyObject {
+  const encrypted = isEncryptedPem(pem);
+  if (encrypted && (password === undefined || password === "")) throw new KeyError("the private key is encrypted, a password is needed");
+  let key: KeyObject;
+  try {
+    key = encrypted ? createPrivateKey({ key: pem, format: "pem", passphrase: password! }) : createPrivateKey({ key: pem, format: "pem" });
+  } catch (e) {
+    if (encrypted) throw new KeyError("cannot decrypt the private key (wrong password?)");
+    throw new KeyError(`cannot read the private key: ${oneLine(e)}`);
+  }
+  keyKind(key); // refuse unsupported types early
+  return key;
+}
+
+export async function readPrivateKeyFile(path: string, password?: string): Promise<KeyObject> {
+  let pem: string;
+  try {
+    pem = await fs.readFile(path, "utf8");
+  } catch (e) {
+    throw new KeyError(`cannot read ${path}: ${oneLine(e)}`);
+  }
+  try {
+    return privateKeyFromPem(pem, password);
+  } catch (e) {
+    throw new KeyError(`${path}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Write `key` to `path` as PKCS#8 PEM, mode 0600, created exclusively: an existing file is
+ * never replaced (O_EXCL), so a key can not be lost by accident.
+ */
+export async function writePrivateKeyFile(path: string, key: KeyObject, password?: string): Promise<void> {
+  await writeNewFile(path, privateKeyToPem(key, password), 0o600);
+}
+
+/** Create `path` with `data`; fails if it exists (unless `overwrite`). */
+export async function writeNewFile(path: string, data: string | Bytes, mode: number, overwrite = false): Promise<void> {
+  const flags = overwrite ? fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC : fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL;
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(path, flags | fsc.O_NOFOLLOW, mode);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") throw new KeyError(`${path} already exists, not overwriting it`);
+    throw new KeyError(`cannot write ${path}: ${oneLine(e)}`);
+  }
+  try {
+    if (overwrite) await fh.chmod(mode);
+    await fh.writeFile(data);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Does the private `key` belong to the certificate's public key? */
+export function keyMatchesCertificate(key: KeyObject, cert: X509Certificate): boolean {
+  return keyMatchesSpki(key, parsed(cert).publicKey.der);
+}
+
+/** Compare after a round trip through OpenSSL, so equal keys in different encodings match. */
+export function keyMatchesSpki(key: KeyObject, spki: Bytes): boolean {
+  try {
+    const other = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
+    return bytesEqual(spkiDer(key), spkiDer(other));
+  } catch {
+    return false;
+  }
+}
+
+export function oneLine(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.split("\n")[0]!;
+}

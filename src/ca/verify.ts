@@ -1,0 +1,276 @@
+// Offline X.509 chain-of-trust validation with the rules ocaml-x509 applies for albatross'
+// TLS endpoint (daemon.md §6): signatures (Ed25519, ECDSA and RSA with SHA-2), validity at a
+// given time, issuer/subject chaining, AKI/SKI, basicConstraints and keyUsage on issuers,
+// pathLen, unknown critical extensions, chain length. Unlike a TLS stack it does not stop at
+// the first failure: every link gets the list of its problems, which `dromedary verify`
+// prints.
+
+import type { X509Certificate } from "@peculiar/x509";
+import { decodeCertExtension } from "../commands/codec.js";
+import { DecodeError } from "../commands/der.js";
+import type { Policy } from "../commands/types.js";
+import { isSmaller } from "../policy/policy.js";
+import { deriveCommand, type Derived } from "../endpoint/chain.js";
+import { OID, bytesEqual, dnEquals, dnToString } from "./asn1.js";
+import { verifySignature } from "./keys.js";
+import {
+  CertificateError,
+  KU,
+  albatrossExtension,
+  authorityKeyId,
+  basicConstraints,
+  extKeyUsage,
+  keyUsage,
+  parsed,
+  subjectKeyId,
+  type ParsedCertificate,
+} from "./x509.js";
+
+export interface LinkReport {
+  /** subject DN as text, e.g. `CN=foo` */
+  readonly subject: string;
+  readonly issuer: string;
+  readonly notBefore?: Date;
+  readonly notAfter?: Date;
+  /** empty when this link is fine */
+  readonly problems: string[];
+}
+
+export interface ChainReport {
+  readonly ok: boolean;
+  /** one per certificate of the path, leaf first (a trailing copy of the anchor is dropped) */
+  readonly links: LinkReport[];
+  /** problems of the chain as a whole (empty chain, too long) */
+  readonly problems: string[];
+  /** subject of the trust anchor the path ends in, if one was found */
+  readonly anchor: string | null;
+}
+
+export interface VerifyOptions {
+  readonly at: Date;
+  /** chains of this many certificates or more are refused; default 10 (upstream) */
+  readonly maxLength?: number;
+}
+
+const LEAF_CRITICAL_OK = new Set<string>([OID.basicConstraints, OID.keyUsage, OID.extKeyUsage, OID.subjectAltName]);
+const CA_CRITICAL_OK = new Set<string>([OID.keyUsage, OID.basicConstraints, OID.nameConstraints]);
+
+const iso = (d: Date) => d.toISOString().replace(/\.000Z$/, "Z");
+
+function validityProblem(c: ParsedCertificate, at: Date): string | null {
+  if (at.getTime() < c.notBefore.getTime()) return `not yet valid (valid from ${iso(c.notBefore)})`;
+  if (at.getTime() > c.notAfter.getTime()) return `expired (valid until ${iso(c.notAfter)})`;
+  return null;
+}
+
+/** Problems of a certificate used as an issuer (intermediate CA). */
+function caProblems(c: ParsedCertificate, below: number): string[] {
+  const out: string[] = [];
+  let bc;
+  let ku;
+  let eku;
+  try {
+    bc = basicConstraints(c);
+    ku = keyUsage(c);
+    eku = extKeyUsage(c);
+  } catch (e) {
+    return [`malformed extension: ${(e as Error).message}`];
+  }
+  if (c.version !== 3) out.push("used as an issuer but not an X.509 v3 certificate");
+  if (!bc?.ca) out.push("used as an issuer but not a CA (basicConstraints CA:TRUE missing)");
+  if (!ku) out.push("used as an issuer but has no keyUsage extension");
+  else if (!ku.has(KU.keyCertSign)) out.push("used as an issuer but its keyUsage lacks keyCertSign");
+  if (eku && !eku.includes(OID.anyExtendedKeyUsage) && !eku.includes(OID.serverAuth)) {
+    out.push("used as an issuer but its extendedKeyUsage has neither anyExtendedKeyUsage nor serverAuth");
+  }
+  if (bc?.ca && bc.pathLen !== undefined && below > bc.pathLen) {
+    out.push(`path length constraint ${bc.pathLen} exceeded (${below} intermediate CA certificate(s) below)`);
+  }
+  for (const e of c.extensions) if (e.critical && !CA_CRITICAL_OK.has(e.oid)) out.push(`unsupported critical extension ${e.oid}`);
+  return out;
+}
+
+function leafProblems(c: ParsedCertificate): string[] {
+  const out: string[] = [];
+  try {
+    if (basicConstraints(c)?.ca) out.push("end-entity certificate is a CA (basicConstraints CA:TRUE)");
+    keyUsage(c);
+    extKeyUsage(c);
+  } catch (e) {
+    return [`malformed extension: ${(e as Error).message}`];
+  }
+  for (const e of c.extensions) if (e.critical && !LEAF_CRITICAL_OK.has(e.oid)) out.push(`unsupported critical extension ${e.oid}`);
+  return out;
+}
+
+/** Problems with `issuer` having issued `c`: names, key ids, signature. */
+function issuedProblems(c: ParsedCertificate, issuer: ParsedCertificate): string[] {
+  const out: string[] = [];
+  if (!dnEquals(c.issuer, issuer.subject)) {
+    out.push(`issuer ${dnToString(c.issuer)} does not match the next certificate's subject ${dnToString(issuer.subject)}`);
+  }
+  try {
+    const aki = authorityKeyId(c);
+    const ski = subjectKeyId(issuer);
+    if (aki && ski && !bytesEqual(aki, ski)) out.push("authority key identifier does not match the issuer's subject key identifier");
+  } catch (e) {
+    out.push(`malformed extension: ${(e as Error).message}`);
+  }
+  out.push(...signatureProblems(c, issuer));
+  return out;
+}
+
+function signatureProblems(c: ParsedCertificate, issuer: ParsedCertificate): string[] {
+  if (c.tbsSignatureAlgorithm.oid !== c.signatureAlgorithm.oid) return ["signature algorithm in the certificate body and outside differ"];
+  const bad = verifySignature(issuer.publicKey, c.signatureAlgorithm, c.tbs, c.signature);
+  return bad ? [bad === "invalid signature" ? `invalid signature (not signed by ${dnToString(issuer.subject)})` : bad] : [];
+}
+
+/** Could `anchor` have issued `c` (names and key ids; signature checked separately)? */
+function anchorCandidate(c: ParsedCertificate, anchor: ParsedCertificate): boolean {
+  if (!dnEquals(c.issuer, anchor.subject)) return false;
+  try {
+    const aki = authorityKeyId(c);
+    const ski = subjectKeyId(anchor);
+    return !(aki && ski && !bytesEqual(aki, ski));
+  } catch {
+    return false;
+  }
+}
+
+function tryParse(c: X509Certificate): ParsedCertificate | string {
+  try {
+    return parsed(c);
+  } catch (e) {
+    if (e instanceof CertificateError) return e.message;
+    throw e;
+  }
+}
+
+/**
+ * Validate `chain` (leaf first; it may end with the trust anchor itself, which is then not
+ * counted as a link) against `anchors` at `opts.at`.
+ */
+export async function verifyChain(
+  chain: readonly X509Certificate[],
+  anchors: readonly X509Certificate[],
+  opts: VerifyOptions,
+): Promise<ChainReport> {
+  const maxLength = opts.maxLength ?? 10;
+  const at = opts.at;
+  const problems: string[] = [];
+  if (chain.length === 0) return { ok: false, links: [], problems: ["empty chain"], anchor: null };
+  if (chain.length >= maxLength) problems.push(`certificate chain too long (${chain.length} certificates, at most ${maxLength - 1})`);
+
+  const anchorCerts: ParsedCertificate[] = [];
+  for (const a of anchors) {
+    const p = tryParse(a);
+    if (typeof p === "string") problems.push(`trust anchor: ${p}`);
+    else anchorCerts.push(p);
+  }
+
+  const certs = chain.map(tryParse);
+  // A chain that carries the anchor itself at its end: drop that copy.
+  const last = certs[certs.length - 1]!;
+  if (certs.length > 1 && typeof last !== "string" && anchorCerts.some((a) => bytesEqual(a.der, last.der))) certs.pop();
+
+  const links: LinkReport[] = certs.map((c) =>
+    typeof c === "string" ? { subject: "(unreadable)", issuer: "(unreadable)", problems: [c] } : {
+      subject: dnToString(c.subject),
+      issuer: dnToString(c.issuer),
+      notBefore: c.notBefore,
+      notAfter: c.notAfter,
+      problems: [],
+    },
+  );
+
+  for (let i = 0; i < certs.length; i++) {
+    const c = certs[i]!;
+    if (typeof c === "string") continue;
+    const ps = links[i]!.problems;
+    const v = validityProblem(c, at);
+    if (v) ps.push(v);
+    // intermediates below this one (pathLen counts non-self-issued intermediates)
+    if (i === 0) ps.push(...leafProblems(c));
+    else ps.push(...caProblems(c, i - 1));
+    if (i + 1 < certs.length) {
+      const issuer = certs[i + 1]!;
+      if (typeof issuer !== "string") ps.push(...issuedProblems(c, issuer));
+    }
+  }
+
+  // The top of the path must be issued by a trust anchor valid at `at`.
+  let anchorName: string | null = null;
+  const top = certs[certs.length - 1]!;
+  if (typeof top !== "string") {
+    const ps = links[links.length - 1]!.problems;
+    const named = anchorCerts.filter((a) => anchorCandidate(top, a));
+    const valid = named.filter((a) => validityProblem(a, at) === null);
+    const signer = valid.find((a) => signatureProblems(top, a).length === 0);
+    if (signer) {
+      anchorName = dnToString(signer.subject);
+    } else if (valid.length > 0) {
+      const why = signatureProblems(top, valid[0]!)[0]!;
+      ps.push(why.startsWith("invalid signature") ? `invalid signature (not signed by the trusted CA ${dnToString(valid[0]!.subject)})` : why);
+    } else if (named.length > 0) {
+      ps.push(`the trusted CA ${dnToString(named[0]!.subject)} is not valid at ${iso(at)}`);
+    } else {
+      ps.push(`not issued by a trusted CA (issuer ${dnToString(top.issuer)})`);
+    }
+  }
+
+  const ok = problems.length === 0 && links.every((l) => l.problems.length === 0);
+  return { ok, links, problems, anchor: anchorName };
+}
+
+// --- albatross on top of X.509: what `dromedary verify` checks ---------------------------
+
+export interface AlbatrossReport extends ChainReport {
+  /** the endpoint's reading of the chain, when it succeeds */
+  readonly derived: Derived | null;
+}
+
+/**
+ * verifyChain plus the albatross rules: every albatross extension decodes, each delegated
+ * policy fits into the one above it (reported on the link that widens), and the endpoint's
+ * derivation (wire.md §11) succeeds.
+ */
+export async function verifyAlbatrossChain(
+  chain: readonly X509Certificate[],
+  anchors: readonly X509Certificate[],
+  opts: VerifyOptions,
+): Promise<AlbatrossReport> {
+  const base = await verifyChain(chain, anchors, opts);
+  const problems = [...base.problems];
+  const certs = chain.map(tryParse);
+  let linkLevel = false;
+  // [link index, path-less policy] for policy-carrying CAs, leaf side first
+  const delegated: Array<{ index: number; policy: Policy }> = [];
+  for (let i = 0; i < certs.length && i < base.links.length; i++) {
+    const c = certs[i]!;
+    if (typeof c === "string") continue;
+    const v = albatrossExtension(c);
+    if (v === undefined) continue;
+    try {
+      const e = decodeCertExtension(v);
+      if (i > 0 && e.command.kind === "policy-add") delegated.push({ index: i, policy: e.command.policy });
+    } catch (e) {
+      base.links[i]!.problems.push(`albatross extension does not decode: ${e instanceof DecodeError ? e.reason : (e as Error).message}`);
+      linkLevel = true;
+    }
+  }
+  for (let j = 0; j + 1 < delegated.length; j++) {
+    const sub = delegated[j]!, sup = delegated[j + 1]!;
+    const e = isSmaller(sup.policy, sub.policy);
+    if (e) {
+      base.links[sub.index]!.problems.push(`policy wider than the one above it: ${e}`);
+      linkLevel = true;
+    }
+  }
+  let derived: Derived | null = null;
+  const d = deriveCommand(chain);
+  if (d.ok) derived = d.value;
+  else if (!linkLevel) problems.push(`albatross: ${d.error}`);
+  const ok = problems.length === 0 && base.links.every((l) => l.problems.length === 0);
+  return { ...base, ok, problems, derived };
+}

@@ -1,0 +1,73 @@
+// `--csr` mode of every command subcommand (cli.md §1.3): key `<dir>/<cn>.key` (reused or
+// generated) and signing request `<dir>/<cn>.req` carrying the command.
+
+import { promises as fs } from "node:fs";
+import { join } from "node:path";
+import { encodeCertExtension } from "../commands/codec.js";
+import { WIRE_VERSION, type Command } from "../commands/types.js";
+import { KeyError, generateKey, readPrivateKeyFile, writeNewFile, writePrivateKeyFile, type KeyType } from "../ca/keys.js";
+import { ext } from "../ca/x509.js";
+import { buildCsr, csrToPem } from "./csr.js";
+
+export class RequestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RequestError";
+  }
+}
+
+/**
+ * A CN from which `<cn>.key` / `<cn>.req` / `<cn>.pem` may be derived: not empty, not `.` or
+ * `..`, no `/` and no NUL. (Upstream fails on `.` when writing the key and with an uncaught
+ * exception on the empty CN; we say why instead.) Returns the error text or null.
+ */
+export function fileNameProblem(cn: string): string | null {
+  if (cn === "") return "the common name is empty, no file name can be derived from it";
+  if (cn === "." || cn === "..") return `the common name ${JSON.stringify(cn)} is not usable as a file name`;
+  if (cn.includes("/") || cn.includes("\0")) return `the common name ${JSON.stringify(cn)} contains a character not allowed in a file name`;
+  return null;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await fs.lstat(path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw new RequestError(`cannot access ${path}: ${(e as Error).message}`);
+  }
+}
+
+export async function writeCommandRequest(opts: {
+  cn: string;
+  command: Command;
+  keyType: KeyType;
+  dir: string;
+  keyPassword?: string;
+  overwrite?: boolean;
+}): Promise<{ keyFile: string; reqFile: string; reusedKey: boolean }> {
+  const bad = fileNameProblem(opts.cn);
+  if (bad) throw new RequestError(bad);
+  const keyFile = join(opts.dir, `${opts.cn}.key`);
+  const reqFile = join(opts.dir, `${opts.cn}.req`);
+  // Refuse before touching anything, so a refused run leaves no new key behind.
+  if (!opts.overwrite && (await exists(reqFile))) throw new RequestError(`${reqFile} already exists, not overwriting it`);
+  const extension = encodeCertExtension({ version: WIRE_VERSION, command: opts.command });
+  try {
+    let key;
+    let reusedKey = false;
+    if (await exists(keyFile)) {
+      key = await readPrivateKeyFile(keyFile, opts.keyPassword);
+      reusedKey = true;
+    } else {
+      key = await generateKey(opts.keyType);
+      await writePrivateKeyFile(keyFile, key, opts.keyPassword);
+    }
+    const der = buildCsr(key, opts.cn, [ext.albatross(extension)]);
+    await writeNewFile(reqFile, csrToPem(der), 0o644, opts.overwrite ?? false);
+    return { keyFile, reqFile, reusedKey };
+  } catch (e) {
+    if (e instanceof KeyError) throw new RequestError(e.message);
+    throw e;
+  }
+}

@@ -1,0 +1,206 @@
+// The certificate subcommands end to end through the CLI, in temp dirs: the albatross
+// README walkthrough, refusals, encrypted keys, and the vectors.
+import "reflect-metadata";
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeCommandRequest } from "../../src/csr/request.js";
+import { buildSolo5Elf } from "../support/elf-builder.js";
+import { VECTORS, cli, openssl, tempDir } from "./helpers.js";
+
+const pems = (f: string) => (readFileSync(f, "utf8").match(/-----BEGIN CERTIFICATE-----/g) ?? []).length;
+
+/** `create NAME IMAGE --csr` through the CLI when it works, else through writeCommandRequest. */
+async function createCsr(dir: string, name: string, image: Uint8Array): Promise<void> {
+  writeFileSync(join(dir, `${name}.hvt`), image);
+  const r = await cli(dir, "create", name, `${name}.hvt`, "--csr");
+  if (r.code === 0 && existsSync(join(dir, `${name}.req`))) return;
+  await writeCommandRequest({
+    cn: name,
+    dir,
+    keyType: "ed25519",
+    command: {
+      kind: "unikernel-create",
+      config: {
+        typ: "solo5", compressed: false, image, failBehaviour: { kind: "quit" }, addName: true, cpuids: [0],
+        memory: 32, blockDevices: [], bridges: [], numcpus: 1,
+      },
+    },
+  });
+}
+
+test("README walkthrough: generate -> add-policy --csr -> sign -> create --csr -> sign; verify and openssl accept", async () => {
+  const dir = tempDir();
+  const g = await cli(dir, "generate", "ca", "db");
+  assert.equal(g.code, 0, g.stderr);
+  for (const f of ["ca.key", "cacert.pem", "server.key", "server.pem", "db"]) assert.ok(existsSync(join(dir, f)), f);
+  assert.equal(statSync(join(dir, "ca.key")).mode & 0o777, 0o600);
+  assert.match(readFileSync(join(dir, "ca.key"), "utf8"), /^-----BEGIN PRIVATE KEY-----/);
+  assert.match(readFileSync(join(dir, "db"), "utf8"), /^[0-9a-f]{20,22} server\n$/);
+  assert.equal((await openssl(dir, "verify", "-CAfile", "cacert.pem", "server.pem")).code, 0);
+  const serverText = (await openssl(dir, "x509", "-in", "server.pem", "-text", "-noout")).stdout;
+  assert.match(serverText, /TLS Web Server Authentication/);
+  const caText = (await openssl(dir, "x509", "-in", "cacert.pem", "-text", "-noout")).stdout;
+  assert.match(caText, /Issuer: CN\s?=\s?ca\n[\s\S]*Subject: CN\s?=\s?ca\n/);
+
+  const ap = await cli(dir, "add-policy", "user", "16", "--mem", "1024", "--cpu", "0", "--cpu", "1", "--csr");
+  assert.equal(ap.code, 0, ap.stderr);
+  assert.equal((await openssl(dir, "req", "-verify", "-in", "user.req", "-noout")).code, 0);
+  const s1 = await cli(dir, "sign", "cacert.pem", "db", "ca.key", "user.req");
+  assert.equal(s1.code, 0, s1.stderr);
+  assert.equal(pems(join(dir, "user.pem")), 1); // the root is self-signed: not appended
+
+  await createCsr(dir, "hello", buildSolo5Elf({ target: "hvt", devices: [] }).bytes);
+  const s2 = await cli(dir, "sign", "user.pem", "db", "user.key", "hello.req");
+  assert.equal(s2.code, 0, s2.stderr);
+  assert.equal(pems(join(dir, "hello.pem")), 2);
+  const db = readFileSync(join(dir, "db"), "utf8").trim().split("\n");
+  assert.deepEqual(db.map((l) => l.split(" ")[1]), ["server", "user", "hello"]);
+
+  const v = await cli(dir, "verify", "hello.pem", "--ca", "cacert.pem");
+  assert.equal(v.code, 0, v.stdout + v.stderr);
+  assert.match(v.stdout, /^CN=hello: ok\nCN=user: ok\ntrusted CA: CN=ca\nname: user:hello\npolicy user: policy: 16 unikernels 0,1 CPUids 1024 MB memory no block\ncommand: unikernel create /);
+  // openssl: the intermediate as untrusted
+  writeFileSync(join(dir, "inter.pem"), readFileSync(join(dir, "user.pem")));
+  const o = await openssl(dir, "verify", "-CAfile", "cacert.pem", "-untrusted", "inter.pem", "hello.pem");
+  assert.equal(o.code, 0, o.stdout + o.stderr);
+  const leafText = (await openssl(dir, "x509", "-in", "hello.pem", "-text", "-noout")).stdout;
+  assert.match(leafText, /Issuer: CN\s?=\s?user/);
+  assert.match(leafText, /TLS Web Client Authentication/);
+
+  // a widened delegation below user is refused at sign, naming the field
+  const wide = await cli(dir, "add-policy", "sub", "32", "--mem", "512", "--cpu", "0", "--csr");
+  assert.equal(wide.code, 0, wide.stderr);
+  const sw = await cli(dir, "sign", "user.pem", "db", "user.key", "sub.req");
+  assert.equal(sw.code, 124);
+  assert.match(sw.stderr, /error while signing: policy of user: policy above allows 16 unikernels, which is fewer than 32/);
+  assert.ok(!existsSync(join(dir, "sub.pem")));
+  // a narrower one works and makes a 3-certificate chain for its leaves
+  const narrow = await cli(dir, "add-policy", "sub", "8", "--mem", "512", "--cpu", "1", "--csr");
+  assert.equal(narrow.code, 0, narrow.stderr);
+  const sn = await cli(dir, "sign", "user.pem", "db", "user.key", "sub.req");
+  assert.equal(sn.code, 0, sn.stderr);
+  assert.equal(pems(join(dir, "sub.pem")), 2);
+});
+
+test("deeper delegation, console CSR, sign refusals", async () => {
+  const dir = tempDir();
+  assert.equal((await cli(dir, "generate", "ca", "db", "--key-type", "p256")).code, 0);
+  const mk = async (cn: string, unikernels: string, ...extra: string[]) =>
+    writeCommandRequest({
+      cn,
+      dir,
+      keyType: "p384",
+      command: {
+        kind: "policy-add",
+        policy: { unikernels: BigInt(unikernels), cpuids: [0], memory: 512, bridges: extra, ...(cn === "blk" ? { block: 10 } : {}) },
+      },
+    });
+  await mk("user", "16", "service");
+  assert.equal((await cli(dir, "sign", "cacert.pem", "db", "ca.key", "user.req")).code, 0);
+  await mk("sub", "4", "service");
+  assert.equal((await cli(dir, "sign", "user.pem", "db", "user.key", "sub.req")).code, 0);
+  assert.equal(pems(join(dir, "sub.pem")), 2);
+  await writeCommandRequest({ cn: "foo", dir, keyType: "rsa2048", command: { kind: "console-subscribe", sinceCount: { kind: "count", count: 20 } } });
+  const s = await cli(dir, "sign", "sub.pem", "db", "sub.key", "foo.req");
+  assert.equal(s.code, 0, s.stderr);
+  assert.equal(pems(join(dir, "foo.pem")), 3);
+  const v = await cli(dir, "verify", "foo.pem");
+  assert.equal(v.code, 0, v.stdout);
+  assert.match(v.stdout, /name: user:sub:foo\npolicy user:sub: .*\npolicy user: .*\ncommand: console subscribe number 20\n/);
+  writeFileSync(join(dir, "chain.pem"), readFileSync(join(dir, "foo.pem"), "utf8").replace(/^[\s\S]*?-----END CERTIFICATE-----\n/, ""));
+  assert.equal((await openssl(dir, "verify", "-CAfile", "cacert.pem", "-untrusted", "chain.pem", "foo.pem")).code, 0);
+
+  // a bridge the parent lacks, block storage the parent lacks
+  await mk("net", "2", "service", "other");
+  const n = await cli(dir, "sign", "sub.pem", "db", "sub.key", "net.req");
+  assert.equal(n.code, 124);
+  assert.match(n.stderr, /policy of user:sub: policy above allows bridge\(s\) service, which is not a superset of other, service/);
+  await mk("blk", "2", "service");
+  assert.match((await cli(dir, "sign", "sub.pem", "db", "sub.key", "blk.req")).stderr, /which is fewer than 10 MB/);
+  // wrong key for the CA certificate
+  const wrong = await cli(dir, "sign", "sub.pem", "db", "user.key", "foo.req", "--overwrite");
+  assert.equal(wrong.code, 124);
+  assert.match(wrong.stderr, /Public key of certificate doesn't match private key/);
+  // a leaf cannot sign
+  await writeCommandRequest({ cn: "bar", dir, keyType: "ed25519", command: { kind: "unikernel-info" } });
+  const leafSigns = await cli(dir, "sign", "foo.pem", "db", "foo.key", "bar.req");
+  assert.equal(leafSigns.code, 124);
+  assert.match(leafSigns.stderr, /cannot sign: it is not a CA certificate/);
+  // the output exists: no silent overwrite
+  const again = await cli(dir, "sign", "sub.pem", "db", "sub.key", "foo.req");
+  assert.equal(again.code, 124);
+  assert.match(again.stderr, /foo\.pem already exists/);
+  assert.equal((await cli(dir, "sign", "sub.pem", "db", "sub.key", "foo.req", "--overwrite")).code, 0);
+  // a CSR without the albatross extension -> server certificate, with a warning
+  assert.equal((await openssl(dir, "req", "-new", "-newkey", "ed25519", "-nodes", "-keyout", "host.key", "-subj", "/CN=host", "-out", "host.req")).code, 0);
+  const h = await cli(dir, "sign", "cacert.pem", "db", "ca.key", "host.req");
+  assert.equal(h.code, 0, h.stderr);
+  assert.match(h.stderr, /signing certificate without albatross extension/);
+  assert.match((await openssl(dir, "x509", "-in", "host.pem", "-text", "-noout")).stdout, /TLS Web Server Authentication/);
+  // garbage request
+  writeFileSync(join(dir, "junk.req"), "-----BEGIN CERTIFICATE REQUEST-----\nMAA=\n-----END CERTIFICATE REQUEST-----\n");
+  const j = await cli(dir, "sign", "cacert.pem", "db", "ca.key", "junk.req");
+  assert.equal(j.code, 124);
+  assert.equal(j.stderr.trim().split("\n").length, 1);
+});
+
+test("--key-password-file encrypts the CA key at generate and decrypts it at sign", async () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, "pw"), "correct horse\n");
+  writeFileSync(join(dir, "bad"), "wrong\n");
+  const g = await cli(dir, "generate", "ca", "db", "--key-password-file", "pw");
+  assert.equal(g.code, 0, g.stderr);
+  assert.match(readFileSync(join(dir, "ca.key"), "utf8"), /^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+  assert.match(readFileSync(join(dir, "server.key"), "utf8"), /^-----BEGIN PRIVATE KEY-----/);
+  const d = await openssl(dir, "pkey", "-in", "ca.key", "-passin", "pass:correct horse", "-noout");
+  assert.equal(d.code, 0, d.stderr);
+  await writeCommandRequest({ cn: "foo", dir, keyType: "ed25519", keyPassword: "tenant", command: { kind: "unikernel-info" } });
+  assert.match(readFileSync(join(dir, "foo.key"), "utf8"), /ENCRYPTED/);
+  const noPw = await cli(dir, "sign", "cacert.pem", "db", "ca.key", "foo.req");
+  assert.equal(noPw.code, 124);
+  assert.match(noPw.stderr, /encrypted/);
+  const badPw = await cli(dir, "sign", "cacert.pem", "db", "ca.key", "foo.req", "--key-password-file", "bad");
+  assert.equal(badPw.code, 124);
+  assert.match(badPw.stderr, /wrong password/);
+  const ok = await cli(dir, "sign", "cacert.pem", "db", "ca.key", "foo.req", "--key-password-file", "pw");
+  assert.equal(ok.code, 0, ok.stderr);
+  // the tenant key is reused for a new request only with its password
+  await assert.rejects(writeCommandRequest({ cn: "foo", dir, keyType: "ed25519", overwrite: true, command: { kind: "unikernel-info" } }), /password/);
+  const re = await writeCommandRequest({ cn: "foo", dir, keyType: "ed25519", overwrite: true, keyPassword: "tenant", command: { kind: "unikernel-info" } });
+  assert.equal(re.reusedKey, true);
+  // generate again: outputs exist -> refused, unless --overwrite (the CA key is reused)
+  const g2 = await cli(dir, "generate", "ca", "db", "--key-password-file", "pw");
+  assert.equal(g2.code, 124);
+  assert.match(g2.stderr, /cacert\.pem already exists/);
+  const before = readFileSync(join(dir, "ca.key"), "utf8");
+  assert.equal((await cli(dir, "generate", "ca", "db", "--key-password-file", "pw", "--overwrite")).code, 0);
+  assert.equal(readFileSync(join(dir, "ca.key"), "utf8"), before);
+});
+
+test("writeCommandRequest refuses CNs that are not file names", async () => {
+  const dir = tempDir();
+  for (const cn of ["", ".", "..", "a/b", "../x"]) {
+    await assert.rejects(writeCommandRequest({ cn, dir, keyType: "ed25519", command: { kind: "unikernel-info" } }), /common name/);
+  }
+  assert.equal(existsSync(join(dir, ".key")), false);
+});
+
+test("verify: the vectors inside their window, expired outside; bad input exits 124", async () => {
+  const dir = tempDir();
+  const ca = join(VECTORS, "cert-test-ca.pem");
+  const leaf = join(VECTORS, "cert-console-foo-leaf.pem");
+  const inside = await cli(dir, "verify", leaf, "--ca", ca, "--at", "2025-08-22T13:05:00Z");
+  assert.equal(inside.code, 0, inside.stdout);
+  assert.equal(inside.stdout, "CN=foo: ok\ntrusted CA: CN=test\nname: :foo\ncommand: console subscribe number 20\nchain ok\n");
+  const now = await cli(dir, "verify", leaf, "--ca", ca);
+  assert.equal(now.code, 116);
+  assert.match(now.stdout, /^CN=foo: expired \(valid until 2025-08-22T13:09:53Z\)\n/);
+  assert.equal((await cli(dir, "verify", leaf, "--ca", ca, "--at", "yesterday")).code, 124);
+  writeFileSync(join(dir, "bad.pem"), "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+  const bad = await cli(dir, "verify", "bad.pem", "--ca", ca);
+  assert.equal(bad.code, 124);
+  assert.match(bad.stderr, /malformed certificate/);
+  assert.equal((await cli(dir, "verify", "missing.pem", "--ca", ca)).code, 124);
+});
