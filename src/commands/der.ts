@@ -53,33 +53,46 @@ export interface Tlv {
 
 /** Parse one TLV header at `pos`; the value must end at or before `limit`. */
 export function readTlv(buf: Bytes, pos: number, limit: number, path: string): Tlv {
-  if (pos >= limit) throw new DecodeError("unexpected end of data", pos, path);
+  return tlvAt(buf, pos, limit, null, path);
+}
+
+function tlvFail(owner: Cursor | null, what: string, reason: string, at: number): never {
+  throw new DecodeError(reason, at, owner ? owner.sub(what) : what);
+}
+
+/**
+ * readTlv with a lazily built error path (`owner.sub(what)`): the dotted path string is
+ * only needed when something fails, and building it for every TLV of a large state file
+ * costs about a third of the decoding time.
+ */
+function tlvAt(buf: Bytes, pos: number, limit: number, owner: Cursor | null, what: string): Tlv {
+  if (pos >= limit) return tlvFail(owner, what, "unexpected end of data", pos);
   const tag = buf[pos]!;
-  if ((tag & 0x1f) === 0x1f) throw new DecodeError(`unsupported high tag number (0x${hex2(tag)})`, pos, path);
+  if ((tag & 0x1f) === 0x1f) return tlvFail(owner, what, `unsupported high tag number (0x${hex2(tag)})`, pos);
   // Universal strings must be primitive in DER.
   if ((tag & 0xc0) === 0 && (tag & 0x20) !== 0 && tag !== TAG.SEQUENCE && tag !== TAG.SET) {
-    throw new DecodeError(`constructed encoding of universal tag 0x${hex2(tag & 0x1f)} is not DER`, pos, path);
+    return tlvFail(owner, what, `constructed encoding of universal tag 0x${hex2(tag & 0x1f)} is not DER`, pos);
   }
   let p = pos + 1;
-  if (p >= limit) throw new DecodeError("truncated length", p, path);
+  if (p >= limit) return tlvFail(owner, what, "truncated length", p);
   const first = buf[p++]!;
   let len: number;
   if (first < 0x80) {
     len = first;
   } else if (first === 0x80) {
-    throw new DecodeError("indefinite length is not DER", p - 1, path);
+    return tlvFail(owner, what, "indefinite length is not DER", p - 1);
   } else {
     const n = first & 0x7f;
-    if (n > 4) throw new DecodeError(`length of ${n} octets is too large`, p - 1, path);
-    if (p + n > limit) throw new DecodeError("truncated length", p, path);
-    if (buf[p] === 0) throw new DecodeError("non-minimal length encoding", p - 1, path);
+    if (n > 4) return tlvFail(owner, what, `length of ${n} octets is too large`, p - 1);
+    if (p + n > limit) return tlvFail(owner, what, "truncated length", p);
+    if (buf[p] === 0) return tlvFail(owner, what, "non-minimal length encoding", p - 1);
     len = 0;
     for (let i = 0; i < n; i++) len = len * 256 + buf[p + i]!;
     p += n;
-    if (len < 0x80) throw new DecodeError("non-minimal length encoding", p - n - 1, path);
+    if (len < 0x80) return tlvFail(owner, what, "non-minimal length encoding", p - n - 1);
   }
   if (p + len > limit) {
-    throw new DecodeError(`length ${len} exceeds the ${limit - p} available bytes`, pos, path);
+    return tlvFail(owner, what, `length ${len} exceeds the ${limit - p} available bytes`, pos);
   }
   return { tag, start: pos, contentStart: p, end: p + len };
 }
@@ -87,21 +100,46 @@ export function readTlv(buf: Bytes, pos: number, limit: number, path: string): T
 /** A cursor over the content of a constructed value (or a whole buffer). */
 export class Cursor {
   pos: number;
+  /** the full dotted path, built on first use (see `child`) */
+  private fullPath: string | undefined;
+  private parent: Cursor | undefined;
+  private segment = "";
+
   constructor(
     readonly buf: Bytes,
     start: number,
     readonly end: number,
-    readonly path: string,
+    path: string,
   ) {
     this.pos = start;
+    this.fullPath = path;
   }
 
   static of(buf: Bytes, path = ""): Cursor {
     return new Cursor(buf, 0, buf.length, path);
   }
 
+  /** A cursor over [start, end) whose path is `parent.sub(segment)`, computed lazily. */
+  static child(parent: Cursor, start: number, end: number, segment: string): Cursor {
+    const c = new Cursor(parent.buf, start, end, "");
+    c.fullPath = undefined;
+    c.parent = parent;
+    c.segment = segment;
+    return c;
+  }
+
+  /** Dotted path of this cursor (for error messages). */
+  get path(): string {
+    if (this.fullPath === undefined) {
+      this.fullPath = this.parent!.sub(this.segment);
+      this.parent = undefined;
+    }
+    return this.fullPath;
+  }
+
   sub(path: string): string {
-    return this.path ? `${this.path}.${path}` : path;
+    const p = this.path;
+    return p ? `${p}.${path}` : path;
   }
 
   atEnd(): boolean {
@@ -117,7 +155,7 @@ export class Cursor {
   }
 
   next(what: string): Tlv {
-    const t = readTlv(this.buf, this.pos, this.end, this.sub(what));
+    const t = tlvAt(this.buf, this.pos, this.end, this, what);
     this.pos = t.end;
     return t;
   }
@@ -126,7 +164,14 @@ export class Cursor {
   expect(tag: number, what: string): Tlv {
     const got = this.peekTag();
     if (got === undefined) this.fail(`missing ${what}`, what);
-    if (got !== tag) this.fail(`expected tag 0x${hex2(tag)} for ${what}, got 0x${hex2(got)}`, what);
+    if (got !== tag) {
+      // A universal string tag with the constructed bit set (e.g. 0x2c for 0x0c) is a
+      // segmented BER string: name that rather than a plain tag mismatch.
+      if ((tag & 0xe0) === 0 && got === (tag | 0x20)) {
+        this.fail(`constructed encoding of universal tag 0x${hex2(tag)} is not DER`, what);
+      }
+      this.fail(`expected tag 0x${hex2(tag)} for ${what}, got 0x${hex2(got)}`, what);
+    }
     return this.next(what);
   }
 
@@ -137,7 +182,7 @@ export class Cursor {
 
   /** A cursor over the content of `t`. */
   enter(t: Tlv, what: string): Cursor {
-    return new Cursor(this.buf, t.contentStart, t.end, this.sub(what));
+    return Cursor.child(this, t.contentStart, t.end, what);
   }
 
   /** Enter a constructed value with `tag` (SEQUENCE, SET or [n] EXPLICIT). */
@@ -158,13 +203,27 @@ export class Cursor {
   // --- primitives (each reads the next TLV with its universal tag) ---
 
   bigint(what: string): bigint {
-    return intContent(this.buf, this.expect(TAG.INTEGER, what), this.sub(what));
+    return intContent(this.buf, this.expect(TAG.INTEGER, what), this, what);
   }
 
   /** An INTEGER that must be a JavaScript safe integer (albatross ints are 63-bit). */
   int(what: string): number {
     const t = this.expect(TAG.INTEGER, what);
-    return toSafe(intContent(this.buf, t, this.sub(what)), t.start, this.sub(what));
+    const n = t.end - t.contentStart;
+    if (n >= 1 && n <= 6) {
+      // fast path (same checks as intContent, without the BigInt round trip)
+      const b0 = this.buf[t.contentStart]!;
+      if (n > 1) {
+        const b1 = this.buf[t.contentStart + 1]!;
+        if ((b0 === 0 && b1 < 0x80) || (b0 === 0xff && b1 >= 0x80)) {
+          throw new DecodeError("non-minimal INTEGER encoding", t.start, this.sub(what));
+        }
+      }
+      let x = b0 >= 0x80 ? b0 - 256 : b0;
+      for (let i = 1; i < n; i++) x = x * 256 + this.buf[t.contentStart + i]!;
+      return x;
+    }
+    return toSafe(intContent(this.buf, t, this, what), t.start, this.sub(what));
   }
 
   /** albatross `int32`: INTEGER reduced modulo 2^32 to a signed 32-bit value, as upstream. */
@@ -197,7 +256,8 @@ export class Cursor {
   /** A UTF8String as text. Invalid UTF-8 is a decode error (use utf8Bytes for raw data). */
   utf8(what: string): string {
     const t = this.expect(TAG.UTF8String, what);
-    return decodeUtf8(this.buf.subarray(t.contentStart, t.end), t.start, this.sub(what));
+    const b = this.buf.subarray(t.contentStart, t.end);
+    return asciiFast(b) ?? decodeUtf8(b, t.start, this.sub(what));
   }
 
   /** albatross Int64: OCTET STRING of 8 bytes, big-endian two's complement. */
@@ -221,7 +281,21 @@ export class Cursor {
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 const utf8Encoder = new TextEncoder();
 
+/** Short pure-ASCII strings (device names, keys) without TextDecoder's fixed cost. */
+function asciiFast(b: Bytes): string | undefined {
+  if (b.length > 64) return undefined;
+  let s = "";
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c >= 0x80) return undefined;
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
 export function decodeUtf8(b: Bytes, offset: number, path: string): string {
+  const fast = asciiFast(b);
+  if (fast !== undefined) return fast;
   try {
     return utf8Decoder.decode(b);
   } catch {
@@ -233,21 +307,28 @@ export const utf8 = (s: string): Bytes => utf8Encoder.encode(s);
 /** Bytes as text, replacing invalid UTF-8 (for display only). */
 export const text = (b: Bytes): string => new TextDecoder().decode(b);
 
-function intContent(buf: Bytes, t: Tlv, path: string): bigint {
+function intContent(buf: Bytes, t: Tlv, at: Cursor, what: string): bigint {
   const n = t.end - t.contentStart;
-  if (n === 0) throw new DecodeError("empty INTEGER", t.start, path);
+  const path = (): string => at.sub(what);
+  if (n === 0) throw new DecodeError("empty INTEGER", t.start, path());
   const b0 = buf[t.contentStart]!;
   if (n > 1) {
     const b1 = buf[t.contentStart + 1]!;
     if ((b0 === 0 && b1 < 0x80) || (b0 === 0xff && b1 >= 0x80)) {
-      throw new DecodeError("non-minimal INTEGER encoding", t.start, path);
+      throw new DecodeError("non-minimal INTEGER encoding", t.start, path());
     }
   }
-  if (n > 8) throw new DecodeError("int overflow", t.start, path);
+  if (n > 8) throw new DecodeError("int overflow", t.start, path());
+  if (n <= 6) {
+    // fast path: fits a double exactly, no BigInt arithmetic
+    let x = b0 >= 0x80 ? b0 - 256 : b0;
+    for (let i = 1; i < n; i++) x = x * 256 + buf[t.contentStart + i]!;
+    return BigInt(x);
+  }
   let v = 0n;
   for (let i = 0; i < n; i++) v = (v << 8n) | BigInt(buf[t.contentStart + i]!);
   v = BigInt.asIntN(n * 8, v);
-  if (v > MAX_INT63 || v < MIN_INT63) throw new DecodeError("int overflow", t.start, path);
+  if (v > MAX_INT63 || v < MIN_INT63) throw new DecodeError("int overflow", t.start, path());
   return v;
 }
 
@@ -271,6 +352,9 @@ const hex2 = (n: number): string => n.toString(16).padStart(2, "0");
  * fraction's first (up to) 3 digits are a whole number of milliseconds.
  */
 export function parseGeneralizedTime(b: Bytes, offset: number, path: string): Date {
+  // The longest accepted form is 27 characters; checking first also keeps a hostile
+  // multi-megabyte value away from String.fromCharCode's argument limit.
+  if (b.length > 32) throw new DecodeError(`invalid GeneralizedTime (${b.length} bytes)`, offset, path);
   const s = String.fromCharCode(...b);
   const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(?:(\d{2})(\d{2})?)?(?:\.(\d{0,7}))?(Z|[+-]\d{4})?$/.exec(s);
   if (!m) throw new DecodeError(`invalid GeneralizedTime ${JSON.stringify(s)}`, offset, path);
@@ -281,20 +365,29 @@ export function parseGeneralizedTime(b: Bytes, offset: number, path: string): Da
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
     throw new DecodeError(`invalid GeneralizedTime ${JSON.stringify(s)}`, offset, path);
   }
-  let t = Date.UTC(year, month - 1, day, hour, minute, second, ms);
-  const probe = new Date(Date.UTC(year, month - 1, day));
+  // Date.UTC maps years 0..99 to 1900..1999: set the full year explicitly.
+  const probe = new Date(Date.UTC(2000, 0, 1));
+  probe.setUTCFullYear(year, month - 1, day);
+  let t = probe.getTime() + ((hour * 60 + minute) * 60 + second) * 1000 + ms;
   if (probe.getUTCDate() !== day) throw new DecodeError(`invalid GeneralizedTime ${JSON.stringify(s)}`, offset, path);
   if (zone && zone !== "Z") {
     const sign = zone[0] === "+" ? 1 : -1;
     const off = (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(3, 5))) * 60_000;
     t -= sign * off;
   }
-  return new Date(t);
+  const d = new Date(t);
+  // A zone offset can push the instant out of 0000..9999 (upstream Ptime rejects those).
+  if (d.getUTCFullYear() < 0 || d.getUTCFullYear() > 9999) {
+    throw new DecodeError(`GeneralizedTime ${JSON.stringify(s)} out of range`, offset, path);
+  }
+  return d;
 }
 
 export function formatGeneralizedTime(d: Date): string {
   const t = d.getTime();
   if (!Number.isFinite(t)) throw new RangeError("invalid date");
+  // GeneralizedTime has a 4-digit year (upstream Ptime: 0000..9999).
+  if (d.getUTCFullYear() < 0 || d.getUTCFullYear() > 9999) throw new RangeError(`year ${d.getUTCFullYear()} outside 0..9999`);
   const p = (n: number, w = 2) => String(n).padStart(w, "0");
   const base =
     p(d.getUTCFullYear(), 4) + p(d.getUTCMonth() + 1) + p(d.getUTCDate()) +

@@ -1,0 +1,118 @@
+import { describe, it } from "node:test";
+import * as assert from "node:assert/strict";
+import { END, END_FRAME, FrameDecoder, FrameError, encodeFrame, readFrames } from "../../src/commands/framing.js";
+import { hex } from "./helpers.js";
+
+function pattern(n: number, seed = 1): Uint8Array {
+  const b = new Uint8Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+function* chunks(b: Uint8Array, size: number): Generator<Uint8Array> {
+  for (let i = 0; i < b.length; i += size) yield b.subarray(i, Math.min(b.length, i + size));
+}
+
+async function* asyncOf(parts: Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for (const p of parts) yield p;
+}
+
+describe("framing", () => {
+  it("encodes a 4-byte big-endian length", () => {
+    assert.equal(hex(encodeFrame(Uint8Array.of(1, 2, 3))), "00 00 00 03 01 02 03");
+    assert.equal(hex(encodeFrame(new Uint8Array(0))), "00 00 00 00");
+    assert.equal(hex(END_FRAME), "00 00 00 00");
+  });
+
+  it("reassembles frames delivered byte by byte and in odd chunk sizes", () => {
+    const a = pattern(1000, 1), b = pattern(3, 2), c = pattern(70_000, 3);
+    const stream = Uint8Array.from([...encodeFrame(a), ...encodeFrame(b), ...encodeFrame(c), ...END_FRAME]);
+    for (const size of [1, 2, 3, 7, 4096, stream.length]) {
+      const dec = new FrameDecoder();
+      const got: (Uint8Array | typeof END)[] = [];
+      for (const ch of chunks(stream, size)) {
+        dec.push(ch);
+        for (let f = dec.next(); f !== null; f = dec.next()) got.push(f);
+      }
+      assert.equal(got.length, 4, `chunk size ${size}`);
+      assert.deepEqual(got[0], a);
+      assert.deepEqual(got[1], b);
+      assert.deepEqual(got[2], c);
+      assert.equal(got[3], END);
+      assert.equal(dec.buffered, 0);
+    }
+  });
+
+  it("returns null until a frame is complete", () => {
+    const dec = new FrameDecoder();
+    assert.equal(dec.next(), null);
+    dec.push(Uint8Array.of(0, 0));
+    assert.equal(dec.next(), null);
+    dec.push(Uint8Array.of(0, 2, 9));
+    assert.equal(dec.next(), null);
+    dec.push(Uint8Array.of(8));
+    assert.deepEqual(dec.next(), Uint8Array.of(9, 8));
+  });
+
+  it("treats zero and negative lengths as END", () => {
+    const dec = new FrameDecoder();
+    dec.push(Uint8Array.of(0xff, 0xff, 0xff, 0xfe));
+    assert.equal(dec.next(), END);
+    dec.push(Uint8Array.of(0, 0, 0, 0));
+    assert.equal(dec.next(), END);
+  });
+
+  it("rejects an oversize frame naming the length and the limit", () => {
+    const dec = new FrameDecoder({ maxFrame: 1024 });
+    dec.push(Uint8Array.of(0, 0, 4, 1));
+    assert.throws(() => dec.next(), (e: unknown) => e instanceof FrameError && /1025/.test(e.message) && /1024/.test(e.message));
+    const dflt = new FrameDecoder();
+    dflt.push(Uint8Array.of(0x7f, 0xff, 0xff, 0xff));
+    assert.throws(() => dflt.next(), /2147483647.*67108864/);
+  });
+
+  it("a 16 MiB frame in 64 KiB chunks arrives intact", () => {
+    const payload = pattern(16 * 1024 * 1024, 5);
+    const dec = new FrameDecoder();
+    dec.push(encodeFrame(payload).subarray(0, 4));
+    let out: Uint8Array | typeof END | null = null;
+    for (const ch of chunks(payload, 64 * 1024)) {
+      assert.equal(out, null);
+      dec.push(ch);
+      out = dec.next();
+    }
+    assert.ok(out instanceof Uint8Array);
+    assert.equal(Buffer.compare(out, payload), 0);
+  });
+
+  it("readFrames yields payloads until END, and fails on EOF inside a frame", async () => {
+    const stream = Uint8Array.from([...encodeFrame(Uint8Array.of(1)), ...encodeFrame(Uint8Array.of(2, 3)), ...END_FRAME, 9, 9]);
+    const got: Uint8Array[] = [];
+    for await (const f of readFrames(asyncOf(chunks(stream, 3)))) got.push(f);
+    assert.deepEqual(got, [Uint8Array.of(1), Uint8Array.of(2, 3)]);
+
+    const truncated = encodeFrame(Uint8Array.of(1, 2, 3)).subarray(0, 5);
+    await assert.rejects(async () => {
+      for await (const _ of readFrames(asyncOf([truncated]))) void _;
+    }, FrameError);
+
+    // EOF exactly between frames is a clean end
+    const clean: Uint8Array[] = [];
+    for await (const f of readFrames(asyncOf([encodeFrame(Uint8Array.of(7))]))) clean.push(f);
+    assert.deepEqual(clean, [Uint8Array.of(7)]);
+  });
+});
+
+describe("framing with Node Buffers", () => {
+  it("returns plain Uint8Arrays even when Buffers are pushed", () => {
+    const dec = new FrameDecoder();
+    dec.push(Buffer.from(encodeFrame(Uint8Array.of(1, 2, 3))));
+    const f = dec.next();
+    assert.ok(f instanceof Uint8Array && !Buffer.isBuffer(f));
+    assert.deepEqual(f, Uint8Array.of(1, 2, 3));
+  });
+});
