@@ -1,5 +1,633 @@
-import type { Command } from "commander";
+// albatross-client's command subcommands (cli.md §1–§3): flags -> Command -> one of
+// local socket / `--socket -` dump / CSR; replies and exit codes in replies.ts.
 
-export function registerClientCommands(program: Command): void {
-  void program;
+import { statSync } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import { Argument, InvalidArgumentError, Option, type Command as Cmd } from "commander";
+import { encodeWire } from "../commands/codec.js";
+import { deflate } from "../commands/compress.js";
+import { END_FRAME } from "../commands/framing.js";
+import {
+  WIRE_VERSION,
+  type BlockDevice,
+  type Command,
+  type NetDevice,
+  type Policy,
+  type UnikernelArguments,
+  type UnikernelConfig,
+  type Wire,
+} from "../commands/types.js";
+import { KEY_TYPES, type KeyType } from "../ca/keys.js";
+import { writeCommandRequest } from "../csr/request.js";
+import { pathName, pathToString, rootName, rootPath, type Name, type Path } from "../policy/name.js";
+import { usable } from "../policy/policy.js";
+import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";
+import {
+  FlagError,
+  hasDuplicates,
+  intSet,
+  parseBlockSpec,
+  parseBridgeTap,
+  parseCompressionLevel,
+  parseDestination,
+  parseHttpHost,
+  parseIntStrict,
+  parseNameArg,
+  parseNetSpec,
+  parsePathArg,
+  parseTimestamp,
+  type RemoteHost,
+} from "./flags.js";
+import { CliError, EXIT } from "./output.js";
+import { DEFAULT_REPLY_FRAME_LIMIT, STARTED_AT, processReplies, processSink, type Sink } from "./replies.js";
+import { hexdump } from "./render.js";
+import { FrameReader, connectUnix, endpointOf, sendUpload, socketPath, ttyProgress, wireFrame, writeAll } from "./socket.js";
+import { runUpdate } from "./update.js";
+
+// ---------------------------------------------------------------------------------------
+// option plumbing
+
+/** Wrap a FlagError-throwing parser for commander (bad values are usage errors, exit 124). */
+export function wrap<T>(parse: (s: string) => T): (s: string) => T {
+  return (s: string) => {
+    try {
+      return parse(s);
+    } catch (e) {
+      if (e instanceof FlagError) throw new InvalidArgumentError(e.message);
+      throw e;
+    }
+  };
+}
+
+/**
+ * A repeatable option whose default list is replaced (not extended) by the first explicit
+ * value, like cmdliner's `opt_all` with a default.
+ */
+export function repeatable<T>(parse: (s: string) => T, dflt: readonly T[]): (s: string, prev: readonly T[]) => readonly T[] {
+  const p = wrap(parse);
+  return (s, prev) => (prev === dflt ? [p(s)] : [...prev, p(s)]);
+}
+
+const intArg = (what: string) => wrap((s: string) => parseIntStrict(s, what));
+
+const existingFile = (what: string) =>
+  wrap((s: string) => {
+    let ok = false;
+    try {
+      ok = statSync(s).isFile() || statSync(s).isFIFO();
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new FlagError(`${what}: no '${s}' file`);
+    return s;
+  });
+
+const existingDir = wrap((s: string) => {
+  let ok = false;
+  try {
+    ok = statSync(s).isDirectory();
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new FlagError(`no '${s}' directory`);
+  return s;
+});
+
+export const DEFAULT_TMPDIR = "/run/albatross";
+
+/** Options common to every command subcommand (cli.md §1). */
+export interface DestinationOptions {
+  socket?: string;
+  destination?: RemoteHost;
+  csr?: boolean;
+  ca: string;
+  caKey: string;
+  serverCa: string;
+  keyType: KeyType;
+  keyPasswordFile?: string;
+  tmpdir: string;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+function addDestinationOptions(c: Cmd): Cmd {
+  return c
+    .option("--socket <PATH>", "local Unix domain socket to connect to; '-' prints the encoded message and exits 121")
+    .option("-d, --destination <HOST[:PORT]>", "remote albatross TLS endpoint (port 1025 by default)", wrap(parseDestination))
+    .option("--csr", "write a key and a certificate signing request (<CN>.key, <CN>.req) instead of sending")
+    .option("--ca <FILE>", "CA certificate (chain) issuing the leaf (remote mode)", "ca.pem")
+    .option("--ca-key <FILE>", "private key of that CA (remote mode)", "ca.key")
+    .option("--server-ca <FILE>", "CA(s) to validate the server (remote mode)", "cacert.pem")
+    .addOption(new Option("--key-type <T>", "key type to generate").choices(KEY_TYPES as string[]).default("ed25519"))
+    .option("--key-password-file <FILE>", "encrypt a newly generated key (CSR mode) with the password in FILE", existingFile("--key-password-file"))
+    .option("--tmpdir <DIR>", "runtime directory holding util/*.sock", existingDir, DEFAULT_TMPDIR)
+    .option("--json", "print one JSON object per message (JSON lines)")
+    .option("-v, --verbose", "show arguments (argv) in configurations and infos");
+}
+
+export type Destination =
+  | { readonly kind: "local"; readonly socket?: string }
+  | { readonly kind: "remote"; readonly host: RemoteHost }
+  | { readonly kind: "csr" };
+
+export function destinationOf(o: Pick<DestinationOptions, "socket" | "destination" | "csr">): Destination {
+  const n = (o.csr ? 1 : 0) + (o.destination ? 1 : 0) + (o.socket !== undefined ? 1 : 0);
+  if (n > 1) throw new CliError("The options --csr, --destination, and --socket are mutually exclusive");
+  if (o.csr) return { kind: "csr" };
+  if (o.destination) return { kind: "remote", host: o.destination };
+  return o.socket !== undefined ? { kind: "local", socket: o.socket } : { kind: "local" };
+}
+
+/** Compression level default: 0 locally, 9 for --destination / --csr (wire.md §12). */
+export const defaultLevel = (d: Destination, given: number | undefined): number =>
+  given ?? (d.kind === "local" ? 0 : 9);
+
+const isPolicyCommand = (c: Command): boolean =>
+  c.kind === "policy-info" || c.kind === "policy-add" || c.kind === "policy-remove";
+
+/** cli.md §1.1: the CommonName of a leaf / CSR for a command and name. */
+export function commonNameFor(cmd: Command, name: Name): string {
+  if (isPolicyCommand(cmd)) return pathToString(name.path);
+  if (name.path.length !== 0) throw new CliError("non-empty path");
+  return name.label ?? ".";
+}
+
+// ---------------------------------------------------------------------------------------
+// sending a command
+
+export interface Upload {
+  readonly file: string;
+  readonly level: number;
+}
+
+/** Header of a locally sent request: version 5, sequence 0, the target name. */
+export const requestWire = (cmd: Command, name: Name): Wire => ({
+  header: { version: WIRE_VERSION, sequence: 0n, name },
+  payload: { kind: "command", command: cmd },
+});
+
+async function readPassword(file: string): Promise<string> {
+  try {
+    // one line; a trailing newline is not part of the password
+    return (await readFile(file, "utf8")).replace(/\r?\n$/, "");
+  } catch (e) {
+    throw new CliError(`--key-password-file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** Upstream `jump`: send `cmd` for `name` to the destination; the exit status. */
+export async function jump(cmd: Command, name: Name, o: DestinationOptions, upload?: Upload): Promise<number> {
+  const dest = destinationOf(o);
+  const sink = processSink(o.json ?? false);
+  switch (dest.kind) {
+    case "remote":
+      throw new CliError(
+        `remote mode (--destination ${dest.host.host}:${dest.host.port}) needs the TLS client, which this build does not include yet; use --socket or --csr`,
+      );
+    case "csr": {
+      const cn = commonNameFor(cmd, name);
+      if (cn === "") {
+        // Upstream dies with an uncaught exception here (exit 125, cli.md §1.3).
+        throw new CliError("a request for the root path has an empty common name, which cannot name the key and request files", EXIT.INTERNAL);
+      }
+      let r;
+      try {
+        r = await writeCommandRequest({
+          cn,
+          command: cmd,
+          keyType: o.keyType,
+          dir: process.cwd(),
+          overwrite: true,
+          ...(o.keyPasswordFile !== undefined ? { keyPassword: await readPassword(o.keyPasswordFile) } : {}),
+        });
+      } catch (e) {
+        throw new CliError(`error while creating CSR: ${(e as Error).message}`);
+      }
+      if (sink.json) sink.out(JSON.stringify({ event: "csr", request: r.reqFile, key: r.keyFile, reusedKey: r.reusedKey, cn }));
+      else sink.out(`wrote ${r.reqFile} (${r.reusedKey ? "reused" : "new"} key ${r.keyFile})`);
+      return EXIT.OK;
+    }
+    case "local":
+      return sendLocal(cmd, name, o, sink, dest.socket, upload);
+  }
+}
+
+async function sendLocal(cmd: Command, name: Name, o: DestinationOptions, sink: Sink, socket: string | undefined, upload?: Upload): Promise<number> {
+  const wire = requestWire(cmd, name);
+  if (socket === "-") {
+    process.stdout.write(`out:\n${hexdump(encodeWire(wire))}\n`);
+    return EXIT.COMMUNICATION;
+  }
+  const ep = endpointOf(cmd);
+  const file = socket ?? socketPath(o.tmpdir, ep.socket);
+  let sock;
+  try {
+    sock = await connectUnix(file);
+  } catch (e) {
+    sink.err((e as Error).message);
+    return EXIT.CONNECT;
+  }
+  try {
+    const reader = new FrameReader(sock, DEFAULT_REPLY_FRAME_LIMIT);
+    try {
+      await writeAll(sock, wireFrame(wire));
+    } catch (e) {
+      sink.err(`communication failure: ${(e as Error).message}`);
+      return EXIT.COMMUNICATION;
+    }
+    let uploadFailed = false;
+    if (upload) {
+      const progress = ttyProgress(`uploading ${upload.file}`);
+      const r = await sendUpload(sock, {
+        file: upload.file,
+        level: upload.level,
+        progress: progress.update,
+        shouldStop: () => reader.hasInput,
+      });
+      progress.done();
+      if (!r.ok && r.fileError !== undefined) {
+        // Upstream ends the stream and sends a Failure after it (daemons ignore it).
+        uploadFailed = true;
+        sink.err(r.fileError);
+        try {
+          await writeAll(sock, END_FRAME);
+          await writeAll(sock, wireFrame({ header: wire.header, payload: { kind: "failure", message: new TextEncoder().encode(r.fileError) } }));
+        } catch {
+          // the reply (if any) tells the rest
+        }
+      }
+      // A write error means the daemon stopped reading (it replied early); read that reply.
+    }
+    const code = await processReplies(() => reader.next(), ep.mode, { sink, startedAt: STARTED_AT, verbose: o.verbose ?? false });
+    return uploadFailed && code === EXIT.OK ? EXIT.INTERNAL : code;
+  } finally {
+    sock.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// building commands from flags (pure apart from reading the image)
+
+export interface UnikernelFlags {
+  startup?: number;
+  noAddName?: boolean;
+  cpu: readonly number[];
+  mem: number;
+  arg: readonly string[];
+  block: readonly BlockDevice[];
+  net: readonly NetDevice[];
+  restart?: boolean;
+  restartOnFail?: boolean;
+  exitCode: readonly number[];
+  cpus: number;
+  linuxBoot?: string;
+}
+
+function checkSets(f: UnikernelFlags, cpuError: string): number[] {
+  if (hasDuplicates(f.net.map((n) => n.netif))) throw new CliError("Bridge names must be a set");
+  if (hasDuplicates(f.block.map((b) => b.name))) throw new CliError("Block devices must be a set");
+  const cpuids = intSet(f.cpu);
+  if (cpuids.length === 0) throw new CliError(cpuError);
+  return cpuids;
+}
+
+/** Restart arguments from the create options (shared by create and restart --replace-arguments). */
+export function argumentsOf(f: UnikernelFlags, cpuids: number[]): UnikernelArguments {
+  const enc = new TextEncoder();
+  return {
+    failBehaviour: f.restart || f.restartOnFail ? { kind: "restart", exitCodes: intSet(f.exitCode) } : { kind: "quit" },
+    ...(f.startup !== undefined ? { startup: f.startup } : {}),
+    addName: !f.noAddName,
+    cpuids,
+    memory: f.mem,
+    blockDevices: f.block,
+    bridges: f.net,
+    ...(f.arg.length > 0 ? { argv: f.arg.map((a) => enc.encode(a)) } : {}),
+    numcpus: f.cpus,
+    ...(f.linuxBoot !== undefined ? { linuxBootPartition: f.linuxBoot } : {}),
+  };
+}
+
+/** Largest image we read into memory and send in one frame. */
+export const MAX_IMAGE_BYTES = 1 << 30;
+
+/** cli.md §2 create: set checks, image + manifest (solo5), compression, then cpuids. */
+export async function createCommand(
+  f: UnikernelFlags & { typ: "solo5" | "bhyve"; force?: boolean },
+  imageFile: string,
+  level: number,
+): Promise<Command> {
+  // Upstream order: bridge set, block set, image/manifest/compression, cpuids.
+  if (hasDuplicates(f.net.map((n) => n.netif))) throw new CliError("Bridge names must be a set");
+  if (hasDuplicates(f.block.map((b) => b.name))) throw new CliError("Block devices must be a set");
+  let image: Uint8Array = new Uint8Array(0);
+  let compressed = false;
+  if (f.typ === "solo5") {
+    const st = await stat(imageFile);
+    if (st.size > MAX_IMAGE_BYTES) throw new CliError(`image ${imageFile} is larger than ${MAX_IMAGE_BYTES} bytes`);
+    image = new Uint8Array(await readFile(imageFile));
+    let devices;
+    try {
+      devices = readSolo5Manifest(image);
+    } catch (e) {
+      throw new CliError((e as Error).message);
+    }
+    const mismatch = checkManifest(
+      devices,
+      f.block.map((b) => b.name),
+      f.net.map((n) => n.netif),
+    );
+    if (mismatch !== null) throw new CliError(mismatch);
+    if (level > 0) {
+      image = deflate(image, level);
+      compressed = true;
+    }
+  }
+  const cpuids = checkSets(f, "CPUids may not be empty");
+  const config: UnikernelConfig = { typ: f.typ, compressed, image, ...argumentsOf(f, cpuids) };
+  return f.force ? { kind: "unikernel-force-create", config } : { kind: "unikernel-create", config };
+}
+
+export function policyOf(
+  unikernels: number,
+  f: { mem: number; cpu: readonly number[]; size?: number; bridge: readonly string[] },
+  warn: (s: string) => void,
+): Policy {
+  const cpuids = intSet(f.cpu);
+  const bridges = [...new Set(f.bridge)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (bridges.length !== f.bridge.length) warn("Bridges is not a set");
+  if (cpuids.length !== f.cpu.length) warn("CPUids is not a set");
+  return {
+    unikernels: BigInt(unikernels),
+    cpuids,
+    memory: f.mem,
+    ...(f.size !== undefined ? { block: f.size } : {}),
+    bridges,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// registration
+
+type Opts = DestinationOptions & Record<string, unknown>;
+
+/** Run an action and keep its exit status (CliError propagates to runMain). */
+function act<A extends unknown[]>(f: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    process.exitCode = await f(...args);
+  };
+}
+
+const nameArgument = (n = "NAME", desc = "name of the unikernel (path:label)") => new Argument(`<${n}>`, desc).argParser(wrap(parseNameArg));
+const pathOpt = () => new Option("-p, --path <PATH>", "administrative path (default: the root)").argParser(wrap(parsePathArg)).default(rootPath, ":");
+const nameOpt = (short = true) =>
+  new Option(`${short ? "-n, " : ""}--name <NAME>`, "name (default ':' = everything)").argParser(wrap(parseNameArg)).default(rootName, ":");
+const levelOpt = () => new Option("--compression-level <0-9>", "zlib level (default 0 local, 9 with --csr/--destination)").argParser(wrap(parseCompressionLevel));
+
+const CPU_DEFAULT: readonly number[] = [0];
+const EMPTY: readonly never[] = [];
+
+/** The create options (shared with restart). */
+function addUnikernelOptions(c: Cmd): Cmd {
+  return c
+    .addOption(new Option("--startup <INT>", "startup priority (0 is first, default 50)").argParser(intArg("startup")))
+    .option("--no-add-name", "do not add --name=<NAME> to the unikernel arguments")
+    .addOption(new Option("--cpu <INT>", "CPU id to pin to (repeatable)").argParser(repeatable((s) => parseIntStrict(s, "cpu"), CPU_DEFAULT)).default(CPU_DEFAULT, "0"))
+    .addOption(new Option("--mem <MB>", "memory in MB").argParser(intArg("memory")).default(32))
+    .addOption(new Option("--arg <STR>", "unikernel boot argument (repeatable)").argParser(repeatable((s) => s, EMPTY as readonly string[])).default(EMPTY))
+    .addOption(new Option("--block <SPEC>", "block device name[@sector-size] or name:host-device[@sector-size] (repeatable)").argParser(repeatable(parseBlockSpec, EMPTY as readonly BlockDevice[])).default(EMPTY))
+    .addOption(new Option("--net <SPEC>", "network device netif[@mac] or netif:bridge[@mac] (repeatable)").argParser(repeatable(parseNetSpec, EMPTY as readonly NetDevice[])).default(EMPTY))
+    .option("--restart, --restart-on-fail", "restart the unikernel when it exits")
+    .addOption(new Option("--exit-code <INT>", "exit code to restart on (repeatable; default: all except 1, 60-64)").argParser(repeatable((s) => parseIntStrict(s, "exit code"), EMPTY as readonly number[])).default(EMPTY))
+    .addOption(new Option("--cpus <INT>", "number of CPUs (BHyve)").argParser(intArg("cpus")).default(1))
+    .option("--linux-boot <STR>", "boot partition when booting Linux (BHyve)");
+}
+
+function unikernelFlags(o: Opts): UnikernelFlags {
+  return {
+    ...(o.startup !== undefined ? { startup: o.startup as number } : {}),
+    // commander's --no-add-name yields addName = false
+    noAddName: o.addName === false,
+    cpu: o.cpu as number[],
+    mem: o.mem as number,
+    arg: o.arg as string[],
+    block: o.block as BlockDevice[],
+    net: o.net as NetDevice[],
+    restartOnFail: Boolean(o.restartOnFail),
+    exitCode: o.exitCode as number[],
+    cpus: o.cpus as number,
+    ...(o.linuxBoot !== undefined ? { linuxBoot: o.linuxBoot as string } : {}),
+  };
+}
+
+function requireFile(f: string, what: string): void {
+  let ok = false;
+  try {
+    ok = statSync(f).isFile();
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new CliError(`${what} argument: no '${f}' file`);
+}
+
+export function registerClientCommands(program: Cmd): void {
+  const sub = (name: string, desc: string) => addDestinationOptions(program.command(name).description(desc));
+
+  // --- unikernels ---
+
+  addUnikernelOptions(
+    sub("create", "create a unikernel")
+      .addArgument(nameArgument())
+      .argument("<IMAGE>", "unikernel image file")
+      .addOption(new Option("--typ <TYP>", "virtual machine type").choices(["solo5", "bhyve"]).default("solo5"))
+      .option("-f, --force", "destroy a unikernel of the same name first"),
+  )
+    .addOption(levelOpt())
+    .action(
+      act(async (name: Name, image: string, o: Opts) => {
+        requireFile(image, "IMAGE");
+        const d = destinationOf(o);
+        const level = defaultLevel(d, o.compressionLevel as number | undefined);
+        const cmd = await createCommand({ ...unikernelFlags(o), typ: o.typ as "solo5" | "bhyve", force: Boolean(o.force) }, image, level);
+        return jump(cmd, name, o);
+      }),
+    );
+
+  addUnikernelOptions(
+    sub("restart", "restart a unikernel").addArgument(nameArgument()).option("--replace-arguments", "replace the arguments with the given options"),
+  ).action(
+    act(async (name: Name, o: Opts) => {
+      destinationOf(o);
+      let args: UnikernelArguments | undefined;
+      if (o.replaceArguments) {
+        const f = unikernelFlags(o);
+        // Same set checks as create, different empty-cpu text; no manifest check.
+        args = argumentsOf(f, checkSets(f, "CPUids cannot be empty"));
+      }
+      return jump(args ? { kind: "unikernel-restart", args } : { kind: "unikernel-restart" }, name, o);
+    }),
+  );
+
+  sub("destroy", "destroy a unikernel")
+    .addArgument(nameArgument())
+    .action(act(async (name: Name, o: Opts) => jump({ kind: "unikernel-destroy" }, name, o)));
+
+  sub("info", "information about unikernels")
+    .addOption(nameOpt())
+    .action(act(async (o: Opts) => jump({ kind: "unikernel-info" }, o.name as Name, o)));
+
+  sub("get", "download the image of a running unikernel")
+    .addArgument(nameArgument())
+    .addOption(levelOpt())
+    .action(
+      act(async (name: Name, o: Opts) => {
+        const level = defaultLevel(destinationOf(o), o.compressionLevel as number | undefined);
+        return jump({ kind: "unikernel-get", level }, name, o);
+      }),
+    );
+
+  sub("update", "update a unikernel from a builder-web binary repository")
+    .addArgument(nameArgument())
+    .addOption(new Option("--http-host <URL>", "builder-web base URL").argParser(wrap(parseHttpHost)).default("https://builds.robur.coop"))
+    .option("--dryrun, --dry-run", "only check, do not change anything")
+    .addOption(levelOpt())
+    .action(
+      act(async (name: Name, o: Opts) => {
+        const d = destinationOf(o);
+        if (d.kind === "csr") throw new CliError("update with CSR not supported");
+        if (d.kind === "remote") return jump({ kind: "unikernel-info" }, name, o); // reports the missing TLS client
+        return runUpdate({
+          name,
+          httpHost: o.httpHost as string,
+          dryRun: Boolean(o.dryRun),
+          level: defaultLevel(d, o.compressionLevel as number | undefined),
+          socket: d.socket,
+          options: o,
+        });
+      }),
+    );
+
+  // --- policies ---
+
+  sub("policy", "show policies")
+    .addOption(pathOpt())
+    .action(act(async (o: Opts) => jump({ kind: "policy-info" }, pathName(o.path as Path), o)));
+
+  for (const [cmdName, desc] of [
+    ["add-policy", "add or replace a policy"],
+    ["replace-policy", "alias of add-policy"],
+  ] as const) {
+    sub(cmdName, desc)
+      .addArgument(new Argument("<PATH>", "administrative path").argParser(wrap(parsePathArg)))
+      .addArgument(new Argument("<UNIKERNELS>", "number of unikernels allowed at the same time").argParser(intArg("unikernels")))
+      .addOption(new Option("--mem <MB>", "memory to allow (MB)").argParser(intArg("memory")).default(512))
+      .addOption(new Option("--cpu <INT>", "CPU id to allow (repeatable)").argParser(repeatable((s) => parseIntStrict(s, "cpu"), CPU_DEFAULT)).default(CPU_DEFAULT, "0"))
+      .addOption(new Option("--block, --size <MB>", "block storage to allow (MB)").argParser(intArg("block size")))
+      .addOption(new Option("--network, --bridge <BR>", "bridge to allow (repeatable)").argParser(repeatable((s) => s, EMPTY as readonly string[])).default(EMPTY))
+      .action(
+        act(async (path: Path, unikernels: number, o: Opts) => {
+          destinationOf(o);
+          const sink = processSink(Boolean(o.json));
+          const p = policyOf(unikernels, { mem: o.mem as number, cpu: o.cpu as number[], size: o.size as number | undefined, bridge: o.bridge as string[] }, (w) => sink.err(`warning: ${w}`));
+          const bad = usable(p);
+          if (bad !== null) throw new CliError(bad);
+          if (p.bridges.length === 0) sink.err("warning: policy without any network access");
+          return jump({ kind: "policy-add", policy: p }, pathName(path), o);
+        }),
+      );
+  }
+
+  sub("remove-policy", "remove a policy")
+    .addOption(pathOpt())
+    .action(act(async (o: Opts) => jump({ kind: "policy-remove" }, pathName(o.path as Path), o)));
+
+  // --- block devices ---
+
+  sub("block", "information about block devices")
+    .addOption(nameOpt(false))
+    .action(act(async (o: Opts) => jump({ kind: "block-info" }, o.name as Name, o)));
+
+  sub("create-block", "create a block device")
+    .addArgument(nameArgument("NAME", "name of the block device"))
+    .addArgument(new Argument("<SIZE>", "size in MB").argParser(intArg("size")))
+    .addOption(new Option("--data <FILE>", "initial content").argParser(existingFile("--data")))
+    .addOption(levelOpt())
+    .action(
+      act(async (name: Name, size: number, o: Opts) => {
+        const d = destinationOf(o);
+        const data = o.data as string | undefined;
+        if (data !== undefined) {
+          // Checked before anything is sent (upstream Vmm_unix.bytes_of_mb).
+          if (size <= 0 || size > Number.MAX_SAFE_INTEGER / 1048576) throw new CliError("overflow while computing bytes");
+          if ((await stat(data)).size > size * 1048576) throw new CliError("data exceeds size");
+        }
+        // The add's outcome is printed, not checked: set-block runs regardless (upstream).
+        const added = await jump({ kind: "block-add", size }, name, o);
+        if (data === undefined) return added;
+        const level = defaultLevel(d, o.compressionLevel as number | undefined);
+        return jump({ kind: "block-set", compressed: level > 0 }, name, o, { file: data, level });
+      }),
+    );
+
+  sub("destroy-block", "destroy a block device")
+    .addArgument(nameArgument("NAME", "name of the block device"))
+    .action(act(async (name: Name, o: Opts) => jump({ kind: "block-remove" }, name, o)));
+
+  sub("set-block", "overwrite a block device with the content of FILE")
+    .addArgument(nameArgument("NAME", "name of the block device"))
+    .addArgument(new Argument("<FILE>", "data to write").argParser(existingFile("FILE")))
+    .addOption(levelOpt())
+    .action(
+      act(async (name: Name, file: string, o: Opts) => {
+        const level = defaultLevel(destinationOf(o), o.compressionLevel as number | undefined);
+        return jump({ kind: "block-set", compressed: level > 0 }, name, o, { file, level });
+      }),
+    );
+
+  sub("dump-block", "download the content of a block device")
+    .addArgument(nameArgument("NAME", "name of the block device"))
+    .addOption(levelOpt())
+    .action(
+      act(async (name: Name, o: Opts) => {
+        const level = defaultLevel(destinationOf(o), o.compressionLevel as number | undefined);
+        return jump({ kind: "block-dump", level }, name, o);
+      }),
+    );
+
+  // --- console and statistics ---
+
+  sub("console", "show the console output of a unikernel")
+    .addArgument(nameArgument())
+    .addOption(new Option("--since <TIMESTAMP>", "lines since an RFC 3339 time or a date (UTC midnight)").argParser(wrap(parseTimestamp)))
+    .addOption(new Option("--count <N>", "the last N lines").argParser(intArg("count")).default(20))
+    .action(
+      act(async (name: Name, o: Opts) => {
+        const since = o.since as Date | undefined;
+        const sinceCount = since ? ({ kind: "since", since } as const) : ({ kind: "count", count: o.count as number } as const);
+        return jump({ kind: "console-subscribe", sinceCount }, name, o);
+      }),
+    );
+
+  sub("inactive-consoles", "list consoles of unikernels that are not running")
+    .addOption(pathOpt())
+    .action(act(async (o: Opts) => jump({ kind: "console-list-inactive" }, pathName(o.path as Path), o)));
+
+  sub("stats", "statistics of unikernels")
+    .addOption(nameOpt())
+    .action(act(async (o: Opts) => jump({ kind: "stats-subscribe" }, o.name as Name, o)));
+
+  sub("stats-add", "add a process to statistics gathering")
+    .addArgument(new Argument("<PID>", "process id").argParser(intArg("pid")))
+    .option("--vmmdev <DEV>", "BHyve VMM device name", "")
+    .addOption(new Option("--bridge <BRIDGE:TAP>", "bridge and tap device (repeatable)").argParser(repeatable(parseBridgeTap, EMPTY as readonly { bridge: string; tap: string }[])).default(EMPTY))
+    .addOption(nameOpt())
+    .action(
+      act(async (pid: number, o: Opts) =>
+        jump({ kind: "stats-add", vmmdev: o.vmmdev as string, pid, network: o.bridge as { bridge: string; tap: string }[] }, o.name as Name, o),
+      ),
+    );
+
+  sub("stats-remove", "remove a unikernel from statistics gathering")
+    .addOption(nameOpt())
+    .action(act(async (o: Opts) => jump({ kind: "stats-remove" }, o.name as Name, o)));
 }

@@ -11,7 +11,7 @@ import { runMain } from "./output.js";
 export function buildProgram(): Command {
   const program = new Command("dromedary")
     .description("Deploy MirageOS/Solo5 unikernels; wire-compatible with albatross 2.x")
-    .version("dromedary 0.1.0 protocol version 5", "--version")
+    .version("version 0.1.0 protocol version 5", "--version")
     // cli.md: there is no `help` subcommand (`help` is an unknown command); use --help.
     .helpCommand(false);
   registerClientCommands(program);

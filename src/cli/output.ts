@@ -26,8 +26,21 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * Settings every (sub)command needs: throw instead of exiting (so the exit code is ours), and
+ * commander's own usage errors as one `dromedary: ...` line on stderr. Subcommands copy these
+ * settings only when created, so they are applied to the whole tree here.
+ */
+function configureTree(cmd: Command): void {
+  cmd.exitOverride();
+  cmd.configureOutput({
+    outputError: (str, write) => write(`dromedary: ${str.replace(/^error: /, "").trimEnd()}\n`),
+  });
+  for (const sub of cmd.commands) configureTree(sub);
+}
+
 export async function runMain(program: Command, argv: string[]): Promise<void> {
-  program.exitOverride();
+  configureTree(program);
   try {
     await program.parseAsync(argv);
   } catch (e) {

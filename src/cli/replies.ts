@@ -1,0 +1,246 @@
+// Reading replies and choosing the exit status (cli.md §3), following upstream's
+// `output_result`: modes single/read/dump, files written for images and block dumps.
+
+import { createWriteStream, type WriteStream } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { PassThrough, pipeline, type Transform } from "node:stream";
+import { decodeWire } from "../commands/codec.js";
+import { createLimitedInflate, inflate } from "../commands/compress.js";
+import type { Bytes } from "../commands/der.js";
+import type { Wire } from "../commands/types.js";
+import { nameToString, type Name } from "../policy/name.js";
+import { wireJson } from "./jsonview.js";
+import { EXIT } from "./output.js";
+import { describeCommand, nameText, rfc3339, wireText } from "./render.js";
+import type { FrameEvent, ReplyMode } from "./socket.js";
+
+/** Where output goes; injectable for tests. */
+export interface Sink {
+  readonly json: boolean;
+  /** one line (or several joined by \n) on stdout */
+  out(text: string): void;
+  /** one line on stderr, prefixed with `dromedary: ` */
+  err(text: string): void;
+}
+
+export const processSink = (json: boolean): Sink => ({
+  json,
+  out: (t) => void process.stdout.write(`${t}\n`),
+  err: (t) => void process.stderr.write(`dromedary: ${t}\n`),
+});
+
+/** JSON lines: one wire message per line (images summarised, see jsonview.ts). */
+export const jsonLine = (w: Wire): string => JSON.stringify(wireJson(w));
+
+/** The client's start time: output files are named `<name>.<this time>` (cli.md §2 get). */
+export const STARTED_AT = new Date();
+
+/** Limits on what a reply may make us allocate or write. */
+export const DEFAULT_IMAGE_LIMIT = 1 << 30; // 1 GiB for an inflated unikernel image
+export const DEFAULT_DUMP_LIMIT = 2 ** 40; // 1 TiB for an inflated block dump
+export const DEFAULT_REPLY_FRAME_LIMIT = 1 << 30;
+
+export interface ReplyOptions {
+  readonly sink: Sink;
+  /** the RFC 3339 time of the client's start, used in output file names */
+  readonly startedAt: Date;
+  /** directory for dumped images/block devices (default: the system temp dir) */
+  readonly outDir?: string;
+  readonly imageLimit?: number;
+  readonly dumpLimit?: number;
+  readonly verbose?: boolean;
+}
+
+/**
+ * `<system temp dir>/<name-text>.<RFC3339 of client start>`. A name text has no `/`
+ * (labels are [a-z0-9.-] joined by `:`), so the file stays inside the directory.
+ */
+export function dumpFileName(name: Name, startedAt: Date, outDir = os.tmpdir()): string {
+  const base = `${nameToString(name)}.${rfc3339(startedAt)}`;
+  if (base.includes("/") || base.includes("\0")) throw new Error(`unusable file name ${JSON.stringify(base)}`);
+  return path.join(outDir, base);
+}
+
+async function writeImage(w: Wire, compressed: boolean, image: Bytes, opts: ReplyOptions): Promise<number> {
+  const { sink } = opts;
+  let data = image;
+  if (compressed) {
+    try {
+      data = inflate(image, { maxBytes: opts.imageLimit ?? DEFAULT_IMAGE_LIMIT });
+    } catch (e) {
+      sink.err(`failed to uncompress image: ${(e as Error).message}`);
+      return EXIT.COMMUNICATION;
+    }
+  }
+  const file = dumpFileName(w.header.name, opts.startedAt, opts.outDir);
+  try {
+    await writeFile(file, data, { mode: 0o644 });
+  } catch (e) {
+    sink.err(`failed to write image: ${(e as Error).message}`);
+    return EXIT.INTERNAL;
+  }
+  if (sink.json) sink.out(JSON.stringify({ event: "dumped", file, bytes: data.length }));
+  else sink.out(`dumped image to ${file}`);
+  return EXIT.OK;
+}
+
+/** An open block dump: data goes through an optional limited inflate into the file. */
+class DumpTarget {
+  private readonly input = new PassThrough();
+  private readonly file: WriteStream;
+  private readonly done: Promise<Error | null>;
+  private failure: Error | null = null;
+  written = 0;
+
+  constructor(
+    readonly path: string,
+    compressed: boolean,
+    limit: number,
+  ) {
+    this.file = createWriteStream(path, { mode: 0o644 });
+    this.file.on("open", () => undefined);
+    const counter = new PassThrough();
+    counter.on("data", (c: Buffer) => {
+      this.written += c.length;
+    });
+    const stages: NodeJS.ReadWriteStream[] = compressed ? [createLimitedInflate(limit) as Transform] : [];
+    this.done = new Promise((resolve) => {
+      pipeline([this.input, ...stages, counter, this.file] as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], (err) => {
+        if (err) this.failure = err;
+        resolve(err ?? null);
+      });
+    });
+  }
+
+  get failed(): Error | null {
+    return this.failure;
+  }
+
+  async push(b: Bytes): Promise<void> {
+    if (this.failure) return;
+    if (!this.input.write(b)) {
+      await new Promise<void>((resolve) => {
+        const ok = () => {
+          this.input.off("close", ok);
+          resolve();
+        };
+        this.input.once("drain", ok);
+        this.input.once("close", ok);
+      });
+    }
+  }
+
+  async finish(): Promise<Error | null> {
+    this.input.end();
+    return this.done;
+  }
+
+  abort(): void {
+    this.input.destroy();
+  }
+}
+
+/**
+ * Process reply frames until the exchange is over; returns the exit status.
+ * `next` yields frame events (socket.ts FrameReader), so tests can feed frames directly.
+ */
+export async function processReplies(next: () => Promise<FrameEvent>, mode: ReplyMode, opts: ReplyOptions): Promise<number> {
+  const { sink } = opts;
+  const verbose = opts.verbose ?? false;
+  let state: "single" | "read" | "dump" = mode;
+  let dump: DumpTarget | null = null;
+
+  const show = (w: Wire) => sink.out(sink.json ? jsonLine(w) : wireText(w, verbose));
+
+  const finishDump = async (): Promise<number> => {
+    const d = dump!;
+    dump = null;
+    const err = await d.finish();
+    if (err) {
+      sink.err(`${err.message} while dumping ${d.path}`);
+      return EXIT.COMMUNICATION;
+    }
+    if (sink.json) sink.out(JSON.stringify({ event: "dumped", file: d.path, bytes: d.written }));
+    else sink.out(`dumped to ${d.path}`);
+    return EXIT.OK;
+  };
+
+  try {
+    for (;;) {
+      const ev = await next();
+      if (ev.kind === "end") {
+        // End of stream is success upstream, also inside a block dump (then we say so).
+        if (dump) {
+          const d = dump as DumpTarget;
+          sink.err(`connection closed before the end of the block dump, ${d.path} is incomplete`);
+          await finishDump();
+        }
+        return EXIT.OK;
+      }
+      if (ev.kind === "error") {
+        sink.err(`communication failure: ${ev.message}`);
+        return EXIT.COMMUNICATION;
+      }
+      let w: Wire;
+      try {
+        w = decodeWire(ev.payload);
+      } catch (e) {
+        sink.err(`communication failure: undecodable reply: ${(e as Error).message}`);
+        return EXIT.COMMUNICATION;
+      }
+      const p = w.payload;
+      switch (p.kind) {
+        case "failure":
+          // Upstream logs this as a warning: `host <name>: command failed <msg>`.
+          if (sink.json) sink.out(jsonLine(w));
+          sink.err(wireText(w, verbose));
+          return EXIT.REMOTE_FAILURE;
+        case "command":
+          sink.err(`received unexpected command ${nameText(w.header.name)}: ${describeCommand(p.command)}`);
+          return EXIT.INTERNAL;
+        case "reply": {
+          const s = p.reply;
+          if (s.kind === "unikernel-image" || s.kind === "old-block-device-image") {
+            show(w);
+            return await writeImage(w, s.compressed, s.image, opts);
+          }
+          show(w);
+          if (s.kind === "block-device-image") {
+            if (dump) (dump as DumpTarget).abort();
+            const file = dumpFileName(w.header.name, opts.startedAt, opts.outDir);
+            dump = new DumpTarget(file, s.compressed, opts.dumpLimit ?? DEFAULT_DUMP_LIMIT);
+            state = "dump";
+            continue;
+          }
+          if (state === "single") return EXIT.OK;
+          continue;
+        }
+        case "data": {
+          const d = p.data;
+          if (d.kind === "block-data" || d.kind === "block-end") {
+            if (!dump) {
+              sink.err(d.kind === "block-end" ? "unexpected block dump EOF received" : "unexpected block dump data received");
+              return EXIT.COMMUNICATION;
+            }
+            if (d.kind === "block-end") return await finishDump();
+            const target = dump as DumpTarget;
+            await target.push(d.data);
+            if (target.failed) return await finishDump();
+            continue;
+          }
+          if (state !== "read") {
+            sink.err(`unexpected ${d.kind === "console" ? "console" : "statistics"} data received`);
+            return EXIT.COMMUNICATION;
+          }
+          if (sink.json) sink.out(jsonLine(w));
+          else sink.out(wireText(w, verbose));
+          continue;
+        }
+      }
+    }
+  } finally {
+    if (dump) (dump as DumpTarget).abort();
+  }
+}
