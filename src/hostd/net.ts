@@ -1,0 +1,266 @@
+// Tap devices and bridges on Linux (daemon.md §2.4 step 7, §2.6, §4 interfaces).
+// Effectful: runs `ip` through execFile (never a shell) in the CURRENT network
+// namespace, and reads /sys/class/net. The `ip` binary and the sysfs root are
+// parameters so tests and unusual hosts can substitute them.
+
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import type { Ifdata } from "../commands/types.js";
+
+export const TAP_PREFIX = "vmmtap";
+
+export class NetError extends Error {
+  /**
+   * What albatross (Bos) reports for the same failure, e.g.
+   * `run ["ip"; "tuntap"; "add"; "vmmtap0"; "mode"; "tap"]: exited with 1`.
+   * `message` is more useful for logs: the command and its stderr.
+   */
+  readonly upstream: string;
+  constructor(message: string, upstream: string = message) {
+    super(message);
+    this.name = "NetError";
+    this.upstream = upstream;
+  }
+}
+
+/** OCaml's `%S` for an ASCII-ish argument (Bos's String.dump). */
+function ocamlDump(s: string): string {
+  let out = '"';
+  for (const b of Buffer.from(s, "utf8")) {
+    if (b === 0x22) out += '\\"';
+    else if (b === 0x5c) out += "\\\\";
+    else if (b === 0x0a) out += "\\n";
+    else if (b === 0x09) out += "\\t";
+    else if (b === 0x0d) out += "\\r";
+    else if (b === 0x08) out += "\\b";
+    else if (b >= 0x20 && b <= 0x7e) out += String.fromCharCode(b);
+    else out += "\\" + String(b).padStart(3, "0");
+  }
+  return out + '"';
+}
+
+/** Bos's error text for a command that did not exit 0. */
+export function bosRunError(argv: readonly string[], status: { code: number } | { signal: string }): string {
+  const st = "code" in status ? `exited with ${status.code}` : `killed by signal ${status.signal}`;
+  return `run [${argv.map(ocamlDump).join("; ")}]: ${st}`;
+}
+
+interface RunResult {
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+const firstLine = (s: string): string => s.trim().split("\n")[0]?.trim() ?? "";
+
+/** Run a command without a shell; non-zero exit -> NetError with its stderr. */
+function run(cmd: string, args: readonly string[]): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      cmd,
+      [...args],
+      { encoding: "utf8", maxBuffer: 4 * 1024 * 1024, env: { ...process.env, LC_ALL: "C" } },
+      (error, stdout, stderr) => {
+        if (error === null) {
+          resolve({ stdout, stderr });
+          return;
+        }
+        const argv = [cmd, ...args];
+        const e = error as NodeJS.ErrnoException & { code?: number | string; signal?: string | null };
+        if (typeof e.code === "number" || (e.signal !== undefined && e.signal !== null)) {
+          const status = typeof e.code === "number" ? { code: e.code } : { signal: e.signal as string };
+          const why = firstLine(stderr) || ("code" in status ? `exit code ${status.code}` : `signal ${status.signal}`);
+          reject(new NetError(`${argv.join(" ")}: ${why}`, bosRunError(argv, status)));
+        } else {
+          // spawn failure (ENOENT, EACCES, ...)
+          const why = e.message;
+          reject(new NetError(`${argv.join(" ")}: ${why}`, `run [${argv.map(ocamlDump).join("; ")}]: ${why}`));
+        }
+      },
+    );
+  });
+}
+
+/**
+ * A valid Linux interface name (the kernel's dev_valid_name): 1..15 bytes, not `.` or
+ * `..`, no `/`, `:` or whitespace. Checked before a name reaches `ip`, so that a
+ * hostile "bridge" such as `up` or `type` is never read as an `ip` keyword.
+ */
+export function isValidIfName(name: string): boolean {
+  const len = Buffer.byteLength(name, "utf8");
+  if (len === 0 || len > 15 || name === "." || name === "..") return false;
+  return !/[/:\s\0]/.test(name);
+}
+
+/**
+ * Numbers N of the `vmmtapN` devices listed by `ip tuntap show` (lines look like
+ * `vmmtap0: tap persist`). Upstream parses the characters from position 7 up to the
+ * first `:` of EVERY line longer than 6 characters with int_of_string; we only
+ * consider lines starting with `vmmtap` and require a canonical decimal (daemon.md
+ * §2.6 recommends the prefix check). Sorted ascending, without duplicates.
+ */
+export function parseTuntapShow(output: string): number[] {
+  const nums = new Set<number>();
+  for (const line of output.split("\n")) {
+    if (!line.startsWith(TAP_PREFIX) || line.length <= TAP_PREFIX.length) continue;
+    const rest = line.slice(TAP_PREFIX.length);
+    const colon = rest.indexOf(":");
+    const digits = colon < 0 ? rest : rest.slice(0, colon);
+    if (!/^(0|[1-9][0-9]{0,8})$/.test(digits)) continue; // `vmmtap01` is not `vmmtap1`
+    nums.add(Number(digits));
+  }
+  return [...nums].sort((a, b) => a - b);
+}
+
+/** `vmmtap<N>` with the smallest N >= 0 not in `inUse`. */
+export function nextTapName(inUse: readonly number[]): string {
+  const used = new Set(inUse);
+  let n = 0;
+  while (used.has(n)) n++;
+  return `${TAP_PREFIX}${n}`;
+}
+
+// Tap creation is a scan-then-add sequence; serialise it within this process so two
+// concurrent creates cannot pick the same number (upstream is single-threaded).
+let tapQueue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Create a tap attached to `bridge` (daemon.md §2.6): `ip tuntap show` -> smallest
+ * free vmmtapN -> `ip tuntap add vmmtapN mode tap`, `ip link set dev vmmtapN up`,
+ * `ip link set dev vmmtapN master <bridge>`. Returns the tap's name.
+ * Deviation: if a step after the `add` fails, the tap is removed again before the
+ * NetError is thrown (upstream leaves it behind).
+ */
+export function createTap(bridge: string, ip = "ip"): Promise<string> {
+  const job = tapQueue.then(() => createTapNow(bridge, ip));
+  tapQueue = job.catch(() => undefined);
+  return job;
+}
+
+async function createTapNow(bridge: string, ip: string): Promise<string> {
+  if (!isValidIfName(bridge)) throw new NetError(`invalid interface name ${JSON.stringify(bridge)}`);
+  const { stdout } = await run(ip, ["tuntap", "show"]);
+  const tap = nextTapName(parseTuntapShow(stdout));
+  await run(ip, ["tuntap", "add", tap, "mode", "tap"]);
+  try {
+    await run(ip, ["link", "set", "dev", tap, "up"]);
+    await run(ip, ["link", "set", "dev", tap, "master", bridge]);
+  } catch (e) {
+    try {
+      await destroyTap(tap, ip);
+    } catch (cleanup) {
+      const err = e as NetError;
+      throw new NetError(`${err.message} (and removing ${tap} failed: ${(cleanup as Error).message})`, err.upstream);
+    }
+    throw e;
+  }
+  return tap;
+}
+
+/** `ip tuntap del dev <tap> mode tap`. */
+export async function destroyTap(tap: string, ip = "ip"): Promise<void> {
+  if (!isValidIfName(tap)) throw new NetError(`invalid interface name ${JSON.stringify(tap)}`);
+  await run(ip, ["tuntap", "del", "dev", tap, "mode", "tap"]);
+}
+
+/**
+ * Whether an interface of that name exists (upstream: `ip link show <b>` exits 0;
+ * we pass `dev <b>` so the name is never taken for a keyword). The error albatross
+ * reports otherwise is `interface <b> does not exist` (see bridgeMissing).
+ */
+export async function bridgeExists(name: string, ip = "ip"): Promise<boolean> {
+  if (!isValidIfName(name)) return false;
+  try {
+    await run(ip, ["link", "show", "dev", name]);
+    return true;
+  } catch (e) {
+    if (e instanceof NetError) return false;
+    throw e;
+  }
+}
+
+export const bridgeMissing = (name: string): string => `interface ${name} does not exist`;
+
+/**
+ * Names of the bridges in this namespace, from `ip -o link show type bridge`
+ * (lines `3: br0: <BROADCAST,...> ...`; a name may carry `@peer`, which is dropped).
+ */
+export async function listBridges(ip = "ip"): Promise<string[]> {
+  const { stdout } = await run(ip, ["-o", "link", "show", "type", "bridge"]);
+  return parseIpLinkNames(stdout);
+}
+
+/** Pure: interface names from `ip -o link show` output. */
+export function parseIpLinkNames(output: string): string[] {
+  const names: string[] = [];
+  for (const line of output.split("\n")) {
+    const m = /^\d+:\s+([^:\s]+?)(?:@[^:\s]*)?:\s/.exec(line);
+    if (m !== null) names.push(m[1]!);
+  }
+  return names;
+}
+
+const IFF_UP = 0x1;
+const IFF_RUNNING = 0x40;
+const IFF_LOWER_UP = 0x10000;
+const IFF_DORMANT = 0x20000;
+
+async function readSys(path: string): Promise<string | null> {
+  try {
+    return (await readFile(path, "utf8")).trim();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Interface statistics of `tap` in albatross-stats' shape (daemon.md §4), read from
+ * `<sysfs>/<tap>/{flags,mtu,statistics/*}`; `netif` fills the `bridge` field (upstream
+ * overwrites it with the unikernel-side name). null when the interface cannot be read
+ * (such interfaces are left out upstream). Flags: upstream reports netlink's ifi_flags
+ * (dev_get_flags), which adds RUNNING/LOWER_UP/DORMANT to sysfs' `flags`; these are
+ * derived from operstate/carrier/dormant here.
+ */
+export async function readTapCounters(tap: string, netif: string = tap, sysfs = "/sys/class/net"): Promise<Ifdata | null> {
+  if (!isValidIfName(tap)) return null;
+  const dir = `${sysfs}/${tap}`;
+  const flagsText = await readSys(`${dir}/flags`);
+  const mtuText = await readSys(`${dir}/mtu`);
+  if (flagsText === null || mtuText === null || !/^0x[0-9a-fA-F]+$/.test(flagsText) || !/^\d+$/.test(mtuText)) return null;
+  let flags = Number.parseInt(flagsText.slice(2), 16) & ~(IFF_RUNNING | IFF_LOWER_UP | IFF_DORMANT);
+  if (flags & IFF_UP) {
+    const oper = await readSys(`${dir}/operstate`);
+    if (oper === "up" || oper === "unknown") flags |= IFF_RUNNING;
+    if ((await readSys(`${dir}/carrier`)) === "1") flags |= IFF_LOWER_UP;
+    if ((await readSys(`${dir}/dormant`)) === "1") flags |= IFF_DORMANT;
+  }
+  const names = [
+    "rx_packets", "rx_errors", "tx_packets", "tx_errors", "collisions",
+    "rx_bytes", "tx_bytes", "multicast", "rx_dropped", "tx_dropped",
+  ] as const;
+  const v: Record<string, bigint> = {};
+  for (const n of names) {
+    const t = await readSys(`${dir}/statistics/${n}`);
+    if (t === null || !/^\d+$/.test(t)) return null;
+    v[n] = BigInt.asIntN(64, BigInt(t)); // Int64 on the wire
+  }
+  return {
+    bridge: netif,
+    flags: flags | 0,
+    sendLength: 0,
+    maxSendLength: 0,
+    sendDrops: 0,
+    mtu: Number(mtuText) | 0,
+    baudrate: 0n,
+    inputPackets: v.rx_packets!,
+    inputErrors: v.rx_errors!,
+    outputPackets: v.tx_packets!,
+    outputErrors: v.tx_errors!,
+    collisions: v.collisions!,
+    inputBytes: v.rx_bytes!,
+    outputBytes: v.tx_bytes!,
+    inputMcast: v.multicast!,
+    outputMcast: 0n,
+    inputDropped: v.rx_dropped!,
+    outputDropped: v.tx_dropped!,
+  };
+}
