@@ -42,7 +42,7 @@ async function make(o: {
   const subject = encodeCnName(o.cn);
   const v = validity(new Date(), TEN_YEARS);
   const command: Command | undefined = o.policy ? { kind: "policy-add", policy: o.policy } : o.command;
-  const der = issueCertificate({
+  const der = await issueCertificate({
     profile: o.profile,
     subject,
     spki: spkiDer(key),

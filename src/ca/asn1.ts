@@ -1,8 +1,12 @@
-// Small X.509-level ASN.1 helpers on top of the strict DER layer (src/commands/der.ts):
-// object identifiers, BIT STRINGs, UTCTime/GeneralizedTime for certificate validity,
-// arbitrary-size INTEGER contents (serials), distinguished names. Pure: no I/O.
+// Small X.509-level ASN.1 *reading* helpers on top of the strict DER layer
+// (src/commands/der.ts): object identifiers, BIT STRINGs, UTCTime/GeneralizedTime for
+// certificate validity, arbitrary-size INTEGER contents (serials), distinguished names.
+// Writing is @peculiar/x509's (src/ca/issue.ts, src/csr/csr.ts); the one name we build,
+// `CN=<name>`, is made with its Name class here. Pure: no I/O.
 
-import { Cursor, DecodeError, TAG, concat, seq, tlv, utf8, type Bytes, type Tlv } from "../commands/der.js";
+import "reflect-metadata";
+import { Name } from "@peculiar/x509";
+import { Cursor, DecodeError, TAG, type Bytes, type Tlv } from "../commands/der.js";
 
 export const TAG_UTCTIME = 0x17;
 export const TAG_PRINTABLE = 0x13;
@@ -40,35 +44,6 @@ export const OID = {
 } as const;
 
 // --- OBJECT IDENTIFIER ---
-
-const oidCache = new Map<string, Bytes>();
-
-export function encodeOid(oid: string): Bytes {
-  let b = oidCache.get(oid);
-  if (!b) {
-    b = encodeOidUncached(oid);
-    // only the handful of OIDs this code writes end up here; bound it anyway
-    if (oidCache.size < 256) oidCache.set(oid, b);
-  }
-  return b;
-}
-
-function encodeOidUncached(oid: string): Bytes {
-  const arcs = oid.split(".").map((a) => {
-    if (!/^\d+$/.test(a)) throw new RangeError(`invalid OID ${oid}`);
-    return BigInt(a);
-  });
-  if (arcs.length < 2 || arcs[0]! > 2n || (arcs[0]! < 2n && arcs[1]! > 39n)) throw new RangeError(`invalid OID ${oid}`);
-  const out: number[] = [];
-  const push = (v: bigint) => {
-    const tmp: number[] = [Number(v & 0x7fn)];
-    for (let x = v >> 7n; x > 0n; x >>= 7n) tmp.unshift(Number(x & 0x7fn) | 0x80);
-    out.push(...tmp);
-  };
-  push(arcs[0]! * 40n + arcs[1]!);
-  for (const a of arcs.slice(2)) push(a);
-  return tlv(TAG.OID, Uint8Array.from(out));
-}
 
 export function decodeOidContent(b: Bytes, offset: number, path: string): string {
   if (b.length === 0) throw new DecodeError("empty OBJECT IDENTIFIER", offset, path);
@@ -127,20 +102,6 @@ export function readNamedBits(c: Cursor, what: string): Set<number> {
   return bits;
 }
 
-/** DER encoding of a named-bit BIT STRING (trailing zero bits removed, X.690 11.2.2). */
-export function encodeNamedBits(bits: Iterable<number>): Bytes {
-  const set = [...bits];
-  if (set.length === 0) return Uint8Array.of(TAG.BIT_STRING, 1, 0);
-  const max = Math.max(...set);
-  const nbytes = Math.floor(max / 8) + 1;
-  const content = new Uint8Array(1 + nbytes);
-  for (const b of set) content[1 + Math.floor(b / 8)]! |= 0x80 >> b % 8;
-  content[0] = 7 - (max % 8);
-  return tlv(TAG.BIT_STRING, content);
-}
-
-export const encodeBitString = (b: Bytes): Bytes => tlv(TAG.BIT_STRING, Uint8Array.of(0), b);
-
 // --- INTEGER of any size (serial numbers, pathLen) ---
 
 /** Raw two's-complement content of an INTEGER, minimality checked, any length. */
@@ -166,18 +127,6 @@ export function readSmallUint(c: Cursor, what: string): number {
 }
 
 // --- Time (RFC 5280 §4.1.2.5) ---
-
-/** UTCTime before 2050, GeneralizedTime from 2050 on; whole seconds (fraction dropped). */
-export function encodeCertTime(d: Date): Bytes {
-  const t = d.getTime();
-  if (!Number.isFinite(t)) throw new RangeError("invalid date");
-  const p = (n: number, w = 2) => String(n).padStart(w, "0");
-  const y = d.getUTCFullYear();
-  if (y < 1950 || y > 9999) throw new RangeError(`year ${y} cannot be encoded in a certificate`);
-  const rest = p(d.getUTCMonth() + 1) + p(d.getUTCDate()) + p(d.getUTCHours()) + p(d.getUTCMinutes()) + p(d.getUTCSeconds()) + "Z";
-  if (y < 2050) return tlv(TAG_UTCTIME, utf8(p(y % 100) + rest));
-  return tlv(TAG.GeneralizedTime, utf8(p(y, 4) + rest));
-}
 
 export function readCertTime(c: Cursor, what: string): Date {
   const tag = c.peekTag();
@@ -272,8 +221,18 @@ export function readName(c: Cursor, what: string): DistinguishedName {
   return rdns;
 }
 
+/**
+ * `CN=<cn>` as albatross writes it (cli.md §4): one RDN, the value a UTF8String. The
+ * library's string and plain-JSON forms would pick PrintableString for printable names;
+ * the typed JSON form pins UTF8String, and takes the value as is (no escapes).
+ */
+export function cnName(cn: string): Name {
+  return new Name([{ [OID.commonName]: [{ utf8String: cn }] }]);
+}
+
+/** DER of `cnName(cn)`. */
 export function encodeCnName(cn: string): Bytes {
-  return seq(tlv(TAG.SET, seq(encodeOid(OID.commonName), tlv(TAG.UTF8String, utf8(cn)))));
+  return new Uint8Array(cnName(cn).toArrayBuffer());
 }
 
 /** First CommonName, as ocaml-x509's `Distinguished_name.common_name`. */
@@ -309,5 +268,3 @@ export function bytesEqual(a: Bytes, b: Bytes): boolean {
 }
 
 export const hex = (b: Bytes): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
-
-export { concat };

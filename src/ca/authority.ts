@@ -144,11 +144,11 @@ export function generate(o: GenerateOptions): Promise<GenerateResult> {
     if (ca.created) createdKeys.push(caKeyFile);
     const caName = encodeCnName(o.name);
     const caValid = validity(now, days * DAY);
-    const caDer = issueCertificate({ profile: "root", subject: caName, spki: spkiDer(ca.key), issuerName: caName, issuerKey: ca.key, ...caValid });
+    const caDer = await issueCertificate({ profile: "root", subject: caName, spki: spkiDer(ca.key), issuerName: caName, issuerKey: ca.key, ...caValid });
     const srv = await loadOrCreateKey(serverKeyFile, o.keyType);
     if (srv.created) createdKeys.push(serverKeyFile);
     const srvValid = validity(now, serverDays * DAY);
-    const srvDer = issueCertificate({
+    const srvDer = await issueCertificate({
       profile: "server",
       subject: encodeCnName(server),
       spki: spkiDer(srv.key),
@@ -316,7 +316,7 @@ export function sign(o: SignOptions): Promise<SignResult> {
     const v = validity(now, days * DAY);
     // (a few seconds beyond the issuer are normal: both count from their own "now")
     if (v.notAfter.getTime() > cacert.notAfter.getTime() + DAY * 1000) warnings.push(`the certificate outlives its issuer (valid until ${cacert.notAfter.toISOString()})`);
-    const der = issueCertificate({
+    const der = await issueCertificate({
       profile,
       subject: csr.subjectDer,
       spki: csr.publicKey.der,

@@ -1,23 +1,21 @@
 // Key pairs: generation, PKCS#8 PEM at rest (optionally AES-256 encrypted), the signature
-// algorithm that goes with each key type (cli.md §4), signing and verification.
+// algorithm that goes with each key type (cli.md §4), and signature verification.
 //
-// Node's crypto (OpenSSL) does the work: it handles every key type here synchronously, reads
-// both plain and encrypted PKCS#8 and the traditional `RSA/EC PRIVATE KEY` forms upstream's
-// ocaml-x509 also reads.
+// Keys live as node:crypto KeyObjects: OpenSSL reads plain and encrypted PKCS#8 and the
+// traditional `RSA/EC PRIVATE KEY` forms upstream's ocaml-x509 also reads, synchronously.
+// Certificates and CSRs are *signed* by @peculiar/x509's generators, which take WebCrypto
+// keys: `signingKeys` bridges a KeyObject to a WebCrypto key pair plus the signing
+// parameters (Node 20 has no KeyObject.toCryptoKey, so the bridge is a PKCS#8/SPKI
+// export/import). Verification (`verifySignature`) stays on node:crypto: it runs on hostile
+// input inside the strict parsers and must refuse algorithm/key mismatches itself.
 
-import {
-  KeyObject,
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPair,
-  sign as nodeSign,
-  verify as nodeVerify,
-} from "node:crypto";
+import "reflect-metadata";
+import { KeyObject, createPrivateKey, createPublicKey, generateKeyPair, verify as nodeVerify, webcrypto } from "node:crypto";
 import { constants as fsc, promises as fs } from "node:fs";
 import { promisify } from "node:util";
-import type { X509Certificate } from "@peculiar/x509";
-import { TAG, encNull, seq, type Bytes } from "../commands/der.js";
-import { OID, bytesEqual, encodeOid } from "./asn1.js";
+import { cryptoProvider, type X509Certificate } from "@peculiar/x509";
+import { TAG, type Bytes } from "../commands/der.js";
+import { OID, bytesEqual } from "./asn1.js";
 import { parsed, type AlgorithmIdentifier, type SubjectPublicKeyInfo } from "./x509.js";
 
 export type KeyType = "ed25519" | "p256" | "p384" | "p521" | "rsa2048" | "rsa4096";
@@ -121,6 +119,7 @@ interface SigAlg {
   readonly kind: "ed25519" | "ecdsa" | "rsa";
 }
 
+/** What `verifySignature` accepts (daemon.md §6); we only ever sign with the first five. */
 const SIG_ALGS: readonly SigAlg[] = [
   { oid: OID.ed25519, digest: null, kind: "ed25519" },
   { oid: OID.ecdsaWithSHA256, digest: "sha256", kind: "ecdsa" },
@@ -131,26 +130,61 @@ const SIG_ALGS: readonly SigAlg[] = [
   { oid: OID.sha512WithRSA, digest: "sha512", kind: "rsa" },
 ];
 
-function algFor(kind: KeyKind): SigAlg {
-  const oid =
-    kind === "ed25519" ? OID.ed25519
-    : kind === "p256" ? OID.ecdsaWithSHA256
-    : kind === "p384" ? OID.ecdsaWithSHA384
-    : kind === "p521" ? OID.ecdsaWithSHA512
-    : OID.sha256WithRSA;
-  return SIG_ALGS.find((a) => a.oid === oid)!;
+// --- signing through WebCrypto (for @peculiar/x509's generators) ---
+
+/** The WebCrypto implementation the generators sign with; also made the library default. */
+export const webCrypto: webcrypto.Crypto = webcrypto;
+cryptoProvider.set(webCrypto);
+
+type ImportParams = webcrypto.AlgorithmIdentifier | webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams;
+type SignParams = webcrypto.AlgorithmIdentifier | webcrypto.EcdsaParams;
+
+/**
+ * WebCrypto import and signing parameters per key kind, as albatross signs (cli.md §4):
+ * Ed25519 pure, ECDSA with the hash matching the curve (P-521 with SHA-512), RSA PKCS#1 v1.5
+ * with SHA-256 whatever the modulus size.
+ */
+const WEBCRYPTO_ALGS: Record<KeyKind, { readonly importParams: ImportParams; readonly sign: SignParams }> = {
+  ed25519: { importParams: { name: "Ed25519" }, sign: { name: "Ed25519" } },
+  p256: { importParams: { name: "ECDSA", namedCurve: "P-256" }, sign: { name: "ECDSA", hash: "SHA-256" } },
+  p384: { importParams: { name: "ECDSA", namedCurve: "P-384" }, sign: { name: "ECDSA", hash: "SHA-384" } },
+  p521: { importParams: { name: "ECDSA", namedCurve: "P-521" }, sign: { name: "ECDSA", hash: "SHA-512" } },
+  rsa: { importParams: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, sign: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } },
+};
+
+export interface SigningKeys {
+  /** non-extractable WebCrypto pair of the same key */
+  readonly keys: webcrypto.CryptoKeyPair;
+  /** the `signingAlgorithm` to hand to @peculiar/x509's generators */
+  readonly algorithm: SignParams;
 }
 
-/** DER AlgorithmIdentifier used when `key` signs (RSA carries explicit NULL parameters). */
-export function signatureAlgorithmFor(key: KeyObject): Bytes {
-  const alg = algFor(keyKind(key));
-  return alg.kind === "rsa" ? seq(encodeOid(alg.oid), encNull()) : seq(encodeOid(alg.oid));
+// A CA key signs many certificates in one process (benchmarks, tests, fixtures): import once.
+const signingCache = new WeakMap<KeyObject, Promise<SigningKeys>>();
+
+/** The WebCrypto form of a private KeyObject, for signing certificates and requests. */
+export function signingKeys(key: KeyObject): Promise<SigningKeys> {
+  let p = signingCache.get(key);
+  if (p === undefined) {
+    p = importSigningKeys(key);
+    signingCache.set(key, p);
+    p.catch(() => signingCache.delete(key));
+  }
+  return p;
 }
 
-export function signWith(key: KeyObject, data: Bytes): Bytes {
+async function importSigningKeys(key: KeyObject): Promise<SigningKeys> {
   if (key.type !== "private") throw new KeyError("signing needs a private key");
-  const alg = algFor(keyKind(key));
-  return new Uint8Array(nodeSign(alg.digest, data, key));
+  const alg = WEBCRYPTO_ALGS[keyKind(key)];
+  try {
+    const [privateKey, publicKey] = await Promise.all([
+      webCrypto.subtle.importKey("pkcs8", key.export({ type: "pkcs8", format: "der" }), alg.importParams, false, ["sign"]),
+      webCrypto.subtle.importKey("spki", spkiDer(key), alg.importParams, true, ["verify"]),
+    ]);
+    return { keys: { privateKey, publicKey }, algorithm: alg.sign };
+  } catch (e) {
+    throw new KeyError(`cannot use the key for signing: ${oneLine(e)}`);
+  }
 }
 
 /**

@@ -1,23 +1,26 @@
-// Strict reading and exact building of X.509 v3 certificates (RFC 5280), as far as albatross
-// needs them. The parser is our own (on the strict DER layer) rather than @peculiar/x509's
-// BER-lenient one: we need the exact TBS bytes, every extension with its criticality, and a
-// one-line error for hostile input. @peculiar/x509's `X509Certificate` is accepted at the API
-// boundary (its `rawData` is what we parse).
+// Strict reading of X.509 v3 certificates (RFC 5280), PEM, and the few building blocks the
+// builders (src/ca/issue.ts, src/csr/csr.ts, both on @peculiar/x509's generators) share.
+//
+// Why the parser is ours and not @peculiar/x509's: certificates arrive from hostile TLS
+// clients and must be refused precisely, and the library (asn1-schema on asn1js) is
+// BER-lenient — `new X509Certificate(der)` accepts (measured with 2.2.0) indefinite lengths,
+// non-minimal lengths and trailing bytes after the certificate, so two encodings that a DER
+// check would tell apart look the same. This parser runs on the strict DER layer
+// (src/commands/der.ts): one pass, exact TBS bytes for signature checks, every extension
+// with its criticality, duplicate extensions refused, and a one-line error for anything
+// malformed. The library's `X509Certificate` is still what crosses module boundaries
+// (certificateFromDer wraps only input this parser accepted; `parsed` maps it back).
 
 import "reflect-metadata";
 import { X509Certificate } from "@peculiar/x509";
 import { createHash } from "node:crypto";
-import { Cursor, DecodeError, TAG, encBool, explicit, seq, tlv, type Bytes } from "../commands/der.js";
+import { Cursor, DecodeError, TAG, type Bytes } from "../commands/der.js";
 import { ALBATROSS_OID } from "../commands/types.js";
 import {
   OID,
   bytesEqual,
   commonName,
   dnEquals,
-  encodeBitString,
-  encodeCertTime,
-  encodeNamedBits,
-  encodeOid,
   hex,
   readCertTime,
   readIntegerContent,
@@ -78,6 +81,8 @@ export interface ParsedCertificate {
   /** the algorithm inside the TBS (must equal signatureAlgorithm) */
   readonly tbsSignatureAlgorithm: AlgorithmIdentifier;
   readonly issuer: DistinguishedName;
+  /** DER of the issuer Name */
+  readonly issuerDer: Bytes;
   readonly subject: DistinguishedName;
   /** DER of the subject Name (the issuer field of certificates this one signs) */
   readonly subjectDer: Bytes;
@@ -161,7 +166,9 @@ export function parseCertificate(der: Bytes): ParsedCertificate {
     const serial = readIntegerContent(tbsC, "serialNumber");
     if (serial.length > 21) tbsC.fail("serial number longer than 20 bytes", "serialNumber");
     const tbsSignatureAlgorithm = readAlgorithm(tbsC, "signature");
+    const issuerStart = tbsC.pos;
     const issuer = readName(tbsC, "issuer");
+    const issuerDer = der.subarray(issuerStart, tbsC.pos);
     const validity = tbsC.into(TAG.SEQUENCE, "validity");
     const notBefore = readCertTime(validity, "notBefore");
     const notAfter = readCertTime(validity, "notAfter");
@@ -189,6 +196,7 @@ export function parseCertificate(der: Bytes): ParsedCertificate {
       signatureAlgorithm,
       tbsSignatureAlgorithm,
       issuer,
+      issuerDer,
       subject,
       subjectDer,
       notBefore,
@@ -289,7 +297,7 @@ export function subjectCN(c: ParsedCertificate): string | null {
 
 export const isSelfIssued = (c: ParsedCertificate): boolean => dnEquals(c.subject, c.issuer);
 
-// --- building ---
+// --- shared with the builders ---
 
 /** X509.Public_key.id: SHA-1 over the subjectPublicKey BIT STRING contents. */
 export function keyId(spkiKey: Bytes): Bytes {
@@ -301,7 +309,8 @@ export const serialHex = (serial: Bytes): string => hex(serial);
 /**
  * A positive serial from 10 random bytes, with ocaml-x509's prefix rule (cli.md §4): `00` when
  * the first byte has its high bit set (else it would be negative), `7f` when the first byte is
- * `00` and the second <= 0x7f (else the INTEGER would not be minimal).
+ * `00` and the second <= 0x7f (else the INTEGER would not be minimal). Ours, not the library's
+ * (which takes 16 random bytes and only knows the `00` rule).
  */
 export function serialFromRandom(r: Bytes): Bytes {
   if (r.length !== 10) throw new RangeError("serial needs 10 random bytes");
@@ -310,64 +319,10 @@ export function serialFromRandom(r: Bytes): Bytes {
   return Uint8Array.from(r);
 }
 
-export function encodeExtension(e: Extension): Bytes {
-  return e.critical ? seq(encodeOid(e.oid), encBool(true), tlv(TAG.OCTET_STRING, e.value)) : seq(encodeOid(e.oid), tlv(TAG.OCTET_STRING, e.value));
-}
-
+/** Extensions as the builders take them: the albatross extension is never critical. */
 export const ext = {
   albatross: (value: Bytes): Extension => ({ oid: ALBATROSS_OID, critical: false, value }),
-  subjectKeyId: (id: Bytes): Extension => ({ oid: OID.subjectKeyIdentifier, critical: false, value: tlv(TAG.OCTET_STRING, id) }),
-  authorityKeyId: (id: Bytes): Extension => ({ oid: OID.authorityKeyIdentifier, critical: false, value: seq(tlv(0x80, id)) }),
-  keyUsage: (bits: number[]): Extension => ({ oid: OID.keyUsage, critical: true, value: encodeNamedBits(bits) }),
-  basicConstraints: (ca: boolean, pathLen?: number): Extension => ({
-    oid: OID.basicConstraints,
-    critical: true,
-    value: seq(...(ca ? [encBool(true)] : []), ...(pathLen === undefined ? [] : [tlvInt(pathLen)])),
-  }),
-  extKeyUsage: (oids: string[]): Extension => ({ oid: OID.extKeyUsage, critical: true, value: seq(...oids.map(encodeOid)) }),
 };
-
-function tlvInt(n: number): Bytes {
-  const bytes: number[] = [];
-  let x = n;
-  do {
-    bytes.unshift(x & 0xff);
-    x = Math.floor(x / 256);
-  } while (x > 0);
-  if (bytes[0]! & 0x80) bytes.unshift(0);
-  return tlv(TAG.INTEGER, Uint8Array.from(bytes));
-}
-
-export interface TbsInput {
-  readonly serial: Bytes;
-  readonly signatureAlgorithm: Bytes;
-  /** DER Name */
-  readonly issuer: Bytes;
-  readonly notBefore: Date;
-  readonly notAfter: Date;
-  /** DER Name */
-  readonly subject: Bytes;
-  /** DER SubjectPublicKeyInfo */
-  readonly spki: Bytes;
-  readonly extensions: readonly Extension[];
-}
-
-export function encodeTbs(t: TbsInput): Bytes {
-  return seq(
-    explicit(0, Uint8Array.of(TAG.INTEGER, 1, 2)),
-    tlv(TAG.INTEGER, t.serial),
-    t.signatureAlgorithm,
-    t.issuer,
-    seq(encodeCertTime(t.notBefore), encodeCertTime(t.notAfter)),
-    t.subject,
-    t.spki,
-    ...(t.extensions.length ? [explicit(3, seq(...t.extensions.map(encodeExtension)))] : []),
-  );
-}
-
-export function encodeSigned(tbs: Bytes, signatureAlgorithm: Bytes, signature: Bytes): Bytes {
-  return seq(tbs, signatureAlgorithm, encodeBitString(signature));
-}
 
 export function toPem(der: Bytes, label: string): string {
   const b64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString("base64");

@@ -1,14 +1,19 @@
 // PKCS#10 certification requests (RFC 2986) as albatross writes and reads them: subject
-// `CN=<cn>`, and at most one attribute, `extensionRequest`, holding the albatross extension
-// (non-critical). Strict parsing on the DER layer; the self-signature is always verified.
+// `CN=<cn>` (UTF8String), and at most one attribute, `extensionRequest`, holding the
+// albatross extension (non-critical).
+//
+// Building is @peculiar/x509's Pkcs10CertificateRequestGenerator. Parsing is ours, on the
+// strict DER layer, for the same reasons as the certificate parser (src/ca/x509.ts): the file
+// handed to `sign` is untrusted, the library is BER-lenient, and we want one-line errors; the
+// self-signature is always verified (src/ca/keys.ts verifySignature).
 
+import "reflect-metadata";
 import type { KeyObject } from "node:crypto";
-import { Cursor, DecodeError, TAG, seq, tlv, type Bytes } from "../commands/der.js";
-import { OID, encodeCnName, encodeOid, readName, readOid, commonName, dnToString, type DistinguishedName } from "../ca/asn1.js";
-import { signWith, signatureAlgorithmFor, spkiDer, verifySignature } from "../ca/keys.js";
+import { Extension as X509Extension, Pkcs10CertificateRequestGenerator } from "@peculiar/x509";
+import { Cursor, DecodeError, TAG, type Bytes } from "../commands/der.js";
+import { OID, cnName, readName, readOid, commonName, dnToString, type DistinguishedName } from "../ca/asn1.js";
+import { oneLine, signingKeys, verifySignature, webCrypto } from "../ca/keys.js";
 import {
-  encodeExtension,
-  encodeSigned,
   fromPemAll,
   readExtensions,
   readSpki,
@@ -35,20 +40,31 @@ export interface ParsedCsr {
   readonly extensions: readonly Extension[];
 }
 
-/** Build and sign a CSR; `extensions` go into one extensionRequest attribute (if any). */
-export function buildCsr(key: KeyObject, cn: string, extensions: readonly Extension[]): Bytes {
-  const attrs = extensions.length
-    ? [seq(encodeOid(OID.extensionRequest), tlv(TAG.SET, seq(...extensions.map(encodeExtension))))]
-    : [];
-  const info = seq(
-    Uint8Array.of(TAG.INTEGER, 1, 0),
-    encodeCnName(cn),
-    spkiDer(key),
-    // attributes [0] IMPLICIT SET OF Attribute; one element, so no sorting question
-    tlv(0xa0, ...attrs),
-  );
-  const alg = signatureAlgorithmFor(key);
-  return encodeSigned(info, alg, signWith(key, info));
+/**
+ * Build and sign a CSR for `CN=<cn>`; `extensions` go into one extensionRequest attribute (if
+ * any), with their criticality as given. The result is read back with `parseCsr`, which
+ * checks the signature the library made and that the CN came out as given.
+ */
+export async function buildCsr(key: KeyObject, cn: string, extensions: readonly Extension[]): Promise<Bytes> {
+  const signer = await signingKeys(key);
+  let der: Bytes;
+  try {
+    const req = await Pkcs10CertificateRequestGenerator.create(
+      {
+        name: cnName(cn),
+        keys: signer.keys,
+        signingAlgorithm: signer.algorithm,
+        extensions: extensions.map((e) => new X509Extension(e.oid, e.critical, Uint8Array.from(e.value))),
+      },
+      webCrypto,
+    );
+    der = new Uint8Array(req.rawData);
+  } catch (e) {
+    throw new CsrError(`cannot build the signing request: ${oneLine(e)}`);
+  }
+  const back = parseCsr(der);
+  if (csrCommonName(back) !== cn) throw new CsrError("the common name cannot be encoded unchanged");
+  return der;
 }
 
 export const csrToPem = (der: Bytes): string => toPem(der, "CERTIFICATE REQUEST");

@@ -7,7 +7,7 @@ import { encodeCertExtension } from "../commands/codec.js";
 import { WIRE_VERSION, type Command } from "../commands/types.js";
 import { KeyError, generateKey, readPrivateKeyFile, writeNewFile, writePrivateKeyFile, type KeyType } from "../ca/keys.js";
 import { ext } from "../ca/x509.js";
-import { buildCsr, csrToPem } from "./csr.js";
+import { CsrError, buildCsr, csrToPem } from "./csr.js";
 
 export class RequestError extends Error {
   constructor(message: string) {
@@ -63,11 +63,11 @@ export async function writeCommandRequest(opts: {
       key = await generateKey(opts.keyType);
       await writePrivateKeyFile(keyFile, key, opts.keyPassword);
     }
-    const der = buildCsr(key, opts.cn, [ext.albatross(extension)]);
+    const der = await buildCsr(key, opts.cn, [ext.albatross(extension)]);
     await writeNewFile(reqFile, csrToPem(der), 0o644, opts.overwrite ?? false);
     return { keyFile, reqFile, reusedKey };
   } catch (e) {
-    if (e instanceof KeyError) throw new RequestError(e.message);
+    if (e instanceof KeyError || e instanceof CsrError) throw new RequestError(e.message);
     throw e;
   }
 }

@@ -91,7 +91,7 @@ export async function make(o: MakeOptions): Promise<Node> {
     (o.policy ? encodeCertExtension({ version: 5, command: { kind: "policy-add", policy: o.policy } })
     : o.command ? encodeCertExtension({ version: 5, command: o.command })
     : undefined);
-  const der = issueCertificate({
+  const der = await issueCertificate({
     profile: o.profile,
     subject,
     spki: spkiDer(key),

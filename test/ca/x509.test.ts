@@ -1,14 +1,16 @@
 // Certificate reading/building, keys at rest, CSRs.
 import "reflect-metadata";
+import { SubjectKeyIdentifierExtension } from "@peculiar/x509";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { encodeCertTime, encodeNamedBits, hex } from "../../src/ca/asn1.js";
-import { validity } from "../../src/ca/issue.js";
+import { OID, encodeCnName, hex } from "../../src/ca/asn1.js";
+import { issueCertificate, validity, type Profile } from "../../src/ca/issue.js";
 import {
   KEY_TYPES,
   generateKey,
+  spkiDer,
   keyMatchesCertificate,
   privateKeyFromPem,
   privateKeyToPem,
@@ -26,6 +28,7 @@ import {
   keyUsage,
   parseCertificate,
   parsed,
+  readSpki,
   serialFromRandom,
   subjectKeyId,
 } from "../../src/ca/x509.js";
@@ -33,6 +36,7 @@ import { buildCsr, csrToPem, parseCsr, parseCsrPem, CsrError } from "../../src/c
 import { ext } from "../../src/ca/x509.js";
 import { consoleCmd, make, openssl, tempDir, vectorCerts } from "./helpers.js";
 import { encodeCertExtension } from "../../src/commands/codec.js";
+import { Cursor } from "../../src/commands/der.js";
 
 test("the albatross vectors parse: serial, validity, key ids, extensions", () => {
   const [ca] = vectorCerts("cert-test-ca.pem");
@@ -54,26 +58,154 @@ test("the albatross vectors parse: serial, validity, key ids, extensions", () =>
   assert.deepEqual(basicConstraints(l), { ca: false });
 });
 
-test("serials follow ocaml-x509's prefix rule", () => {
-  const r = (first: number, second: number) => Uint8Array.of(first, second, 1, 2, 3, 4, 5, 6, 7, 8);
-  assert.equal(hex(serialFromRandom(r(0x80, 0))), "00800001020304050607" + "08");
-  assert.equal(hex(serialFromRandom(r(0x00, 0x7f))), "7f007f0102030405060708");
-  assert.equal(hex(serialFromRandom(r(0x00, 0x80))), "00800102030405060708");
-  assert.equal(hex(serialFromRandom(r(0x12, 0x00))), "12000102030405060708");
-});
-
-test("certificate times: UTCTime before 2050, GeneralizedTime after; whole seconds; now-10 s", () => {
-  assert.equal(hex(encodeCertTime(new Date("2049-12-31T23:59:59.999Z"))), hex(new TextEncoder().encode("491231235959Z")).replace(/^/, "170d"));
-  assert.equal(hex(encodeCertTime(new Date("2050-01-01T00:00:00Z"))).slice(0, 4), "180f");
+test("validity: now - 10 s .. now + n s, whole seconds", () => {
   const v = validity(new Date("2025-08-22T13:04:53.700Z"), 300);
   assert.equal(v.notBefore.toISOString(), "2025-08-22T13:04:43.000Z");
   assert.equal(v.notAfter.toISOString(), "2025-08-22T13:09:53.000Z");
 });
 
-test("keyUsage is written as DER named bits", () => {
-  assert.equal(hex(encodeNamedBits([0, 2])), "030205a0");
-  assert.equal(hex(encodeNamedBits([5, 6, 0, 1])), "030201c6");
-  assert.equal(hex(encodeNamedBits([8])), "0303070080");
+// --- the bytes @peculiar/x509's generator writes for us (cli.md §4) ---
+
+const ALBATROSS_OID_DER = "06092b0601040183852c2a";
+const tlvHex = (tag: number, contentHex: string): string => {
+  const n = contentHex.length / 2;
+  const len = n < 0x80 ? n.toString(16).padStart(2, "0") : n < 0x100 ? "81" + n.toString(16).padStart(2, "0") : "82" + n.toString(16).padStart(4, "0");
+  return tag.toString(16).padStart(2, "0") + len + contentHex;
+};
+/** The contents of the TLV in `h` (definite lengths up to 0x82 forms). */
+const contentHex = (h: string): string => {
+  const l = parseInt(h.slice(2, 4), 16);
+  return h.slice(l < 0x80 ? 4 : 4 + (l - 0x80) * 2);
+};
+/** DER of one Extension: non-critical ones without the BOOLEAN (DEFAULT FALSE). */
+const extHex = (oidDer: string, critical: boolean, valueHex: string) => tlvHex(0x30, oidDer + (critical ? "0101ff" : "") + tlvHex(0x04, valueHex));
+/** The tail of the TBS: [3] { SEQUENCE OF Extension } */
+const extensionsHex = (...exts: string[]) => tlvHex(0xa3, tlvHex(0x30, exts.join("")));
+
+async function built(profile: Profile, o: { random?: Uint8Array; notBefore?: Date; notAfter?: Date; albatross?: Uint8Array; issuerType?: "ed25519" | "p256" | "p384" | "p521" | "rsa2048" } = {}) {
+  const issuerKey = await generateKey(o.issuerType ?? "ed25519");
+  const key = profile === "root" ? issuerKey : await generateKey("p256");
+  const spki = spkiDer(key);
+  const der = await issueCertificate({
+    profile,
+    subject: encodeCnName(profile === "root" ? "root CA" : "hello"),
+    spki,
+    issuerName: encodeCnName("root CA"),
+    issuerKey,
+    ...(o.albatross ? { albatross: o.albatross } : {}),
+    notBefore: o.notBefore ?? new Date("2026-01-01T00:00:00Z"),
+    notAfter: o.notAfter ?? new Date("2027-01-01T00:00:00Z"),
+    ...(o.random ? { random: o.random } : {}),
+  });
+  const c = parseCertificate(der);
+  const issuerSpki = readSpki(Cursor.of(spkiDer(issuerKey), "spki"), "spki");
+  return { der, c, hexDer: hex(der), tbsHex: hex(c.tbs), subjectKeyId: hex(keyId(c.publicKey.key)), issuerKeyId: hex(keyId(issuerSpki.key)) };
+}
+
+test("serials follow ocaml-x509's prefix rule, and the generator writes them unchanged", async () => {
+  const r = (first: number, second: number) => Uint8Array.of(first, second, 1, 2, 3, 4, 5, 6, 7, 8);
+  const cases: Array<[Uint8Array, string]> = [
+    [r(0x80, 0), "00800001020304050607" + "08"],
+    [r(0x00, 0x7f), "7f007f0102030405060708"],
+    [r(0x00, 0x80), "00800102030405060708"],
+    [r(0x12, 0x00), "12000102030405060708"],
+    [r(0x00, 0x00), "7f00000102030405060708"],
+    [r(0xff, 0xff), "00ffff0102030405060708"],
+  ];
+  for (const [random, want] of cases) {
+    assert.equal(hex(serialFromRandom(random)), want);
+    const b = await built("leaf", { random, albatross: Uint8Array.of(0x30, 0x00) });
+    // the TBS opens with version [0] v3, then the serial INTEGER exactly as computed
+    assert.ok(contentHex(b.tbsHex).startsWith("a003020102" + tlvHex(0x02, want)), want);
+    assert.equal(hex(b.c.serial), want);
+  }
+});
+
+test("subject and issuer are one RDN CN=<name> as UTF8String (also printable and empty names)", async () => {
+  for (const cn of ["hello", "root CA", "", "é-ü", "a".repeat(200)]) {
+    const utf8 = Buffer.from(cn, "utf8").toString("hex");
+    assert.equal(hex(encodeCnName(cn)), tlvHex(0x30, tlvHex(0x31, tlvHex(0x30, "0603550403" + tlvHex(0x0c, utf8)))));
+  }
+  const b = await built("leaf", { albatross: Uint8Array.of(0x30, 0x00) });
+  assert.equal(hex(b.c.subjectDer), "3010310e300c06035504030c0568656c6c6f");
+  assert.equal(hex(b.c.issuerDer), hex(encodeCnName("root CA")));
+  assert.ok(b.tbsHex.includes(hex(encodeCnName("root CA")) + "301e170d"), "issuer followed by validity");
+  // a subject name the generator would re-encode differently (invalid UTF-8) is refused, not changed
+  const key = await generateKey("ed25519");
+  const badName = Uint8Array.of(0x30, 0x0c, 0x31, 0x0a, 0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x01, 0xff);
+  await assert.rejects(
+    issueCertificate({ profile: "server", subject: badName, spki: spkiDer(key), issuerName: encodeCnName("ca"), issuerKey: key, ...validity(new Date(), 60) }),
+    (e: unknown) => e instanceof CertificateError && /subject name cannot be re-encoded unchanged/.test(e.message),
+  );
+});
+
+test("validity: UTCTime up to 2049, GeneralizedTime from 2050, whole seconds; years before 1950 refused", async () => {
+  const b = await built("leaf", { albatross: Uint8Array.of(0x30, 0x00), notBefore: new Date("2049-12-31T23:59:59.999Z"), notAfter: new Date("2050-01-01T00:00:00Z") });
+  const utc = tlvHex(0x17, Buffer.from("491231235959Z").toString("hex"));
+  const gen = tlvHex(0x18, Buffer.from("20500101000000Z").toString("hex"));
+  assert.ok(b.tbsHex.includes(tlvHex(0x30, utc + gen)), b.tbsHex);
+  assert.equal(b.c.notBefore.toISOString(), "2049-12-31T23:59:59.000Z");
+  await assert.rejects(built("leaf", { albatross: Uint8Array.of(0x30, 0x00), notBefore: new Date("1949-12-31T00:00:00Z") }), /year 1949 cannot be encoded/);
+});
+
+test("extension sets: exact DER, criticality and order per profile", async () => {
+  const albatross = encodeCertExtension({ version: 5, command: consoleCmd });
+  const ku = (bits: string) => extHex("0603551d0f", true, bits);
+  const bc = (ca: boolean) => extHex("0603551d13", true, ca ? "30030101ff" : "3000");
+  const eku = (purpose: string) => extHex("0603551d25", true, tlvHex(0x30, "06082b0601050507030" + purpose));
+  const ski = (id: string) => extHex("0603551d0e", false, tlvHex(0x04, id));
+  const aki = (id: string) => extHex("0603551d23", false, tlvHex(0x30, tlvHex(0x80, id)));
+  const alb = extHex(ALBATROSS_OID_DER, false, hex(albatross));
+
+  const root = await built("root");
+  // the root: keyUsage(keyCertSign, cRLSign, digitalSignature, nonRepudiation), CA:TRUE, no key ids
+  assert.ok(root.tbsHex.endsWith(extensionsHex(ku("030201c6"), bc(true))), root.tbsHex);
+
+  const inter = await built("intermediate", { albatross });
+  assert.ok(inter.tbsHex.endsWith(extensionsHex(alb, ski(inter.subjectKeyId), ku("030201c6"), bc(true), aki(inter.issuerKeyId))), inter.tbsHex);
+
+  const leaf = await built("leaf", { albatross });
+  assert.ok(leaf.tbsHex.endsWith(extensionsHex(alb, ski(leaf.subjectKeyId), ku("030205a0"), bc(false), aki(leaf.issuerKeyId), eku("2"))), leaf.tbsHex);
+
+  const server = await built("server");
+  assert.ok(server.tbsHex.endsWith(extensionsHex(ski(server.subjectKeyId), ku("030205a0"), bc(false), aki(server.issuerKeyId), eku("1"))), server.tbsHex);
+  assert.deepEqual(server.c.extensions.map((e) => [e.oid, e.critical]), [
+    [OID.subjectKeyIdentifier, false],
+    [OID.keyUsage, true],
+    [OID.basicConstraints, true],
+    [OID.authorityKeyIdentifier, false],
+    [OID.extKeyUsage, true],
+  ]);
+  await assert.rejects(built("leaf"), /a leaf certificate needs an albatross extension/);
+  // our key identifier is the library's (SubjectKeyIdentifierExtension.create), for every key type
+  for (const t of KEY_TYPES.filter((k) => k !== "rsa4096")) {
+    const spki = spkiDer(await generateKey(t));
+    const lib = await SubjectKeyIdentifierExtension.create(spki);
+    assert.equal(lib.keyId, hex(keyId(readSpki(Cursor.of(spki, "spki"), "spki").key)), t);
+  }
+});
+
+test("signature algorithms per issuer key type (TBS and outer identical), openssl verifies", async () => {
+  const dir = tempDir();
+  const want = {
+    ed25519: "300506032b6570",
+    p256: "300a06082a8648ce3d040302",
+    p384: "300a06082a8648ce3d040303",
+    p521: "300a06082a8648ce3d040304",
+    rsa2048: "300d06092a864886f70d01010b0500",
+  } as const;
+  for (const [t, alg] of Object.entries(want) as Array<[keyof typeof want, string]>) {
+    const b = await built("root", { issuerType: t, notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000) });
+    assert.equal(b.c.tbsSignatureAlgorithm.oid, b.c.signatureAlgorithm.oid);
+    // outer AlgorithmIdentifier right after the TBS
+    assert.ok(b.hexDer.includes(b.tbsHex + alg), `${t}: outer algorithm`);
+    // and the same one inside the TBS, right after the serial
+    assert.ok(b.tbsHex.includes(tlvHex(0x02, hex(b.c.serial)) + alg), `${t}: TBS algorithm`);
+    const f = join(dir, `${t}.pem`);
+    writeFileSync(f, `-----BEGIN CERTIFICATE-----\n${Buffer.from(b.der).toString("base64")}\n-----END CERTIFICATE-----\n`);
+    const r = await openssl(dir, "verify", "-CAfile", f, f);
+    assert.equal(r.code, 0, `${t}: ${r.stdout}${r.stderr}`);
+  }
 });
 
 test("hostile certificate input gives one-line errors", () => {
@@ -146,7 +278,14 @@ test("CSRs: built like albatross', openssl verifies them and reads the extension
   for (const t of KEY_TYPES.filter((k) => k !== "rsa4096")) {
     const key = await generateKey(t);
     const value = encodeCertExtension({ version: 5, command: consoleCmd });
-    const der = buildCsr(key, "foo", [ext.albatross(value)]);
+    const der = await buildCsr(key, "foo", [ext.albatross(value)]);
+    // byte level: CN=foo as UTF8String; one extensionRequest attribute holding exactly the
+    // non-critical albatross extension
+    const p0 = parseCsr(der);
+    assert.equal(hex(p0.subjectDer), hex(encodeCnName("foo")));
+    assert.ok(hex(p0.subjectDer).includes("0c03666f6f"));
+    const attr = tlvHex(0xa0, tlvHex(0x30, "06092a864886f70d01090e" + tlvHex(0x31, tlvHex(0x30, extHex(ALBATROSS_OID_DER, false, hex(value))))));
+    assert.ok(hex(der).includes(hex(p0.publicKey.der) + attr), "attributes follow the key");
     const f = join(dir, `${t}.req`);
     writeFileSync(f, csrToPem(der));
     const r = await openssl(dir, "req", "-verify", "-in", f, "-noout", "-text");
