@@ -1,0 +1,107 @@
+// hostd benchmarks (needs root: runs inside a throw-away network namespace):
+// 1. create -> exec latency: a `create` request to hostd until its reply (the tender has
+//    been exec'd, the state file written) against spawning the same command line
+//    (`taskset -c 0 <stand-in> --mem=.. -- <image> ...`) directly until the child exists.
+//    Target: at most 5 ms of overhead (median).
+// 2. hostd's RSS with 200 running stand-in unikernels. Target: at most 150 MB.
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { netnsAvailable, withNetns } from "../test/support/netns.js";
+import { buildSolo5Elf } from "../test/support/elf-builder.js";
+import { argv, config, exists, request, show, waitFor, withHostd, type Env } from "../test/hostd/harness.js";
+
+const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;
+const ROUNDS = 30;
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+const fmt = (ms: number): string => `${ms.toFixed(2)} ms`;
+
+async function rssMB(pid: number): Promise<number> {
+  const st = await readFile(`/proc/${pid}/status`, "utf8");
+  const m = /VmRSS:\s+(\d+) kB/.exec(st);
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function directSpawn(env: Env, image: string): Promise<number> {
+  const t0 = performance.now();
+  const c = spawn("taskset", ["-c", "0", join(env.dbdir, "solo5-hvt"), "--mem=32", "--", image, "--standin-exit=0"], { stdio: "ignore" });
+  await new Promise<void>((res, rej) => {
+    c.once("spawn", () => res());
+    c.once("error", rej);
+  });
+  const dt = performance.now() - t0;
+  await new Promise((r) => c.once("exit", r));
+  return dt;
+}
+
+async function latency(env: Env): Promise<void> {
+  const image = join(env.tmpdir, "direct.img");
+  await writeFile(image, HELLO);
+  const direct: number[] = [];
+  const viaHostd: number[] = [];
+  const c = config(HELLO, { argv: argv("--standin-run") });
+  for (let i = 0; i < ROUNDS + 3; i++) {
+    const d = await directSpawn(env, image);
+    const t0 = performance.now();
+    const r = show(await request(env.socket, ":lat", { kind: "unikernel-create", config: c }));
+    const h = performance.now() - t0;
+    if (r !== "success: created unikernel") throw new Error(`create failed: ${r}`);
+    const gone = show(await request(env.socket, ":lat", { kind: "unikernel-destroy" }));
+    if (gone !== "success: destroyed unikernel") throw new Error(`destroy failed: ${gone}`);
+    await request(env.socket, ":lat", { kind: "unikernel-destroy" }); // the restarting-set quirk
+    if (i >= 3) {
+      direct.push(d);
+      viaHostd.push(h);
+    }
+  }
+  const md = median(direct);
+  const mh = median(viaHostd);
+  console.log(`create -> exec (median of ${ROUNDS}): direct spawn ${fmt(md)}, hostd create ${fmt(mh)}`);
+  console.log(`  overhead ${fmt(mh - md)} (target <= 5 ms), ratio hostd/direct ${(mh / md).toFixed(2)}`);
+}
+
+async function rss200(env: Env): Promise<void> {
+  const pid = env.hostd?.pid;
+  if (pid === undefined) throw new Error("no hostd pid");
+  const before = await rssMB(pid);
+  const c = config(HELLO, { argv: argv("--standin-run"), memory: 16 });
+  const t0 = performance.now();
+  for (let i = 0; i < 200; i++) {
+    const r = show(await request(env.socket, `:u${i}`, { kind: "unikernel-create", config: c }));
+    if (r !== "success: created unikernel") throw new Error(`create ${i} failed: ${r}`);
+  }
+  const dt = performance.now() - t0;
+  await new Promise((r) => setTimeout(r, 500));
+  const after = await rssMB(pid);
+  console.log(`200 creates in ${fmt(dt)} (${fmt(dt / 200)} each, growing state file)`);
+  console.log(`hostd RSS: ${before.toFixed(1)} MB idle, ${after.toFixed(1)} MB with 200 running stand-ins (target <= 150 MB)`);
+  // SIGTERM stops them all (hostd frees everything)
+  const t1 = performance.now();
+  await env.stopHostd("SIGTERM");
+  console.log(`SIGTERM shutdown of 200 unikernels: ${fmt(performance.now() - t1)}`);
+  await waitFor("images removed", async () => !(await exists(join(env.tmpdir, ":u0.img"))));
+}
+
+export async function run(): Promise<void> {
+  const a = await netnsAvailable();
+  if (!a.ok) {
+    console.log(`skipped: ${a.reason}`);
+    return;
+  }
+  const base = await mkdtemp(join(tmpdir(), "dromedary-hostd-bench-"));
+  try {
+    await mkdir(base, { recursive: true });
+    await withNetns((ns) => withHostd(ns, latency, { hostdArgs: ["-q"] }));
+    await withNetns((ns) => withHostd(ns, rss200, { hostdArgs: ["-q"] }));
+  } finally {
+    await rm(base, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run();

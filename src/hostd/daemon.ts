@@ -1,0 +1,857 @@
+// hostd's shell: the albatrossd process (daemon.md §2). Owns the sockets, files, processes
+// and taps; every decision is taken by the pure core in vmmd.ts. All state changes run
+// under one global lock (upstream's create lock).
+import { promises as fsp, writeFileSync } from "node:fs";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { decodeState, decodeWire, encodeState, encodeWire } from "../commands/codec.js";
+import type { Header, Policy, UnikernelConfig, Wire } from "../commands/types.js";
+import { nameToString, type Name } from "../policy/name.js";
+import { emptyResources, insertBlock } from "../policy/resources.js";
+import { tenderCommandLine, tenderNotFound, parseTenderVersion, guestNameArg } from "../solo5/tender.js";
+import {
+  blockFile,
+  blockFileExists,
+  createBlockFile,
+  drainChunks,
+  readBlockFile,
+  receiveBlockStream,
+  recreateBlockFile,
+  removeBlockFile,
+  scanBlockDir,
+  streamBlockFile,
+  writeBlockData,
+} from "./blockstore.js";
+import { FrameReader, writeFrame } from "./frames.js";
+import { discoverRootPolicy, missingCommands } from "./host.js";
+import { bridgeExists, createTap, destroyTap, NetError } from "./net.js";
+import { ensureFifo, FifoSpares, findTender, signalProcess, spawnWithFifo, tenderVersionCached } from "./process.js";
+import { killStale, procStartTime, readRuntime, writeRuntime, type RuntimeEntry } from "./runtime.js";
+import { copyStateStarted, readStateFile, writeStateFile } from "./statefile.js";
+import { formatExit, type ExitStatus } from "./types.js";
+import {
+  blockAdded,
+  blockRemoved,
+  beginShutdown,
+  checkImageManifest,
+  commitCreate,
+  consoleAddRequest,
+  consoleReplyOk,
+  createFailureText,
+  deflateImage,
+  failure,
+  fifoPath,
+  handleCommand,
+  handleExit,
+  imagePath,
+  initialState,
+  macFor,
+  prepareCreate,
+  recheckCreate,
+  replyWire,
+  requiredBridges,
+  restartDecision,
+  restoreOrder,
+  restorePolicies,
+  stateToDump,
+  statsDisconnected,
+  success,
+  successString,
+  TEXT,
+  type Cleanup,
+  type Outcome,
+  type RunningUnikernel,
+  type Step,
+  type TapAssignment,
+  type VmmdOptions,
+  type VmmdState,
+  DEFAULT_MAX_IMAGE,
+} from "./vmmd.js";
+
+export interface HostdOptions {
+  readonly tmpdir: string;
+  readonly dbdir: string;
+  readonly dropPath: boolean;
+  readonly systemdSocketActivation: boolean;
+  readonly maxFrame: number;
+  /** default `<tmpdir>/util/console.sock` */
+  readonly consoleSocket?: string;
+  /** default `<tmpdir>/util/vmmd.sock` */
+  readonly socket?: string;
+  readonly verbose: boolean;
+  readonly quiet: boolean;
+}
+
+/** A start-up failure and the process exit status it leads to (125 upstream, 0 for "bailing out"). */
+export class StartupError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = "StartupError";
+  }
+}
+
+type Level = "debug" | "info" | "warn" | "error";
+
+/** One global lock (FIFO order). */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  async acquire(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((r) => (release = r));
+    const prev = this.tail;
+    this.tail = prev.then(() => next);
+    await prev;
+    let done = false;
+    return () => {
+      if (!done) {
+        done = true;
+        release();
+      }
+    };
+  }
+}
+
+/** A client connection to albatross-console or the stats channel: request, one reply. */
+class RequestChannel {
+  private readonly reader: FrameReader;
+  constructor(
+    readonly sock: Socket,
+    maxFrame: number,
+    reader?: FrameReader,
+  ) {
+    this.reader = reader ?? new FrameReader(sock, maxFrame);
+  }
+  get alive(): boolean {
+    return !this.sock.destroyed;
+  }
+  async request(w: Wire): Promise<Wire> {
+    if (!(await writeFrame(this.sock, encodeWire(w)))) throw new Error("write failed");
+    const f = await this.reader.next();
+    if (f === null) throw new Error("connection closed");
+    return decodeWire(f);
+  }
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+function connectUnix(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(path);
+    s.once("connect", () => {
+      s.removeAllListeners("error");
+      resolve(s);
+    });
+    s.once("error", reject);
+  });
+}
+
+const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+export class Hostd {
+  private state: VmmdState;
+  private readonly lock = new Mutex();
+  private readonly core: VmmdOptions;
+  private console: RequestChannel | null = null;
+  private stats: RequestChannel | null = null;
+  private server: Server | null = null;
+  private readonly exitWaiters = new Map<number, (s: ExitStatus) => void>();
+  private readonly exitPromises = new Map<number, Promise<ExitStatus>>();
+  private readonly connections = new Set<Socket>();
+  private readonly spares: FifoSpares;
+  private ready!: Promise<void>;
+  private shutdownPromise: Promise<void> | null = null;
+  readonly socketPath: string;
+  readonly consolePath: string;
+
+  constructor(readonly opts: HostdOptions) {
+    this.core = { tmpdir: opts.tmpdir, dbdir: opts.dbdir, dropPath: opts.dropPath, maxImageBytes: DEFAULT_MAX_IMAGE };
+    this.state = initialState(emptyResources());
+    this.socketPath = opts.socket ?? join(opts.tmpdir, "util", "vmmd.sock");
+    this.consolePath = opts.consoleSocket ?? join(opts.tmpdir, "util", "console.sock");
+    this.spares = new FifoSpares(join(opts.tmpdir, "fifo"));
+  }
+
+  log(level: Level, msg: string): void {
+    if (level === "debug" && !this.opts.verbose) return;
+    if (this.opts.quiet && (level === "debug" || level === "info")) return;
+    process.stderr.write(`hostd: [${level.toUpperCase()}] ${msg}\n`);
+  }
+
+  /** Current state (for tests and benchmarks). */
+  get current(): VmmdState {
+    return this.state;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Start-up (§2.2)
+
+  async start(): Promise<void> {
+    const o = this.opts;
+    // Upstream never creates these (its systemd units do); we create what is missing.
+    await fsp.mkdir(join(o.tmpdir, "util"), { recursive: true });
+    try {
+      await fsp.access(join(o.tmpdir, "fifo"));
+    } catch {
+      await fsp.mkdir(join(o.tmpdir, "fifo"), { recursive: true });
+      await fsp.chmod(join(o.tmpdir, "fifo"), 0o2770);
+      this.log("info", `created ${join(o.tmpdir, "fifo")}`);
+    }
+
+    await this.spares.clear();
+    this.spares.refill();
+
+    // step 2: block devices
+    const scan = await scanBlockDir(o.dbdir);
+    for (const w of scan.warnings) this.log("warn", w);
+    let resources = emptyResources();
+    for (const b of scan.blocks) {
+      const r = insertBlock(resources, b.name, b.sizeMB);
+      if (r.ok) resources = r.value;
+      else this.log("warn", `block device ${nameToString(b.name)}: ${r.error}`);
+    }
+
+    // step 3
+    const missing = await missingCommands();
+    if (missing.length > 0) throw new StartupError(`required host commands not found: ${missing.join(", ")}`, 125);
+
+    // step 4: root policy (the block directory must exist)
+    await fsp.mkdir(join(o.dbdir, "block"), { recursive: true, mode: 0o700 });
+    let root: Policy;
+    try {
+      root = await discoverRootPolicy(o.dbdir);
+    } catch (e) {
+      throw new StartupError(errText(e), 125);
+    }
+    this.log("info", `root policy: ${root.unikernels} unikernels, cpuids ${root.cpuids.join(",")}, ${root.memory} MB memory, ${root.block} MB block, bridges ${root.bridges.join(", ")}`);
+
+    // step 5: the state file
+    let stored;
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await readStateFile(o.dbdir);
+    } catch (e) {
+      throw new StartupError(`bailing out: while reading state: ${errText(e)}`, 0);
+    }
+    if (bytes === null) {
+      this.log("warn", "no state file found, starting empty");
+      stored = { unikernels: [], policies: [] };
+    } else {
+      try {
+        stored = decodeState(bytes).state;
+      } catch (e) {
+        throw new StartupError(`bailing out: couldn't parse state: ${errText(e)}`, 0);
+      }
+      // step 6
+      try {
+        await copyStateStarted(o.dbdir);
+      } catch (e) {
+        this.log("warn", `copying state to state.started: ${errText(e)}`);
+      }
+    }
+
+    // step 7: policies
+    const rp = restorePolicies(resources, root, stored.policies);
+    if (!rp.ok) throw new StartupError(`bailing out: ${rp.error}`, 0);
+    for (const w of rp.value.warnings) this.log("warn", w);
+    this.state = initialState(rp.value.resources);
+
+    // Not upstream: remove what a hard-killed previous hostd left running (runtime.ts).
+    await this.cleanupPrevious();
+
+    // step 8: console connection
+    try {
+      this.console = new RequestChannel(await connectUnix(this.consolePath), o.maxFrame);
+    } catch {
+      throw new StartupError(`Failed to connect to ${this.consolePath}, is albatross-console started?`, 125);
+    }
+
+    // step 9: the listening socket; connections wait for `ready` (after step 11)
+    let markReady!: () => void;
+    this.ready = new Promise((r) => (markReady = r));
+    await this.listen();
+
+    // step 10
+    const onTerm = () => void this.shutdown().then(() => process.exit(0));
+    process.on("SIGTERM", onTerm);
+    process.on("SIGINT", onTerm);
+
+    // step 11: bring the unikernels of the state file back
+    for (const u of restoreOrder(stored.unikernels)) {
+      const release = await this.lock.acquire();
+      try {
+        if (this.state.shuttingDown) break;
+        const r = await this.createUnikernel(u.name, u.config, true);
+        if (r.kind === "failure") this.log("warn", `restoring ${nameToString(u.name)}: ${r.message}`);
+        else this.log("info", `restored ${nameToString(u.name)}`);
+      } finally {
+        release();
+      }
+    }
+    markReady();
+  }
+
+  private async cleanupPrevious(): Promise<void> {
+    const entries = await readRuntime(this.opts.tmpdir);
+    if (entries.length === 0) return;
+    await killStale(entries, (m) => this.log("warn", m));
+    for (const e of entries) {
+      for (const tap of e.taps) {
+        try {
+          await destroyTap(tap);
+        } catch {
+          /* already gone */
+        }
+      }
+      await fsp.rm(e.image, { force: true }).catch(() => undefined);
+    }
+    await this.persistRuntime();
+  }
+
+  private async listen(): Promise<void> {
+    // Half-open: a client may shut down its sending side (e.g. to end a block upload by EOF)
+    // and still read the reply.
+    const server = createServer({ allowHalfOpen: true }, (sock) => void this.serve(sock));
+    this.server = server;
+    server.on("error", (e) => this.log("error", `listening socket: ${errText(e)}`));
+    if (this.opts.systemdSocketActivation) {
+      const pid = process.env["LISTEN_PID"];
+      const fds = process.env["LISTEN_FDS"];
+      if (pid !== String(process.pid) || fds !== "1") throw new StartupError("Systemd socket activation error", 125);
+      await new Promise<void>((res, rej) => {
+        server.once("error", rej);
+        server.listen({ fd: 3 }, () => res());
+      });
+      this.log("info", "listening on systemd socket (fd 3)");
+      return;
+    }
+    try {
+      await fsp.rm(this.socketPath, { force: true });
+    } catch (e) {
+      throw new StartupError(`cannot remove ${this.socketPath} (${errText(e)}); check the permissions of ${this.opts.tmpdir}/util`, 125);
+    }
+    // Group bits must survive the umask (the socket is group albatross, mode 0660 or so).
+    const old = process.umask(process.umask() & 0o707);
+    try {
+      await new Promise<void>((res, rej) => {
+        server.once("error", rej);
+        // Upstream listens with backlog 1; Node's clients get EAGAIN instead of queueing
+        // on a full Unix-socket backlog, so allow a few pending connections.
+        server.listen({ path: this.socketPath, backlog: 16 }, () => res());
+      });
+    } catch (e) {
+      throw new StartupError(`cannot listen on ${this.socketPath}: ${errText(e)}`, 125);
+    } finally {
+      process.umask(old);
+    }
+    this.log("info", `listening on ${this.socketPath}`);
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Connections (§2.3)
+
+  private async serve(sock: Socket): Promise<void> {
+    this.connections.add(sock);
+    sock.on("close", () => this.connections.delete(sock));
+    sock.on("error", () => undefined);
+    const reader = new FrameReader(sock, this.opts.maxFrame);
+    await this.ready;
+    try {
+      for (;;) {
+        let f: Uint8Array | null;
+        try {
+          f = await reader.next();
+        } catch (e) {
+          this.log("warn", `closing connection: ${errText(e)}`);
+          break;
+        }
+        if (f === null) break;
+        let w: Wire;
+        try {
+          w = decodeWire(f);
+        } catch (e) {
+          // A message the daemon cannot decode: close without a reply (§1).
+          this.log("warn", `closing connection: undecodable message: ${errText(e)}`);
+          break;
+        }
+        const keep = await this.handle(sock, reader, w);
+        if (keep === "stats") return; // the connection now belongs to the stats channel
+        if (!keep) break;
+      }
+    } finally {
+      if (!sock.destroyed && this.stats?.sock !== sock) sock.end();
+    }
+  }
+
+  private async send(sock: Socket, header: Header, o: Outcome): Promise<boolean> {
+    return writeFrame(sock, encodeWire(replyWire(header, o)));
+  }
+
+  /** One command; returns whether to keep reading from this connection. */
+  private async handle(sock: Socket, reader: FrameReader, w: Wire): Promise<boolean | "stats"> {
+    const header = w.header;
+    if (w.payload.kind !== "command") {
+      await this.send(sock, header, failure(TEXT.unknownCommand));
+      return false;
+    }
+    const release = await this.lock.acquire();
+    let released = false;
+    const unlock = () => {
+      if (!released) {
+        released = true;
+        release();
+      }
+    };
+    try {
+      if (this.state.shuttingDown) {
+        unlock();
+        return false;
+      }
+      const step = handleCommand(this.state, this.core, header, w.payload.command);
+      return await this.runStep(step, sock, reader, header, unlock);
+    } catch (e) {
+      this.log("error", `while handling ${w.payload.command.kind}: ${errText(e)}`);
+      unlock();
+      return false;
+    } finally {
+      unlock();
+    }
+  }
+
+  private async runStep(step: Step, sock: Socket, reader: FrameReader, header: Header, unlock: () => void): Promise<boolean | "stats"> {
+    this.state = step.state;
+    switch (step.kind) {
+      case "reply": {
+        if (step.dump) await this.dump();
+        unlock();
+        await this.send(sock, header, step.outcome);
+        return step.keepOpen && step.outcome.kind === "success";
+      }
+      case "create": {
+        const r = await this.createUnikernel(step.name, step.config, true);
+        await this.send(sock, header, r);
+        return false;
+      }
+      case "replace": {
+        const exited = this.exitPromise(step.waiterId);
+        if (!signalProcess(step.pid)) this.log("warn", `kill ${step.pid} failed`);
+        unlock();
+        await exited;
+        const release = await this.lock.acquire();
+        try {
+          if (step.then.kind === "destroy") {
+            await this.dump();
+            release();
+            await this.send(sock, header, successString(TEXT.destroyed));
+          } else {
+            const r = await this.createUnikernel(step.name, step.then.config, true);
+            await this.send(sock, header, r);
+          }
+        } finally {
+          release();
+        }
+        return false;
+      }
+      case "block-add": {
+        const c = await createBlockFile(this.opts.dbdir, step.name, step.size);
+        if (!c.ok) {
+          unlock();
+          await this.send(sock, header, failure(c.error));
+          return false;
+        }
+        if (step.data !== undefined && step.data.length > 0) {
+          const wr = await writeBlockData(this.opts.dbdir, step.name, step.data);
+          if (!wr.ok) {
+            await removeBlockFile(this.opts.dbdir, step.name);
+            unlock();
+            await this.send(sock, header, failure(wr.error));
+            return false;
+          }
+        }
+        const r = blockAdded(this.state, step.name, step.size);
+        if (r.ok) this.state = r.value;
+        unlock();
+        await this.send(sock, header, r.ok ? successString(TEXT.addedBlock) : failure(r.error));
+        return false;
+      }
+      case "block-remove": {
+        const rm = await removeBlockFile(this.opts.dbdir, step.name);
+        if (!rm.ok) {
+          unlock();
+          await this.send(sock, header, failure(rm.error));
+          return false;
+        }
+        const r = blockRemoved(this.state, step.name);
+        if (r.ok) this.state = r.value;
+        unlock();
+        await this.send(sock, header, r.ok ? successString(TEXT.removedBlock) : failure(r.error));
+        return false;
+      }
+      case "block-set": {
+        const rc = await recreateBlockFile(this.opts.dbdir, step.name);
+        unlock();
+        let result: string | null;
+        if (!rc.ok) {
+          // drain the upload, then report
+          result = (await drainChunks(reader)) ?? rc.error;
+        } else {
+          result = await receiveBlockStream(blockFile(this.opts.dbdir, step.name), step.size * (1 << 20), step.compressed, reader);
+        }
+        await this.send(sock, header, result === null ? successString(TEXT.setBlock) : failure(result));
+        return false;
+      }
+      case "block-set-old": {
+        const rc = await recreateBlockFile(this.opts.dbdir, step.name);
+        let out: Outcome = successString(TEXT.setBlock);
+        if (!rc.ok) out = failure(rc.error);
+        else {
+          const wr = await writeBlockData(this.opts.dbdir, step.name, step.data);
+          if (!wr.ok) out = failure(wr.error);
+          else {
+            try {
+              await fsp.truncate(blockFile(this.opts.dbdir, step.name), step.size * (1 << 20));
+            } catch {
+              out = failure(TEXT.writeError);
+            }
+          }
+        }
+        unlock();
+        await this.send(sock, header, out);
+        return false;
+      }
+      case "block-dump": {
+        if (!(await blockFileExists(this.opts.dbdir, step.name))) {
+          unlock();
+          await this.send(sock, header, failure(TEXT.fileMissing));
+          return false;
+        }
+        if (step.old) {
+          const data = await readBlockFile(this.opts.dbdir, step.name);
+          unlock();
+          if (!data.ok) await this.send(sock, header, failure(data.error));
+          else {
+            const compressed = step.level !== 0;
+            const image = compressed ? deflateImage(data.value, step.level) : data.value;
+            await this.send(sock, header, success({ kind: "old-block-device-image", compressed, image }));
+          }
+          return false;
+        }
+        unlock();
+        await this.send(sock, header, success({ kind: "block-device-image", compressed: step.level !== 0 }));
+        const outcome = await streamBlockFile(blockFile(this.opts.dbdir, step.name), step.level, (piece) =>
+          writeFrame(sock, encodeWire({ header, payload: { kind: "data", data: { kind: "block-data", data: piece } } })),
+        );
+        if (outcome === "done") await writeFrame(sock, encodeWire({ header, payload: { kind: "data", data: { kind: "block-end" } } }));
+        else if (outcome === "read-error") await this.send(sock, header, failure(TEXT.streamingError));
+        return false;
+      }
+      case "stats-initial": {
+        this.stats?.close();
+        // The connection's reader is handed over (a second reader would see the same bytes).
+        const ch = new RequestChannel(sock, this.opts.maxFrame, reader);
+        this.stats = ch;
+        sock.once("close", () => {
+          if (this.stats === ch) {
+            this.stats = null;
+            this.state = statsDisconnected(this.state);
+          }
+        });
+        await this.send(sock, header, step.outcome);
+        for (const add of step.adds) await this.statsRequest(add);
+        return "stats";
+      }
+    }
+  }
+
+  private exitPromise(id: number): Promise<ExitStatus> {
+    let p = this.exitPromises.get(id);
+    if (p === undefined) {
+      p = new Promise<ExitStatus>((res) => this.exitWaiters.set(id, res));
+      this.exitPromises.set(id, p);
+    }
+    return p;
+  }
+
+  private async statsRequest(w: Wire): Promise<void> {
+    const ch = this.stats;
+    if (ch === null) return;
+    try {
+      const r = await ch.request(w);
+      if (r.header.sequence !== w.header.sequence || r.payload.kind !== "reply") throw new Error("unexpected reply");
+    } catch (e) {
+      this.log("warn", `stats: ${errText(e)}, dropping the stats connection`);
+      ch.close();
+      if (this.stats === ch) {
+        this.stats = null;
+        this.state = statsDisconnected(this.state);
+      }
+    }
+  }
+
+  private async consoleRequest(w: Wire): Promise<Wire | null> {
+    try {
+      if (this.console === null || !this.console.alive) {
+        // Not upstream: reconnect to a restarted console daemon instead of failing forever.
+        this.console = new RequestChannel(await connectUnix(this.consolePath), this.opts.maxFrame);
+      }
+      return await this.console.request(w);
+    } catch (e) {
+      this.log("warn", `console: ${errText(e)}`);
+      this.console?.close();
+      this.console = null;
+      return null;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Create (§2.4), under the lock
+
+  /** Create `name`; `dump` = write the state file after success. */
+  async createUnikernel(name: Name, config: UnikernelConfig, dump: boolean): Promise<Outcome> {
+    const o = this.opts;
+    // Step timings, logged at debug level (-v).
+    const t0 = performance.now();
+    const marks: string[] = [];
+    const mark = (step: string): void => {
+      if (this.opts.verbose) marks.push(`${step} ${(performance.now() - t0).toFixed(2)}`);
+    };
+    const p = prepareCreate(this.state, this.core, name, config);
+    if (!p.ok) return failure(p.error);
+    const prepared = p.value;
+    const cleanup = { image: imagePath(this.core, name), fifo: fifoPath(this.core, name), taps: [] as string[] };
+    // Step 8's FIFO is made in the background from here on (mkfifo is a process execution);
+    // its result is only looked at in step 8, so errors keep upstream's order. If an earlier
+    // step fails, a FIFO made here is removed again.
+    const fifoJob = ensureFifo(cleanup.fifo, this.spares);
+    const early = async (msg: string, image: boolean): Promise<Outcome> => {
+      const f = await fifoJob;
+      await this.freeResources({ image: image ? cleanup.image : "", fifo: f.ok && f.value.created ? cleanup.fifo : "", taps: [] });
+      return failure(msg);
+    };
+    const tender = await findTender(prepared.candidates);
+    if (tender === null) return early(tenderNotFound(prepared.candidates), false);
+    mark("lookup");
+    const v = await tenderVersionCached(tender);
+    if (v.code !== 0)
+      return early(`cmd ${tender} --version exits: ${v.error ?? (v.code === null ? "killed" : `exited with ${v.code}`)}`, false);
+    const vr = parseTenderVersion(v.lines.join("\n"), prepared.abi.version);
+    if (vr !== null) return early(vr, false);
+    mark("version");
+    const m = checkImageManifest(prepared.image, config);
+    if (!m.ok) return early(m.error, false);
+
+    // Upstream does not clean up what the following steps created when one of them fails;
+    // we do (image file, FIFO, taps created so far).
+    try {
+      // synchronous: we hold the global lock anyway, and the thread pool round trip costs more
+      writeFileSync(cleanup.image, prepared.image);
+    } catch (e) {
+      return early(`error writing image ${cleanup.image}: ${errText(e)}`, true);
+    }
+    mark("image");
+    for (const b of requiredBridges(config)) if (!(await bridgeExists(b))) return early(`interface ${b} does not exist`, true);
+    mark("bridges");
+    const fifo = await fifoJob;
+    if (!fifo.ok) return early(fifo.error, true);
+    const fail = (msg: string): Promise<Outcome> => this.freeResources(cleanup).then(() => failure(msg));
+    const taps: TapAssignment[] = [];
+    for (const nd of config.bridges) {
+      const bridge = nd.bridge ?? nd.netif;
+      try {
+        const tap = await createTap(bridge);
+        cleanup.taps.push(tap);
+        taps.push({ netif: nd.netif, bridge, tap, mac: macFor(name, nd.netif, nd.mac) });
+      } catch (e) {
+        return fail(e instanceof NetError ? e.upstream : errText(e));
+      }
+    }
+
+    // step 4: console
+    mark("taps");
+    const ca = consoleAddRequest(this.state, name);
+    this.state = ca.state;
+    const consoleReply = await this.consoleRequest(ca.request);
+    const failCreate = async (why: string): Promise<Outcome> => {
+      this.log("warn", `create ${nameToString(name)}: ${why}`);
+      const ce = await this.freeResources(cleanup);
+      return failure(createFailureText(ce ?? undefined));
+    };
+    if (consoleReply === null || !consoleReplyOk(ca.request, consoleReply)) return failCreate("console failed");
+
+    // step 5: re-check, exec
+    mark("console");
+    const rc = recheckCreate(this.state, name, config);
+    if (!rc.ok) return failCreate(rc.error);
+    const argv = tenderCommandLine({
+      tender,
+      cpuids: config.cpuids,
+      memory: config.memory,
+      nets: taps.map((t) => ({ netif: t.netif, tap: t.tap, mac: t.mac })),
+      blocks: config.blockDevices.map((b) => ({
+        name: b.name,
+        path: join(o.dbdir, "block", nameToString({ path: name.path, label: b.device ?? b.name })),
+        ...(b.sectorSize !== undefined ? { sectorSize: b.sectorSize } : {}),
+      })),
+      image: cleanup.image,
+      ...(config.addName ? { nameArg: guestNameArg(name, this.core.dropPath) } : {}),
+      argv: (config.argv ?? []).map((a) => Buffer.from(a).toString("utf8")),
+    });
+    const spawned = await spawnWithFifo(argv, cleanup.fifo);
+    if (!spawned.ok) return failCreate(spawned.error);
+    mark("exec");
+    const { pid, exited } = spawned.value;
+    const u: RunningUnikernel = { name, config, pid, taps, digest: prepared.digest, started: new Date() };
+    const c = commitCreate(this.state, u, dump);
+    if (!c.ok) {
+      signalProcess(pid, "SIGKILL");
+      await exited;
+      return failCreate(c.error);
+    }
+    this.state = c.value.state;
+    for (const l of c.value.log) this.log("warn", l);
+    this.log("info", `created ${nameToString(name)}: ${argv.join(" ")} (pid ${pid})`);
+    this.runtime.set(nameToString(name), { name: nameToString(name), pid, starttime: procStartTime(pid), taps: cleanup.taps, image: cleanup.image, fifo: cleanup.fifo });
+    void this.persistRuntime();
+    if (c.value.dump) await this.dump();
+    mark("dump");
+    if (c.value.statsAdd !== null) await this.statsRequest(c.value.statsAdd);
+    void exited.then((status) => this.onExit(name, pid, status));
+    mark("stats");
+    if (this.opts.verbose) this.log("debug", `create ${nameToString(name)} timings (ms): ${marks.join(", ")}`);
+    return successString(TEXT.created);
+  }
+
+  private readonly runtime = new Map<string, RuntimeEntry>();
+
+  private runtimeWrites: Promise<void> = Promise.resolve();
+
+  /** Queue a write of the runtime record (in order; creates do not wait for it). */
+  private persistRuntime(): Promise<void> {
+    const entries = [...this.runtime.values()];
+    this.runtimeWrites = this.runtimeWrites.then(() =>
+      writeRuntime(this.opts.tmpdir, entries).catch((e: unknown) => this.log("warn", `writing runtime record: ${errText(e)}`)),
+    );
+    return this.runtimeWrites;
+  }
+
+  /** Image, FIFO, taps — in this order, stopping at the first error (returned). */
+  private async freeResources(c: Cleanup): Promise<string | null> {
+    try {
+      if (c.image !== "") await fsp.rm(c.image, { force: true });
+      if (c.fifo !== "") await fsp.rm(c.fifo, { force: true });
+      for (const t of c.taps) await destroyTap(t);
+      return null;
+    } catch (e) {
+      const msg = e instanceof NetError ? e.upstream : errText(e);
+      this.log("warn", `freeing resources: ${msg}`);
+      return msg;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Exit (§2.8)
+
+  private async onExit(name: Name, pid: number, status: ExitStatus): Promise<void> {
+    const release = await this.lock.acquire();
+    let wake;
+    try {
+      const u = this.state.running.find(name);
+      if (u === undefined || u.pid !== pid) return;
+      this.log("info", `${nameToString(name)} (pid ${pid}) ${formatExit(status)}`);
+      const ex = handleExit(this.state, this.core, name);
+      if (ex === null) return;
+      this.state = ex.state;
+      await this.freeResources(ex.cleanup);
+      if (ex.statsRemove !== null) await this.statsRequest(ex.statsRemove);
+      this.runtime.delete(nameToString(name));
+      void this.persistRuntime();
+      if (ex.dump) await this.dump();
+      wake = ex.wake;
+    } finally {
+      release();
+    }
+    if (wake === null || wake === undefined) return;
+    if (wake.kind === "exit") {
+      this.exitPromise(wake.id);
+      this.exitWaiters.get(wake.id)?.(status);
+      this.exitWaiters.delete(wake.id);
+      this.exitPromises.delete(wake.id);
+      return;
+    }
+    // A restart waiter: decide under the lock (a destroy may have come in between).
+    const config = wake.config;
+    const release2 = await this.lock.acquire();
+    try {
+      const d = restartDecision(this.state, name, config, status);
+      this.state = d.state;
+      if (d.action.kind === "dump") {
+        if (!this.state.shuttingDown) await this.dump();
+        return;
+      }
+      if (this.state.shuttingDown) return;
+      this.log("info", `restarting ${nameToString(name)} (${d.action.reason})`);
+      const r = await this.createUnikernel(name, d.action.config, d.action.dump);
+      if (r.kind === "failure") this.log("warn", `restart of ${nameToString(name)} failed: ${r.message}`);
+    } finally {
+      release2();
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // State file (§2.10)
+
+  private async dump(): Promise<void> {
+    try {
+      await writeStateFile(this.opts.dbdir, encodeState(stateToDump(this.state)));
+    } catch (e) {
+      this.log("error", `writing state file: ${errText(e)}`);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // SIGTERM (§2.12)
+
+  shutdown(): Promise<void> {
+    // A second SIGTERM runs the same (harmless) sequence; we simply join the first one.
+    if (this.shutdownPromise !== null) return this.shutdownPromise;
+    this.shutdownPromise = (async () => {
+      const release = await this.lock.acquire();
+      let waits: Promise<ExitStatus>[];
+      try {
+        this.server?.close();
+        const s = beginShutdown(this.state);
+        this.state = s.state;
+        waits = s.targets.map((t) => {
+          const p = this.exitPromise(t.waiterId);
+          if (!signalProcess(t.pid)) this.log("warn", `kill ${t.pid} failed`);
+          return p;
+        });
+      } finally {
+        release();
+      }
+      await Promise.all(waits);
+      // Wait for the exit handlers (resources freed) to have run.
+      const fin = await this.lock.acquire();
+      fin();
+      await this.runtimeWrites;
+      await this.spares.clear();
+      this.console?.close();
+      this.stats?.close();
+      for (const c of this.connections) c.destroy();
+      this.log("info", "shut down");
+    })();
+    return this.shutdownPromise;
+  }
+}
+
+/** Run hostd until SIGTERM. */
+export async function runHostd(opts: HostdOptions): Promise<Hostd> {
+  const d = new Hostd(opts);
+  await d.start();
+  return d;
+}
+

@@ -1,0 +1,325 @@
+// The I/O pieces of hostd's shell on their own: block files and streams, the state file,
+// framing, FIFOs and tender lookup, bridge parsing, the runtime record.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { deflateSync } from "node:zlib";
+import { parseName } from "../../src/policy/name.js";
+import {
+  blockBytes,
+  createBlockFile,
+  drainChunks,
+  receiveBlockStream,
+  recreateBlockFile,
+  scanBlockDir,
+  streamBlockFile,
+  type ChunkSource,
+} from "../../src/hostd/blockstore.js";
+import { copyStateStarted, readStateFile, writeStateFile } from "../../src/hostd/statefile.js";
+import { FrameError, FrameReader, frame } from "../../src/hostd/frames.js";
+import { ensureFifo, FifoSpares, findTender, spawnWithFifo, tenderVersionCached } from "../../src/hostd/process.js";
+import { parseBridgeList } from "../../src/hostd/host.js";
+import { procStartTime, readRuntime, writeRuntime } from "../../src/hostd/runtime.js";
+import { connect } from "./harness.js";
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "dromedary-hostd-shell-"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const MB = 1 << 20;
+const source = (chunks: (Uint8Array | Error)[]): ChunkSource => {
+  let i = 0;
+  return {
+    next: async () => {
+      if (i >= chunks.length) return null;
+      const c = chunks[i++]!;
+      if (c instanceof Error) throw c;
+      return c;
+    },
+  };
+};
+
+describe("block files", () => {
+  it("sizes: MB to bytes, overflow for <= 0 and beyond 2^53", () => {
+    assert.deepEqual(blockBytes(3), { ok: true, value: 3 * MB });
+    for (const bad of [0, -1, 2 ** 40, 1.5]) assert.deepEqual(blockBytes(bad), { ok: false, error: "overflow while computing bytes" });
+  });
+
+  it("add creates a sized 0600 file in a 0700 directory; a second add: file already exists", async () => {
+    const db = join(dir, "add");
+    await mkdir(db);
+    assert.deepEqual(await createBlockFile(db, parseName("foo:disk"), 2), { ok: true, value: undefined });
+    const st = await stat(join(db, "block", "foo:disk"));
+    assert.equal(st.size, 2 * MB);
+    assert.equal(st.mode & 0o777, 0o600);
+    assert.equal((await stat(join(db, "block"))).mode & 0o777, 0o700);
+    assert.deepEqual(await createBlockFile(db, parseName("foo:disk"), 2), { ok: false, error: "file already exists" });
+    assert.deepEqual(await createBlockFile(db, parseName("foo:zero"), 0), { ok: false, error: "overflow while computing bytes" });
+    assert.deepEqual(await readdir(join(db, "block")), ["foo:disk"]);
+  });
+
+  it("start-up scan: regular, non-dot files of n MB with a parsable name", async () => {
+    const db = join(dir, "scan");
+    await mkdir(join(db, "block"), { recursive: true });
+    await writeFile(join(db, "block", ":ok"), new Uint8Array(MB));
+    await writeFile(join(db, "block", "foo:two"), new Uint8Array(2 * MB));
+    await writeFile(join(db, "block", ".hidden"), new Uint8Array(MB));
+    await writeFile(join(db, "block", ":odd"), new Uint8Array(MB + 1));
+    await writeFile(join(db, "block", ":empty"), new Uint8Array(0));
+    await writeFile(join(db, "block", "bad name"), new Uint8Array(MB));
+    await mkdir(join(db, "block", ":dir"));
+    const r = await scanBlockDir(db);
+    assert.deepEqual(
+      r.blocks.map((b) => [b.name.path.join(":") + ":" + b.name.label, b.sizeMB]),
+      [
+        [":ok", 1],
+        ["foo:two", 2],
+      ],
+    );
+    assert.equal(r.warnings.length, 4);
+    assert.equal((await scanBlockDir(join(dir, "nothing-here"))).warnings.length, 1);
+  });
+
+  it("set stream: plain chunks written, file keeps its full size", async () => {
+    const db = join(dir, "set");
+    await mkdir(db);
+    const name = parseName(":d");
+    await createBlockFile(db, name, 1);
+    await writeFile(join(db, "block", ":d"), Buffer.alloc(MB, 0xee));
+    assert.equal((await recreateBlockFile(db, name)).ok, true);
+    assert.equal((await stat(join(db, "block", ":d"))).size, 0);
+    const r = await receiveBlockStream(join(db, "block", ":d"), MB, false, source([Uint8Array.of(1, 2), Uint8Array.of(3)]));
+    assert.equal(r, null);
+    const f = await readFile(join(db, "block", ":d"));
+    assert.equal(f.length, MB);
+    assert.deepEqual([...f.subarray(0, 4)], [1, 2, 3, 0]);
+  });
+
+  it("set stream: compressed in odd pieces", async () => {
+    const p = join(dir, "z.img");
+    await writeFile(p, "");
+    const data = Buffer.alloc(200_000);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
+    const z = deflateSync(data);
+    const pieces: Uint8Array[] = [];
+    for (let i = 0; i < z.length; i += 777) pieces.push(z.subarray(i, i + 777));
+    assert.equal(await receiveBlockStream(p, MB, true, source(pieces)), null);
+    assert.deepEqual((await readFile(p)).subarray(0, data.length), data);
+  });
+
+  it("set stream errors: exceeds size (also as a zlib bomb), bad zlib, read error, open error; the rest is consumed", async () => {
+    const p = join(dir, "e.img");
+    await writeFile(p, "");
+    let consumed = 0;
+    const counting = (chunks: Uint8Array[]): ChunkSource => {
+      const s = source(chunks);
+      return { next: async () => { const c = await s.next(); if (c !== null) consumed++; return c; } };
+    };
+    assert.equal(await receiveBlockStream(p, MB, false, counting([new Uint8Array(MB), Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(3)])), "stream exceeds size");
+    assert.equal(consumed, 4);
+    const bomb = deflateSync(Buffer.alloc(64 * MB));
+    assert.equal(await receiveBlockStream(p, MB, true, source([bomb])), "stream exceeds size");
+    assert.equal(await receiveBlockStream(p, MB, true, source([Uint8Array.of(0x78, 0x9c, 0xff, 0xff, 0xff), Uint8Array.of(9)])), "error writing to file descriptor");
+    assert.equal(await receiveBlockStream(p, MB, false, source([Uint8Array.of(1), new Error("boom")])), "error while reading stream");
+    assert.equal(await receiveBlockStream(join(dir, "missing", "x"), MB, false, source([Uint8Array.of(1)])), "error opening block device");
+    assert.equal(await drainChunks(source([Uint8Array.of(1), new Error("x")])), "error while reading stream");
+  });
+
+  it("dump stream: 4096-byte pieces, or one zlib stream; a gone client stops it", async () => {
+    const p = join(dir, "dump.img");
+    const data = Buffer.alloc(10_000);
+    for (let i = 0; i < data.length; i++) data[i] = i & 0xff;
+    await writeFile(p, data);
+    const plain: Uint8Array[] = [];
+    assert.equal(await streamBlockFile(p, 0, async (x) => (plain.push(Uint8Array.from(x)), true)), "done");
+    assert.deepEqual(plain.map((x) => x.length), [4096, 4096, 1808]);
+    assert.deepEqual(Buffer.concat(plain), data);
+    const z: Uint8Array[] = [];
+    assert.equal(await streamBlockFile(p, 9, async (x) => (z.push(Uint8Array.from(x)), true)), "done");
+    const { inflateSync } = await import("node:zlib");
+    assert.deepEqual(inflateSync(Buffer.concat(z)), data);
+    let calls = 0;
+    assert.equal(await streamBlockFile(p, 0, async () => (++calls, false)), "client-gone");
+    assert.equal(calls, 1);
+    assert.equal(await streamBlockFile(join(dir, "nope"), 0, async () => true), "read-error");
+  });
+});
+
+describe("state file", () => {
+  it("atomic write keeps the previous version as state.bak, mode 0644; state.started copy", async () => {
+    const db = join(dir, "state");
+    await mkdir(db);
+    assert.equal(await readStateFile(db), null);
+    assert.equal(await copyStateStarted(db), false);
+    await writeStateFile(db, Uint8Array.of(1));
+    await writeStateFile(db, Uint8Array.of(2));
+    assert.deepEqual(await readStateFile(db), Uint8Array.of(2));
+    assert.deepEqual([...(await readFile(join(db, "state.bak")))], [1]);
+    assert.equal((await stat(join(db, "state"))).mode & 0o777, 0o644);
+    assert.equal(await copyStateStarted(db), true);
+    assert.deepEqual([...(await readFile(join(db, "state.started")))], [2]);
+    assert.deepEqual((await readdir(db)).sort(), ["state", "state.bak", "state.started"]);
+  });
+});
+
+describe("frames", () => {
+  let server: Server;
+  let sockPath: string;
+  let serverSide: Promise<Socket>;
+  const pair = async (): Promise<{ client: Socket; server: Socket }> => {
+    let res!: (s: Socket) => void;
+    serverSide = new Promise((r) => (res = r));
+    server.removeAllListeners("connection");
+    server.on("connection", (s) => res(s));
+    const client = await connect(sockPath);
+    return { client, server: await serverSide };
+  };
+  before(async () => {
+    sockPath = join(dir, "frames.sock");
+    server = createServer();
+    await new Promise<void>((r) => server.listen(sockPath, () => r()));
+  });
+  after(() => server.close());
+
+  it("reads frames split anywhere; a length <= 0 ends the stream", async () => {
+    const { client, server: s } = await pair();
+    const r = new FrameReader(s, 1000);
+    const bytes = Buffer.concat([frame(Uint8Array.of(1, 2, 3)), frame(new Uint8Array(0)), frame(Uint8Array.of(9))]);
+    for (let i = 0; i < bytes.length; i++) client.write(bytes.subarray(i, i + 1));
+    assert.deepEqual(await r.next(), Uint8Array.of(1, 2, 3));
+    assert.equal(await r.next(), null);
+    assert.equal(await r.next(), null);
+    client.destroy();
+  });
+
+  it("oversize frames and EOF inside a frame are errors; EOF at a boundary is the end", async () => {
+    const a = await pair();
+    const r1 = new FrameReader(a.server, 10);
+    a.client.write(frame(new Uint8Array(11)));
+    await assert.rejects(r1.next(), FrameError);
+    a.client.destroy();
+    const b = await pair();
+    const r2 = new FrameReader(b.server, 100);
+    b.client.end(Buffer.from([0, 0, 0, 5, 1]));
+    await assert.rejects(r2.next(), FrameError);
+    const c = await pair();
+    const r3 = new FrameReader(c.server, 100);
+    c.client.end(frame(Uint8Array.of(7)));
+    assert.deepEqual(await r3.next(), Uint8Array.of(7));
+    assert.equal(await r3.next(), null);
+  });
+
+  it("a negative length also ends the stream", async () => {
+    const { client, server: s } = await pair();
+    const r = new FrameReader(s, 100);
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(-5, 0);
+    client.write(b);
+    assert.equal(await r.next(), null);
+    client.destroy();
+  });
+});
+
+describe("FIFOs, tenders, spawn", () => {
+  it("ensureFifo: creates 0640, reuses a FIFO, refuses other files", async () => {
+    const fdir = join(dir, "fifo");
+    await mkdir(fdir);
+    const p = join(fdir, ":a");
+    assert.deepEqual(await ensureFifo(p), { ok: true, value: { created: true } });
+    const st = await lstat(p);
+    assert.ok(st.isFIFO());
+    assert.equal(st.mode & 0o777, 0o640);
+    assert.deepEqual(await ensureFifo(p), { ok: true, value: { created: false } });
+    await writeFile(join(fdir, ":b"), "x");
+    assert.deepEqual(await ensureFifo(join(fdir, ":b")), { ok: false, error: `file ${join(fdir, ":b")} exists and is not a fifo` });
+    const notDir = await ensureFifo(join(fdir, ":b", ":c"));
+    assert.deepEqual(notDir, { ok: false, error: `file ${join(fdir, ":b", ":c")} exists: Not a directory` });
+    const bad = await ensureFifo(join(dir, "no", "such", ":c"));
+    assert.equal(bad.ok, false);
+    if (!bad.ok) assert.match(bad.error, /^file .* error in mkfifo: /);
+  });
+
+  it("spare FIFOs are renamed into place", async () => {
+    const fdir = join(dir, "spares");
+    await mkdir(fdir);
+    const spares = new FifoSpares(fdir, 1);
+    spares.refill();
+    const { waitFor } = await import("./harness.js");
+    await waitFor("a spare", async () => (await readdir(fdir)).length === 1);
+    assert.deepEqual(await ensureFifo(join(fdir, ":x"), spares), { ok: true, value: { created: true } });
+    assert.ok((await lstat(join(fdir, ":x"))).isFIFO());
+    assert.equal((await lstat(join(fdir, ":x"))).mode & 0o777, 0o640);
+    await spares.clear();
+    assert.deepEqual(await readdir(fdir), [":x"]);
+  });
+
+  it("findTender: the first executable candidate, absolute or in $PATH", async () => {
+    const tdir = join(dir, "tenders");
+    await mkdir(tdir);
+    await writeFile(join(tdir, "solo5-hvt"), "#!/bin/sh\necho 'ABI version 2' >&2\n");
+    await chmod(join(tdir, "solo5-hvt"), 0o755);
+    await writeFile(join(tdir, "solo5-hvt.2"), "not executable");
+    assert.equal(await findTender([join(tdir, "solo5-hvt.2"), "dromedary-no-such-tender", join(tdir, "solo5-hvt")]), join(tdir, "solo5-hvt"));
+    assert.equal(await findTender(["sh"]), "sh");
+    assert.equal(await findTender([join(tdir, "nope")]), null);
+    const v = await tenderVersionCached(join(tdir, "solo5-hvt"));
+    assert.deepEqual(v, { code: 0, lines: ["ABI version 2"] });
+    // the cache notices a changed file
+    await writeFile(join(tdir, "solo5-hvt"), "#!/bin/sh\necho 'ABI version 3'\n");
+    assert.deepEqual(await tenderVersionCached(join(tdir, "solo5-hvt")), { code: 0, lines: ["ABI version 3"] });
+  });
+
+  it("spawn: a FIFO without reader is an error, not a hang", async () => {
+    const p = join(dir, "fifo", ":noreader");
+    await ensureFifo(p);
+    const r = await spawnWithFifo(["true"], p);
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.match(r.error, /^cmd true exits: .*No such device or address/);
+  });
+
+  it("spawn: the child writes into the FIFO; its exit status is reported", async () => {
+    const p = join(dir, "fifo", ":reader");
+    await ensureFifo(p);
+    const { open } = await import("node:fs/promises");
+    const { constants } = await import("node:fs");
+    const rd = await open(p, constants.O_RDONLY | constants.O_NONBLOCK);
+    const r = await spawnWithFifo(["sh", "-c", "echo hello; exit 3"], p);
+    assert.equal(r.ok, true);
+    if (!r.ok) return;
+    assert.deepEqual(await r.value.exited, { kind: "exited", code: 3 });
+    const buf = Buffer.alloc(100);
+    const { bytesRead } = await rd.read(buf, 0, 100, null);
+    assert.equal(buf.subarray(0, bytesRead).toString(), "hello\n");
+    await rd.close();
+    const bad = await spawnWithFifo(["dromedary-no-such-program"], p).catch((e: Error) => ({ ok: false as const, error: e.message }));
+    assert.equal(bad.ok, false);
+  });
+});
+
+describe("host and runtime record", () => {
+  it("bridges from `ip -o link show type bridge`", () => {
+    const out = "3: br0: <BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue\\    link/ether 1a:2b\n7: service: <NO-CARRIER> mtu 1500\n\n";
+    assert.deepEqual(parseBridgeList(out), ["br0", "service"]);
+  });
+
+  it("runtime record round trip; hostile entries are dropped", async () => {
+    const t = join(dir, "rt");
+    await mkdir(t);
+    assert.deepEqual(await readRuntime(t), []);
+    const e = { name: ":a", pid: process.pid, starttime: procStartTime(process.pid), taps: ["vmmtap3"], image: "/x/:a.img", fifo: "/x/fifo/:a" };
+    await writeRuntime(t, [e]);
+    assert.deepEqual(await readRuntime(t), [e]);
+    await writeFile(join(t, "hostd.running"), JSON.stringify([{ ...e, taps: ["eth0; rm -rf /"] }, { ...e, pid: 1 }, "x"]));
+    assert.deepEqual(await readRuntime(t), []);
+    await writeFile(join(t, "hostd.running"), "{not json");
+    assert.deepEqual(await readRuntime(t), []);
+    assert.match(procStartTime(process.pid) ?? "", /^\d+$/);
+  });
+});
