@@ -14,7 +14,7 @@
 //   destroy / force-create / restart of a running unikernel: the step carries an exit
 //             waiter id; the shell sends SIGTERM and waits until handleExit wakes that id.
 import { createHash } from "node:crypto";
-import { deflateSync, inflateSync } from "node:zlib";
+import { deflate, inflate } from "../commands/compress.js";
 import type {
   BlockInfo,
   Bytes,
@@ -216,20 +216,18 @@ export const TEXT = {
 // ---------------------------------------------------------------------------------------
 // Images
 
-/** zlib inflate with an output limit; `failed to uncompress: <msg>`. */
+/** zlib inflate with an output limit (a decompression bomb is an error); `failed to uncompress: <msg>`. */
 export function inflateImage(data: Bytes, maxBytes: number): Result<Bytes> {
   try {
-    const out = inflateSync(data, { maxOutputLength: maxBytes });
-    return ok(new Uint8Array(out.buffer, out.byteOffset, out.length));
+    return ok(inflate(data, { maxBytes }));
   } catch (e) {
-    const msg = e instanceof RangeError ? `image larger than ${maxBytes} bytes` : (e as Error).message;
-    return err(`failed to uncompress: ${msg}`);
+    return err(`failed to uncompress: ${(e as Error).message}`);
   }
 }
 
+/** `get` with level L > 0 of a plain image (levels above 9 are clamped, as zlib would). */
 export function deflateImage(data: Bytes, level: number): Bytes {
-  const out = deflateSync(data, { level: Math.max(1, Math.min(9, level)) });
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  return deflate(data, Math.max(1, Math.min(9, level)));
 }
 
 export const sha256 = (b: Bytes): Bytes => new Uint8Array(createHash("sha256").update(b).digest());

@@ -3,7 +3,7 @@
 import "reflect-metadata";
 import { execFile } from "node:child_process";
 import type { KeyObject } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,7 +25,17 @@ export const CLI = join(ROOT, "dist/src/cli/main.js");
 
 export const vectorCerts = (name: string): X509Certificate[] => certificatesFromPem(readFileSync(join(VECTORS, name), "utf8"));
 
-export const tempDir = (): string => mkdtempSync(join(tmpdir(), "dromedary-ca-"));
+const made: string[] = [];
+process.on("exit", () => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh temp dir, removed when the test process exits. */
+export const tempDir = (): string => {
+  const d = mkdtempSync(join(tmpdir(), "dromedary-ca-"));
+  made.push(d);
+  return d;
+};
 
 export interface Run {
   readonly code: number;

@@ -167,7 +167,7 @@ describe("create: prepareCreate (§2.4 steps 1–3)", () => {
     const bomb = new Uint8Array(deflateSync(new Uint8Array(1 << 25)));
     const r = prepareCreate(initialState(emptyResources()), O, n(":a"), cfg({ compressed: true, image: bomb }));
     assert.equal(r.ok, false);
-    if (!r.ok) assert.match(r.error, /^failed to uncompress: image larger than/);
+    if (!r.ok) assert.match(r.error, /^failed to uncompress: decompressed data exceeds the limit of /);
   });
 
   it("unsupported solo5 target", () => {
