@@ -180,10 +180,12 @@ export async function jump(cmd: Command, name: Name, o: DestinationOptions, uplo
   const dest = destinationOf(o);
   const sink = processSink(o.json ?? false);
   switch (dest.kind) {
-    case "remote":
-      throw new CliError(
-        `remote mode (--destination ${dest.host.host}:${dest.host.port}) needs the TLS client, which this build does not include yet; use --socket or --csr`,
-      );
+    case "remote": {
+      // Imported lazily: the TLS client (and @peculiar/x509) is only loaded for remote mode.
+      const { remoteJump } = await import("./endpoint.js");
+      const caKeyPassword = o.keyPasswordFile !== undefined ? await readPassword(o.keyPasswordFile) : undefined;
+      return remoteJump(cmd, name, { ...o, destination: dest.host, ...(caKeyPassword !== undefined ? { caKeyPassword } : {}) }, upload);
+    }
     case "csr": {
       const cn = commonNameFor(cmd, name);
       if (cn === "") {

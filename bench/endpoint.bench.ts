@@ -1,0 +1,222 @@
+// TLS endpoint throughput: full mutual-auth TLS 1.3 handshake + one command round trip
+// (`info`) per connection, next to a bare Node TLS 1.3 mutual-auth server on the same
+// certificates that answers with a canned frame. Target: endpoint >= 0.8x the bare rate.
+//
+// The endpoint talks to a real `dromedary hostd` (with `dromedary console-daemon`) when they
+// can be started here (root), otherwise to an in-process fake vmmd — the output says which.
+import "reflect-metadata";
+import { spawn, type ChildProcess } from "node:child_process";
+import { constants as cryptoConstants, type KeyObject } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import tls from "node:tls";
+import { fileURLToPath } from "node:url";
+import { decodeWire, encodeCertExtension, encodeWire } from "../src/commands/codec.js";
+import { encodeFrame, FrameDecoder, END } from "../src/commands/framing.js";
+import type { Command, Policy, Wire } from "../src/commands/types.js";
+import { encodeCnName } from "../src/ca/asn1.js";
+import { issueCertificate, validity, type Profile } from "../src/ca/issue.js";
+import { generateKey, privateKeyToPem, spkiDer } from "../src/ca/keys.js";
+import { certificateFromDer, toPem } from "../src/ca/x509.js";
+import { Endpoint } from "../src/endpoint/server.js";
+
+const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+
+interface Cert {
+  key: KeyObject;
+  der: Uint8Array;
+  cn: string;
+}
+
+async function cert(profile: Profile, cn: string, issuer: Cert | null, albatross?: Command): Promise<Cert> {
+  const key = await generateKey("ed25519");
+  const der = await issueCertificate({
+    profile,
+    subject: encodeCnName(cn),
+    spki: spkiDer(key),
+    issuerName: encodeCnName(issuer?.cn ?? cn),
+    issuerKey: issuer?.key ?? key,
+    ...(albatross ? { albatross: encodeCertExtension({ version: 5, command: albatross }) } : {}),
+    ...validity(new Date(), 3600),
+  });
+  return { key, der, cn };
+}
+
+const pem = (...cs: Cert[]) => cs.map((c) => toPem(c.der, "CERTIFICATE")).join("");
+
+function waitFile(file: string, child: ChildProcess | null, ms = 10_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const end = Date.now() + ms;
+    const tick = () => {
+      if (existsSync(file)) return resolve(true);
+      if (Date.now() > end || (child && child.exitCode !== null)) return resolve(false);
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
+/** Real daemons when possible; else a fake vmmd answering info/policy add. */
+async function daemons(dir: string): Promise<{ kind: string; pids: number[]; stop: () => Promise<void> }> {
+  const run = join(dir, "run");
+  const db = join(dir, "db");
+  mkdirSync(join(run, "util"), { recursive: true });
+  mkdirSync(join(db, "block"), { recursive: true });
+  if (process.getuid?.() === 0 && existsSync(MAIN) && process.env["BENCH_FAKE_DAEMON"] === undefined) {
+    const con = spawn(process.execPath, [MAIN, "console-daemon", "--tmpdir", run], { stdio: "ignore" });
+    if (await waitFile(join(run, "util", "console.sock"), con)) {
+      const hd = spawn(process.execPath, [MAIN, "hostd", "--tmpdir", run, "--dbdir", db], { stdio: "ignore" });
+      if (await waitFile(join(run, "util", "vmmd.sock"), hd)) {
+        // never leave them behind, whatever happens to this process
+        const killAll = () => [hd, con].forEach((c) => c.exitCode === null && c.kill("SIGKILL"));
+        process.once("exit", killAll);
+        return {
+          kind: "real dromedary hostd + console-daemon",
+          pids: [hd.pid!, con.pid!],
+          stop: async () => {
+            for (const c of [hd, con]) {
+              c.kill("SIGTERM");
+              if (c.exitCode === null) await new Promise((r) => c.once("exit", r));
+            }
+          },
+        };
+      }
+      hd.kill("SIGKILL");
+    }
+    con.kill("SIGKILL");
+  }
+  const srv = net.createServer((c) => {
+    const dec = new FrameDecoder();
+    c.on("error", () => undefined);
+    c.on("data", (b: Buffer) => {
+      dec.push(new Uint8Array(b.buffer, b.byteOffset, b.length));
+      for (let f = dec.next(); f !== null && f !== END; f = dec.next()) {
+        const w = decodeWire(f);
+        const cmd = w.payload.kind === "command" ? w.payload.command.kind : "";
+        const reply: Wire = cmd === "policy-add"
+          ? { header: w.header, payload: { kind: "reply", reply: { kind: "string", text: new TextEncoder().encode("no modification of policy") } } }
+          : { header: w.header, payload: { kind: "reply", reply: { kind: "unikernel-info", unikernels: [] } } };
+        c.write(encodeFrame(encodeWire(reply)));
+        if (cmd !== "policy-add") c.end();
+      }
+    });
+  });
+  await new Promise<void>((r) => srv.listen(join(run, "util", "vmmd.sock"), () => r()));
+  return { kind: "fake vmmd (in process; hostd not startable here)", pids: [], stop: () => new Promise((r) => srv.close(() => r())) };
+}
+
+/** One connection: handshake, read the first frame, close. */
+function roundTrip(port: number, ctx: tls.SecureContext): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: "127.0.0.1", port, secureContext: ctx, checkServerIdentity: () => undefined });
+    const dec = new FrameDecoder();
+    s.on("data", (b: Buffer) => {
+      dec.push(new Uint8Array(b.buffer, b.byteOffset, b.length));
+      const f = dec.next();
+      if (f !== null && f !== END) {
+        s.destroy();
+        resolve();
+      }
+    });
+    s.on("error", reject);
+    s.on("close", () => reject(new Error("closed without a reply")));
+  });
+}
+
+/** CPU seconds (user + system) used so far by another process of ours, from /proc. */
+function procCpu(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime in clock ticks
+  } catch {
+    return 0;
+  }
+}
+
+interface Rate {
+  perSecond: number;
+  /** CPU ms per connection: this process (client + server side), and the daemons */
+  cpuHere: number;
+  cpuDaemons: number;
+}
+
+async function rate(port: number, ctx: tls.SecureContext, n: number, parallel: number, daemonPids: number[] = []): Promise<Rate> {
+  let next = 0;
+  const d0 = daemonPids.reduce((a, p) => a + procCpu(p), 0);
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < n) {
+        next++;
+        await roundTrip(port, ctx);
+      }
+    }),
+  );
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const c = process.cpuUsage(c0);
+  const d1 = daemonPids.reduce((a, p) => a + procCpu(p), 0);
+  return { perSecond: n / secs, cpuHere: (c.user + c.system) / 1000 / n, cpuDaemons: ((d1 - d0) * 1000) / n };
+}
+
+const fmt = (r: Rate) => `${r.perSecond.toFixed(0)}/s, CPU ${r.cpuHere.toFixed(2)} ms/conn here${r.cpuDaemons > 0 ? ` + ${r.cpuDaemons.toFixed(2)} in the daemons` : ""}`;
+
+export async function run(): Promise<void> {
+  const root = await cert("root", "root", null);
+  const server = await cert("server", "server", root);
+  const policy: Policy = { unikernels: 4n, cpuids: [0], memory: 512, bridges: [] };
+  const tenant = await cert("intermediate", "tenant", root, { kind: "policy-add", policy });
+  const info: Command = { kind: "unikernel-info" };
+  const leafRoot = await cert("leaf", "bench", root, info);
+  const leafTenant = await cert("leaf", "bench", tenant, info);
+  const dir = mkdtempSync(join(tmpdir(), "dromedary-bench-ep-"));
+  const d = await daemons(dir);
+  // The same TLS settings as the endpoint's (no session tickets: see src/endpoint/server.ts).
+  const serverOpts = {
+    ca: pem(root),
+    cert: pem(server),
+    key: privateKeyToPem(server.key),
+    minVersion: "TLSv1.3" as const,
+    maxVersion: "TLSv1.3" as const,
+    secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
+  };
+  const canned = encodeFrame(encodeWire({ header: { version: 5, sequence: 0n, name: { path: [], label: "bench" } }, payload: { kind: "reply", reply: { kind: "unikernel-info", unikernels: [] } } }));
+  const bare = tls.createServer({ ...serverOpts, requestCert: true, rejectUnauthorized: true }, (s) => {
+    s.on("error", () => undefined);
+    s.end(canned);
+  });
+  await new Promise<void>((r) => bare.listen(0, "127.0.0.1", () => r()));
+  const ep = new Endpoint({ ca: certificateFromDer(root.der), caPem: serverOpts.ca, certPem: serverOpts.cert, keyPem: serverOpts.key, tmpdir: join(dir, "run"), log: () => undefined });
+  const epAddr = await ep.listen("127.0.0.1", 0);
+  const bareAddr = bare.address() as net.AddressInfo;
+  const ctx = (leaf: Cert, ...chain: Cert[]) => tls.createSecureContext({ ca: pem(root), cert: pem(leaf, ...chain), key: privateKeyToPem(leaf.key) });
+  const ctxRoot = ctx(leafRoot);
+  const ctxTenant = ctx(leafTenant, tenant);
+  console.log(`daemons: ${d.kind}`);
+  try {
+    // warm up
+    await rate(bareAddr.port, ctxRoot, 50, 4);
+    await rate(epAddr.port, ctxRoot, 50, 4);
+    const N = 400;
+    for (const parallel of [1, 8]) {
+      const b = await rate(bareAddr.port, ctxRoot, N, parallel);
+      const e = await rate(epAddr.port, ctxRoot, N, parallel, d.pids);
+      const t = await rate(epAddr.port, ctxTenant, N, parallel, d.pids);
+      console.log(`parallel ${parallel}:`);
+      console.log(`  bare TLS 1.3 mutual auth + canned reply: ${fmt(b)}`);
+      console.log(`  endpoint, info:                          ${fmt(e)}  -> ${(e.perSecond / b.perSecond).toFixed(2)}x  [target >= 0.8x]`);
+      console.log(`  endpoint, info via a tenant CA (+policy): ${fmt(t)}  -> ${(t.perSecond / b.perSecond).toFixed(2)}x`);
+    }
+  } finally {
+    await ep.close();
+    await new Promise((r) => bare.close(r));
+    await d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run();

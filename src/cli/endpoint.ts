@@ -1,0 +1,275 @@
+// `dromedary endpoint` (albatross-tls-endpoint, daemon.md §6) and `dromedary certificate`
+// (cli.md §2 "Certificates").
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, statSync } from "node:fs";
+import { isIP } from "node:net";
+import net from "node:net";
+import { InvalidArgumentError, Option, type Command } from "commander";
+import { CliError, EXIT } from "./output.js";
+import { parseDestination, FlagError, type RemoteHost } from "./flags.js";
+import type { Command as Cmd } from "../commands/types.js";
+import type { KeyType } from "../ca/keys.js";
+import type { Name } from "../policy/name.js";
+
+const DEFAULT_TMPDIR = "/run/albatross";
+const LEVELS = ["quiet", "error", "warning", "info", "debug"] as const;
+type Verbosity = (typeof LEVELS)[number];
+
+interface EndpointFlags {
+  ip: string;
+  port: number;
+  systemdSocketActivation?: boolean;
+  inetd?: boolean;
+  syslog?: boolean;
+  tmpdir?: string;
+  verbose?: number;
+  quiet?: boolean;
+  verbosity?: Verbosity;
+  handshakeTimeout: number;
+  uploadTimeout: number;
+  maxConnections: number;
+}
+
+function parsePort(v: string): number {
+  const n = /^[0-9]{1,5}$/.test(v) ? Number(v) : NaN;
+  if (!(n >= 0 && n <= 65535)) throw new InvalidArgumentError(`invalid port '${v}'`);
+  return n;
+}
+
+function parseIp(v: string): string {
+  if (isIP(v) === 0) throw new InvalidArgumentError(`'${v}' is not an IPv4 or IPv6 address`);
+  return v;
+}
+
+const positive = (what: string) => (v: string): number => {
+  const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`invalid ${what} '${v}'`);
+  return n;
+};
+
+/** -v / -vv / -q / --verbosity as Logs_cli does it; default warning. */
+function verbosityOf(f: EndpointFlags): Verbosity {
+  if (f.verbosity) return f.verbosity;
+  if (f.quiet) return "quiet";
+  if ((f.verbose ?? 0) >= 2) return "debug";
+  if ((f.verbose ?? 0) === 1) return "info";
+  return "warning";
+}
+
+const RANK: Record<string, number> = { quiet: 0, error: 1, warn: 2, warning: 2, info: 3, debug: 4 };
+
+/** Log lines to stderr, or to syslog through logger(1). */
+function makeLogger(verbosity: Verbosity, syslog: boolean): (level: "debug" | "info" | "warn" | "error", msg: string) => void {
+  let sink: (line: string) => void = (line) => void process.stderr.write(`${line}\n`);
+  if (syslog) {
+    let child: ChildProcess;
+    try {
+      child = spawn("logger", ["-t", "dromedary-endpoint", `--id=${process.pid}`], { stdio: ["pipe", "ignore", "ignore"] });
+    } catch (e) {
+      process.stderr.write(`ERROR: couldn't install syslog reporter: ${(e as Error).message}\n`);
+      process.exit(2);
+    }
+    child.on("error", (e) => {
+      process.stderr.write(`ERROR: couldn't install syslog reporter: ${e.message}\n`);
+      process.exit(2);
+    });
+    child.stdin!.on("error", () => undefined);
+    child.unref();
+    sink = (line) => void child.stdin!.write(`${line}\n`);
+  }
+  const max = RANK[verbosity]!;
+  return (level, msg) => {
+    if (RANK[level]! > max) return;
+    const tag = level === "warn" ? "WARNING" : level.toUpperCase();
+    sink(syslog ? `[${tag}] ${msg}` : `${new Date().toISOString()} endpoint: [${tag}] ${msg}`);
+  };
+}
+
+function existingDir(dir: string | undefined): string {
+  if (dir === undefined) return DEFAULT_TMPDIR;
+  let ok = false;
+  try {
+    ok = statSync(dir).isDirectory();
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new CliError(`option '--tmpdir': no '${dir}' directory`, EXIT.USAGE);
+  return dir;
+}
+
+function readFile(file: string, what: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    throw new CliError(`${what}: no '${file}' file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, EXIT.USAGE);
+  }
+}
+
+function registerEndpoint(program: Command): void {
+  program
+    .command("endpoint")
+    .description("the TLS endpoint (albatross-tls-endpoint): TLS 1.3 with client certificates, forwarding to the local daemons")
+    .argument("<CACERT>", "the single CA client certificates must lead to")
+    .argument("<CERT>", "server certificate (chain)")
+    .argument("<KEY>", "server private key")
+    .option("--ip <ADDR>", "listen address (IPv4 or IPv6 literal; IPv6 is dual stack)", parseIp, "::")
+    .option("--port <N>", "listen port", parsePort, 1025)
+    .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
+    .option("--inetd", "serve one connection on stdin, then exit (needs --syslog or -q)")
+    .option("--syslog", "log to syslog (through logger(1))")
+    .option("--tmpdir <DIR>", `runtime directory holding util/*.sock (default ${DEFAULT_TMPDIR})`)
+    .option("-v, --verbose", "more log output (twice: debug)", (_v: string, prev: number) => prev + 1, 0)
+    .option("-q, --quiet", "no log output")
+    .addOption(new Option("--verbosity <LEVEL>", "log level").choices(LEVELS as unknown as string[]))
+    .option("--handshake-timeout <SECONDS>", "abort TLS handshakes taking longer", positive("timeout"), 10)
+    .option("--upload-timeout <SECONDS>", "abort uploads (image, block data) idle for longer", positive("timeout"), 30)
+    .option("--max-connections <N>", "concurrent TLS connections", positive("number"), 256)
+    .action(async (cacert: string, cert: string, key: string, flags: EndpointFlags, cmd: Command) => {
+      const verbosity = verbosityOf(flags);
+      // upstream: inetd mode without syslog would log onto the TLS stream -> exit 3 at once
+      if (flags.inetd && !flags.syslog && verbosity !== "quiet") process.exit(3);
+      if (flags.systemdSocketActivation && cmd.getOptionValueSource("port") === "cli") {
+        throw new CliError("Options --port and --systemd-socket-activation are not compatible", EXIT.USAGE);
+      }
+      const tmpdir = existingDir(flags.tmpdir);
+      const caPem = readFile(cacert, "CACERT");
+      const certPem = readFile(cert, "CERT");
+      const keyPem = readFile(key, "KEY");
+      const { certificatesFromPem } = await import("../ca/x509.js");
+      let cas;
+      try {
+        cas = certificatesFromPem(caPem);
+      } catch (e) {
+        throw new CliError(`${cacert}: ${(e as Error).message}`, EXIT.INTERNAL);
+      }
+      if (cas.length !== 1) throw new CliError("expect single ca as cacert", EXIT.INTERNAL);
+      process.on("SIGPIPE", () => undefined);
+      const log = makeLogger(verbosity, flags.syslog === true);
+      const { Endpoint } = await import("../endpoint/server.js");
+      let ep;
+      try {
+        ep = new Endpoint({
+          ca: cas[0]!,
+          caPem,
+          certPem,
+          keyPem,
+          tmpdir,
+          log,
+          handshakeTimeoutMs: flags.handshakeTimeout * 1000,
+          uploadIdleMs: flags.uploadTimeout * 1000,
+          maxConnections: flags.maxConnections,
+        });
+      } catch (e) {
+        throw new CliError(`cannot set up TLS: ${(e as Error).message.split("\n")[0]}`, EXIT.INTERNAL);
+      }
+      if (flags.inetd) {
+        const sock = new net.Socket({ fd: 0, readable: true, writable: true });
+        await ep.serveSocket(sock);
+        process.exit(0);
+      }
+      try {
+        if (flags.systemdSocketActivation) {
+          if (process.env["LISTEN_PID"] !== String(process.pid) || process.env["LISTEN_FDS"] !== "1") {
+            throw new Error("Systemd socket activation error");
+          }
+          await ep.listenFd(3);
+          log("info", "listening on the systemd socket (fd 3)");
+        } else {
+          const a = await ep.listen(flags.ip, flags.port);
+          log("info", `listening on ${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`);
+        }
+      } catch (e) {
+        throw new CliError(`endpoint: ${(e as Error).message}`, EXIT.INTERNAL);
+      }
+      // The listening socket keeps the process alive.
+    });
+}
+
+interface CertificateFlags {
+  destination?: RemoteHost;
+  serverCa: string;
+  json?: boolean;
+  verbose?: boolean;
+  keyPasswordFile?: string;
+}
+
+function registerCertificate(program: Command): void {
+  program
+    .command("certificate")
+    .description("run the command carried by an existing leaf certificate at a remote endpoint")
+    .argument("<CERT>", "the leaf certificate, followed by its chain (PEM)")
+    .argument("<KEY>", "the leaf's private key")
+    .option("-d, --destination <HOST[:PORT]>", "remote albatross TLS endpoint (port 1025 by default)", (s: string) => {
+      try {
+        return parseDestination(s);
+      } catch (e) {
+        if (e instanceof FlagError) throw new InvalidArgumentError(e.message);
+        throw e;
+      }
+    })
+    .option("--server-ca <FILE>", "CA(s) to validate the server", "cacert.pem")
+    .option("--key-password-file <FILE>", "password of an encrypted KEY")
+    .option("--json", "print one JSON object per message (JSON lines)")
+    .option("-v, --verbose", "show arguments (argv) in configurations and infos")
+    .action(async (cert: string, key: string, flags: CertificateFlags) => {
+      const { runCertificate } = await import("../endpoint/remote.js");
+      const { processReplies, processSink, STARTED_AT } = await import("./replies.js");
+      const sink = processSink(flags.json ?? false);
+      const keyPassword = flags.keyPasswordFile !== undefined ? readFile(flags.keyPasswordFile, "--key-password-file").replace(/\r?\n$/, "") : undefined;
+      process.exitCode = await runCertificate({
+        cert,
+        key,
+        serverCa: flags.serverCa,
+        ...(keyPassword !== undefined ? { keyPassword } : {}),
+        ...(flags.destination ? { destination: flags.destination } : {}),
+        replies: (next, mode) => processReplies(next, mode, { sink, startedAt: STARTED_AT, verbose: flags.verbose ?? false }),
+        warn: (m) => sink.err(`warning: ${m}`),
+      });
+    });
+}
+
+/**
+ * `--destination` for every command subcommand (cli.md §1.2): what src/cli/client.ts `jump`
+ * calls for `{ kind: "remote" }` — `return remoteJump(cmd, name, o, upload);`. Replies are
+ * printed by replies.ts (text or --json), uploads show ttyProgress on a terminal.
+ */
+export async function remoteJump(cmd: Cmd, name: Name, o: RemoteJumpOptions, upload?: { file: string; level: number }): Promise<number> {
+  if (!o.destination) throw new CliError("no destination provided", EXIT.USAGE);
+  const { runRemote, fileUpload } = await import("../endpoint/remote.js");
+  const { processReplies, processSink, STARTED_AT } = await import("./replies.js");
+  const { ttyProgress } = await import("./socket.js");
+  const sink = processSink(o.json ?? false);
+  return runRemote({
+    destination: o.destination,
+    command: cmd,
+    name,
+    ca: o.ca,
+    caKey: o.caKey,
+    serverCa: o.serverCa,
+    keyType: o.keyType,
+    ...(o.caKeyPassword !== undefined ? { caKeyPassword: o.caKeyPassword } : {}),
+    ...(upload ? { upload: await fileUpload(upload.file, upload.level) } : {}),
+    progress: (label) => ttyProgress(upload ? `${label} ${upload.file}` : label),
+    replies: (next, mode) => processReplies(next, mode, { sink, startedAt: STARTED_AT, verbose: o.verbose ?? false }),
+    warn: (m) => sink.err(`warning: ${m}`),
+  });
+}
+
+/** The subset of client.ts DestinationOptions remote mode uses. */
+export interface RemoteJumpOptions {
+  destination?: RemoteHost;
+  ca: string;
+  caKey: string;
+  serverCa: string;
+  keyType: KeyType;
+  /** password of an encrypted --ca-key (from --key-password-file) */
+  caKeyPassword?: string;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+/** Registers `endpoint` and `certificate`. */
+export function registerEndpointCommands(program: Command): void {
+  registerEndpoint(program);
+  registerCertificate(program);
+}

@@ -1,0 +1,533 @@
+// The TLS endpoint (albatross-tls-endpoint, daemon.md §6): accepts mutually authenticated
+// TLS 1.3 connections, derives (name, policies, command) from the client certificate chain,
+// forwards them to the right local daemon socket and relays the replies.
+//
+// Per connection exactly the steps of daemon.md §6 (1–8) with upstream's failure texts.
+// Additions, all on the refusing side and invisible to well-behaved clients:
+// * every link of the chain is re-validated by us (peer.ts) before anything is derived;
+// * a chain whose delegated policies widen on the way down is refused with a Failure before
+//   anything reaches a daemon (upstream forwards it and lets albatrossd refuse the add);
+// * timeouts: the TLS handshake, a raw upload (image / block data) that stalls, and a TLS
+//   client that stops reading a stream;
+// * the image of a streamed create is limited in size;
+// * a TLS client that goes away during a console/stats subscription is noticed at once
+//   (upstream notices on the next write) so the daemon connection is released;
+// * a limit on concurrent connections; no TLS session resumption.
+// Difference: a chain refused by the TLS verification gets no TLS alert (upstream:
+// bad_certificate); Node's server can only close the connection. It is logged with the reason.
+
+import "reflect-metadata";
+import { constants as cryptoConstants } from "node:crypto";
+import net from "node:net";
+import path from "node:path";
+import tls from "node:tls";
+import type { X509Certificate } from "@peculiar/x509";
+import { decodeWire, encodeWire } from "../commands/codec.js";
+import type { Bytes } from "../commands/der.js";
+import { encodeFrame } from "../commands/framing.js";
+import { WIRE_VERSION, type Command, type Payload, type Wire } from "../commands/types.js";
+import { nameToString, pathName } from "../policy/name.js";
+import { wireText } from "../cli/render.js";
+import { parsed, type ParsedCertificate } from "../ca/x509.js";
+import { checkPolicyMonotonic, deriveCommand, type Derived } from "./chain.js";
+import { ChunkReader, ChunkTimeout, writeBytes, writeChunk, writeTerminator } from "./chunks.js";
+import { peerChainDer, validatedPeerChain } from "./peer.js";
+
+export type SocketKind = "vmmd" | "console" | "stat";
+export type ReplyPattern = "single" | "read" | "dump";
+
+/** Vmm_commands.endpoint (daemon.md §1): target daemon and reply pattern of a command. */
+export function targetOf(cmd: Command): { socket: SocketKind; next: ReplyPattern } {
+  switch (cmd.kind) {
+    case "block-dump":
+      return { socket: "vmmd", next: "dump" };
+    case "stats-subscribe":
+      return { socket: "stat", next: "read" };
+    case "stats-add":
+    case "stats-remove":
+    case "stats-initial":
+      return { socket: "stat", next: "single" };
+    case "console-list-inactive":
+      return { socket: "console", next: "single" };
+    case "console-add":
+    case "console-subscribe":
+      return { socket: "console", next: "read" };
+    default:
+      return { socket: "vmmd", next: "single" };
+  }
+}
+
+const SOCKET_FILE: Record<SocketKind, string> = { vmmd: "vmmd.sock", console: "console.sock", stat: "stat.sock" };
+export const daemonSocketPath = (tmpdir: string, kind: SocketKind): string => path.join(tmpdir, "util", SOCKET_FILE[kind]);
+
+/** Does the command continue with a raw upload from the TLS client (daemon.md §6 step 6)? */
+export function hasBlockUpload(cmd: Command): boolean {
+  switch (cmd.kind) {
+    case "block-set":
+      return true;
+    case "block-add-old":
+      return cmd.data !== undefined && cmd.data.length === 0;
+    case "block-set-old":
+      return cmd.data.length === 0;
+    default:
+      return false;
+  }
+}
+
+/** Is the command a create whose image follows the handshake (daemon.md §6 step 2)? */
+export const hasImageUpload = (cmd: Command): boolean =>
+  (cmd.kind === "unikernel-create" || cmd.kind === "unikernel-force-create") && cmd.config.image.length === 0;
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type Logger = (level: LogLevel, message: string) => void;
+
+export interface EndpointOptions {
+  /** the single CA client chains must lead to */
+  readonly ca: X509Certificate;
+  /** PEM of the CA (for OpenSSL's trust store) */
+  readonly caPem: string;
+  /** server certificate chain and key (PEM) */
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** directory holding util/{vmmd,console,stat}.sock */
+  readonly tmpdir: string;
+  readonly log: Logger;
+  /** a TLS handshake taking longer is aborted (default 10 s) */
+  readonly handshakeTimeoutMs?: number;
+  /** a raw upload from the client with no data for this long is aborted (default 30 s) */
+  readonly uploadIdleMs?: number;
+  /** a TLS client (or daemon) not reading what we write for this long is dropped (default 60 s) */
+  readonly writeStallMs?: number;
+  /** concurrent TLS connections; further ones are closed at once (default 256) */
+  readonly maxConnections?: number;
+  /** largest image accepted from a streamed create (default 256 MiB) */
+  readonly maxImageBytes?: number;
+  /** largest frame accepted from a daemon (default 256 MiB) */
+  readonly maxChunk?: number;
+  /**
+   * largest raw chunk accepted from a TLS client (default 4 MiB; upstream clients send 4 KiB
+   * pieces). A chunk is buffered whole before it is passed on, so this bounds the memory a
+   * client can pin.
+   */
+  readonly maxClientChunk?: number;
+  /** the clock used for certificate validity (tests) */
+  readonly now?: () => Date;
+}
+
+const DEFAULTS = {
+  handshakeTimeoutMs: 10_000,
+  uploadIdleMs: 30_000,
+  writeStallMs: 60_000,
+  maxConnections: 256,
+  maxImageBytes: 256 * 1024 * 1024,
+  maxChunk: 256 * 1024 * 1024,
+  maxClientChunk: 4 * 1024 * 1024,
+};
+
+/** Aborts the connection without a reply (daemon.md §6: logged, TLS closed). */
+class Abort extends Error {}
+
+const failure = (msg: string): Payload => ({ kind: "failure", message: new TextEncoder().encode(msg) });
+
+function peerOf(sock: net.Socket): string {
+  // A TLS socket that failed early has lost its address; the TCP socket it wraps has not.
+  const raw = (sock as net.Socket & { _parent?: net.Socket })._parent;
+  const a = sock.remoteAddress ?? raw?.remoteAddress;
+  const port = sock.remotePort ?? raw?.remotePort;
+  if (!a) return "(local)";
+  return a.includes(":") ? `[${a}]:${port}` : `${a}:${port}`;
+}
+
+export class Endpoint {
+  readonly server: tls.Server;
+  private readonly context: tls.SecureContext;
+  private readonly o: Required<Omit<EndpointOptions, "now">> & { now: () => Date };
+  /** upstream's global `command` counter: one per message sent to a daemon, from 0 */
+  private sequence = 0n;
+  private readonly active = new Set<net.Socket>();
+  /** connections fully handled (for tests and statistics) */
+  handled = 0;
+  /** the CA, parsed, for the cheap "issued by the CA" test (peer.ts) */
+  private readonly caParsed: ParsedCertificate;
+
+  constructor(opts: EndpointOptions) {
+    this.o = { ...DEFAULTS, now: () => new Date(), ...opts } as Required<Omit<EndpointOptions, "now">> & { now: () => Date };
+    const tlsOptions: tls.SecureContextOptions & tls.TlsOptions = {
+      ca: opts.caPem,
+      cert: opts.certPem,
+      key: opts.keyPem,
+      minVersion: "TLSv1.3",
+      maxVersion: "TLSv1.3",
+      // No session resumption (upstream's ocaml-tls server has no session cache either): the
+      // command travels in the client certificate, which must be presented — and validated
+      // at that moment — on every connection. Node's default would let a client resume with
+      // the certificate of an earlier session (stateless tickets).
+      secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
+    };
+    this.context = tls.createSecureContext(tlsOptions);
+    this.caParsed = parsed(opts.ca);
+    // OpenSSL verifies the client chain against the CA (`ca`), but we act on its verdict
+    // ourselves (`authorized`) instead of `rejectUnauthorized: true`: Node then destroys
+    // refused connections silently — no alert either way, since Node's OpenSSL verify
+    // callback always accepts — and we could not log why a client was refused.
+    this.server = tls.createServer({
+      ...tlsOptions,
+      secureContext: this.context,
+      requestCert: true,
+      rejectUnauthorized: false,
+      handshakeTimeout: this.o.handshakeTimeoutMs,
+    });
+    this.server.maxConnections = this.o.maxConnections;
+    this.server.on("secureConnection", (s: tls.TLSSocket) => {
+      if (this.admit(s)) void this.handle(s);
+    });
+    this.server.on("tlsClientError", (e: Error & { code?: string }, s: tls.TLSSocket) => {
+      this.o.log("error", `error establishing TLS connection from ${peerOf(s)}: ${oneLine(e)}`);
+      s.destroy();
+    });
+    this.server.on("drop", (d?: { remoteAddress?: string; remotePort?: number }) => {
+      this.o.log("warn", `too many connections (${this.o.maxConnections}), dropped ${d?.remoteAddress ?? "?"}:${d?.remotePort ?? "?"}`);
+    });
+    this.server.on("error", (e) => this.o.log("error", `accept failed: ${oneLine(e)}`));
+  }
+
+  /** Listen on a TCP address (IPv6 sockets are dual stack), backlog 10. */
+  listen(host: string, port: number): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error) => reject(e);
+      this.server.once("error", onError);
+      this.server.listen({ host, port, backlog: 10, ipv6Only: false }, () => {
+        this.server.off("error", onError);
+        resolve(this.server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  /** Listen on an inherited, already listening file descriptor (systemd socket activation). */
+  listenFd(fd: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error) => reject(e);
+      this.server.once("error", onError);
+      this.server.listen({ fd }, () => {
+        this.server.off("error", onError);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Serve one already connected socket (inetd mode: stdin) exactly like an accepted one
+   * (handing it to the TLS server's connection handling: handshake timeout, verification,
+   * `secureConnection`). Resolves when the connection is over.
+   */
+  serveSocket(raw: net.Socket): Promise<void> {
+    return new Promise((resolve) => {
+      raw.once("close", () => resolve());
+      this.server.emit("connection", raw);
+    });
+  }
+
+  /** OpenSSL's verdict on the client chain (daemon.md §6: a failed handshake is only logged). */
+  private admit(s: tls.TLSSocket): boolean {
+    if (s.authorized) return true;
+    const cert = s.getPeerCertificate();
+    const why = !cert || !cert.raw ? "no client certificate" : `client certificate refused: ${String(s.authorizationError ?? "not authorized")}`;
+    this.o.log("error", `error establishing TLS connection from ${peerOf(s)}: ${why}`);
+    s.destroy();
+    return false;
+  }
+
+  close(): Promise<void> {
+    for (const s of this.active) s.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private nextSequence(): bigint {
+    const s = this.sequence;
+    this.sequence += 1n;
+    return s;
+  }
+
+  private async handle(s: tls.TLSSocket): Promise<void> {
+    const who = peerOf(s);
+    this.active.add(s);
+    s.on("error", () => undefined); // reported where it matters (reads/writes)
+    let daemon: net.Socket | null = null;
+    try {
+      const derived = await this.authorize(s, who);
+      if (!derived) return;
+      // The client's only business after the handshake is a raw upload (image or block
+      // data); anything else it sends is read and dropped (reading lets us notice it leave).
+      const cmd = derived.command;
+      let fromClient: ChunkReader | null = null;
+      if (hasImageUpload(cmd) || hasBlockUpload(cmd)) fromClient = new ChunkReader(s, { maxChunk: this.o.maxClientChunk });
+      else s.on("data", () => undefined);
+      const reply = await this.execute(s, fromClient, derived, who, (d) => (daemon = d));
+      // step 8: the result, header (certificate version, sequence 0, derived name)
+      const w: Wire = { header: { version: derived.version, sequence: 0n, name: derived.name }, payload: reply };
+      try {
+        await writeBytes(s, encodeFrame(encodeWire(w)), this.o.writeStallMs);
+      } catch {
+        // upstream ignores a failing final write
+      }
+      await endTls(s);
+    } catch (e) {
+      this.o.log("error", `${who}: error while handling the connection: ${oneLine(e)}`);
+    } finally {
+      (daemon as net.Socket | null)?.destroy();
+      s.destroy();
+      this.active.delete(s);
+      this.handled++;
+    }
+  }
+
+  /** Steps before any daemon is contacted: our validation and the derivation (step 1). */
+  private async authorize(s: tls.TLSSocket, who: string): Promise<Derived | null> {
+    const der = peerChainDer(s, this.caParsed);
+    if (!der.ok) {
+      this.o.log("error", `${who}: failed to handle TLS connection: ${der.error}`);
+      return null;
+    }
+    const v = await validatedPeerChain(der.value, this.o.ca, this.o.now());
+    if (!v.ok) {
+      this.o.log("error", `${who}: failed to handle TLS connection: ${v.error}`);
+      return null;
+    }
+    const d = deriveCommand(v.value.chain);
+    if (!d.ok) {
+      this.o.log("error", `${who}: failed to handle TLS connection: ${d.error}`);
+      return null;
+    }
+    return d.value;
+  }
+
+  /** Steps 2–7; returns the payload of the final reply. Throws Abort (no reply). */
+  private async execute(s: tls.TLSSocket, fromClient: ChunkReader | null, derived: Derived, who: string, setDaemon: (d: net.Socket) => void): Promise<Payload> {
+    const { name, policies, version } = derived;
+    let cmd = derived.command;
+    this.o.log("info", `${who}: ${nameToString(name)} ${cmd.kind}${policies.length ? ` (${policies.length} ${policies.length === 1 ? "policy" : "policies"})` : ""}`);
+
+    const mono = checkPolicyMonotonic(policies);
+    if (!mono.ok) {
+      this.o.log("warn", `${who}: refusing a chain with widening policies: ${mono.error}`);
+      return failure(`delegated policies in the certificate chain widen: ${mono.error}`);
+    }
+
+    // step 2: the image of a create follows the handshake when the certificate has none
+    if (hasImageUpload(cmd)) {
+      const image = await this.readImage(fromClient!, who);
+      if (cmd.kind === "unikernel-create" || cmd.kind === "unikernel-force-create") {
+        cmd = { kind: cmd.kind, config: { ...cmd.config, image } };
+      }
+    }
+
+    // step 3
+    const { socket: kind, next } = targetOf(cmd);
+    const file = daemonSocketPath(this.o.tmpdir, kind);
+    let fd: net.Socket;
+    try {
+      fd = await connectUnix(file);
+    } catch (e) {
+      this.o.log("warn", `${who}: failed to connect to ${file}: ${oneLine(e)}`);
+      return failure("couldn't reach service");
+    }
+    setDaemon(fd);
+    const fromDaemon = new ChunkReader(fd, { maxChunk: this.o.maxChunk });
+
+    // step 4: the chain's policies, deepest first, on the same connection
+    if (kind === "vmmd") {
+      for (const { path: p, policy } of policies) {
+        const w: Wire = {
+          header: { version: WIRE_VERSION, sequence: this.nextSequence(), name: pathName(p) },
+          payload: { kind: "command", command: { kind: "policy-add", policy } },
+        };
+        try {
+          await writeBytes(fd, encodeFrame(encodeWire(w)), this.o.writeStallMs);
+        } catch {
+          return this.policyError(who, "failed to write policy");
+        }
+        const ev = await fromDaemon.next();
+        if (ev.kind !== "chunk") return this.policyError(who, "read error after writing policy");
+        let r: Wire;
+        try {
+          r = decodeWire(ev.payload);
+        } catch {
+          return this.policyError(who, "read error after writing policy");
+        }
+        if (r.payload.kind !== "reply") {
+          return this.policyError(who, `expected success when adding policy, got: ${wireText(r)}`);
+        }
+      }
+    }
+
+    // step 5: the command, with the derived name
+    const w: Wire = { header: { version: WIRE_VERSION, sequence: this.nextSequence(), name }, payload: { kind: "command", command: cmd } };
+    try {
+      await writeBytes(fd, encodeFrame(encodeWire(w)), this.o.writeStallMs);
+    } catch {
+      return failure("couldn't write unikernel to VMMD");
+    }
+
+    // step 6: raw block data from the client to the daemon
+    if (hasBlockUpload(cmd)) {
+      const r = await this.copyUpload(fromClient!, fd, who);
+      if (r) return r;
+    }
+
+    // step 7
+    if (next === "single") {
+      const ev = await fromDaemon.next();
+      if (ev.kind !== "chunk") return failure("error reading from fd");
+      try {
+        return decodeWire(ev.payload).payload;
+      } catch {
+        return failure("error reading from fd");
+      }
+    }
+    return this.relay(s, fromDaemon, version, who);
+  }
+
+  private policyError(who: string, msg: string): Payload {
+    this.o.log("warn", `${who}: error while applying policies ${msg}`);
+    return failure(msg);
+  }
+
+  /** Raw chunks until the zero-length one; EOF, error or stall abort without a reply. */
+  private async readImage(fromClient: ChunkReader, who: string): Promise<Bytes> {
+    const parts: Bytes[] = [];
+    let total = 0;
+    for (;;) {
+      let ev;
+      try {
+        ev = await fromClient.next(this.o.uploadIdleMs);
+      } catch (e) {
+        if (e instanceof ChunkTimeout) throw new Abort(`error retrieving unikernel image: ${e.message}`);
+        throw e;
+      }
+      if (ev.kind === "terminator") break;
+      if (ev.kind !== "chunk") throw new Abort(`error retrieving unikernel image${ev.kind === "error" ? `: ${ev.message}` : ""}`);
+      total += ev.payload.length;
+      if (total > this.o.maxImageBytes) throw new Abort(`error retrieving unikernel image: more than ${this.o.maxImageBytes} bytes`);
+      parts.push(ev.payload);
+    }
+    this.o.log("debug", `${who}: received an image of ${total} bytes`);
+    return Buffer.concat(parts);
+  }
+
+  /** Step 6: copy the client's raw chunks to the daemon, then the terminator. */
+  private async copyUpload(fromClient: ChunkReader, fd: net.Socket, who: string): Promise<Payload | null> {
+    for (;;) {
+      let ev;
+      try {
+        ev = await fromClient.next(this.o.uploadIdleMs);
+      } catch (e) {
+        if (!(e instanceof ChunkTimeout)) throw e;
+        this.o.log("warn", `${who}: block upload stalled: ${e.message}`);
+        return failure("reading tls chunk");
+      }
+      if (ev.kind === "terminator") break;
+      if (ev.kind !== "chunk") return failure("reading tls chunk");
+      try {
+        await writeChunk(fd, ev.payload, this.o.writeStallMs);
+      } catch {
+        return failure("writing block data");
+      }
+    }
+    try {
+      await writeTerminator(fd, this.o.writeStallMs);
+    } catch {
+      return failure("writing block data");
+    }
+    return null;
+  }
+
+  /**
+   * Step 7 for console/stats subscriptions and block dumps: forward every daemon message
+   * (its header kept, version replaced by the certificate's) until `Data block no-data`.
+   */
+  private async relay(s: tls.TLSSocket, fromDaemon: ChunkReader, version: number, who: string): Promise<Payload> {
+    // Notice a TLS client that goes away while the daemon is silent (console subscription).
+    let clientGone = false;
+    let wake: (() => void) | null = null;
+    const onGone = () => {
+      clientGone = true;
+      wake?.();
+    };
+    s.once("close", onGone);
+    s.once("end", onGone);
+    try {
+      for (;;) {
+        const ev = await Promise.race([
+          fromDaemon.next(),
+          new Promise<null>((resolve) => {
+            wake = () => resolve(null);
+            if (clientGone) resolve(null);
+          }),
+        ]);
+        wake = null;
+        if (ev === null) {
+          this.o.log("info", `${who}: client went away during the stream`);
+          return failure("exception");
+        }
+        if (ev.kind !== "chunk") return failure("exception while reading from fd");
+        let w: Wire;
+        try {
+          w = decodeWire(ev.payload);
+        } catch {
+          return failure("exception while reading from fd");
+        }
+        if (w.payload.kind === "data" && w.payload.data.kind === "block-end") return w.payload;
+        // Only version 5 decodes, so the re-stamped header is the daemon's own: forward the
+        // bytes as received (re-encode only if that ever changes).
+        const out = w.header.version === version ? encodeFrame(ev.payload) : encodeFrame(encodeWire({ ...w, header: { ...w.header, version } }));
+        try {
+          await writeBytes(s, out, this.o.writeStallMs);
+        } catch (e) {
+          this.o.log("info", `${who}: writing to the client failed: ${oneLine(e)}`);
+          return failure("exception");
+        }
+      }
+    } finally {
+      s.off("close", onGone);
+      s.off("end", onGone);
+    }
+  }
+}
+
+/** One daemon socket, connected (rejects with a one-line message). */
+function connectUnix(file: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.createConnection({ path: file });
+    const onError = (e: NodeJS.ErrnoException) => {
+      sock.destroy();
+      reject(new Error(e.code ?? e.message));
+    };
+    sock.once("error", onError);
+    sock.once("connect", () => {
+      sock.off("error", onError);
+      sock.on("error", () => undefined); // seen by the reader / writer
+      resolve(sock);
+    });
+  });
+}
+
+/** Close our side of the TLS connection after everything was flushed. */
+function endTls(s: tls.TLSSocket): Promise<void> {
+  return new Promise((resolve) => {
+    if (s.destroyed) return resolve();
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve();
+    }, 5000);
+    t.unref?.();
+    s.end(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+export function oneLine(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.split("\n").map((l) => l.trim()).filter((l) => l !== "").join(" ");
+}
