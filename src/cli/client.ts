@@ -19,7 +19,8 @@ import {
 } from "../commands/types.js";
 import { KEY_TYPES, type KeyType } from "../ca/keys.js";
 import { writeCommandRequest } from "../csr/request.js";
-import { pathName, pathToString, rootName, rootPath, type Name, type Path } from "../policy/name.js";
+import { pathName, rootName, rootPath, type Name, type Path } from "../policy/name.js";
+import { leafCommonName } from "../endpoint/chain.js";
 import { usable } from "../policy/policy.js";
 import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";
 import {
@@ -142,14 +143,11 @@ export function destinationOf(o: Pick<DestinationOptions, "socket" | "destinatio
 export const defaultLevel = (d: Destination, given: number | undefined): number =>
   given ?? (d.kind === "local" ? 0 : 9);
 
-const isPolicyCommand = (c: Command): boolean =>
-  c.kind === "policy-info" || c.kind === "policy-add" || c.kind === "policy-remove";
-
 /** cli.md §1.1: the CommonName of a leaf / CSR for a command and name. */
 export function commonNameFor(cmd: Command, name: Name): string {
-  if (isPolicyCommand(cmd)) return pathToString(name.path);
-  if (name.path.length !== 0) throw new CliError("non-empty path");
-  return name.label ?? ".";
+  const cn = leafCommonName(cmd, name);
+  if (cn === null) throw new CliError("non-empty path");
+  return cn;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import type { X509Certificate } from "@peculiar/x509";
 import { decodeCertExtension } from "../commands/codec.js";
 import { DecodeError } from "../commands/der.js";
 import type { Command, Policy, SinceCount } from "../commands/types.js";
-import { NameError, parseLabel, type Name, type Path } from "../policy/name.js";
+import { NameError, parseLabel, pathToString, type Name, type Path } from "../policy/name.js";
 import { formatPolicy, isSmaller } from "../policy/policy.js";
 import { err, ok, type Result } from "../policy/result.js";
 import { albatrossExtension, parsed, subjectCN, CertificateError, type ParsedCertificate } from "../ca/x509.js";
@@ -235,4 +235,16 @@ export function describeCommand(c: Command): string {
     case "block-set":
       return `block set compressed ${c.compressed}`;
   }
+}
+
+/**
+ * cli.md §1.1: the CommonName of a leaf certificate or CSR that carries `cmd` for `name` —
+ * the path text for policy commands (empty for the root path), otherwise the label of a
+ * root-path name (`.` for the root name itself). null: the name has a path, which only the
+ * CA chain may supply.
+ */
+export function leafCommonName(cmd: Command, name: Name): string | null {
+  if (cmd.kind === "policy-info" || cmd.kind === "policy-add" || cmd.kind === "policy-remove") return pathToString(name.path);
+  if (name.path.length !== 0) return null;
+  return name.label ?? ".";
 }

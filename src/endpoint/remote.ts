@@ -31,7 +31,8 @@ import { KeyError, generateKey, keyMatchesSpki, privateKeyFromPem, privateKeyToP
 import { verifyChain } from "../ca/verify.js";
 import { CertificateError, albatrossExtension, certificateFromDer, fromPemAll, parseCertificate, parsed, toPem, type ParsedCertificate } from "../ca/x509.js";
 import { fineWithPolicy, isSmaller } from "../policy/policy.js";
-import { pathToString, type Name } from "../policy/name.js";
+import { type Name } from "../policy/name.js";
+import { leafCommonName as chainLeafCommonName } from "./chain.js";
 import { CliError, EXIT } from "../cli/output.js";
 import { ChunkReader, writeChunk, writeTerminator, type ChunkEvent } from "./chunks.js";
 import { targetOf, type ReplyPattern } from "./server.js";
@@ -125,13 +126,15 @@ function checkKeyMatches(key: KeyObject, cert: ParsedCertificate): void {
 // ---------------------------------------------------------------------------------------
 // the leaf (cli.md §1.1, §1.2 steps 1–4)
 
-const isPolicyCommand = (c: Command): boolean => c.kind === "policy-info" || c.kind === "policy-add" || c.kind === "policy-remove";
-
-/** cli.md §1.1: the leaf CommonName for a command and name. */
+/**
+ * The leaf's CommonName (cli.md §1.1). Unlike upstream, the root path of a policy command
+ * becomes `.`: upstream sends an empty CN there, which its own endpoint then refuses as an
+ * invalid label, so `policy --destination` without --path could never work.
+ */
 export function leafCommonName(cmd: Command, name: Name): string {
-  if (isPolicyCommand(cmd)) return pathToString(name.path);
-  if (name.path.length !== 0) throw new CliError("non-empty path", EXIT.USAGE);
-  return name.label ?? ".";
+  const cn = chainLeafCommonName(cmd, name);
+  if (cn === null) throw new CliError("non-empty path", EXIT.USAGE);
+  return cn === "" ? "." : cn;
 }
 
 /** upstream `extract_policy`: the policy delegated to the CA certificate, if it carries one. */

@@ -252,6 +252,8 @@ describe("leaf building", () => {
     assert.equal(leafCommonName({ kind: "policy-info" }, parseName("a:b:")), "a:b");
     assert.equal(leafCommonName(cmds.info, parseName("web")), "web");
     assert.equal(leafCommonName(cmds.info, rootName), ".");
+    // the root path of a policy command: "." (upstream sends an empty CN its endpoint refuses)
+    assert.equal(leafCommonName({ kind: "policy-info" }, rootName), ".");
     const now = new Date("2026-01-01T00:00:00Z");
     const c = await makeLeaf({ command: cmds.console, cn: "web", caChain: [parseCertificate(pki.arc.der)], caKey: pki.arc.key, keyType: "p256", now });
     const l = c.chain[0]!;
