@@ -197,8 +197,10 @@ function registerCertificate(program: Command): void {
   program
     .command("certificate")
     .description("run the command carried by an existing leaf certificate at a remote endpoint")
-    .argument("<CERT>", "the leaf certificate, followed by its chain (PEM)")
-    .argument("<KEY>", "the leaf's private key")
+    // albatross-client takes CERT KEY; its README (step 7) writes `certificate cacert.pem
+    // hello.pem hello.key`. Both forms are accepted: a leading third file is the server CA.
+    .usage("[options] [CACERT] CERT KEY")
+    .argument("<FILES...>", "[CACERT] CERT KEY: the CA authenticating the server (same as --server-ca, optional), the leaf certificate followed by its chain (PEM), the leaf's private key")
     .option("-d, --destination <HOST[:PORT]>", "remote albatross TLS endpoint (port 1025 by default)", (s: string) => {
       try {
         return parseDestination(s);
@@ -211,7 +213,13 @@ function registerCertificate(program: Command): void {
     .option("--key-password-file <FILE>", "password of an encrypted KEY")
     .option("--json", "print one JSON object per message (JSON lines)")
     .option("-v, --verbose", "show arguments (argv) in configurations and infos")
-    .action(async (cert: string, key: string, flags: CertificateFlags) => {
+    .action(async (files: string[], flags: CertificateFlags, cmd: Command) => {
+      if (files.length < 2 || files.length > 3) throw new CliError("expected CERT KEY, or CACERT CERT KEY", EXIT.USAGE);
+      const [serverCaArg, cert, key] = files.length === 2 ? [undefined, files[0]!, files[1]!] : [files[0]!, files[1]!, files[2]!];
+      if (serverCaArg !== undefined && cmd.getOptionValueSource("serverCa") === "cli" && serverCaArg !== flags.serverCa) {
+        throw new CliError("the server CA was given twice (CACERT and --server-ca)", EXIT.USAGE);
+      }
+      const serverCa = serverCaArg ?? flags.serverCa;
       const { runCertificate } = await import("../endpoint/remote.js");
       const { processReplies, processSink, STARTED_AT } = await import("./replies.js");
       const sink = processSink(flags.json ?? false);
@@ -219,7 +227,7 @@ function registerCertificate(program: Command): void {
       process.exitCode = await runCertificate({
         cert,
         key,
-        serverCa: flags.serverCa,
+        serverCa,
         ...(keyPassword !== undefined ? { keyPassword } : {}),
         ...(flags.destination ? { destination: flags.destination } : {}),
         replies: (next, mode) => processReplies(next, mode, { sink, startedAt: STARTED_AT, verbose: flags.verbose ?? false }),
