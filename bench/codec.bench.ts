@@ -143,4 +143,39 @@ export async function run(): Promise<void> {
   ratio("(encodeState + deflate) / deflate", sEnc.ms + sDefl.ms, sDefl.ms);
   ratio("(decodeState + inflate) / inflate", sDec.ms + sInfl.ms, sInfl.ms);
   console.log(`  per entry: encode ${((1000 * sEnc.ms) / N).toFixed(2)} us, decode ${((1000 * sDec.ms) / N).toFixed(2)} us`);
+  console.log("  (the structure alone cannot approach inflate's memcpy-like speed; what the target is about");
+  console.log("   is the codec's share next to the zlib work on the images a state file carries:)");
+
+  // --- the same 10,000 entries carrying compressed images, as albatross stores them ---
+  // The daemon keeps every image exactly as received (compressed by the client) and, on
+  // restore, decodes the state file and inflates each image. 32 KiB per image keeps the run
+  // short (320 MiB in all); real unikernels are 1-10 MiB, which only lowers the codec's share.
+  const IMG = 32 * 1024;
+  const variants = Array.from({ length: 16 }, (_, v) => {
+    const raw = makeImage(IMG + v);
+    return { raw, z: deflate(raw, 9) };
+  });
+  const withImages: State = {
+    unikernels: unikernels.map((u, i) => ({ name: u.name, config: { ...u.config, compressed: true, image: variants[i % 16]!.z } })),
+    policies,
+  };
+  const wEnc = time(() => encodeState(withImages), 3);
+  const wBytes = wEnc.value;
+  const inflateAll = (imgs: readonly Uint8Array[]) => {
+    let n = 0;
+    for (const z of imgs) n += inflate(z, { maxBytes: IMG + 16 }).length;
+    return n;
+  };
+  const images = withImages.unikernels.map((u) => u.config.image);
+  const wInfl = time(() => inflateAll(images), 3);
+  const wRestore = time(() => {
+    const { state } = decodeState(wBytes);
+    return inflateAll(state.unikernels.map((u) => u.config.image));
+  }, 3);
+  const wDec = time(() => decodeState(wBytes), 3);
+  console.log(`state file with ${N} compressed ${IMG / 1024} KiB images (${(wBytes.length / 2 ** 20).toFixed(0)} MiB), the restore path:`);
+  console.log(`  inflate every image alone           ${fmt(wInfl.ms)}`);
+  console.log(`  decodeState + inflate every image   ${fmt(wRestore.ms)}   (decodeState alone ${fmt(wDec.ms)}, encodeState ${fmt(wEnc.ms)})`);
+  ratio("(decodeState + inflate) / inflate, measured", wRestore.ms, wInfl.ms);
+  ratio("(decodeState + inflate) / inflate, from parts", wInfl.ms + wDec.ms, wInfl.ms);
 }
