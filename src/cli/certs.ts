@@ -9,7 +9,7 @@ import { KEY_TYPES, parseKeyType, type KeyType } from "../ca/keys.js";
 import { PasswordError, existingKeyPassword, newKeyPassword } from "../ca/password.js";
 import { verifyAlbatrossChain } from "../ca/verify.js";
 import { CertificateError, certificatesFromPem } from "../ca/x509.js";
-import { describeCommand } from "../endpoint/chain.js";
+import { describeCommand } from "../commands/render.js";
 import { nameToString } from "../policy/name.js";
 import { formatPolicy } from "../policy/policy.js";
 import { CliError, EXIT } from "./output.js";

@@ -41,7 +41,7 @@ import {
 } from "./flags.js";
 import { CliError, EXIT } from "./output.js";
 import { DEFAULT_REPLY_FRAME_LIMIT, STARTED_AT, processReplies, processSink, type Sink } from "./replies.js";
-import { hexdump } from "./render.js";
+import { hexdump } from "../commands/render.js";
 import { FrameReader, connectUnix, endpointOf, sendUpload, socketPath, ttyProgress, wireFrame, writeAll } from "./socket.js";
 import { runUpdate } from "./update.js";
 

@@ -21,7 +21,7 @@ import { parseNameArg } from "./flags.js";
 import { commandJson, configView, stateUnikernelJson, wireJson } from "./jsonview.js";
 import { CliError } from "./output.js";
 import { DEFAULT_IMAGE_LIMIT, STARTED_AT, dumpFileName } from "./replies.js";
-import { configText, dataText, describeCommand, hex, nameText, policyText, successText } from "./render.js";
+import { configText, dataText, describeCommand, hex, nameText, policyText, successText } from "../commands/render.js";
 import { wrap } from "./client.js";
 
 // ---------------------------------------------------------------------------------------

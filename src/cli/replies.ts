@@ -13,7 +13,7 @@ import type { Wire } from "../commands/types.js";
 import { nameToString, type Name } from "../policy/name.js";
 import { wireJson } from "./jsonview.js";
 import { EXIT } from "./output.js";
-import { describeCommand, nameText, rfc3339, wireText } from "./render.js";
+import { describeCommand, nameText, rfc3339, wireText } from "../commands/render.js";
 import type { FrameEvent, ReplyMode } from "./socket.js";
 
 /** Where output goes; injectable for tests. */

@@ -11,7 +11,7 @@ import type { Name } from "../policy/name.js";
 import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";
 import { EXIT } from "./output.js";
 import { DEFAULT_REPLY_FRAME_LIMIT, STARTED_AT, processReplies, processSink, type Sink } from "./replies.js";
-import { hex, hexdump, wireText } from "./render.js";
+import { hex, hexdump, wireText } from "../commands/render.js";
 import { FrameReader, connectUnix, socketPath, wireFrame, writeAll, type FrameEvent } from "./socket.js";
 import type { DestinationOptions } from "./client.js";
 

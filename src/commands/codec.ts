@@ -1162,8 +1162,8 @@ const stateAlts = alts<DecodedState>([
   [4, "unikernels-and-policies-old", unikernelsAndPolicies(4)],
   [5, "unikernels-and-policies-v4", unikernelsAndPolicies(5)],
   [6, "unikernels-and-policies", unikernelsAndPolicies(6)],
-  // upstream: invalid_arg "not yet implemented" (an exception, the daemon aborts)
-  [7, "reserved", (c) => c.fail("state format [7] is not yet implemented")],
+  // [7] is reserved: upstream raises invalid_arg on it (an exception, the daemon aborts)
+  [7, "reserved", (c) => c.fail("state format [7] is reserved and has no decoder (albatross aborts on it too)")],
 ]);
 
 function unikernelsOf(xs: TrieEntry<UnikernelConfig>[]): StateUnikernel[] {

@@ -5,9 +5,10 @@
 import type { X509Certificate } from "@peculiar/x509";
 import { decodeCertExtension } from "../commands/codec.js";
 import { DecodeError } from "../commands/der.js";
-import type { Command, Policy, SinceCount } from "../commands/types.js";
+import { describeCommand } from "../commands/render.js";
+import type { Command, Policy } from "../commands/types.js";
 import { NameError, parseLabel, pathToString, type Name, type Path } from "../policy/name.js";
-import { formatPolicy, isSmaller } from "../policy/policy.js";
+import { isSmaller } from "../policy/policy.js";
 import { err, ok, type Result } from "../policy/result.js";
 import { albatrossExtension, parsed, subjectCN, CertificateError, type ParsedCertificate } from "../ca/x509.js";
 
@@ -163,78 +164,6 @@ export function checkPolicyMonotonic(policies: readonly PolicyAt[]): Result<null
     if (e) return err(`policy of ${sub.path.join(":")}: ${e}`);
   }
   return ok(null);
-}
-
-// --- upstream `Vmm_commands.pp ~verbose:false`, for messages such as `unexpected wire ...` ---
-
-const pad2 = (n: number) => String(n).padStart(2, "0");
-function rfc3339(d: Date): string {
-  return `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())}T${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}-00:00`;
-}
-
-function sinceCount(s: SinceCount): string {
-  return s.kind === "since" ? `since ${rfc3339(s.since)}` : `number ${s.count}`;
-}
-
-export function describeCommand(c: Command): string {
-  switch (c.kind) {
-    case "console-add":
-      return `console add (max unikernels ${c.budget})`;
-    case "console-subscribe":
-      return `console subscribe ${sinceCount(c.sinceCount)}`;
-    case "console-list-inactive":
-      return "console list inactive available ringbuffers";
-    case "stats-add":
-      return `stats add: vmm device ${c.vmmdev} pid ${c.pid} taps ${c.network.map((n) => `${n.bridge}: ${n.tap}`).join(", ")}`;
-    case "stats-remove":
-      return "stat remove";
-    case "stats-subscribe":
-      return "stat subscribe";
-    case "stats-initial":
-      return "stat initial";
-    case "unikernel-info":
-      return "unikernel info";
-    case "unikernel-create":
-    case "unikernel-force-create": {
-      const u = c.config;
-      const fb = u.failBehaviour.kind === "quit" ? "quit" : `restart ${u.failBehaviour.exitCodes.length ? `exit codes ${u.failBehaviour.exitCodes.join(", ")}` : "all exit codes"}`;
-      const blocks = u.blockDevices.map((b) => `${b.name} -> ${b.device ?? b.name}${b.sectorSize === undefined ? "" : `, sector-size: ${b.sectorSize}`}`).join(", ");
-      const nets = u.bridges.map((n) => `${n.netif} -> ${n.bridge ?? n.netif}${n.mac ? `@${[...n.mac].map((x) => x.toString(16).padStart(2, "0")).join(":")}` : ""}`).join(", ");
-      return `unikernel ${c.kind === "unikernel-create" ? "create" : "force create"} typ ${u.typ} compression ${u.compressed} image ${u.image.length} bytes fail behaviour ${fb} startup at ${u.startup ?? "not specified"} add_name ${u.addName} CPUids ${u.cpuids.join(", ")} ${u.memory} MB memory block devices ${blocks} bridge ${nets} #cpus ${u.numcpus} linux_boot ${u.linuxBootPartition ?? "not specified"}`;
-    }
-    case "unikernel-restart":
-      return c.args ? `unikernel restart ${c.args.memory} MB memory` : "unikernel restart";
-    case "unikernel-destroy":
-      return "unikernel destroy";
-    case "unikernel-get":
-      return `unikernel get compress level ${c.level}`;
-    case "unikernel-info-v4":
-      return "old unikernel info4";
-    case "unikernel-info-v5":
-      return "old unikernel info5";
-    case "policy-info":
-      return "policy info";
-    case "policy-add":
-      return `policy add ${formatPolicy(c.policy)}`;
-    case "policy-remove":
-      return "policy remove";
-    case "block-info":
-      return "block info";
-    case "block-remove":
-      return "block remove";
-    case "block-add-old":
-      return `old block add ${c.size} (compressed ${c.compressed} data ${c.data ? c.data.length : "no data"})`;
-    case "block-set-old":
-      return `old block set compressed ${c.compressed} ${c.data.length} bytes`;
-    case "block-dump":
-      return `block dump, compress level ${c.level}`;
-    case "block-dump-old":
-      return `old block dump, compress level ${c.level}`;
-    case "block-add":
-      return `block add ${c.size}`;
-    case "block-set":
-      return `block set compressed ${c.compressed}`;
-  }
 }
 
 /**

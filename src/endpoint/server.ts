@@ -27,7 +27,7 @@ import type { Bytes } from "../commands/der.js";
 import { encodeFrame } from "../commands/framing.js";
 import { WIRE_VERSION, type Command, type Payload, type Wire } from "../commands/types.js";
 import { nameToString, pathName } from "../policy/name.js";
-import { wireText } from "../cli/render.js";
+import { wireText } from "../commands/render.js";
 import { parsed, type ParsedCertificate } from "../ca/x509.js";
 import { checkPolicyMonotonic, deriveCommand, type Derived } from "./chain.js";
 import { ChunkReader, ChunkTimeout, writeBytes, writeChunk, writeTerminator } from "./chunks.js";

@@ -65,7 +65,7 @@ test("derivation errors, with upstream's texts and order", async () => {
   assert.equal(e(deriveCommand([badLabel.cert])), "invalid label (only [a-zA-Z0-9-.] allowed, 1 to 63 chars)");
   // an intermediate carrying something else than policy add
   const odd = await make({ profile: "intermediate", cn: "x", issuer: root, command: consoleCmd });
-  assert.equal(e(deriveCommand([leaf.cert, odd.cert])), "unexpected wire console subscribe number 20");
+  assert.equal(e(deriveCommand([leaf.cert, odd.cert])), "unexpected wire console subscribe count 20");
   // extension with version 4
   const v4 = await make({ profile: "leaf", cn: "foo", issuer: root, albatross: Uint8Array.of(0x30, 0x0c, 0x02, 0x01, 0x04, 0xa0, 0x07, 0xa2, 0x05, 0xa1, 0x03, 0x02, 0x01, 0x14) });
   assert.match(e(deriveCommand([v4.cert])), /unknown version number 0x4/);

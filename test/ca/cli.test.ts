@@ -108,7 +108,7 @@ test("deeper delegation, console CSR, sign refusals", async () => {
   assert.equal(pems(join(dir, "foo.pem")), 3);
   const v = await cli(dir, "verify", "foo.pem");
   assert.equal(v.code, 0, v.stdout);
-  assert.match(v.stdout, /name: user:sub:foo\npolicy user:sub: .*\npolicy user: .*\ncommand: console subscribe number 20\n/);
+  assert.match(v.stdout, /name: user:sub:foo\npolicy user:sub: .*\npolicy user: .*\ncommand: console subscribe count 20\n/);
   writeFileSync(join(dir, "chain.pem"), readFileSync(join(dir, "foo.pem"), "utf8").replace(/^[\s\S]*?-----END CERTIFICATE-----\n/, ""));
   assert.equal((await openssl(dir, "verify", "-CAfile", "cacert.pem", "-untrusted", "chain.pem", "foo.pem")).code, 0);
 
@@ -193,7 +193,7 @@ test("verify: the vectors inside their window, expired outside; bad input exits 
   const leaf = join(VECTORS, "cert-console-foo-leaf.pem");
   const inside = await cli(dir, "verify", leaf, "--ca", ca, "--at", "2025-08-22T13:05:00Z");
   assert.equal(inside.code, 0, inside.stdout);
-  assert.equal(inside.stdout, "CN=foo: ok\ntrusted CA: CN=test\nname: :foo\ncommand: console subscribe number 20\nchain ok\n");
+  assert.equal(inside.stdout, "CN=foo: ok\ntrusted CA: CN=test\nname: :foo\ncommand: console subscribe count 20\nchain ok\n");
   const now = await cli(dir, "verify", leaf, "--ca", ca);
   assert.equal(now.code, 116);
   assert.match(now.stdout, /^CN=foo: expired \(valid until 2025-08-22T13:09:53Z\)\n/);

@@ -13,7 +13,7 @@ import {
   parseTimestamp,
 } from "../../src/cli/flags.js";
 import { commonNameFor, destinationOf } from "../../src/cli/client.js";
-import { escapeOcaml, hexdump, infoText, policyText, rfc3339, statsText, wireText } from "../../src/cli/render.js";
+import { escapeOcaml, hexdump, infoText, policyText, rfc3339, statsText, wireText } from "../../src/commands/render.js";
 import { endpointOf } from "../../src/cli/socket.js";
 import { jobAndBuild } from "../../src/cli/update.js";
 import { parseName } from "../../src/policy/name.js";

@@ -488,7 +488,7 @@ describe("state files", () => {
   });
 
   it("rejects [7], duplicate keys (foo: vs :foo) and unparsable keys", () => {
-    throwsDecode(() => decodeState(explicit(7, encNull())), "not yet implemented");
+    throwsDecode(() => decodeState(explicit(7, encNull())), "state format [7] is reserved");
     throwsDecode(() => decodeState(explicit(6, seq(seq(entry(":foo", ukv6(1)), entry("foo:", ukv6(2))), seq()))), "duplicate key foo:");
     throwsDecode(() => decodeState(explicit(6, seq(seq(), seq(entry(":", pol), entry(":", pol))))), "duplicate key :");
     throwsDecode(() => decodeState(explicit(3, seq(entry("a::b", seq(...v3body(0)))))), "invalid name");

@@ -7,7 +7,7 @@
 //
 // Pure: no I/O.
 
-import { text, type Bytes } from "../commands/der.js";
+import { text, type Bytes } from "./der.js";
 import type {
   BlockDevice,
   Command,
@@ -23,7 +23,7 @@ import type {
   UnikernelConfig,
   UnikernelInfo,
   Wire,
-} from "../commands/types.js";
+} from "./types.js";
 import { nameToString, type Name } from "../policy/name.js";
 import { formatPolicy } from "../policy/policy.js";
 
