@@ -39,6 +39,7 @@ import {
   parseTimestamp,
   type RemoteHost,
 } from "./flags.js";
+import { existingDir } from "./options.js";
 import { CliError, EXIT } from "./output.js";
 import { DEFAULT_REPLY_FRAME_LIMIT, STARTED_AT, processReplies, processSink, type Sink } from "./replies.js";
 import { hexdump } from "../commands/render.js";
@@ -83,16 +84,6 @@ const existingFile = (what: string) =>
     return s;
   });
 
-const existingDir = wrap((s: string) => {
-  let ok = false;
-  try {
-    ok = statSync(s).isDirectory();
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw new FlagError(`no '${s}' directory`);
-  return s;
-});
 
 export const DEFAULT_TMPDIR = "/run/albatross";
 

@@ -1,8 +1,8 @@
 // `dromedary console-daemon`: the albatross-console equivalent (daemon.md §0, §3).
-import { statSync } from "node:fs";
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { startConsoleDaemon } from "../hostd/console/daemon.js";
+import { existingDir } from "./options.js";
 import { CliError, EXIT } from "./output.js";
 
 export const DEFAULT_TMPDIR = "/run/albatross";
@@ -30,7 +30,7 @@ export function systemdListenFd(env: NodeJS.ProcessEnv = process.env, pid: numbe
 }
 
 interface ConsoleDaemonFlags {
-  tmpdir?: string;
+  tmpdir: string;
   maxSubscribers: number;
   systemdSocketActivation?: boolean;
   maxFrame?: number;
@@ -40,23 +40,12 @@ export function registerConsoleDaemonCommand(program: Command): void {
   program
     .command("console-daemon")
     .description("buffer the consoles of running unikernels and serve them on <tmpdir>/util/console.sock (albatross-console)")
-    .option("--tmpdir <DIR>", `runtime directory holding util/ and fifo/ (default ${DEFAULT_TMPDIR})`)
+    .option("--tmpdir <DIR>", "runtime directory holding util/ and fifo/", existingDir, DEFAULT_TMPDIR)
     .option("--max-subscribers <N>", "maximum subscribers per unikernel console (>= 1)", parseMaxSubscribers, 5)
     .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
     .option("--max-frame <BYTES>", "largest accepted request frame", parseMaxFrame)
     .action(async (flags: ConsoleDaemonFlags) => {
-      let tmpdir = DEFAULT_TMPDIR;
-      if (flags.tmpdir !== undefined) {
-        // An explicitly given --tmpdir must be an existing directory (the default is not checked).
-        let isDir = false;
-        try {
-          isDir = statSync(flags.tmpdir).isDirectory();
-        } catch {
-          isDir = false;
-        }
-        if (!isDir) throw new CliError(`option '--tmpdir': no '${flags.tmpdir}' directory`, EXIT.USAGE);
-        tmpdir = flags.tmpdir;
-      }
+      const tmpdir = flags.tmpdir;
       const listenFd = flags.systemdSocketActivation ? systemdListenFd() : undefined;
       const log = (line: string): void => {
         process.stderr.write(`${new Date().toISOString()} console-daemon: ${line}\n`);

@@ -1,9 +1,9 @@
 // The daemon subcommands: `dromedary hostd` (albatrossd, daemon.md §2) and
 // `dromedary console-daemon` (albatross-console, registered by console-daemon.ts).
-import { statSync } from "node:fs";
 import { InvalidArgumentError, type Command } from "commander";
 import { registerConsoleDaemonCommand } from "./console-daemon.js";
-import { CliError, EXIT } from "./output.js";
+import { existingDir } from "./options.js";
+import { EXIT } from "./output.js";
 import { DEFAULT_MAX_FRAME } from "../hostd/frames.js";
 
 export const DEFAULT_HOSTD_TMPDIR = "/run/albatross";
@@ -15,22 +15,10 @@ function parseMaxFrame(v: string): number {
   return n;
 }
 
-/** An explicitly given directory must exist (command line error, exit 124); the default is not checked. */
-function existingDir(option: string, dir: string | undefined, def: string): string {
-  if (dir === undefined) return def;
-  let ok = false;
-  try {
-    ok = statSync(dir).isDirectory();
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw new CliError(`option '${option}': no '${dir}' directory`, EXIT.USAGE);
-  return dir;
-}
 
 interface HostdFlags {
-  tmpdir?: string;
-  dbdir?: string;
+  tmpdir: string;
+  dbdir: string;
   dropPath: boolean;
   systemdSocketActivation?: boolean;
   maxFrame: number;
@@ -42,16 +30,15 @@ export function registerHostdCommand(program: Command): void {
   program
     .command("hostd")
     .description("the privileged host daemon (albatrossd): runs unikernels, listens on <tmpdir>/util/vmmd.sock")
-    .option("--tmpdir <DIR>", `runtime directory holding util/, fifo/ and images (default ${DEFAULT_HOSTD_TMPDIR})`)
-    .option("--dbdir <DIR>", `directory of the state file, block devices and tenders (default ${DEFAULT_DBDIR})`)
+    .option("--tmpdir <DIR>", "runtime directory holding util/, fifo/ and images", existingDir, DEFAULT_HOSTD_TMPDIR)
+    .option("--dbdir <DIR>", "directory of the state file, block devices and tenders", existingDir, DEFAULT_DBDIR)
     .option("--no-drop-path", "pass the full name (foo:bar) as --name= argument instead of the label")
     .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
     .option("--max-frame <BYTES>", "largest accepted frame (an image travels in one frame)", parseMaxFrame, DEFAULT_MAX_FRAME)
     .option("-v, --verbose", "log debug messages")
     .option("-q, --quiet", "log only warnings and errors")
     .action(async (flags: HostdFlags) => {
-      const tmpdir = existingDir("--tmpdir", flags.tmpdir, DEFAULT_HOSTD_TMPDIR);
-      const dbdir = existingDir("--dbdir", flags.dbdir, DEFAULT_DBDIR);
+      const { tmpdir, dbdir } = flags;
       // Loaded lazily: the client commands should not pay for the daemon's modules.
       const { runHostd, StartupError } = await import("../hostd/daemon.js");
       process.on("SIGPIPE", () => undefined);

@@ -1,10 +1,11 @@
 // `dromedary endpoint` (albatross-tls-endpoint, daemon.md §6) and `dromedary certificate`
 // (cli.md §2 "Certificates").
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import net from "node:net";
 import { InvalidArgumentError, Option, type Command } from "commander";
+import { existingDir } from "./options.js";
 import { CliError, EXIT } from "./output.js";
 import { parseDestination, FlagError, type RemoteHost } from "./flags.js";
 import type { Command as Cmd } from "../commands/types.js";
@@ -21,7 +22,7 @@ interface EndpointFlags {
   systemdSocketActivation?: boolean;
   inetd?: boolean;
   syslog?: boolean;
-  tmpdir?: string;
+  tmpdir: string;
   verbose?: number;
   quiet?: boolean;
   verbosity?: Verbosity;
@@ -85,17 +86,6 @@ function makeLogger(verbosity: Verbosity, syslog: boolean): (level: "debug" | "i
   };
 }
 
-function existingDir(dir: string | undefined): string {
-  if (dir === undefined) return DEFAULT_TMPDIR;
-  let ok = false;
-  try {
-    ok = statSync(dir).isDirectory();
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw new CliError(`option '--tmpdir': no '${dir}' directory`, EXIT.USAGE);
-  return dir;
-}
 
 function readFile(file: string, what: string): string {
   try {
@@ -117,7 +107,7 @@ function registerEndpoint(program: Command): void {
     .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
     .option("--inetd", "serve one connection on stdin, then exit (needs --syslog or -q)")
     .option("--syslog", "log to syslog (through logger(1))")
-    .option("--tmpdir <DIR>", `runtime directory holding util/*.sock (default ${DEFAULT_TMPDIR})`)
+    .option("--tmpdir <DIR>", "runtime directory holding util/*.sock", existingDir, DEFAULT_TMPDIR)
     .option("-v, --verbose", "more log output (twice: debug)", (_v: string, prev: number) => prev + 1, 0)
     .option("-q, --quiet", "no log output")
     .addOption(new Option("--verbosity <LEVEL>", "log level").choices(LEVELS as unknown as string[]))
@@ -131,7 +121,7 @@ function registerEndpoint(program: Command): void {
       if (flags.systemdSocketActivation && cmd.getOptionValueSource("port") === "cli") {
         throw new CliError("Options --port and --systemd-socket-activation are not compatible", EXIT.USAGE);
       }
-      const tmpdir = existingDir(flags.tmpdir);
+      const tmpdir = flags.tmpdir;
       const caPem = readFile(cacert, "CACERT");
       const certPem = readFile(cert, "CERT");
       const keyPem = readFile(key, "KEY");
