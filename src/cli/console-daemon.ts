@@ -2,7 +2,7 @@
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { startConsoleDaemon } from "../hostd/console/daemon.js";
-import { existingDir } from "./options.js";
+import { existingDir, systemdListenFd } from "./options.js";
 import { CliError, EXIT } from "./output.js";
 
 export const DEFAULT_TMPDIR = "/run/albatross";
@@ -20,14 +20,6 @@ function parseMaxFrame(v: string): number {
   return n;
 }
 
-/**
- * systemd socket activation (daemon.md §0): LISTEN_PID must be our pid and LISTEN_FDS
- * exactly 1; the socket is fd 3. Anything else is a start-up failure.
- */
-export function systemdListenFd(env: NodeJS.ProcessEnv = process.env, pid: number = process.pid): number {
-  if (env.LISTEN_PID !== String(pid) || env.LISTEN_FDS !== "1") throw new CliError("Systemd socket activation error", EXIT.INTERNAL);
-  return 3;
-}
 
 interface ConsoleDaemonFlags {
   tmpdir: string;

@@ -2,7 +2,7 @@
 // `dromedary console-daemon` (albatross-console, registered by console-daemon.ts).
 import { InvalidArgumentError, type Command } from "commander";
 import { registerConsoleDaemonCommand } from "./console-daemon.js";
-import { existingDir } from "./options.js";
+import { existingDir, systemdListenFd } from "./options.js";
 import { EXIT } from "./output.js";
 import { DEFAULT_MAX_FRAME } from "../hostd/frames.js";
 
@@ -47,7 +47,7 @@ export function registerHostdCommand(program: Command): void {
           tmpdir,
           dbdir,
           dropPath: flags.dropPath,
-          systemdSocketActivation: flags.systemdSocketActivation === true,
+          ...(flags.systemdSocketActivation ? { listenFd: systemdListenFd() } : {}),
           maxFrame: flags.maxFrame,
           verbose: flags.verbose === true,
           quiet: flags.quiet === true,

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import net from "node:net";
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { existingDir } from "./options.js";
+import { existingDir, systemdListenFd } from "./options.js";
 import { CliError, EXIT } from "./output.js";
 import { parseDestination, FlagError, type RemoteHost } from "./flags.js";
 import type { Command as Cmd } from "../commands/types.js";
@@ -159,10 +159,7 @@ function registerEndpoint(program: Command): void {
       }
       try {
         if (flags.systemdSocketActivation) {
-          if (process.env["LISTEN_PID"] !== String(process.pid) || process.env["LISTEN_FDS"] !== "1") {
-            throw new Error("Systemd socket activation error");
-          }
-          await ep.listenFd(3);
+          await ep.listenFd(systemdListenFd());
           log("info", "listening on the systemd socket (fd 3)");
         } else {
           const a = await ep.listen(flags.ip, flags.port);

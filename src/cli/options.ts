@@ -1,6 +1,7 @@
 // Option value parsers shared by every command group (client, daemons, endpoint).
 import { statSync } from "node:fs";
 import { InvalidArgumentError } from "commander";
+import { CliError, EXIT } from "./output.js";
 
 /**
  * `--tmpdir`/`--dbdir`: an explicitly given directory must exist (cmdliner's `dir`
@@ -15,4 +16,13 @@ export function existingDir(value: string): string {
   }
   if (!ok) throw new InvalidArgumentError(`no '${value}' directory`);
   return value;
+}
+
+/**
+ * systemd socket activation (daemon.md §0): LISTEN_PID must be our pid and LISTEN_FDS
+ * exactly 1; the listening socket is then fd 3. Anything else is a start-up failure (125).
+ */
+export function systemdListenFd(env: NodeJS.ProcessEnv = process.env, pid: number = process.pid): number {
+  if (env["LISTEN_PID"] !== String(pid) || env["LISTEN_FDS"] !== "1") throw new CliError("Systemd socket activation error", EXIT.INTERNAL);
+  return 3;
 }

@@ -73,7 +73,8 @@ export interface HostdOptions {
   readonly tmpdir: string;
   readonly dbdir: string;
   readonly dropPath: boolean;
-  readonly systemdSocketActivation: boolean;
+  /** an inherited listening socket (systemd socket activation) instead of <tmpdir>/util/vmmd.sock */
+  readonly listenFd?: number;
   readonly maxFrame: number;
   /** default `<tmpdir>/util/console.sock` */
   readonly consoleSocket?: string;
@@ -318,15 +319,13 @@ export class Hostd {
     const server = createServer({ allowHalfOpen: true }, (sock) => void this.serve(sock));
     this.server = server;
     server.on("error", (e) => this.log("error", `listening socket: ${errText(e)}`));
-    if (this.opts.systemdSocketActivation) {
-      const pid = process.env["LISTEN_PID"];
-      const fds = process.env["LISTEN_FDS"];
-      if (pid !== String(process.pid) || fds !== "1") throw new StartupError("Systemd socket activation error", 125);
+    const fd = this.opts.listenFd;
+    if (fd !== undefined) {
       await new Promise<void>((res, rej) => {
         server.once("error", rej);
-        server.listen({ fd: 3 }, () => res());
+        server.listen({ fd }, () => res());
       });
-      this.log("info", "listening on systemd socket (fd 3)");
+      this.log("info", `listening on the inherited socket (fd ${fd})`);
       return;
     }
     try {

@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { systemdListenFd } from "../../src/cli/console-daemon.js";
+import { systemdListenFd } from "../../src/cli/options.js";
 import { CliError } from "../../src/cli/output.js";
 import { oneShot, replyText, tempTmpdir, wire } from "./console-support.js";
 
