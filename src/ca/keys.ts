@@ -15,6 +15,7 @@ import { constants as fsc, promises as fs } from "node:fs";
 import { promisify } from "node:util";
 import { cryptoProvider, type X509Certificate } from "@peculiar/x509";
 import { TAG, type Bytes } from "../commands/der.js";
+import { bytesKey, LruCache } from "../endpoint/lru.js";
 import { OID, bytesEqual } from "./asn1.js";
 import { parsed, type AlgorithmIdentifier, type SubjectPublicKeyInfo } from "./x509.js";
 
@@ -187,12 +188,74 @@ async function importSigningKeys(key: KeyObject): Promise<SigningKeys> {
   }
 }
 
+/** A public key imported into node:crypto, with its kind. */
+export interface PublicKey {
+  readonly key: KeyObject;
+  readonly kind: KeyKind;
+}
+
+// Importing a SubjectPublicKeyInfo into OpenSSL costs about 0.1 ms — more than verifying an
+// Ed25519 signature — and the TLS endpoint verifies against the same few CA keys on every
+// connection. Entries are keyed by the exact SPKI bytes (an import is a pure function of
+// them); only usable keys are kept, and the bound caps what hostile input can pin.
+const publicKeys = new LruCache<string, PublicKey>(256);
+
+/** The key in a DER SubjectPublicKeyInfo, imported (once per distinct SPKI), or why it is unusable. */
+export function publicKeyFromSpki(spki: Bytes): PublicKey | string {
+  const cacheKey = bytesKey(spki);
+  const hit = publicKeys.get(cacheKey);
+  if (hit) return hit;
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
+  } catch (e) {
+    return `unusable public key: ${oneLine(e)}`;
+  }
+  let kind: KeyKind;
+  try {
+    kind = keyKind(key);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const entry: PublicKey = { key, kind };
+  publicKeys.set(cacheKey, entry);
+  return entry;
+}
+
 /**
  * Verify `signature` over `data` by the key in `spki` under `algorithm`. Returns null when
  * valid, else the reason. Only SHA-2 based ECDSA/RSA PKCS#1 v1.5 and Ed25519 are accepted
  * (daemon.md §6), and the algorithm must fit the key (no ECDSA signature by an RSA key...).
  */
 export function verifySignature(spki: SubjectPublicKeyInfo, algorithm: AlgorithmIdentifier, data: Bytes, signature: Bytes): string | null {
+  const v = verification(spki, algorithm);
+  if (typeof v === "string") return v;
+  try {
+    return nodeVerify(v.digest, data, v.key, signature) ? null : "invalid signature";
+  } catch {
+    return "invalid signature";
+  }
+}
+
+/**
+ * verifySignature, with the same checks and answers, but the signature arithmetic runs on
+ * libuv's thread pool (node:crypto's asynchronous verify) instead of the event loop: the TLS
+ * endpoint verifies a signature per connection, and meanwhile keeps serving the others.
+ */
+export function verifySignatureAsync(spki: SubjectPublicKeyInfo, algorithm: AlgorithmIdentifier, data: Bytes, signature: Bytes): Promise<string | null> {
+  const v = verification(spki, algorithm);
+  if (typeof v === "string") return Promise.resolve(v);
+  return new Promise((resolve) => {
+    try {
+      nodeVerify(v.digest, data, v.key, signature, (e, good) => resolve(!e && good ? null : "invalid signature"));
+    } catch {
+      resolve("invalid signature");
+    }
+  });
+}
+
+/** The digest and key to verify with, after the algorithm/parameter/key checks; or why not. */
+function verification(spki: SubjectPublicKeyInfo, algorithm: AlgorithmIdentifier): { digest: string | null; key: KeyObject } | string {
   const alg = SIG_ALGS.find((a) => a.oid === algorithm.oid);
   if (!alg) return `unsupported signature algorithm ${algorithm.oid}`;
   // Parameters: absent for Ed25519/ECDSA (RFC 8410, RFC 5758); NULL (or, leniently, absent) for RSA.
@@ -200,25 +263,12 @@ export function verifySignature(spki: SubjectPublicKeyInfo, algorithm: Algorithm
   if (alg.kind === "rsa" && algorithm.params !== undefined && !bytesEqual(algorithm.params, Uint8Array.of(TAG.NULL, 0))) {
     return `unexpected parameters for signature algorithm ${algorithm.oid}`;
   }
-  let pub: KeyObject;
-  try {
-    pub = createPublicKey({ key: Buffer.from(spki.der), format: "der", type: "spki" });
-  } catch (e) {
-    return `unusable public key: ${oneLine(e)}`;
-  }
-  let kind: KeyKind;
-  try {
-    kind = keyKind(pub);
-  } catch (e) {
-    return (e as Error).message;
-  }
+  const pub = publicKeyFromSpki(spki.der);
+  if (typeof pub === "string") return pub;
+  const { key, kind } = pub;
   const fits = alg.kind === "ed25519" ? kind === "ed25519" : alg.kind === "rsa" ? kind === "rsa" : kind !== "ed25519" && kind !== "rsa";
   if (!fits) return `signature algorithm ${algorithm.oid} does not fit a ${kind} key`;
-  try {
-    return nodeVerify(alg.digest, data, pub, signature) ? null : "invalid signature";
-  } catch {
-    return "invalid signature";
-  }
+  return { digest: alg.digest, key };
 }
 
 // --- PEM at rest ---

@@ -12,7 +12,8 @@ import type { Policy } from "../commands/types.js";
 import { isSmaller } from "../policy/policy.js";
 import { deriveCommand, type Derived } from "../endpoint/chain.js";
 import { OID, bytesEqual, dnEquals, dnToString } from "./asn1.js";
-import { verifySignature } from "./keys.js";
+import { bytesKey, LruCache } from "../endpoint/lru.js";
+import { verifySignature, verifySignatureAsync } from "./keys.js";
 import {
   CertificateError,
   KU,
@@ -50,6 +51,63 @@ export interface VerifyOptions {
   readonly at: Date;
   /** chains of this many certificates or more are refused; default 10 (upstream) */
   readonly maxLength?: number;
+  /**
+   * A memo of signatures on CA certificates already found valid (see SignatureCache). Only
+   * the cryptographic check is memoised; everything else is evaluated on every call.
+   */
+  readonly signatures?: SignatureCache;
+  /**
+   * Run the signature arithmetic on libuv's thread pool instead of inline (same checks, same
+   * answers). A server with other connections in flight keeps serving them meanwhile; an
+   * idle one is faster inline (no hand-over to another thread). Default: inline.
+   */
+  readonly offload?: boolean;
+}
+
+/**
+ * Valid issuer signatures on CA certificates (intermediates), remembered by the exact bytes
+ * they were computed from: the certificate's DER (its TBS, algorithms and signature) and the
+ * issuer's SubjectPublicKeyInfo. Whether a signature verifies is a pure function of those
+ * bytes, so a hit answers for exactly the same question; different bytes — a changed
+ * certificate, another issuer key — are a miss and verified afresh. Validity dates,
+ * chaining, key ids, CA flags, keyUsage, path length and critical extensions are never
+ * memoised: they are checked on every call, at its time.
+ *
+ * The TLS endpoint keeps one (bounded, least recently used first out): tenant CAs come back
+ * on every connection, their signature would otherwise be re-verified each time. Leaf
+ * signatures are never memoised — albatross clients make a fresh leaf (new key, new
+ * command) for every connection, so entries would only evict the CAs. Nor are certificates
+ * over MEMO_MAX_DER bytes (albatross CAs have well under 2 KiB): whoever holds a CA key can
+ * sign large sub-CAs, and the memo must not become a way to pin memory.
+ */
+export class SignatureCache {
+  static readonly MEMO_MAX_DER = 16 * 1024;
+  private readonly valid: LruCache<string, true>;
+  /** verifications answered from the memo / computed (for tests and statistics) */
+  hits = 0;
+  misses = 0;
+
+  constructor(capacity = 128) {
+    this.valid = new LruCache(capacity);
+  }
+
+  get size(): number {
+    return this.valid.size;
+  }
+
+  /** The problems with `issuer`'s signature on `c`; from the memo when this exact pair verified before. */
+  async problems(c: ParsedCertificate, issuer: ParsedCertificate, offload = false): Promise<string[]> {
+    if (c.der.length > SignatureCache.MEMO_MAX_DER) return signatureProblems(c, issuer, offload);
+    const key = bytesKey(issuer.publicKey.der, c.der);
+    if (this.valid.get(key)) {
+      this.hits++;
+      return [];
+    }
+    this.misses++;
+    const ps = await signatureProblems(c, issuer, offload);
+    if (ps.length === 0) this.valid.set(key, true);
+    return ps;
+  }
 }
 
 const LEAF_CRITICAL_OK = new Set<string>([OID.basicConstraints, OID.keyUsage, OID.extKeyUsage, OID.subjectAltName]);
@@ -103,7 +161,9 @@ function leafProblems(c: ParsedCertificate): string[] {
   return out;
 }
 
-/** Problems with `issuer` having issued `c`: names, key ids, signature. */
+type SignatureCheck = (c: ParsedCertificate, issuer: ParsedCertificate) => Promise<string[]>;
+
+/** Problems with `issuer` having issued `c`: names and key ids (the signature: signatureProblems). */
 function issuedProblems(c: ParsedCertificate, issuer: ParsedCertificate): string[] {
   const out: string[] = [];
   if (!dnEquals(c.issuer, issuer.subject)) {
@@ -116,13 +176,15 @@ function issuedProblems(c: ParsedCertificate, issuer: ParsedCertificate): string
   } catch (e) {
     out.push(`malformed extension: ${(e as Error).message}`);
   }
-  out.push(...signatureProblems(c, issuer));
   return out;
 }
 
-function signatureProblems(c: ParsedCertificate, issuer: ParsedCertificate): string[] {
+/** Problems with `issuer`'s signature on `c` (`offload`: verified on the thread pool, see keys.ts). */
+async function signatureProblems(c: ParsedCertificate, issuer: ParsedCertificate, offload = false): Promise<string[]> {
   if (c.tbsSignatureAlgorithm.oid !== c.signatureAlgorithm.oid) return ["signature algorithm in the certificate body and outside differ"];
-  const bad = verifySignature(issuer.publicKey, c.signatureAlgorithm, c.tbs, c.signature);
+  const bad = offload
+    ? await verifySignatureAsync(issuer.publicKey, c.signatureAlgorithm, c.tbs, c.signature)
+    : verifySignature(issuer.publicKey, c.signatureAlgorithm, c.tbs, c.signature);
   return bad ? [bad === "invalid signature" ? `invalid signature (not signed by ${dnToString(issuer.subject)})` : bad] : [];
 }
 
@@ -156,23 +218,64 @@ export async function verifyChain(
   anchors: readonly X509Certificate[],
   opts: VerifyOptions,
 ): Promise<ChainReport> {
-  const maxLength = opts.maxLength ?? 10;
-  const at = opts.at;
-  const problems: string[] = [];
-  if (chain.length === 0) return { ok: false, links: [], problems: ["empty chain"], anchor: null };
-  if (chain.length >= maxLength) problems.push(`certificate chain too long (${chain.length} certificates, at most ${maxLength - 1})`);
-
+  const anchorProblems: string[] = [];
   const anchorCerts: ParsedCertificate[] = [];
   for (const a of anchors) {
     const p = tryParse(a);
-    if (typeof p === "string") problems.push(`trust anchor: ${p}`);
+    if (typeof p === "string") anchorProblems.push(`trust anchor: ${p}`);
     else anchorCerts.push(p);
   }
+  return verify(chain.map(tryParse), anchorCerts, anchorProblems, opts);
+}
 
-  const certs = chain.map(tryParse);
+/**
+ * verifyChain on certificates already parsed by src/ca/x509.ts (the TLS endpoint's form:
+ * no @peculiar/x509 objects on its hot path). Same checks, same report.
+ */
+export function verifyParsedChain(
+  chain: readonly ParsedCertificate[],
+  anchors: readonly ParsedCertificate[],
+  opts: VerifyOptions,
+): Promise<ChainReport> {
+  return verify([...chain], anchors, [], opts);
+}
+
+/** The checks, on parsed certificates (a string: the reason one did not parse). */
+async function verify(
+  certs: Array<ParsedCertificate | string>,
+  anchorCerts: readonly ParsedCertificate[],
+  anchorProblems: readonly string[],
+  opts: VerifyOptions,
+): Promise<ChainReport> {
+  const maxLength = opts.maxLength ?? 10;
+  const at = opts.at;
+  if (certs.length === 0) return { ok: false, links: [], problems: ["empty chain"], anchor: null };
+  const problems: string[] = [];
+  if (certs.length >= maxLength) problems.push(`certificate chain too long (${certs.length} certificates, at most ${maxLength - 1})`);
+  problems.push(...anchorProblems);
+  // Signatures on CA certificates may come from the memo; the leaf's never does.
+  const memo = opts.signatures;
+  const offload = opts.offload ?? false;
+  const direct: SignatureCheck = (c, issuer) => signatureProblems(c, issuer, offload);
+  const caSignature: SignatureCheck = memo ? (c, issuer) => memo.problems(c, issuer, offload) : direct;
+  const signatureOf = (index: number): SignatureCheck => (index === 0 ? direct : caSignature);
+
   // A chain that carries the anchor itself at its end: drop that copy.
   const last = certs[certs.length - 1]!;
   if (certs.length > 1 && typeof last !== "string" && anchorCerts.some((a) => bytesEqual(a.der, last.der))) certs.pop();
+
+  // Every signature check is started first: offloaded, they run on the thread pool while
+  // everything else is checked here. (None of them rejects: a failure is a problem text.)
+  const linkSignatures = certs.map((c, i) => {
+    const issuer = certs[i + 1];
+    return typeof c !== "string" && issuer !== undefined && typeof issuer !== "string" ? signatureOf(i)(c, issuer) : null;
+  });
+  // The top of the path must be issued by a trust anchor valid at `at`.
+  const topIndex = certs.length - 1;
+  const top = certs[topIndex]!;
+  const named = typeof top === "string" ? [] : anchorCerts.filter((a) => anchorCandidate(top, a));
+  const valid = named.filter((a) => validityProblem(a, at) === null);
+  const anchorSignatures = typeof top === "string" ? [] : valid.map((a) => signatureOf(topIndex)(top, a));
 
   const links: LinkReport[] = certs.map((c) =>
     typeof c === "string" ? { subject: "(unreadable)", issuer: "(unreadable)", problems: [c] } : {
@@ -198,19 +301,21 @@ export async function verifyChain(
       if (typeof issuer !== "string") ps.push(...issuedProblems(c, issuer));
     }
   }
+  // The signature problems come last in each link's list, as the issuer checks' last part.
+  for (let i = 0; i < certs.length; i++) {
+    const sig = linkSignatures[i];
+    if (sig) links[i]!.problems.push(...(await sig));
+  }
 
-  // The top of the path must be issued by a trust anchor valid at `at`.
   let anchorName: string | null = null;
-  const top = certs[certs.length - 1]!;
   if (typeof top !== "string") {
     const ps = links[links.length - 1]!.problems;
-    const named = anchorCerts.filter((a) => anchorCandidate(top, a));
-    const valid = named.filter((a) => validityProblem(a, at) === null);
-    const signer = valid.find((a) => signatureProblems(top, a).length === 0);
+    const results = await Promise.all(anchorSignatures);
+    const signer = valid.find((_, j) => results[j]!.length === 0);
     if (signer) {
       anchorName = dnToString(signer.subject);
     } else if (valid.length > 0) {
-      const why = signatureProblems(top, valid[0]!)[0]!;
+      const why = results[0]![0]!;
       ps.push(why.startsWith("invalid signature") ? `invalid signature (not signed by the trusted CA ${dnToString(valid[0]!.subject)})` : why);
     } else if (named.length > 0) {
       ps.push(`the trusted CA ${dnToString(named[0]!.subject)} is not valid at ${iso(at)}`);

@@ -148,24 +148,30 @@ export function writeBytes(sock: Duplex, data: Bytes, stallMs?: number): Promise
       return;
     }
     let timer: NodeJS.Timeout | undefined;
+    let watching = false;
     let settled = false;
     const settle = (err?: Error | null) => {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      sock.off("close", onClose);
+      if (watching) sock.off("close", onClose);
       if (err) reject(err instanceof WriteError ? err : new WriteError(err.message, (err as NodeJS.ErrnoException).code));
       else resolve();
     };
     const onClose = () => settle(new WriteError("connection closed", "ECLOSED"));
+    // The callback fires once the data is handed to the kernel (or on error); for large
+    // amounts that is our backpressure.
+    sock.write(data, (err) => settle(err));
+    // Nothing left in the stream's buffer: the data went to the kernel during write() and
+    // the callback is already queued (next tick) — no peer can stall it, so the common case
+    // (a small message) needs no timer and no listener. Otherwise watch for a stall or close.
+    if (settled || sock.writableLength === 0) return;
+    watching = true;
     sock.once("close", onClose);
     if (stallMs !== undefined && stallMs > 0) {
       timer = setTimeout(() => settle(new WriteError(`peer did not read for ${stallMs} ms`, "ESTALL")), stallMs);
       timer.unref?.();
     }
-    // The callback fires once the data is handed to the kernel (or on error); for large
-    // amounts that is our backpressure.
-    sock.write(data, (err) => settle(err));
   });
 }
 

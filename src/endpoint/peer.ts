@@ -1,121 +1,146 @@
 // The client certificate chain of an accepted TLS connection, and our own validation of it.
 //
 // OpenSSL (Node's TLS) has already verified the chain to the single CA when we get here
-// (server.ts admits only `authorized` connections). We nevertheless re-check every link with src/ca/verify.ts before a
-// policy carried by an intermediate is trusted, because OpenSSL's rules are not ocaml-x509's
-// (daemon.md §6): OpenSSL accepts a CA:TRUE leaf, issuers without a keyUsage extension,
-// leaves with critical extensions it happens to know (certificatePolicies, nameConstraints,
-// policyConstraints, ...), and chains of any length up to its verify depth of 100. And the
-// chain Node hands out is rebuilt by name lookups, not necessarily the path OpenSSL verified.
+// (server.ts admits only `authorized` connections). We nevertheless re-check every link with
+// src/ca/verify.ts before a policy carried by an intermediate is trusted, because OpenSSL's
+// rules are not ocaml-x509's (daemon.md §6): OpenSSL accepts a CA:TRUE leaf, issuers without
+// a keyUsage extension, leaves with critical extensions it happens to know
+// (certificatePolicies, nameConstraints, policyConstraints, ...), and chains of any length up
+// to its verify depth of 100. And the chain Node hands out is rebuilt by name lookups, not
+// necessarily the path OpenSSL verified.
+//
+// Everything here works on src/ca/x509.ts' ParsedCertificate (our strict DER parser), never
+// on @peculiar/x509 objects: constructing one costs about 1 ms, more than everything else
+// the endpoint does for a connection, and nothing here needs its API.
 
-import "reflect-metadata";
-import type { PeerCertificate, DetailedPeerCertificate, TLSSocket } from "node:tls";
-import type { X509Certificate } from "@peculiar/x509";
-import { verifyChain } from "../ca/verify.js";
-import { dnEquals, bytesEqual } from "../ca/asn1.js";
-import { authorityKeyId, parsed, subjectKeyId, type ParsedCertificate } from "../ca/x509.js";
+import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from "node:tls";
+import { verifyParsedChain, type SignatureCache } from "../ca/verify.js";
+import { bytesEqual, dnEquals } from "../ca/asn1.js";
+import { CertificateError, authorityKeyId, parseCertificate, subjectKeyId, type ParsedCertificate } from "../ca/x509.js";
 import { err, ok, type Result } from "../policy/result.js";
-
-const parsedAlready = new WeakMap<Uint8Array, X509Certificate>();
+import { bytesKey, LruCache } from "./lru.js";
 
 /** More certificates than this in the path are never walked (upstream refuses >= 10 anyway). */
 const WALK_LIMIT = 16;
 
 /**
- * The peer's path, leaf first, as DER: the leaf, then each issuer Node found among the
- * certificates the client sent, ending in the CA from our trust store (which is dropped,
- * see below). Returns an error text when there is no client certificate.
+ * Parsed CA certificates (those after the leaf) by their exact DER. A tenant CA comes back
+ * on every connection of its users; parsing is a pure function of the bytes, so a hit is
+ * the same parse. The leaf is never cached (albatross clients make a fresh one for every
+ * connection), nor is a certificate over MEMO_MAX_DER bytes (albatross CAs have well under
+ * 2 KiB; what a client sends is parsed before anything is verified, and must not pin
+ * memory). Bounded, least recently used out first.
  */
-export function peerChainDer(sock: TLSSocket, ca?: ParsedCertificate): Result<Uint8Array[]> {
-  // Fast path: a leaf issued directly by the CA (issuer name = CA subject, key ids agreeing)
-  // is the whole path. getPeerCertificate(true) turns every certificate into a JS object with
-  // fingerprints and all and looks issuers up in the store; it costs more than the rest of
-  // our per-connection work and is only needed when there are intermediates. (Not
-  // getPeerX509Certificate(): on Node 20 calling it makes a later getPeerCertificate(true)
-  // lose the intermediates.)
-  const first = sock.getPeerCertificate(false) as PeerCertificate | undefined;
-  if (!first || !first.raw) return err("no client certificate");
-  if (ca) {
-    const leafDer = new Uint8Array(first.raw.buffer, first.raw.byteOffset, first.raw.length);
-    try {
-      const c = derBacked(leafDer);
-      if (issuedBy(parsed(c), ca)) {
-        parsedAlready.set(leafDer, c); // validatedPeerChain need not parse it again
-        return ok([leafDer]);
-      }
-    } catch {
-      // unreadable: the full path below, and verification, will say so
-    }
+export class ParsedCertificateCache {
+  static readonly MEMO_MAX_DER = 16 * 1024;
+  private readonly byDer: LruCache<string, ParsedCertificate>;
+
+  constructor(capacity = 128) {
+    this.byDer = new LruCache(capacity);
   }
-  // An empty object when the client sent no certificate.
-  const leaf = sock.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
-  if (!leaf || !leaf.raw) return err("no client certificate");
-  const out: Uint8Array[] = [];
-  const seen = new Set<string>();
-  let c: DetailedPeerCertificate | PeerCertificate | undefined = leaf;
-  while (c && c.raw && out.length < WALK_LIMIT + 1) {
-    const fp = c.fingerprint256;
-    if (seen.has(fp)) break; // the self-signed anchor links to itself
-    seen.add(fp);
-    out.push(new Uint8Array(c.raw.buffer, c.raw.byteOffset, c.raw.length));
-    const next: DetailedPeerCertificate | undefined = (c as DetailedPeerCertificate).issuerCertificate;
-    c = next;
+
+  get size(): number {
+    return this.byDer.size;
   }
-  return ok(out);
+
+  /** parseCertificate(der), remembered; throws CertificateError like it. */
+  parse(der: Uint8Array): ParsedCertificate {
+    if (der.length > ParsedCertificateCache.MEMO_MAX_DER) return parseCertificate(der);
+    const key = bytesKey(der);
+    const hit = this.byDer.get(key);
+    if (hit) return hit;
+    // An own copy: the entry outlives the connection whose buffer `der` views.
+    const p = parseCertificate(new Uint8Array(der));
+    this.byDer.set(key, p);
+    return p;
+  }
 }
 
-export interface PeerChain {
-  /** leaf first, without the trust anchor (as the albatross client sends it) */
-  readonly chain: X509Certificate[];
+const view = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+function unreadable(e: unknown): Result<never> {
+  if (e instanceof CertificateError) return err(`unreadable client certificate: ${e.message}`);
+  throw e;
 }
 
 /**
- * Parse the peer path and validate every link against `ca` at `at` with the rules of
- * daemon.md §6. The trust anchor is removed from the path: upstream derives names and
- * policies from the certificates the client sent, and albatross clients send the leaf and
- * the intermediates but not the root (a root carrying a policy extension would otherwise
- * add a policy nobody asked for).
+ * The peer's path, leaf first, parsed: the leaf, then each issuer Node found among the
+ * certificates the client sent — without the trust anchor `ca` at its end (upstream derives
+ * names and policies from the certificates the client sent; albatross clients send the leaf
+ * and the intermediates but not the root, and a root carrying a policy extension would
+ * otherwise add a policy nobody asked for). An error text when there is no client
+ * certificate, one does not parse, or the path is too long to walk.
  */
-export async function validatedPeerChain(der: readonly Uint8Array[], ca: X509Certificate, at: Date): Promise<Result<PeerChain>> {
-  if (der.length === 0) return err("no client certificate");
-  let certs: X509Certificate[];
+export function peerCertificates(sock: TLSSocket, ca: ParsedCertificate, cas: ParsedCertificateCache): Result<ParsedCertificate[]> {
+  // Fast path: a leaf issued directly by the CA (issuer name = CA subject, key ids agreeing)
+  // is the whole path. getPeerCertificate(true) turns every certificate into a JS object with
+  // fingerprints and all and looks issuers up in the store; it is only needed when there are
+  // intermediates. (Not getPeerX509Certificate(), although cheaper: on Node 20 it takes the
+  // intermediates out of OpenSSL's session chain — a later getPeerCertificate(true) no longer
+  // sees them, and they are never freed.)
+  const first = sock.getPeerCertificate(false) as PeerCertificate | undefined;
+  if (!first || !first.raw) return err("no client certificate");
+  let leaf: ParsedCertificate;
   try {
-    certs = der.map((d) => parsedAlready.get(d) ?? derBacked(d));
+    // `raw` is a fresh buffer of this connection's own: parsed in place, no copy.
+    leaf = parseCertificate(view(first.raw));
   } catch (e) {
-    return err(`unreadable client certificate: ${(e as Error).message}`);
+    return unreadable(e);
   }
-  const caDer = new Uint8Array(ca.rawData);
-  const last = der[der.length - 1]!;
-  if (der.length > 1 && Buffer.compare(Buffer.from(last), Buffer.from(caDer)) === 0) certs.pop();
-  if (certs.length >= WALK_LIMIT) return err("certificate chain too long");
-  const report = await verifyChain(certs, [ca], { at, maxLength: 10 });
+  if (issuedBy(leaf, ca)) return ok([leaf]);
+
+  // An empty object when the client sent no certificate.
+  const detailed = sock.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
+  if (!detailed || !detailed.raw) return err("no client certificate");
+  const out: ParsedCertificate[] = [leaf];
+  const seen = new Set<string>([detailed.fingerprint256]);
+  let c: DetailedPeerCertificate | undefined = detailed.issuerCertificate;
+  while (c && c.raw && out.length < WALK_LIMIT) {
+    if (seen.has(c.fingerprint256)) break; // the self-signed anchor links to itself
+    seen.add(c.fingerprint256);
+    const der = view(c.raw);
+    const next: DetailedPeerCertificate | undefined = c.issuerCertificate;
+    // The CA from our trust store, where Node's walk ends: not part of the client's chain.
+    if (bytesEqual(der, ca.der) && (!next || !next.raw || seen.has(next.fingerprint256))) break;
+    try {
+      out.push(cas.parse(der));
+    } catch (e) {
+      return unreadable(e);
+    }
+    c = next;
+  }
+  if (out.length >= WALK_LIMIT) return err("certificate chain too long");
+  return ok(out);
+}
+
+/**
+ * Every link of `chain` (leaf first, without the anchor) validated against `ca` at `at` with
+ * the rules of daemon.md §6 (src/ca/verify.ts). `signatures` memoises CA signatures only;
+ * `offload` runs the signature arithmetic on the thread pool (see VerifyOptions).
+ */
+export async function validatePeerChain(
+  chain: readonly ParsedCertificate[],
+  ca: ParsedCertificate,
+  at: Date,
+  opts: { readonly signatures?: SignatureCache; readonly offload?: boolean } = {},
+): Promise<Result<readonly ParsedCertificate[]>> {
+  if (chain.length === 0) return err("no client certificate");
+  const report = await verifyParsedChain(chain, [ca], { at, maxLength: 10, ...opts });
   if (!report.ok) {
     const problems = [...report.problems, ...report.links.flatMap((l, i) => l.problems.map((p) => `${i === 0 ? "leaf" : `certificate ${i}`} ${l.subject}: ${p}`))];
     return err(`chain validation failed: ${problems.join("; ")}`);
   }
-  return ok({ chain: certs });
-}
-
-/**
- * A certificate for verifyChain / deriveCommand without building an @peculiar/x509 object.
- * Both read certificates only through src/ca/x509.ts `parsed()`, i.e. through `rawData`
- * (parsed strictly by our own DER parser, cached per object). Constructing the @peculiar/x509
- * object costs about 1 ms per certificate — more than everything else the endpoint does for a
- * connection — and the endpoint never needs its API. Should verify.ts ever use more of the
- * object, the access fails, the connection is refused, and the endpoint tests catch it.
- * (Better: a ParsedCertificate-based verifyChain in src/ca/verify.ts; asked for.)
- */
-export function derBacked(der: Uint8Array): X509Certificate {
-  const copy = new Uint8Array(der); // own buffer: rawData must be exactly this certificate
-  const cert = { rawData: copy.buffer } as unknown as X509Certificate;
-  parsed(cert); // strict parse (and cache) now: a malformed certificate is refused here
-  return cert;
+  return ok(chain);
 }
 
 /** Names chain and the key ids (where both are present) agree; the signature is verifyChain's. */
 function issuedBy(c: ParsedCertificate, issuer: ParsedCertificate): boolean {
   if (!dnEquals(c.issuer, issuer.subject)) return false;
-  const aki = authorityKeyId(c);
-  const ski = subjectKeyId(issuer);
-  return !(aki && ski && !bytesEqual(aki, ski));
+  try {
+    const aki = authorityKeyId(c);
+    const ski = subjectKeyId(issuer);
+    return !(aki && ski && !bytesEqual(aki, ski));
+  } catch {
+    return false; // malformed key ids: the full path, and verification, will say so
+  }
 }

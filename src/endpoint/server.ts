@@ -28,10 +28,11 @@ import { encodeFrame } from "../commands/framing.js";
 import { WIRE_VERSION, type Command, type Payload, type Wire } from "../commands/types.js";
 import { nameToString, pathName } from "../policy/name.js";
 import { wireText } from "../commands/render.js";
+import { SignatureCache } from "../ca/verify.js";
 import { parsed, type ParsedCertificate } from "../ca/x509.js";
-import { checkPolicyMonotonic, deriveCommand, type Derived } from "./chain.js";
+import { checkPolicyMonotonic, deriveFromParsed, type Derived } from "./chain.js";
 import { ChunkReader, ChunkTimeout, writeBytes, writeChunk, writeTerminator } from "./chunks.js";
-import { peerChainDer, validatedPeerChain } from "./peer.js";
+import { ParsedCertificateCache, peerCertificates, validatePeerChain } from "./peer.js";
 
 export type SocketKind = "vmmd" | "console" | "stat";
 export type ReplyPattern = "single" | "read" | "dump";
@@ -147,8 +148,16 @@ export class Endpoint {
   private readonly active = new Set<net.Socket>();
   /** connections fully handled (for tests and statistics) */
   handled = 0;
-  /** the CA, parsed, for the cheap "issued by the CA" test (peer.ts) */
-  private readonly caParsed: ParsedCertificate;
+  /** the CA, parsed once (its public key is imported once too, src/ca/keys.ts) */
+  private readonly anchor: ParsedCertificate;
+  /**
+   * Memos for the CA certificates that come back on every connection (tenant CAs): their
+   * parse and their verified signature, by exact bytes, bounded. Every other check of every
+   * link runs on every connection (peer.ts, src/ca/verify.ts).
+   */
+  private readonly intermediates = new ParsedCertificateCache();
+  readonly signatures = new SignatureCache();
+  private readonly sockets: Record<SocketKind, string>;
 
   constructor(opts: EndpointOptions) {
     this.o = { ...DEFAULTS, now: () => new Date(), ...opts } as Required<Omit<EndpointOptions, "now">> & { now: () => Date };
@@ -165,7 +174,8 @@ export class Endpoint {
       secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
     };
     this.context = tls.createSecureContext(tlsOptions);
-    this.caParsed = parsed(opts.ca);
+    this.anchor = parsed(opts.ca);
+    this.sockets = { vmmd: daemonSocketPath(this.o.tmpdir, "vmmd"), console: daemonSocketPath(this.o.tmpdir, "console"), stat: daemonSocketPath(this.o.tmpdir, "stat") };
     // OpenSSL verifies the client chain against the CA (`ca`), but we act on its verdict
     // ourselves (`authorized`) instead of `rejectUnauthorized: true`: Node then destroys
     // refused connections silently — no alert either way, since Node's OpenSSL verify
@@ -283,17 +293,19 @@ export class Endpoint {
 
   /** Steps before any daemon is contacted: our validation and the derivation (step 1). */
   private async authorize(s: tls.TLSSocket, who: string): Promise<Derived | null> {
-    const der = peerChainDer(s, this.caParsed);
-    if (!der.ok) {
-      this.o.log("error", `${who}: failed to handle TLS connection: ${der.error}`);
+    const certs = peerCertificates(s, this.anchor, this.intermediates);
+    if (!certs.ok) {
+      this.o.log("error", `${who}: failed to handle TLS connection: ${certs.error}`);
       return null;
     }
-    const v = await validatedPeerChain(der.value, this.o.ca, this.o.now());
+    // Signatures are verified inline when this is the only connection (lowest latency), on
+    // the thread pool when others are in flight (the event loop keeps serving them).
+    const v = await validatePeerChain(certs.value, this.anchor, this.o.now(), { signatures: this.signatures, offload: this.active.size > 1 });
     if (!v.ok) {
       this.o.log("error", `${who}: failed to handle TLS connection: ${v.error}`);
       return null;
     }
-    const d = deriveCommand(v.value.chain);
+    const d = deriveFromParsed(v.value);
     if (!d.ok) {
       this.o.log("error", `${who}: failed to handle TLS connection: ${d.error}`);
       return null;
@@ -323,7 +335,7 @@ export class Endpoint {
 
     // step 3
     const { socket: kind, next } = targetOf(cmd);
-    const file = daemonSocketPath(this.o.tmpdir, kind);
+    const file = this.sockets[kind];
     let fd: net.Socket;
     try {
       fd = await connectUnix(file);
