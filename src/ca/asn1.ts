@@ -48,6 +48,45 @@ export const OID = {
 export function decodeOidContent(b: Bytes, offset: number, path: string): string {
   if (b.length === 0) throw new DecodeError("empty OBJECT IDENTIFIER", offset, path);
   if (b.length > 64) throw new DecodeError("OBJECT IDENTIFIER too long", offset, path);
+  return oidFast(b) ?? oidGeneral(b, offset, path);
+}
+
+/** Above this an arc may not stay exact in a double after one more 7-bit shift. */
+const ARC_FAST_MAX = 2 ** 45;
+
+/**
+ * decodeOidContent for the usual case, in plain numbers (the general path below works in
+ * BigInt — exact for any arc, but several times slower, and the TLS endpoint decodes a few
+ * dozen OIDs per connection): the same text for a well-formed OID whose arcs all stay below
+ * 2^45; null for anything else (malformed or huge arcs), which the general path then decodes
+ * or refuses with its error.
+ */
+function oidFast(b: Bytes): string | null {
+  let out = "";
+  let v = 0;
+  let first = true;
+  let arc0 = true;
+  for (let i = 0; i < b.length; i++) {
+    const x = b[i]!;
+    if (first && x === 0x80) return null;
+    first = false;
+    if (v >= ARC_FAST_MAX) return null;
+    v = v * 128 + (x & 0x7f);
+    if ((x & 0x80) === 0) {
+      if (arc0) {
+        out = v < 40 ? `0.${v}` : v < 80 ? `1.${v - 40}` : `2.${v - 80}`;
+        arc0 = false;
+      } else {
+        out += `.${v}`;
+      }
+      v = 0;
+      first = true;
+    }
+  }
+  return first ? out : null;
+}
+
+function oidGeneral(b: Bytes, offset: number, path: string): string {
   const arcs: bigint[] = [];
   let v = 0n;
   let first = true;
@@ -132,6 +171,10 @@ export function readCertTime(c: Cursor, what: string): Date {
   const tag = c.peekTag();
   const t = c.next(what);
   if (t.end - t.contentStart > 32) c.fail(`time value too long`, what, t.start);
+  const fast = timeFast(c.buf, t.contentStart, t.end, tag ?? -1);
+  if (fast !== null) return fast;
+  // Anything the fast path does not take (malformed, or a wrong tag): the reference parse,
+  // which also words the error.
   const s = String.fromCharCode(...c.buf.subarray(t.contentStart, t.end));
   let m: RegExpExecArray | null;
   let year: number;
@@ -152,6 +195,34 @@ export function readCertTime(c: Cursor, what: string): Date {
   if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || se > 59 || date.getUTCDate() !== d) {
     c.fail(`invalid time ${JSON.stringify(s)}`, what, t.start);
   }
+  return date;
+}
+
+/**
+ * readCertTime's result for a well-formed `YYMMDDHHMMSSZ` (UTCTime) or `YYYYMMDDHHMMSSZ`
+ * (GeneralizedTime) straight from the bytes, without the string and regular expression of
+ * the reference parse (the TLS endpoint reads two per certificate per connection); null when
+ * the value is not exactly that or not a valid date — the reference parse then refuses it
+ * with its message. Same accepted set and same Date as the reference parse.
+ */
+function timeFast(b: Bytes, start: number, end: number, tag: number): Date | null {
+  const n = end - start;
+  const yl = tag === TAG_UTCTIME ? 2 : tag === TAG.GeneralizedTime ? 4 : -1;
+  if (yl < 0 || n !== yl + 11 || b[end - 1] !== 0x5a /* Z */) return null;
+  for (let i = start; i < end - 1; i++) {
+    const d = b[i]! - 0x30;
+    if (d < 0 || d > 9) return null;
+  }
+  const num = (i: number, len: number): number => {
+    let v = 0;
+    for (let k = 0; k < len; k++) v = v * 10 + (b[start + i + k]! - 0x30);
+    return v;
+  };
+  let year = num(0, yl);
+  if (yl === 2) year = year >= 50 ? 1900 + year : 2000 + year;
+  const mo = num(yl, 2), d = num(yl + 2, 2), h = num(yl + 4, 2), mi = num(yl + 6, 2), se = num(yl + 8, 2);
+  const date = new Date(Date.UTC(year, mo - 1, d, h, mi, se));
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || se > 59 || date.getUTCDate() !== d) return null;
   return date;
 }
 
