@@ -194,8 +194,9 @@ export async function jump(cmd: Command, name: Name, o: DestinationOptions, uplo
       } catch (e) {
         throw new CliError(`error while creating CSR: ${(e as Error).message}`);
       }
-      if (sink.json) sink.out(JSON.stringify({ event: "csr", request: r.reqFile, key: r.keyFile, reusedKey: r.reusedKey, cn }));
-      else sink.out(`wrote ${r.reqFile} (${r.reusedKey ? "reused" : "new"} key ${r.keyFile})`);
+      // As albatross-client, an existing <CN>.req is replaced — but never silently.
+      if (sink.json) sink.out(JSON.stringify({ event: "csr", request: r.reqFile, key: r.keyFile, reusedKey: r.reusedKey, replacedRequest: r.replacedRequest, cn }));
+      else sink.out(`${r.replacedRequest ? "replaced" : "wrote"} ${r.reqFile} (${r.reusedKey ? "reused" : "new"} key ${r.keyFile})`);
       return EXIT.OK;
     }
     case "local":

@@ -45,13 +45,14 @@ export async function writeCommandRequest(opts: {
   dir: string;
   keyPassword?: string;
   overwrite?: boolean;
-}): Promise<{ keyFile: string; reqFile: string; reusedKey: boolean }> {
+}): Promise<{ keyFile: string; reqFile: string; reusedKey: boolean; replacedRequest: boolean }> {
   const bad = fileNameProblem(opts.cn);
   if (bad) throw new RequestError(bad);
   const keyFile = join(opts.dir, `${opts.cn}.key`);
   const reqFile = join(opts.dir, `${opts.cn}.req`);
   // Refuse before touching anything, so a refused run leaves no new key behind.
-  if (!opts.overwrite && (await exists(reqFile))) throw new RequestError(`${reqFile} already exists, not overwriting it`);
+  const replacedRequest = await exists(reqFile);
+  if (!opts.overwrite && replacedRequest) throw new RequestError(`${reqFile} already exists, not overwriting it`);
   const extension = encodeCertExtension({ version: WIRE_VERSION, command: opts.command });
   try {
     let key;
@@ -65,7 +66,7 @@ export async function writeCommandRequest(opts: {
     }
     const der = await buildCsr(key, opts.cn, [ext.albatross(extension)]);
     await writeNewFile(reqFile, csrToPem(der), 0o644, opts.overwrite ?? false);
-    return { keyFile, reqFile, reusedKey };
+    return { keyFile, reqFile, reusedKey, replacedRequest };
   } catch (e) {
     if (e instanceof KeyError || e instanceof CsrError) throw new RequestError(e.message);
     throw e;

@@ -47,11 +47,12 @@ describe("--csr", () => {
     assert.match(i.stdout, /certificate signing request\n {2}subject: +CN=hello/);
     assert.match(i.stdout, /albatross extension: version 5, unikernel create typ solo5 compression true/);
 
-    // a second run reuses the key and overwrites the request
+    // a second run reuses the key and replaces the request (as upstream), saying so
+    assert.match(r.stdout, /^wrote /);
     const keyBefore = readFileSync(key, "utf8");
     const again = await runCli(["create", "hello", image, "--net", "service", "--csr", "--compression-level", "0"], { cwd: tmp.dir });
     assert.equal(again.code, 0, again.stderr);
-    assert.match(again.stdout, /reused/);
+    assert.match(again.stdout, /^replaced .*hello\.req \(reused key /);
     assert.equal(readFileSync(key, "utf8"), keyBefore);
     const second = requestCommand(path.join(tmp.dir, "hello.req")).ext;
     assert.ok(second.command.kind === "unikernel-create" && second.command.config.compressed === false);
