@@ -2,7 +2,7 @@
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { startConsoleDaemon } from "../hostd/console/daemon.js";
-import { existingDir, systemdListenFd } from "./options.js";
+import { existingDir, parseMaxFrame, systemdListenFd } from "./options.js";
 import { CliError, EXIT } from "./output.js";
 
 export const DEFAULT_TMPDIR = "/run/albatross";
@@ -14,11 +14,6 @@ function parseMaxSubscribers(v: string): number {
   return n;
 }
 
-function parseMaxFrame(v: string): number {
-  const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > 0x7fffffff) throw new InvalidArgumentError(`invalid value '${v}', expected 1 to ${0x7fffffff} bytes`);
-  return n;
-}
 
 
 interface ConsoleDaemonFlags {

@@ -1,19 +1,14 @@
 // The daemon subcommands: `dromedary hostd` (albatrossd, daemon.md §2) and
 // `dromedary console-daemon` (albatross-console, registered by console-daemon.ts).
-import { InvalidArgumentError, type Command } from "commander";
+import type { Command } from "commander";
 import { registerConsoleDaemonCommand } from "./console-daemon.js";
-import { existingDir, systemdListenFd } from "./options.js";
+import { existingDir, parseMaxFrame, systemdListenFd } from "./options.js";
 import { EXIT } from "./output.js";
 import { DEFAULT_MAX_FRAME } from "../hostd/frames.js";
 
 export const DEFAULT_HOSTD_TMPDIR = "/run/albatross";
 export const DEFAULT_DBDIR = "/var/lib/albatross";
 
-function parseMaxFrame(v: string): number {
-  const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > 0x7fffffff) throw new InvalidArgumentError(`invalid value '${v}', expected 1 to ${0x7fffffff} bytes`);
-  return n;
-}
 
 
 interface HostdFlags {

@@ -26,3 +26,10 @@ export function systemdListenFd(env: NodeJS.ProcessEnv = process.env, pid: numbe
   if (env["LISTEN_PID"] !== String(pid) || env["LISTEN_FDS"] !== "1") throw new CliError("Systemd socket activation error", EXIT.INTERNAL);
   return 3;
 }
+
+/** `--max-frame BYTES`: the largest accepted frame, 1 .. 2^31-1 (the length prefix is an int32). */
+export function parseMaxFrame(v: string): number {
+  const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > 0x7fffffff) throw new InvalidArgumentError(`invalid value '${v}', expected 1 to ${0x7fffffff} bytes`);
+  return n;
+}

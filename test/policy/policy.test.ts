@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { Policy, UnikernelConfig } from "../../src/commands/types.js";
+import type { Policy } from "../../src/commands/types.js";
 import {
   bridgeOf,
   fineWithPolicy,
@@ -12,23 +12,10 @@ import {
   rootPolicyUnikernels,
   usable,
 } from "../../src/policy/policy.js";
+import { p1, u } from "./fixtures.js";
 
-const p1: Policy = { unikernels: 1n, cpuids: [0], memory: 10, block: 5, bridges: ["service"] };
 const good: Policy = { unikernels: 2n, cpuids: [0, 1], memory: 512, block: 100, bridges: ["br0", "service"] };
 
-const u: UnikernelConfig = {
-  typ: "solo5",
-  compressed: false,
-  image: new Uint8Array(0),
-  failBehaviour: { kind: "quit" },
-  addName: true,
-  cpuids: [0],
-  memory: 10,
-  blockDevices: [],
-  bridges: [{ netif: "service" }],
-  argv: [new TextEncoder().encode("-l *:debug")],
-  numcpus: 1,
-};
 
 test("rootPolicyUnikernels is OCaml's max_int (2^62-1)", () => {
   assert.equal(rootPolicyUnikernels, 4611686018427387903n);

@@ -25,24 +25,11 @@ import {
   type Resources,
 } from "../../src/policy/resources.js";
 import type { Result } from "../../src/policy/result.js";
+import { p1, u } from "./fixtures.js";
 
 const N = parseName;
 const P = parsePath;
 
-const u: UnikernelConfig = {
-  typ: "solo5",
-  compressed: false,
-  image: new Uint8Array(0),
-  failBehaviour: { kind: "quit" },
-  addName: true,
-  cpuids: [0],
-  memory: 10,
-  blockDevices: [],
-  bridges: [{ netif: "service" }],
-  argv: [new TextEncoder().encode("-l *:debug")],
-  numcpus: 1,
-};
-const p1: Policy = { unikernels: 1n, cpuids: [0], memory: 10, block: 5, bridges: ["service"] };
 
 function get<T>(r: Result<T>): T {
   if (!r.ok) assert.fail(`unexpected error: ${r.error}`);

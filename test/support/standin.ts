@@ -78,7 +78,7 @@ export function standinTender(): Promise<string> {
  * work as well, but a copy keeps `dir` self-contained if the cache is cleaned).
  * Returns the installed paths.
  */
-export async function installStandin(dir: string, names: readonly string[] = ["solo5-hvt", "solo5-spt"]): Promise<string[]> {
+export async function installStandin(dir: string, names: readonly string[] = ["solo5-hvt", "solo5-spt"], how: "copy" | "symlink" = "copy"): Promise<string[]> {
   const bin = await standinTender();
   await mkdir(dir, { recursive: true });
   const out: string[] = [];
@@ -86,24 +86,16 @@ export async function installStandin(dir: string, names: readonly string[] = ["s
     if (name.includes("/") || name === "" || name === "." || name === "..") throw new Error(`bad tender name ${JSON.stringify(name)}`);
     const path = join(dir, name);
     await rm(path, { force: true });
-    await copyFile(bin, path);
-    await chmod(path, 0o755);
+    if (how === "symlink") {
+      await symlink(bin, path);
+    } else {
+      await copyFile(bin, path);
+      await chmod(path, 0o755);
+    }
     out.push(path);
   }
   return out;
 }
 
 /** Like installStandin, but as symlinks to the cached binary. */
-export async function linkStandin(dir: string, names: readonly string[] = ["solo5-hvt", "solo5-spt"]): Promise<string[]> {
-  const bin = await standinTender();
-  await mkdir(dir, { recursive: true });
-  const out: string[] = [];
-  for (const name of names) {
-    if (name.includes("/") || name === "" || name === "." || name === "..") throw new Error(`bad tender name ${JSON.stringify(name)}`);
-    const path = join(dir, name);
-    await rm(path, { force: true });
-    await symlink(bin, path);
-    out.push(path);
-  }
-  return out;
-}
+export const linkStandin = (dir: string, names?: readonly string[]): Promise<string[]> => installStandin(dir, names, "symlink");
