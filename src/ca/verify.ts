@@ -37,6 +37,36 @@ export interface LinkReport {
   readonly problems: string[];
 }
 
+/**
+ * The report of a parsed link. Its names are rendered on first use: the TLS endpoint
+ * validates a chain per connection and reads them only when something is wrong.
+ */
+class ParsedLink implements LinkReport {
+  readonly problems: string[] = [];
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  private subjectText: string | undefined;
+  private issuerText: string | undefined;
+
+  constructor(private readonly c: ParsedCertificate) {
+    this.notBefore = c.notBefore;
+    this.notAfter = c.notAfter;
+  }
+
+  get subject(): string {
+    return (this.subjectText ??= dnToString(this.c.subject));
+  }
+
+  get issuer(): string {
+    return (this.issuerText ??= dnToString(this.c.issuer));
+  }
+
+  /** as a plain object (JSON, spreading) */
+  toJSON(): { subject: string; issuer: string; notBefore: Date; notAfter: Date; problems: string[] } {
+    return { subject: this.subject, issuer: this.issuer, notBefore: this.notBefore, notAfter: this.notAfter, problems: this.problems };
+  }
+}
+
 export interface ChainReport {
   readonly ok: boolean;
   /** one per certificate of the path, leaf first (a trailing copy of the anchor is dropped) */
@@ -278,13 +308,7 @@ async function verify(
   const anchorSignatures = typeof top === "string" ? [] : valid.map((a) => signatureOf(topIndex)(top, a));
 
   const links: LinkReport[] = certs.map((c) =>
-    typeof c === "string" ? { subject: "(unreadable)", issuer: "(unreadable)", problems: [c] } : {
-      subject: dnToString(c.subject),
-      issuer: dnToString(c.issuer),
-      notBefore: c.notBefore,
-      notAfter: c.notAfter,
-      problems: [],
-    },
+    typeof c === "string" ? { subject: "(unreadable)", issuer: "(unreadable)", problems: [c] } : new ParsedLink(c),
   );
 
   for (let i = 0; i < certs.length; i++) {

@@ -145,6 +145,7 @@ function registerEndpoint(program: Command): void {
           keyPem,
           tmpdir,
           log,
+          logLevel: verbosity === "debug" || verbosity === "info" ? verbosity : verbosity === "warning" ? "warn" : "error",
           handshakeTimeoutMs: flags.handshakeTimeout * 1000,
           uploadIdleMs: flags.uploadTimeout * 1000,
           maxConnections: flags.maxConnections,

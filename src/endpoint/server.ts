@@ -93,6 +93,11 @@ export interface EndpointOptions {
   /** directory holding util/{vmmd,console,stat}.sock */
   readonly tmpdir: string;
   readonly log: Logger;
+  /**
+   * The least severe level `log` prints (default "debug": everything is handed to it); the
+   * per-connection lines below it are not even built.
+   */
+  readonly logLevel?: LogLevel;
   /** a TLS handshake taking longer is aborted (default 10 s) */
   readonly handshakeTimeoutMs?: number;
   /** a raw upload from the client with no data for this long is aborted (default 30 s) */
@@ -114,6 +119,8 @@ export interface EndpointOptions {
   /** the clock used for certificate validity (tests) */
   readonly now?: () => Date;
 }
+
+const SEVERITY: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
 const DEFAULTS = {
   handshakeTimeoutMs: 10_000,
@@ -142,7 +149,9 @@ function peerOf(sock: net.Socket): string {
 export class Endpoint {
   readonly server: tls.Server;
   private readonly context: tls.SecureContext;
-  private readonly o: Required<Omit<EndpointOptions, "now">> & { now: () => Date };
+  private readonly o: Required<Omit<EndpointOptions, "now" | "logLevel">> & { now: () => Date };
+  /** whether debug / info lines are printed (see EndpointOptions.logLevel) */
+  private readonly logs: { readonly debug: boolean; readonly info: boolean };
   /** upstream's global `command` counter: one per message sent to a daemon, from 0 */
   private sequence = 0n;
   private readonly active = new Set<net.Socket>();
@@ -160,7 +169,9 @@ export class Endpoint {
   private readonly sockets: Record<SocketKind, string>;
 
   constructor(opts: EndpointOptions) {
-    this.o = { ...DEFAULTS, now: () => new Date(), ...opts } as Required<Omit<EndpointOptions, "now">> & { now: () => Date };
+    this.o = { ...DEFAULTS, now: () => new Date(), ...opts } as Required<Omit<EndpointOptions, "now" | "logLevel">> & { now: () => Date };
+    const least = SEVERITY[opts.logLevel ?? "debug"];
+    this.logs = { debug: least <= SEVERITY.debug, info: least <= SEVERITY.info };
     const tlsOptions: tls.SecureContextOptions & tls.TlsOptions = {
       ca: opts.caPem,
       cert: opts.certPem,
@@ -275,12 +286,8 @@ export class Endpoint {
       const reply = await this.execute(s, fromClient, derived, who, (d) => (daemon = d));
       // step 8: the result, header (certificate version, sequence 0, derived name)
       const w: Wire = { header: { version: derived.version, sequence: 0n, name: derived.name }, payload: reply };
-      try {
-        await writeBytes(s, encodeFrame(encodeWire(w)), this.o.writeStallMs);
-      } catch {
-        // upstream ignores a failing final write
-      }
-      await endTls(s);
+      // upstream ignores a failing final write
+      await endTls(s, encodeFrame(encodeWire(w)), this.o.writeStallMs);
     } catch (e) {
       this.o.log("error", `${who}: error while handling the connection: ${oneLine(e)}`);
     } finally {
@@ -317,7 +324,7 @@ export class Endpoint {
   private async execute(s: tls.TLSSocket, fromClient: ChunkReader | null, derived: Derived, who: string, setDaemon: (d: net.Socket) => void): Promise<Payload> {
     const { name, policies, version } = derived;
     let cmd = derived.command;
-    this.o.log("info", `${who}: ${nameToString(name)} ${cmd.kind}${policies.length ? ` (${policies.length} ${policies.length === 1 ? "policy" : "policies"})` : ""}`);
+    if (this.logs.info) this.o.log("info", `${who}: ${nameToString(name)} ${cmd.kind}${policies.length ? ` (${policies.length} ${policies.length === 1 ? "policy" : "policies"})` : ""}`);
 
     const mono = checkPolicyMonotonic(policies);
     if (!mono.ok) {
@@ -422,7 +429,7 @@ export class Endpoint {
       if (total > this.o.maxImageBytes) throw new Abort(`error retrieving unikernel image: more than ${this.o.maxImageBytes} bytes`);
       parts.push(ev.payload);
     }
-    this.o.log("debug", `${who}: received an image of ${total} bytes`);
+    if (this.logs.debug) this.o.log("debug", `${who}: received an image of ${total} bytes`);
     return Buffer.concat(parts);
   }
 
@@ -523,16 +530,19 @@ function connectUnix(file: string): Promise<net.Socket> {
   });
 }
 
-/** Close our side of the TLS connection after everything was flushed. */
-function endTls(s: tls.TLSSocket): Promise<void> {
+/**
+ * Send `last` and close our side of the TLS connection; resolves once flushed, or after `ms`
+ * with the connection destroyed (a client that does not read).
+ */
+function endTls(s: tls.TLSSocket, last: Bytes, ms: number): Promise<void> {
   return new Promise((resolve) => {
-    if (s.destroyed) return resolve();
+    if (s.destroyed || !s.writable) return resolve();
     const t = setTimeout(() => {
       s.destroy();
       resolve();
-    }, 5000);
+    }, ms);
     t.unref?.();
-    s.end(() => {
+    s.end(last, () => {
       clearTimeout(t);
       resolve();
     });

@@ -272,6 +272,25 @@ describe("forwarding (daemon.md §6)", () => {
     }
   });
 
+  it("logLevel: below it the per-connection lines are not handed to the logger, errors still are", async () => {
+    const quiet = await startEndpoint(pki, tmp, { logLevel: "warn" });
+    try {
+      const ok = await exchange({ port: quiet.port, chain: [await leaf(pki.root, "foo", cmds.info)], ca: pki.root });
+      assert.equal(ok.replies.length, 1);
+      assert.deepEqual(quiet.logs.filter((l) => l.level === "info" || l.level === "debug"), []);
+      // a refused chain is still reported
+      const foreign = await makePki();
+      await exchange({ port: quiet.port, chain: [await leaf(foreign.root, "foo", cmds.info)], ca: pki.root }).catch(() => undefined);
+      await quiet.waitLog(/error establishing TLS connection/);
+    } finally {
+      await quiet.close();
+    }
+    // the default hands everything over: the same request gives an info line
+    const r = await exchange({ port: ep.port, chain: [await leaf(pki.root, "bar", cmds.info)], ca: pki.root });
+    assert.equal(r.replies.length, 1);
+    await ep.waitLog(/bar unikernel-info/);
+  });
+
   it("a daemon closing without a reply: Failure 'error reading from fd'", async () => {
     fake.behaviour = () => ({ replies: [], close: true });
     const r = await exchange({ port: ep.port, chain: [await leaf(pki.root, "foo", cmds.info)], ca: pki.root });
