@@ -203,7 +203,7 @@ export class Endpoint {
       if (this.admit(s)) void this.handle(s);
     });
     this.server.on("tlsClientError", (e: Error & { code?: string }, s: tls.TLSSocket) => {
-      this.o.log("error", `error establishing TLS connection from ${peerOf(s)}: ${oneLine(e)}`);
+      this.o.log("error", `error establishing TLS connection from ${peerOf(s)}: ${oneLine(e)}${hintFor(e)}`);
       s.destroy();
     });
     this.server.on("drop", (d?: { remoteAddress?: string; remotePort?: number }) => {
@@ -547,6 +547,19 @@ function endTls(s: tls.TLSSocket, last: Bytes, ms: number): Promise<void> {
       resolve();
     });
   });
+}
+
+/**
+ * What an operator should know about a handshake failure they cannot fix by reading
+ * OpenSSL's text alone. OpenSSL refuses a client certificate chain over 100 KiB (its
+ * max_cert_list, which Node does not let us raise): albatross-client puts the image of a
+ * `create` into the certificate, so any real unikernel sent that way ends here.
+ */
+function hintFor(e: Error & { code?: string }): string {
+  if (e.code === "ERR_SSL_EXCESSIVE_MESSAGE_SIZE" || /excessive message size/i.test(e.message)) {
+    return " (client certificate chain over OpenSSL's 100 KiB limit, e.g. a unikernel image inside the certificate; `dromedary create` streams images after the handshake instead)";
+  }
+  return "";
 }
 
 export function oneLine(e: unknown): string {
