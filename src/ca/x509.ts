@@ -142,18 +142,58 @@ export function readExtensions(c: Cursor, what: string): Extension[] {
   return out;
 }
 
+/** How a SIGNED{} envelope's parts are named in error paths, and how its signature is read. */
+export interface SignedLayout {
+  /** the whole value ("certificate") */
+  readonly what: string;
+  /** the to-be-signed SEQUENCE ("tbsCertificate") */
+  readonly tbs: string;
+  /** the signature BIT STRING ("signatureValue") */
+  readonly signature: string;
+  /** reads the signature BIT STRING's bytes (the two parsers word its failures differently) */
+  readonly readSignature: (c: Cursor, what: string) => Bytes;
+}
+
+export interface Signed {
+  /** exact DER of the to-be-signed SEQUENCE: what the signature covers */
+  readonly tbs: Bytes;
+  /** a cursor over the to-be-signed SEQUENCE's content, for the caller to read */
+  readonly tbsCursor: Cursor;
+  readonly signatureAlgorithm: AlgorithmIdentifier;
+  readonly signature: Bytes;
+}
+
+/**
+ * The SIGNED{} envelope shared by certificates and signing requests: one SEQUENCE (nothing
+ * after it) of the to-be-signed SEQUENCE, an AlgorithmIdentifier and the signature BIT STRING
+ * (nothing after that either). Throws DecodeError. The inner cursor is entered with an empty
+ * segment, hence the doubled dot in error paths ("certificate..tbsCertificate"): kept, the
+ * messages are pinned.
+ */
+export function readSigned(der: Bytes, layout: SignedLayout): Signed {
+  const top = Cursor.of(der, layout.what);
+  const outerT = top.expect(TAG.SEQUENCE, layout.what);
+  top.done();
+  const outer = top.enter(outerT, "");
+  const tbsT = outer.expect(TAG.SEQUENCE, layout.tbs);
+  const tbsCursor = outer.enter(tbsT, layout.tbs);
+  const signatureAlgorithm = readAlgorithm(outer, "signatureAlgorithm");
+  const signature = layout.readSignature(outer, layout.signature);
+  outer.done();
+  return { tbs: der.subarray(tbsT.start, tbsT.end), tbsCursor, signatureAlgorithm, signature };
+}
+
+const CERTIFICATE: SignedLayout = {
+  what: "certificate",
+  tbs: "tbsCertificate",
+  signature: "signatureValue",
+  readSignature: readOctetAlignedBitString,
+};
+
 /** Parse a DER certificate strictly. Throws CertificateError with one line. */
 export function parseCertificate(der: Bytes): ParsedCertificate {
   try {
-    const top = Cursor.of(der, "certificate");
-    const certT = top.expect(TAG.SEQUENCE, "certificate");
-    top.done();
-    const cert = top.enter(certT, "");
-    const tbsT = cert.expect(TAG.SEQUENCE, "tbsCertificate");
-    const tbsC = cert.enter(tbsT, "tbsCertificate");
-    const signatureAlgorithm = readAlgorithm(cert, "signatureAlgorithm");
-    const signature = readOctetAlignedBitString(cert, "signatureValue");
-    cert.done();
+    const { tbs, tbsCursor: tbsC, signatureAlgorithm, signature } = readSigned(der, CERTIFICATE);
 
     let version = 1;
     const v = tbsC.intoOptional(0xa0, "version");
@@ -190,7 +230,7 @@ export function parseCertificate(der: Bytes): ParsedCertificate {
     tbsC.done();
     return {
       der,
-      tbs: der.subarray(tbsT.start, tbsT.end),
+      tbs,
       version,
       serial,
       signatureAlgorithm,

@@ -306,3 +306,86 @@ test("CSRs: built like albatross', openssl verifies them and reads the extension
   }
   assert.throws(() => parseCsrPem("nothing here"), CsrError);
 });
+
+/** Malformed SIGNED{} envelopes made from a well-formed certificate or request. */
+function envelopeCases(der: Uint8Array): Record<string, Uint8Array> {
+  const tlv = (tag: number, content: Uint8Array): Uint8Array => {
+    const n = content.length;
+    const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
+    return Uint8Array.from([tag, ...len, ...content]);
+  };
+  const c = Cursor.of(der);
+  const outer = c.into(0x30, "outer");
+  const [tbs, alg, sig] = [0, 1, 2].map(() => {
+    const t = outer.next("part");
+    return der.subarray(t.start, t.end);
+  }) as [Uint8Array, Uint8Array, Uint8Array];
+  const seq = (...xs: Uint8Array[]): Uint8Array => tlv(0x30, Uint8Array.from(xs.flatMap((x) => [...x])));
+  const content = (t: Uint8Array): Uint8Array => t.subarray(t[1]! < 0x80 ? 2 : 2 + (t[1]! & 0x7f));
+  return {
+    empty: new Uint8Array(0),
+    outerSet: tlv(0x31, content(der)),
+    trailing: Uint8Array.of(...der, 0),
+    nothingInside: seq(),
+    tbsOnly: seq(tbs),
+    noSignature: seq(tbs, alg),
+    afterSignature: seq(tbs, alg, sig, Uint8Array.of(5, 0)),
+    tbsSet: seq(tlv(0x31, content(tbs)), alg, sig),
+    algTrailing: seq(tbs, tlv(0x30, Uint8Array.of(...content(alg), 5, 0, 5, 0)), sig),
+    sigEmpty: seq(tbs, alg, tlv(0x03, new Uint8Array(0))),
+    sigUnusedBits: seq(tbs, alg, tlv(0x03, Uint8Array.of(1, ...content(sig).subarray(1)))),
+    sigOctets: seq(tbs, alg, tlv(0x04, content(sig))),
+  };
+}
+
+test("the SIGNED{} envelope: certificate and request parsers keep their own error texts", async () => {
+  const [leaf] = vectorCerts("cert-console-foo-leaf.pem");
+  const cert = envelopeCases(new Uint8Array(leaf!.rawData));
+  const certWant: Record<string, string> = {
+    empty: "missing certificate at byte 0 (certificate.certificate)",
+    outerSet: "expected tag 0x30 for certificate, got 0x31 at byte 0 (certificate.certificate)",
+    trailing: "1 trailing bytes at byte 369 (certificate)",
+    nothingInside: "missing tbsCertificate at byte 2 (certificate..tbsCertificate)",
+    tbsOnly: "missing signatureAlgorithm at byte 295 (certificate..signatureAlgorithm)",
+    noSignature: "missing signatureValue at byte 302 (certificate..signatureValue)",
+    afterSignature: "2 trailing bytes at byte 369 (certificate.)",
+    tbsSet: "expected tag 0x30 for tbsCertificate, got 0x31 at byte 4 (certificate..tbsCertificate)",
+    algTrailing: "2 trailing bytes at byte 304 (certificate..signatureAlgorithm)",
+    sigEmpty: "empty BIT STRING at byte 302 (certificate..signatureValue)",
+    sigUnusedBits: "BIT STRING with unused bits where whole bytes are expected at byte 302 (certificate..signatureValue)",
+    sigOctets: "expected tag 0x03 for signatureValue, got 0x04 at byte 302 (certificate..signatureValue)",
+  };
+  const req = envelopeCases(await buildCsr(await generateKey("ed25519"), "envelope", []));
+  // an Ed25519 request for CN=envelope is 149 bytes, whatever the key
+  const reqWant: Record<string, string> = {
+    empty: "missing request at byte 0 (request.request)",
+    outerSet: "expected tag 0x30 for request, got 0x31 at byte 0 (request.request)",
+    trailing: "1 trailing bytes at byte 149 (request)",
+    nothingInside: "missing certificationRequestInfo at byte 2 (request..certificationRequestInfo)",
+    tbsOnly: "missing signatureAlgorithm at byte 74 (request..signatureAlgorithm)",
+    noSignature: "missing signature at byte 81 (request..signature)",
+    afterSignature: "2 trailing bytes at byte 149 (request.)",
+    tbsSet: "expected tag 0x30 for certificationRequestInfo, got 0x31 at byte 3 (request..certificationRequestInfo)",
+    algTrailing: "2 trailing bytes at byte 84 (request..signatureAlgorithm)",
+    // one message for both failures, at the byte after the BIT STRING (not at its start)
+    sigEmpty: "invalid signature BIT STRING at byte 83 (request..signature)",
+    sigUnusedBits: "invalid signature BIT STRING at byte 149 (request..signature)",
+    sigOctets: "expected tag 0x03 for signature, got 0x04 at byte 82 (request..signature)",
+  };
+  assert.equal(Object.keys(certWant).length, Object.keys(cert).length);
+  assert.equal(Object.keys(reqWant).length, Object.keys(req).length);
+  for (const [name, der] of Object.entries(cert)) {
+    assert.throws(() => parseCertificate(der), (e: unknown) => {
+      assert.ok(e instanceof CertificateError);
+      assert.equal(e.message, `malformed certificate: ${certWant[name]}`, name);
+      return true;
+    });
+  }
+  for (const [name, der] of Object.entries(req)) {
+    assert.throws(() => parseCsr(der), (e: unknown) => {
+      assert.ok(e instanceof CsrError);
+      assert.equal(e.message, `malformed signing request: ${reqWant[name]}`, name);
+      return true;
+    });
+  }
+});
