@@ -29,6 +29,7 @@ import {
   generateKey,
   keyKind,
   keyMatchesSpki,
+  pathExists,
   readPrivateKeyFile,
   spkiDer,
   writeNewFile,
@@ -57,15 +58,7 @@ export class AuthorityError extends Error {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await fs.lstat(path);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw new AuthorityError(`cannot access ${path}: ${(e as Error).message}`);
-  }
-}
+const exists = (path: string): Promise<boolean> => pathExists(path, (m) => new AuthorityError(m));
 
 /** The key file `<name>.key`: read if present, else generated and written (0600). */
 async function loadOrCreateKey(file: string, type: KeyType, password?: string): Promise<{ key: KeyObject; created: boolean }> {

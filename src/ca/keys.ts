@@ -322,6 +322,21 @@ export async function writePrivateKeyFile(path: string, key: KeyObject, password
   await writeNewFile(path, privateKeyToPem(key, password), 0o600);
 }
 
+/**
+ * Is there anything (a link counts, not followed) at `path`? Absence is false; any other
+ * failure (EACCES, ENOTDIR, ...) is thrown as `error("cannot access <path>: <reason>")`, in
+ * the caller's own error class.
+ */
+export async function pathExists(path: string, error: (message: string) => Error): Promise<boolean> {
+  try {
+    await fs.lstat(path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw error(`cannot access ${path}: ${(e as Error).message}`);
+  }
+}
+
 /** Create `path` with `data`; fails if it exists (unless `overwrite`). */
 export async function writeNewFile(path: string, data: string | Bytes, mode: number, overwrite = false): Promise<void> {
   const flags = overwrite ? fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC : fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL;

@@ -1,11 +1,10 @@
 // `--csr` mode of every command subcommand (cli.md §1.3): key `<dir>/<cn>.key` (reused or
 // generated) and signing request `<dir>/<cn>.req` carrying the command.
 
-import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { encodeCertExtension } from "../commands/codec.js";
 import { WIRE_VERSION, type Command } from "../commands/types.js";
-import { KeyError, generateKey, readPrivateKeyFile, writeNewFile, writePrivateKeyFile, type KeyType } from "../ca/keys.js";
+import { KeyError, generateKey, pathExists, readPrivateKeyFile, writeNewFile, writePrivateKeyFile, type KeyType } from "../ca/keys.js";
 import { ext } from "../ca/x509.js";
 import { CsrError, buildCsr, csrToPem } from "./csr.js";
 
@@ -28,15 +27,7 @@ export function fileNameProblem(cn: string): string | null {
   return null;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await fs.lstat(path);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw new RequestError(`cannot access ${path}: ${(e as Error).message}`);
-  }
-}
+const exists = (path: string): Promise<boolean> => pathExists(path, (m) => new RequestError(m));
 
 export async function writeCommandRequest(opts: {
   cn: string;

@@ -3,7 +3,7 @@ import "reflect-metadata";
 import { SubjectKeyIdentifierExtension } from "@peculiar/x509";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { OID, encodeCnName, hex } from "../../src/ca/asn1.js";
 import { issueCertificate, validity, type Profile } from "../../src/ca/issue.js";
@@ -12,6 +12,7 @@ import {
   generateKey,
   spkiDer,
   keyMatchesCertificate,
+  pathExists,
   privateKeyFromPem,
   privateKeyToPem,
   readPrivateKeyFile,
@@ -388,4 +389,21 @@ test("the SIGNED{} envelope: certificate and request parsers keep their own erro
       return true;
     });
   }
+});
+
+test("pathExists: absent is false, a file or a dangling link is there, other failures in the caller's class", async () => {
+  class MyError extends Error {}
+  const mine = (m: string): Error => new MyError(m);
+  const dir = tempDir();
+  assert.equal(await pathExists(join(dir, "none"), mine), false);
+  writeFileSync(join(dir, "file"), "x");
+  assert.equal(await pathExists(join(dir, "file"), mine), true);
+  symlinkSync(join(dir, "none"), join(dir, "link"));
+  assert.equal(await pathExists(join(dir, "link"), mine), true);
+  const under = join(dir, "file", "below");
+  await assert.rejects(pathExists(under, mine), (e: unknown) => {
+    assert.ok(e instanceof MyError);
+    assert.equal(e.message, `cannot access ${under}: ENOTDIR: not a directory, lstat '${under}'`);
+    return true;
+  });
 });
