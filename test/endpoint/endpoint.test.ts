@@ -1,7 +1,7 @@
 // The TLS endpoint over real loopback TLS against fake daemons (daemon.md §6 steps 1–8).
 import "reflect-metadata";
 import assert from "node:assert/strict";
-import { after, before, beforeEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import tls from "node:tls";
 import { nameToString } from "../../src/policy/name.js";
 import type { Wire } from "../../src/commands/types.js";
@@ -12,6 +12,7 @@ import {
   dec,
   defaultBehaviour,
   enc,
+  endpointFixture,
   exchange,
   fail,
   failureText,
@@ -34,21 +35,8 @@ let tmp: string;
 let fake: FakeDaemons;
 let ep: Running;
 
-before(async () => {
-  pki = await makePki();
-  tmp = tempDir();
-  fake = await FakeDaemons.start(tmp);
-  ep = await startEndpoint(pki, tmp, { uploadIdleMs: 500 });
-});
-
-after(async () => {
-  await ep.close();
-  await fake.close();
-});
-
-beforeEach(() => {
-  fake.received.length = 0;
-  fake.behaviour = defaultBehaviour;
+endpointFixture({ uploadIdleMs: 500 }, (f) => {
+  ({ pki, tmp, fake, ep } = f);
 });
 
 const commandsSent = (): Wire[] => fake.received.filter((r) => r.wire).map((r) => r.wire!);

@@ -5,18 +5,18 @@ import "reflect-metadata";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import net from "node:net";
-import { after, before, beforeEach, describe, it } from "node:test";
+import { before, beforeEach, describe, it } from "node:test";
 import tls from "node:tls";
 import {
   FakeDaemons,
   cmds,
   data,
   defaultBehaviour,
+  endpointFixture,
   exchange,
   keyPem,
   leaf,
   make,
-  makePki,
   pem,
   startEndpoint,
   success,
@@ -28,27 +28,16 @@ import {
 } from "./support.js";
 
 let pki: Pki;
-let tmp: string;
 let fake: FakeDaemons;
 let ep: Running;
 let good: Node;
 
-before(async () => {
-  pki = await makePki();
-  tmp = tempDir();
-  fake = await FakeDaemons.start(tmp);
-  ep = await startEndpoint(pki, tmp, { handshakeTimeoutMs: 400, uploadIdleMs: 400, writeStallMs: 400 });
+endpointFixture({ handshakeTimeoutMs: 400, uploadIdleMs: 400, writeStallMs: 400 }, async (f) => {
+  ({ pki, fake, ep } = f);
   good = await leaf(pki.root, "good", cmds.info);
 });
 
-after(async () => {
-  await ep.close();
-  await fake.close();
-});
-
 beforeEach(() => {
-  fake.received.length = 0;
-  fake.behaviour = defaultBehaviour;
   ep.logs.length = 0;
 });
 

@@ -2,7 +2,7 @@
 import "reflect-metadata";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { after, before, beforeEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { Command, Wire } from "../../src/commands/types.js";
 import { CliError } from "../../src/cli/output.js";
 import { decodeCertExtension } from "../../src/commands/codec.js";
@@ -18,11 +18,11 @@ import {
   defaultBehaviour,
   dec,
   enc,
+  endpointFixture,
   fail,
   keyPem,
   leaf,
   make,
-  makePki,
   pem,
   startEndpoint,
   tempDir,
@@ -37,11 +37,8 @@ let fake: FakeDaemons;
 let ep: Running;
 let files: Record<string, string>;
 
-before(async () => {
-  pki = await makePki();
-  tmp = tempDir();
-  fake = await FakeDaemons.start(tmp);
-  ep = await startEndpoint(pki, tmp);
+endpointFixture({}, async (f) => {
+  ({ pki, tmp, fake, ep } = f);
   const other = await make({ profile: "root", cn: "other" });
   files = writeFiles(tempDir(), {
     "arc.pem": pem(pki.arc),
@@ -52,15 +49,6 @@ before(async () => {
   });
 });
 
-after(async () => {
-  await ep.close();
-  await fake.close();
-});
-
-beforeEach(() => {
-  fake.received.length = 0;
-  fake.behaviour = defaultBehaviour;
-});
 
 function opts(command: Command, extra: Partial<RemoteOptions> = {}): RemoteOptions & { got: Wire[] } {
   const got: Wire[] = [];

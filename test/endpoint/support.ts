@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before, beforeEach } from "node:test";
 import tls from "node:tls";
 import { decodeWire, encodeWire } from "../../src/commands/codec.js";
 import { encodeFrame } from "../../src/commands/framing.js";
@@ -303,3 +304,41 @@ export function exchange(o: RawClientOptions): Promise<Exchange> {
 }
 
 export const failureText = (w: Wire): string | null => (w.payload.kind === "failure" ? dec(w.payload.message) : null);
+
+// ---------------------------------------------------------------------------------------
+// one endpoint per test file
+
+export interface EndpointFixture {
+  readonly pki: Pki;
+  readonly tmp: string;
+  readonly fake: FakeDaemons;
+  readonly ep: Running;
+}
+
+/**
+ * The hooks the endpoint test files share: before all tests, a PKI, fake daemons in a temp
+ * dir and an endpoint with `options`, handed to `ready` (which assigns the file's variables
+ * and does any further setup of its own); after all, the endpoint and the fakes closed;
+ * before each test, the fakes' record cleared and their default behaviour restored.
+ * Further setup belongs in `ready`, not in a `before` of the file's: Node 20 starts
+ * top-level `before` hooks without waiting for the previous one to finish.
+ */
+export function endpointFixture(options: Partial<EndpointOptions>, ready: (f: EndpointFixture) => void | Promise<void>): void {
+  let f: EndpointFixture;
+  before(async () => {
+    const pki = await makePki();
+    const tmp = tempDir();
+    const fake = await FakeDaemons.start(tmp);
+    const ep = await startEndpoint(pki, tmp, options);
+    f = { pki, tmp, fake, ep };
+    await ready(f);
+  });
+  after(async () => {
+    await f.ep.close();
+    await f.fake.close();
+  });
+  beforeEach(() => {
+    f.fake.received.length = 0;
+    f.fake.behaviour = defaultBehaviour;
+  });
+}
