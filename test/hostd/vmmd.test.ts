@@ -44,6 +44,7 @@ import {
 } from "../../src/hostd/vmmd.js";
 import type { ExitStatus } from "../../src/hostd/types.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
+import { config as unikernelConfig } from "./harness.js";
 
 const O: VmmdOptions = { tmpdir: "/run/alb", dbdir: "/var/lib/alb", dropPath: true, maxImageBytes: 1 << 24 };
 const n = (s: string): Name => parseName(s);
@@ -54,21 +55,7 @@ const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;
 const NET = buildSolo5Elf({ target: "hvt", devices: [{ name: "service", type: "net" }] }).bytes;
 const BLK = buildSolo5Elf({ target: "hvt", devices: [{ name: "storage", type: "block" }] }).bytes;
 
-function cfg(over: Partial<UnikernelConfig> = {}): UnikernelConfig {
-  return {
-    typ: "solo5",
-    compressed: false,
-    image: HELLO,
-    failBehaviour: { kind: "quit" },
-    addName: false,
-    cpuids: [0],
-    memory: 32,
-    blockDevices: [],
-    bridges: [],
-    numcpus: 1,
-    ...over,
-  };
-}
+const cfg = (over: Partial<UnikernelConfig> = {}): UnikernelConfig => unikernelConfig(HELLO, over);
 
 const policy = (over: Partial<Policy> = {}): Policy => ({ unikernels: 2n, cpuids: [0, 1], memory: 1024, block: 100, bridges: ["br0", "service"], ...over });
 
