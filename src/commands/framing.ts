@@ -12,7 +12,11 @@ export const DEFAULT_MAX_FRAME = 64 * 1024 * 1024;
 export const END: unique symbol = Symbol("END");
 
 export class FrameError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** for a frame over the size limit: its announced length */
+    readonly frameLength?: number,
+  ) {
     super(message);
     this.name = "FrameError";
   }
@@ -59,6 +63,11 @@ export class FrameDecoder {
     return this.available;
   }
 
+  /** Whether a frame's header was read and its payload is still incomplete. */
+  get inFrame(): boolean {
+    return this.pending !== null;
+  }
+
   /**
    * Queue bytes. The chunk is not copied: payloads that lie within one chunk are returned
    * as views of it, so callers must not reuse a pushed buffer. Node Buffers are re-viewed
@@ -81,7 +90,7 @@ export class FrameDecoder {
       const len = (h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!; // signed int32
       if (len <= 0) return END;
       if (len > this.maxFrame) {
-        throw new FrameError(`frame length ${len} exceeds the limit of ${this.maxFrame} bytes`);
+        throw new FrameError(`frame length ${len} exceeds the limit of ${this.maxFrame} bytes`, len);
       }
       this.pending = len;
     }
@@ -128,6 +137,108 @@ export class FrameDecoder {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** What `FrameStream.take()` yields. */
+export type FrameStreamEvent =
+  | { readonly kind: "frame"; readonly payload: Bytes }
+  /** a length <= 0: the explicit end of a stream (zero-length terminator) */
+  | { readonly kind: "end" }
+  /**
+   * the input ended; `buffered` bytes of an unfinished frame were left over, and `inFrame`
+   * tells whether that frame's header had been read (it may have no payload bytes yet)
+   */
+  | { readonly kind: "eof"; readonly buffered: number; readonly inFrame: boolean }
+  /** an oversized frame (a FrameError with `frameLength`) or the transport's own error */
+  | { readonly kind: "error"; readonly error: Error };
+
+export interface FrameStreamOptions extends FrameOptions {
+  /** make the first length <= 0 the last event (default: keep decoding after it) */
+  readonly stopAtEnd?: boolean;
+}
+
+/**
+ * The event queue behind every socket frame reader (src/net/frames.ts adapts it to a
+ * socket), without I/O: bytes, EOF and errors are pushed in and decoded at once; `take()`
+ * hands out the events in order. The first eof/error (or, with `stopAtEnd`, the first end
+ * marker) is the last event: later input is ignored and `take()` then reports a clean eof.
+ */
+export class FrameStream {
+  private readonly decoder: FrameDecoder;
+  private readonly stopAtEnd: boolean;
+  private readonly queue: FrameStreamEvent[] = [];
+  private done = false;
+  private payloadBytes = 0; // of the queued frames
+
+  constructor(opts: FrameStreamOptions = {}) {
+    this.decoder = new FrameDecoder(opts);
+    this.stopAtEnd = opts.stopAtEnd ?? false;
+  }
+
+  /** Whether the last event has been queued (or taken). */
+  get finished(): boolean {
+    return this.done;
+  }
+
+  /** Number of events waiting. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Bytes received and not yet taken: queued payloads plus the frame being assembled. */
+  get pendingBytes(): number {
+    return this.payloadBytes + this.decoder.buffered;
+  }
+
+  /**
+   * Queue bytes (not copied, see FrameDecoder.push) and decode what they complete. Returns
+   * the FrameError if they announced an oversized frame (then the last event).
+   */
+  push(chunk: Bytes): FrameError | undefined {
+    if (this.done) return undefined;
+    this.decoder.push(chunk);
+    try {
+      for (;;) {
+        const f = this.decoder.next();
+        if (f === null) return undefined;
+        if (f !== END) this.add({ kind: "frame", payload: f });
+        else if (this.stopAtEnd) return void this.finish({ kind: "end" });
+        else this.add({ kind: "end" });
+      }
+    } catch (e) {
+      // an oversized length: nothing sensible can follow
+      this.finish({ kind: "error", error: e as FrameError });
+      return e as FrameError;
+    }
+  }
+
+  /** The input ended (also in the middle of a frame: the event tells so). */
+  close(): void {
+    this.finish({ kind: "eof", buffered: this.decoder.buffered, inFrame: this.decoder.inFrame });
+  }
+
+  /** The input failed. */
+  fail(error: Error): void {
+    this.finish({ kind: "error", error });
+  }
+
+  /** The next event, or null while none waits; after the last one, a clean eof. */
+  take(): FrameStreamEvent | null {
+    const e = this.queue.shift();
+    if (e?.kind === "frame") this.payloadBytes -= e.payload.length;
+    return e ?? (this.done ? { kind: "eof", buffered: 0, inFrame: false } : null);
+  }
+
+  private add(e: FrameStreamEvent): void {
+    this.queue.push(e);
+    if (e.kind === "frame") this.payloadBytes += e.payload.length;
+  }
+
+  private finish(e: FrameStreamEvent): void {
+    if (this.done) return;
+    this.done = true;
+    this.add(e);
+  }
+}
 
 export interface ReadFramesOptions extends FrameOptions {
   /**

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
-import { END, END_FRAME, FrameDecoder, FrameError, encodeFrame, readFrames } from "../../src/commands/framing.js";
+import { END, END_FRAME, FrameDecoder, FrameError, FrameStream, encodeFrame, readFrames } from "../../src/commands/framing.js";
 import { hex } from "./helpers.js";
 
 function pattern(n: number, seed = 1): Uint8Array {
@@ -114,5 +114,69 @@ describe("framing with Node Buffers", () => {
     const f = dec.next();
     assert.ok(f instanceof Uint8Array && !Buffer.isBuffer(f));
     assert.deepEqual(f, Uint8Array.of(1, 2, 3));
+  });
+});
+
+describe("FrameStream (the socket readers' shared core)", () => {
+  const cat = (...parts: Uint8Array[]): Uint8Array => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  };
+  const EOF = { kind: "eof", buffered: 0, inFrame: false };
+
+  it("queues frames and end markers, keeps decoding after an end, and counts what waits", () => {
+    const s = new FrameStream();
+    assert.equal(s.take(), null);
+    for (const c of chunks(cat(encodeFrame(Uint8Array.of(1, 2)), END_FRAME, encodeFrame(Uint8Array.of(3)), Uint8Array.of(0, 0)), 3)) s.push(c);
+    assert.equal(s.queued, 3);
+    assert.equal(s.pendingBytes, 3 + 2); // queued payloads + the unfinished header
+    assert.deepEqual(s.take(), { kind: "frame", payload: Uint8Array.of(1, 2) });
+    assert.deepEqual(s.take(), { kind: "end" });
+    assert.deepEqual(s.take(), { kind: "frame", payload: Uint8Array.of(3) });
+    assert.equal(s.pendingBytes, 2);
+    assert.equal(s.take(), null);
+    s.close();
+    assert.equal(s.finished, true);
+    assert.deepEqual(s.take(), { kind: "eof", buffered: 2, inFrame: false });
+    // after the last event: a clean eof, and further input is ignored
+    s.push(encodeFrame(Uint8Array.of(4)));
+    assert.deepEqual(s.take(), EOF);
+  });
+
+  it("stopAtEnd makes the first end marker the last event", () => {
+    const s = new FrameStream({ stopAtEnd: true });
+    s.push(cat(END_FRAME, encodeFrame(Uint8Array.of(1))));
+    assert.equal(s.finished, true);
+    assert.deepEqual(s.take(), { kind: "end" });
+    assert.deepEqual(s.take(), EOF);
+  });
+
+  it("EOF inside a frame says whether its header was read; the first error or EOF is the last event", () => {
+    const s = new FrameStream();
+    s.push(Uint8Array.of(0, 0, 0, 5));
+    s.close();
+    assert.deepEqual(s.take(), { kind: "eof", buffered: 0, inFrame: true });
+    const t = new FrameStream();
+    const boom = new Error("boom");
+    t.fail(boom);
+    t.close();
+    assert.deepEqual(t.take(), { kind: "error", error: boom });
+    assert.deepEqual(t.take(), EOF);
+  });
+
+  it("an oversized frame is returned by push and becomes the last event", () => {
+    const s = new FrameStream({ maxFrame: 10 });
+    const err = s.push(cat(encodeFrame(Uint8Array.of(1)), encodeFrame(new Uint8Array(11))));
+    assert.ok(err instanceof FrameError);
+    assert.equal(err.frameLength, 11);
+    assert.equal(err.message, "frame length 11 exceeds the limit of 10 bytes");
+    assert.equal(s.push(encodeFrame(new Uint8Array(11))), undefined);
+    assert.deepEqual(s.take(), { kind: "frame", payload: Uint8Array.of(1) });
+    assert.deepEqual(s.take(), { kind: "error", error: err });
   });
 });
