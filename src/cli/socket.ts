@@ -9,8 +9,9 @@ import { pipeline } from "node:stream";
 import { createDeflate } from "node:zlib";
 import { encodeWire } from "../commands/codec.js";
 import type { Bytes } from "../commands/der.js";
-import { END, END_FRAME, FrameDecoder, encodeFrame } from "../commands/framing.js";
+import { END_FRAME, FrameError, encodeFrame } from "../commands/framing.js";
 import type { Command, Wire } from "../commands/types.js";
+import { SocketFrames, connectUnix as connectSocket } from "../net/frames.js";
 
 export type SocketKind = "vmmd" | "console" | "stat";
 /** How many replies a command gets (cli.md §3). */
@@ -49,75 +50,26 @@ export type FrameEvent =
   | { readonly kind: "end" }
   | { readonly kind: "error"; readonly message: string };
 
-/** Queues incoming frames; pauses the socket when the consumer falls behind. */
+/** The local client's view of the replies; pauses the socket when 64 wait unread. */
 export class FrameReader {
-  private readonly decoder: FrameDecoder;
-  private readonly queue: FrameEvent[] = [];
-  private waiter: ((e: FrameEvent) => void) | null = null;
-  private finished = false;
-  private static readonly HIGH_WATER = 64;
+  private readonly frames: SocketFrames;
 
-  constructor(
-    private readonly sock: net.Socket,
-    maxFrame: number,
-  ) {
-    this.decoder = new FrameDecoder({ maxFrame });
-    sock.on("data", (chunk: Buffer) => this.onData(chunk));
-    sock.on("end", () => this.finish({ kind: "end" }));
-    sock.on("close", () => this.finish({ kind: "end" }));
-    sock.on("error", (e: NodeJS.ErrnoException) => this.finish({ kind: "error", message: `read error: ${e.code ?? e.message}` }));
+  constructor(sock: net.Socket, maxFrame: number) {
+    this.frames = new SocketFrames(sock, { maxFrame, stopAtEnd: true, highWater: 64 });
   }
 
   /** Whether anything (a reply, EOF, an error) has arrived yet. */
   get hasInput(): boolean {
-    return this.queue.length > 0 || this.finished;
-  }
-
-  private onData(chunk: Buffer): void {
-    if (this.finished) return;
-    this.decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-    try {
-      for (;;) {
-        const f = this.decoder.next();
-        if (f === null) break;
-        if (f === END) {
-          this.finish({ kind: "end" });
-          return;
-        }
-        this.push({ kind: "frame", payload: f });
-      }
-    } catch (e) {
-      this.finish({ kind: "error", message: (e as Error).message });
-      return;
-    }
-    if (this.queue.length >= FrameReader.HIGH_WATER) this.sock.pause();
-  }
-
-  private push(e: FrameEvent): void {
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w(e);
-    } else {
-      this.queue.push(e);
-    }
-  }
-
-  private finish(e: FrameEvent): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.push(e);
+    return this.frames.ready;
   }
 
   /** The next event; after an `end`/`error` event, further calls report `end`. */
-  next(): Promise<FrameEvent> {
-    const e = this.queue.shift();
-    if (this.queue.length < FrameReader.HIGH_WATER / 2 && this.sock.isPaused() && !this.finished) this.sock.resume();
-    if (e) return Promise.resolve(e);
-    if (this.finished) return Promise.resolve({ kind: "end" });
-    return new Promise((resolve) => {
-      this.waiter = resolve;
-    });
+  async next(): Promise<FrameEvent> {
+    const e = await this.frames.next();
+    if (e.kind === "frame") return e;
+    if (e.kind !== "error") return { kind: "end" };
+    const err: NodeJS.ErrnoException = e.error;
+    return { kind: "error", message: err instanceof FrameError ? err.message : `read error: ${err.code ?? err.message}` };
   }
 }
 
@@ -133,20 +85,8 @@ export class ConnectError extends Error {
 
 /** Connect to a Unix socket; rejects with a one-line message. */
 export function connectUnix(socketFile: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const sock = net.createConnection({ path: socketFile });
-    const onError = (e: NodeJS.ErrnoException) => {
-      sock.destroy();
-      reject(new Error(`couldn't connect to ${socketFile} (${e.code ?? e.message})`));
-    };
-    sock.once("error", onError);
-    sock.once("connect", () => {
-      sock.off("error", onError);
-      // A later write error (EPIPE when the daemon has already replied and closed) is
-      // reported through FrameReader/writeAll; this keeps it from becoming uncaught.
-      sock.on("error", () => undefined);
-      resolve(sock);
-    });
+  return connectSocket(socketFile).catch((e: Error) => {
+    throw new Error(`couldn't connect to ${socketFile} (${e.message})`);
   });
 }
 

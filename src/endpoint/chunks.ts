@@ -5,7 +5,8 @@
 
 import type { Duplex } from "node:stream";
 import type { Bytes } from "../commands/der.js";
-import { END, FrameDecoder, encodeFrame } from "../commands/framing.js";
+import { FrameError, encodeFrame } from "../commands/framing.js";
+import { ReadTimeout, SocketFrames } from "../net/frames.js";
 
 /** What `ChunkReader.next()` yields. */
 export type ChunkEvent =
@@ -16,12 +17,8 @@ export type ChunkEvent =
   | { readonly kind: "eof"; readonly partial: boolean }
   | { readonly kind: "error"; readonly message: string; readonly code?: string };
 
-export class ChunkTimeout extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ChunkTimeout";
-  }
-}
+/** `ChunkReader.next(timeoutMs)` found no data in time. */
+export { ReadTimeout as ChunkTimeout };
 
 export interface ChunkReaderOptions {
   /** largest accepted chunk payload */
@@ -31,98 +28,38 @@ export interface ChunkReaderOptions {
 }
 
 /**
- * Pull-style chunk reader. Incoming bytes are decoded as they arrive; when more than
- * `highWater` chunks wait, the socket is paused (TCP/Unix backpressure to the sender).
- * After a terminator the reader keeps decoding, so a stream can carry several
- * zero-terminated sections (as the daemons' policy-add/command/reply sequence does not, but
- * a raw upload followed by wire messages could).
+ * Pull-style chunk reader (default: the socket pauses while 16 chunks wait). After a
+ * terminator the reader keeps decoding, so a stream can carry several zero-terminated
+ * sections (as the daemons' policy-add/command/reply sequence does not, but a raw upload
+ * followed by wire messages could). An oversized chunk destroys the socket at once.
  */
 export class ChunkReader {
-  private readonly decoder: FrameDecoder;
-  private readonly queue: ChunkEvent[] = [];
-  private waiter: ((e: ChunkEvent) => void) | null = null;
-  private done = false;
-  private readonly highWater: number;
+  private readonly frames: SocketFrames;
 
-  constructor(
-    private readonly sock: Duplex,
-    opts: ChunkReaderOptions,
-  ) {
-    this.decoder = new FrameDecoder({ maxFrame: opts.maxChunk });
-    this.highWater = opts.highWater ?? 16;
-    sock.on("data", (b: Buffer) => this.onData(b));
-    sock.on("end", () => this.finish({ kind: "eof", partial: this.decoder.buffered > 0 }));
-    sock.on("close", () => this.finish({ kind: "eof", partial: this.decoder.buffered > 0 }));
-    sock.on("error", (e: NodeJS.ErrnoException) => this.finish({ kind: "error", message: e.message, ...(e.code ? { code: e.code } : {}) }));
-  }
-
-  /** Whether the peer has closed / failed (events may still be queued). */
-  get finished(): boolean {
-    return this.done;
-  }
-
-  /** Whether an event is ready without waiting. */
-  get ready(): boolean {
-    return this.queue.length > 0 || this.done;
-  }
-
-  private onData(b: Buffer): void {
-    if (this.done) return;
-    this.decoder.push(new Uint8Array(b.buffer, b.byteOffset, b.length));
-    try {
-      for (;;) {
-        const f = this.decoder.next();
-        if (f === null) break;
-        this.push(f === END ? { kind: "terminator" } : { kind: "chunk", payload: f });
-      }
-    } catch (e) {
-      // an oversized length: nothing sensible can follow
-      this.finish({ kind: "error", message: (e as Error).message, code: "ECHUNKSIZE" });
-      this.sock.destroy();
-      return;
-    }
-    if (this.queue.length >= this.highWater && !this.sock.isPaused()) this.sock.pause();
-  }
-
-  private push(e: ChunkEvent): void {
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w(e);
-    } else {
-      this.queue.push(e);
-    }
-  }
-
-  private finish(e: ChunkEvent): void {
-    if (this.done) return;
-    this.done = true;
-    this.push(e);
+  constructor(sock: Duplex, opts: ChunkReaderOptions) {
+    this.frames = new SocketFrames(sock, { maxFrame: opts.maxChunk, highWater: opts.highWater ?? 16, destroyOnFrameError: true });
   }
 
   /**
    * The next event. With `timeoutMs`, rejects with ChunkTimeout when nothing arrives in
    * time (the reader stays usable; the caller normally destroys the socket).
    */
-  next(timeoutMs?: number): Promise<ChunkEvent> {
-    const e = this.queue.shift();
-    if (this.queue.length < this.highWater / 2 && this.sock.isPaused() && !this.done) this.sock.resume();
-    if (e) return Promise.resolve(e);
-    if (this.done) return Promise.resolve({ kind: "eof", partial: false });
-    return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      this.waiter = (ev) => {
-        if (timer) clearTimeout(timer);
-        resolve(ev);
-      };
-      if (timeoutMs !== undefined && timeoutMs > 0) {
-        timer = setTimeout(() => {
-          this.waiter = null;
-          reject(new ChunkTimeout(`no data for ${timeoutMs} ms`));
-        }, timeoutMs);
-        timer.unref?.();
+  async next(timeoutMs?: number): Promise<ChunkEvent> {
+    const e = await this.frames.next(timeoutMs);
+    switch (e.kind) {
+      case "frame":
+        return { kind: "chunk", payload: e.payload };
+      case "end":
+        return { kind: "terminator" };
+      case "eof":
+        // as before: a header whose payload has not begun counts as a boundary (no caller
+        // reads `partial` today; `e.inFrame` would tell)
+        return { kind: "eof", partial: e.buffered > 0 };
+      case "error": {
+        const code = e.error instanceof FrameError ? "ECHUNKSIZE" : (e.error as NodeJS.ErrnoException).code;
+        return { kind: "error", message: e.error.message, ...(code ? { code } : {}) };
       }
-    });
+    }
   }
 }
 

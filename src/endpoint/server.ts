@@ -33,6 +33,7 @@ import { parsed, type ParsedCertificate } from "../ca/x509.js";
 import { checkPolicyMonotonic, deriveFromParsed, type Derived } from "./chain.js";
 import { ChunkReader, ChunkTimeout, writeBytes, writeChunk, writeTerminator } from "./chunks.js";
 import { ParsedCertificateCache, peerCertificates, validatePeerChain } from "./peer.js";
+import { connectUnix } from "../net/frames.js";
 
 export type SocketKind = "vmmd" | "console" | "stat";
 export type ReplyPattern = "single" | "read" | "dump";
@@ -511,23 +512,6 @@ export class Endpoint {
       s.off("end", onGone);
     }
   }
-}
-
-/** One daemon socket, connected (rejects with a one-line message). */
-function connectUnix(file: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const sock = net.createConnection({ path: file });
-    const onError = (e: NodeJS.ErrnoException) => {
-      sock.destroy();
-      reject(new Error(e.code ?? e.message));
-    };
-    sock.once("error", onError);
-    sock.once("connect", () => {
-      sock.off("error", onError);
-      sock.on("error", () => undefined); // seen by the reader / writer
-      resolve(sock);
-    });
-  });
 }
 
 /**

@@ -2,13 +2,10 @@
 // length, then that many bytes; a length <= 0 ends the stream. Used for wire messages and
 // for the raw chunks of a block upload (the same framing).
 import type { Socket } from "node:net";
+import { FrameError, encodeFrame } from "../commands/framing.js";
+import { SocketFrames } from "../net/frames.js";
 
-export class FrameError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "FrameError";
-  }
-}
+export { FrameError };
 
 /** Upstream has no limit besides int32; images travel in one frame locally. */
 export const DEFAULT_MAX_FRAME = 256 * 1024 * 1024;
@@ -19,69 +16,16 @@ export const DEFAULT_MAX_FRAME = 256 * 1024 * 1024;
  * frame, a frame longer than `maxFrame`, or a socket error. Reads are serialised.
  */
 export class FrameReader {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private eof = false;
-  private error: Error | null = null;
-  private wake: (() => void) | null = null;
+  private readonly frames: SocketFrames;
   private queue: Promise<unknown> = Promise.resolve();
   private finished = false;
 
   constructor(
-    private readonly sock: Socket,
+    sock: Socket,
     private readonly maxFrame: number = DEFAULT_MAX_FRAME,
   ) {
-    sock.on("data", (d: Buffer) => {
-      this.chunks.push(d);
-      this.buffered += d.length;
-      // Back-pressure: keep at most one maximal frame (plus slack) in memory.
-      if (this.buffered > Math.min(this.maxFrame, 1 << 20) + 4 + 65536) sock.pause();
-      this.notify();
-    });
-    sock.on("end", () => {
-      this.eof = true;
-      this.notify();
-    });
-    sock.on("close", () => {
-      this.eof = true;
-      this.notify();
-    });
-    sock.on("error", (e) => {
-      this.error = e;
-      this.notify();
-    });
-  }
-
-  private notify(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  private async need(n: number): Promise<boolean> {
-    while (this.buffered < n) {
-      if (this.error !== null) throw new FrameError(`read error: ${this.error.message}`);
-      if (this.eof) return false;
-      if (this.sock.isPaused()) this.sock.resume();
-      await new Promise<void>((res) => (this.wake = res));
-    }
-    return true;
-  }
-
-  private take(n: number): Buffer {
-    const out = Buffer.allocUnsafe(n);
-    let off = 0;
-    while (off < n) {
-      const c = this.chunks[0]!;
-      const k = Math.min(c.length, n - off);
-      c.copy(out, off, 0, k);
-      off += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
-    }
-    this.buffered -= n;
-    if (this.sock.isPaused() && this.buffered < 65536) this.sock.resume();
-    return out;
+    // Back-pressure: keep at most one maximal frame (plus slack) in memory.
+    this.frames = new SocketFrames(sock, { maxFrame, highBytes: Math.min(maxFrame, 1 << 20) + 4 + 65536, lowBytes: 65536 });
   }
 
   next(): Promise<Uint8Array | null> {
@@ -92,20 +36,22 @@ export class FrameReader {
 
   private async read(): Promise<Uint8Array | null> {
     if (this.finished) return null;
-    if (!(await this.need(4))) {
-      if (this.buffered > 0) throw new FrameError("end of file inside a frame header");
-      this.finished = true;
-      return null;
+    const e = await this.frames.next();
+    switch (e.kind) {
+      case "frame":
+        return e.payload;
+      case "eof":
+        if (e.inFrame) throw new FrameError("end of file inside a frame");
+        if (e.buffered > 0) throw new FrameError("end of file inside a frame header");
+        this.finished = true; // at a boundary: the end, as a length <= 0
+        return null;
+      case "end":
+        this.finished = true;
+        return null;
+      case "error":
+        if (e.error instanceof FrameError) throw new FrameError(`frame of ${e.error.frameLength} bytes exceeds the limit of ${this.maxFrame} bytes`);
+        throw new FrameError(`read error: ${e.error.message}`);
     }
-    const len = this.take(4).readInt32BE(0);
-    if (len <= 0) {
-      this.finished = true;
-      return null;
-    }
-    if (len > this.maxFrame) throw new FrameError(`frame of ${len} bytes exceeds the limit of ${this.maxFrame} bytes`);
-    if (!(await this.need(len))) throw new FrameError("end of file inside a frame");
-    const b = this.take(len);
-    return new Uint8Array(b.buffer, b.byteOffset, b.length);
   }
 
   /** Read (and discard) frames again after the end marker (for a connection that goes on). */
@@ -114,12 +60,7 @@ export class FrameReader {
   }
 }
 
-export function frame(payload: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(4 + payload.length);
-  b.writeInt32BE(payload.length, 0);
-  b.set(payload, 4);
-  return b;
-}
+export const frame = encodeFrame;
 
 /** Write one frame; resolves false if the socket is gone. */
 export function writeFrame(sock: Socket, payload: Uint8Array): Promise<boolean> {
@@ -128,6 +69,6 @@ export function writeFrame(sock: Socket, payload: Uint8Array): Promise<boolean> 
       resolve(false);
       return;
     }
-    sock.write(frame(payload), (e) => resolve(e == null));
+    sock.write(encodeFrame(payload), (e) => resolve(e == null));
   });
 }
