@@ -73,16 +73,6 @@ export class FrameReader {
   }
 }
 
-export class ConnectError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-    this.name = "ConnectError";
-  }
-}
-
 /** Connect to a Unix socket; rejects with a one-line message. */
 export function connectUnix(socketFile: string): Promise<net.Socket> {
   return connectSocket(socketFile).catch((e: Error) => {
