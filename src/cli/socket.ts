@@ -75,8 +75,8 @@ export class FrameReader {
 
 /** Connect to a Unix socket; rejects with a one-line message. */
 export function connectUnix(socketFile: string): Promise<net.Socket> {
-  return connectSocket(socketFile).catch((e: Error) => {
-    throw new Error(`couldn't connect to ${socketFile} (${e.message})`);
+  return connectSocket(socketFile).catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`couldn't connect to ${socketFile} (${e.code ?? e.message})`);
   });
 }
 

@@ -348,7 +348,7 @@ export class Endpoint {
     try {
       fd = await connectUnix(file);
     } catch (e) {
-      this.o.log("warn", `${who}: failed to connect to ${file}: ${oneLine(e)}`);
+      this.o.log("warn", `${who}: failed to connect to ${file}: ${(e as NodeJS.ErrnoException).code ?? oneLine(e)}`);
       return failure("couldn't reach service");
     }
     setDaemon(fd);

@@ -2,12 +2,13 @@
 // and taps; every decision is taken by the pure core in vmmd.ts. All state changes run
 // under one global lock (upstream's create lock).
 import { promises as fsp, writeFileSync } from "node:fs";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { decodeState, decodeWire, encodeState, encodeWire } from "../commands/codec.js";
 import type { Header, Policy, UnikernelConfig, Wire } from "../commands/types.js";
 import { nameToString, type Name } from "../policy/name.js";
+import { connectUnix } from "../net/frames.js";
 import { emptyResources, insertBlock } from "../policy/resources.js";
 import { tenderCommandLine, tenderNotFound, parseTenderVersion, guestNameArg } from "../solo5/tender.js";
 import {
@@ -138,17 +139,6 @@ class RequestChannel {
   close(): void {
     this.sock.destroy();
   }
-}
-
-function connectUnix(path: string): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = createConnection(path);
-    s.once("connect", () => {
-      s.removeAllListeners("error");
-      resolve(s);
-    });
-    s.once("error", reject);
-  });
 }
 
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));

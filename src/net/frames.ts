@@ -2,7 +2,7 @@
 // bytes, EOF and errors into the pure FrameStream (commands/framing.ts) and applies
 // backpressure. Shared by the local client (cli/socket.ts), the TLS endpoint and the remote
 // client (endpoint/chunks.ts) and hostd (hostd/frames.ts); each adapts the events to its
-// own types and texts. Also the Unix socket connect of the local client and the endpoint.
+// own types and texts. Also the one Unix socket connect (client, endpoint, hostd).
 // Its own module because none of those subsystems should depend on another.
 
 import net from "node:net";
@@ -109,16 +109,16 @@ export class SocketFrames {
 }
 
 /**
- * Connect to a Unix socket; rejects with an Error whose message is the failure's code (or
- * message). Later socket errors are left to the reader/writer (which see them); a no-op
- * listener keeps them from becoming uncaught (EPIPE when the daemon already replied).
+ * Connect to a Unix socket; rejects with the socket's own error (each caller words it).
+ * Later socket errors are left to the reader/writer (which see them); a no-op listener
+ * keeps them from becoming uncaught (EPIPE when the daemon already replied and closed).
  */
 export function connectUnix(file: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const sock = net.createConnection({ path: file });
     const onError = (e: NodeJS.ErrnoException) => {
       sock.destroy();
-      reject(new Error(e.code ?? e.message));
+      reject(e);
     };
     sock.once("error", onError);
     sock.once("connect", () => {
