@@ -6,7 +6,7 @@
 import type { Duplex } from "node:stream";
 import type { Bytes } from "../commands/der.js";
 import { FrameError, encodeFrame } from "../commands/framing.js";
-import { ReadTimeout, SocketFrames } from "../net/frames.js";
+import { SocketFrames } from "../net/frames.js";
 
 /** What `ChunkReader.next()` yields. */
 export type ChunkEvent =
@@ -17,8 +17,6 @@ export type ChunkEvent =
   | { readonly kind: "eof"; readonly partial: boolean }
   | { readonly kind: "error"; readonly message: string; readonly code?: string };
 
-/** `ChunkReader.next(timeoutMs)` found no data in time. */
-export { ReadTimeout as ChunkTimeout };
 
 export interface ChunkReaderOptions {
   /** largest accepted chunk payload */
@@ -41,8 +39,8 @@ export class ChunkReader {
   }
 
   /**
-   * The next event. With `timeoutMs`, rejects with ChunkTimeout when nothing arrives in
-   * time (the reader stays usable; the caller normally destroys the socket).
+   * The next event. With `timeoutMs`, rejects with ReadTimeout (src/net/frames.ts) when
+   * nothing arrives in time (the reader stays usable; the caller normally destroys the socket).
    */
   async next(timeoutMs?: number): Promise<ChunkEvent> {
     const e = await this.frames.next(timeoutMs);

@@ -31,7 +31,8 @@ import { wireText } from "../commands/render.js";
 import { SignatureCache } from "../ca/verify.js";
 import { parsed, type ParsedCertificate } from "../ca/x509.js";
 import { checkPolicyMonotonic, deriveFromParsed, type Derived } from "./chain.js";
-import { ChunkReader, ChunkTimeout, writeBytes, writeChunk, writeTerminator } from "./chunks.js";
+import { ChunkReader, writeBytes, writeChunk, writeTerminator } from "./chunks.js";
+import { ReadTimeout } from "../net/frames.js";
 import { ParsedCertificateCache, peerCertificates, validatePeerChain } from "./peer.js";
 import { connectUnix } from "../net/frames.js";
 
@@ -421,7 +422,7 @@ export class Endpoint {
       try {
         ev = await fromClient.next(this.o.uploadIdleMs);
       } catch (e) {
-        if (e instanceof ChunkTimeout) throw new Abort(`error retrieving unikernel image: ${e.message}`);
+        if (e instanceof ReadTimeout) throw new Abort(`error retrieving unikernel image: ${e.message}`);
         throw e;
       }
       if (ev.kind === "terminator") break;
@@ -441,7 +442,7 @@ export class Endpoint {
       try {
         ev = await fromClient.next(this.o.uploadIdleMs);
       } catch (e) {
-        if (!(e instanceof ChunkTimeout)) throw e;
+        if (!(e instanceof ReadTimeout)) throw e;
         this.o.log("warn", `${who}: block upload stalled: ${e.message}`);
         return failure("reading tls chunk");
       }

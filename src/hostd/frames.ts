@@ -60,8 +60,6 @@ export class FrameReader {
   }
 }
 
-export const frame = encodeFrame;
-
 /** Write one frame; resolves false if the socket is gone. */
 export function writeFrame(sock: Socket, payload: Uint8Array): Promise<boolean> {
   return new Promise((resolve) => {

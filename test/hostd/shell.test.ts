@@ -19,7 +19,8 @@ import {
   type ChunkSource,
 } from "../../src/hostd/blockstore.js";
 import { copyStateStarted, readStateFile, writeStateFile } from "../../src/hostd/statefile.js";
-import { FrameError, FrameReader, frame } from "../../src/hostd/frames.js";
+import { encodeFrame as frame } from "../../src/commands/framing.js";
+import { FrameError, FrameReader } from "../../src/hostd/frames.js";
 import { ensureFifo, FifoSpares, findTender, spawnWithFifo, tenderVersionCached } from "../../src/hostd/process.js";
 import { parseBridgeList } from "../../src/hostd/host.js";
 import { procStartTime, readRuntime, writeRuntime } from "../../src/hostd/runtime.js";
