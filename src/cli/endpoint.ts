@@ -29,6 +29,7 @@ interface EndpointFlags {
   handshakeTimeout: number;
   uploadTimeout: number;
   maxConnections: number;
+  spareConnections: boolean;
 }
 
 function parsePort(v: string): number {
@@ -114,6 +115,7 @@ function registerEndpoint(program: Command): void {
     .option("--handshake-timeout <SECONDS>", "abort TLS handshakes taking longer", positive("timeout"), 10)
     .option("--upload-timeout <SECONDS>", "abort uploads (image, block data) idle for longer", positive("timeout"), 30)
     .option("--max-connections <N>", "concurrent TLS connections", positive("number"), 256)
+    .option("--no-spare-connections", "connect to a daemon only when a request needs it (default: one connection per daemon in use is opened ahead)")
     .action(async (cacert: string, cert: string, key: string, flags: EndpointFlags, cmd: Command) => {
       const verbosity = verbosityOf(flags);
       // upstream: inetd mode without syslog would log onto the TLS stream -> exit 3 at once
@@ -149,6 +151,8 @@ function registerEndpoint(program: Command): void {
           handshakeTimeoutMs: flags.handshakeTimeout * 1000,
           uploadIdleMs: flags.uploadTimeout * 1000,
           maxConnections: flags.maxConnections,
+          // one connection to serve: nothing to open ahead for
+          spareConnections: flags.spareConnections && !flags.inetd,
         });
       } catch (e) {
         throw new CliError(`cannot set up TLS: ${(e as Error).message.split("\n")[0]}`, EXIT.INTERNAL);

@@ -13,6 +13,8 @@
 // * a TLS client that goes away during a console/stats subscription is noticed at once
 //   (upstream notices on the next write) so the daemon connection is released;
 // * a limit on concurrent connections; no TLS session resumption.
+// And one that changes no message: a request's connection to its daemon is opened ahead of
+// it (daemons.ts), nothing is written on it before the request passed every check.
 // Difference: a chain refused by the TLS verification gets no TLS alert (upstream:
 // bad_certificate); Node's server can only close the connection. It is logged with the reason.
 
@@ -34,9 +36,11 @@ import { checkPolicyMonotonic, deriveFromParsed, type Derived } from "./chain.js
 import { ChunkReader, writeBytes, writeChunk, writeTerminator } from "./chunks.js";
 import { ReadTimeout } from "../net/frames.js";
 import { ParsedCertificateCache, peerCertificates, validatePeerChain } from "./peer.js";
-import { connectUnix } from "../net/frames.js";
+import { DaemonConnections } from "./daemons.js";
 
 export type SocketKind = "vmmd" | "console" | "stat";
+/** a request's connection to its daemon, and the socket file it goes to */
+type DaemonLink = { readonly sock: net.Socket; readonly file: string };
 export type ReplyPattern = "single" | "read" | "dump";
 
 /** Vmm_commands.endpoint (daemon.md §1): target daemon and reply pattern of a command. */
@@ -118,6 +122,11 @@ export interface EndpointOptions {
    * client can pin.
    */
   readonly maxClientChunk?: number;
+  /**
+   * keep one connection to each daemon socket in use opened ahead of the next request
+   * (default true; see daemons.ts). False: every request connects afresh, as upstream.
+   */
+  readonly spareConnections?: boolean;
   /** the clock used for certificate validity (tests) */
   readonly now?: () => Date;
 }
@@ -151,7 +160,7 @@ function peerOf(sock: net.Socket): string {
 export class Endpoint {
   readonly server: tls.Server;
   private readonly context: tls.SecureContext;
-  private readonly o: Required<Omit<EndpointOptions, "now" | "logLevel">> & { now: () => Date };
+  private readonly o: Required<Omit<EndpointOptions, "now" | "logLevel" | "spareConnections">> & { now: () => Date };
   /** whether debug / info lines are printed (see EndpointOptions.logLevel) */
   private readonly logs: { readonly debug: boolean; readonly info: boolean };
   /** upstream's global `command` counter: one per message sent to a daemon, from 0 */
@@ -169,9 +178,12 @@ export class Endpoint {
   private readonly intermediates = new ParsedCertificateCache();
   readonly signatures = new SignatureCache();
   private readonly sockets: Record<SocketKind, string>;
+  /** connections to the daemons, with a spare opened ahead per socket in use */
+  readonly daemons: DaemonConnections;
 
   constructor(opts: EndpointOptions) {
-    this.o = { ...DEFAULTS, now: () => new Date(), ...opts } as Required<Omit<EndpointOptions, "now" | "logLevel">> & { now: () => Date };
+    this.o = { ...DEFAULTS, now: () => new Date(), ...opts } as Required<Omit<EndpointOptions, "now" | "logLevel" | "spareConnections">> & { now: () => Date };
+    this.daemons = new DaemonConnections(opts.spareConnections ?? true);
     const least = SEVERITY[opts.logLevel ?? "debug"];
     this.logs = { debug: least <= SEVERITY.debug, info: least <= SEVERITY.info };
     const tlsOptions: tls.SecureContextOptions & tls.TlsOptions = {
@@ -261,6 +273,7 @@ export class Endpoint {
   }
 
   close(): Promise<void> {
+    this.daemons.close();
     for (const s of this.active) s.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
@@ -275,7 +288,7 @@ export class Endpoint {
     const who = peerOf(s);
     this.active.add(s);
     s.on("error", () => undefined); // reported where it matters (reads/writes)
-    let daemon: net.Socket | null = null;
+    let daemon: DaemonLink | null = null;
     try {
       const derived = await this.authorize(s, who);
       if (!derived) return;
@@ -285,7 +298,7 @@ export class Endpoint {
       let fromClient: ChunkReader | null = null;
       if (hasImageUpload(cmd) || hasBlockUpload(cmd)) fromClient = new ChunkReader(s, { maxChunk: this.o.maxClientChunk });
       else s.on("data", () => undefined);
-      const reply = await this.execute(s, fromClient, derived, who, (d) => (daemon = d));
+      const reply = await this.execute(s, fromClient, derived, who, (link) => (daemon = link));
       // step 8: the result, header (certificate version, sequence 0, derived name)
       const w: Wire = { header: { version: derived.version, sequence: 0n, name: derived.name }, payload: reply };
       // upstream ignores a failing final write
@@ -293,7 +306,12 @@ export class Endpoint {
     } catch (e) {
       this.o.log("error", `${who}: error while handling the connection: ${oneLine(e)}`);
     } finally {
-      (daemon as net.Socket | null)?.destroy();
+      const d = daemon as DaemonLink | null;
+      if (d) {
+        d.sock.destroy();
+        // the next request to this daemon will find a connection ready (daemons.ts)
+        this.daemons.prepare(d.file);
+      }
       s.destroy();
       this.active.delete(s);
       this.handled++;
@@ -323,7 +341,7 @@ export class Endpoint {
   }
 
   /** Steps 2–7; returns the payload of the final reply. Throws Abort (no reply). */
-  private async execute(s: tls.TLSSocket, fromClient: ChunkReader | null, derived: Derived, who: string, setDaemon: (d: net.Socket) => void): Promise<Payload> {
+  private async execute(s: tls.TLSSocket, fromClient: ChunkReader | null, derived: Derived, who: string, setDaemon: (link: DaemonLink) => void): Promise<Payload> {
     const { name, policies, version } = derived;
     let cmd = derived.command;
     if (this.logs.info) this.o.log("info", `${who}: ${nameToString(name)} ${cmd.kind}${policies.length ? ` (${policies.length} ${policies.length === 1 ? "policy" : "policies"})` : ""}`);
@@ -347,12 +365,12 @@ export class Endpoint {
     const file = this.sockets[kind];
     let fd: net.Socket;
     try {
-      fd = await connectUnix(file);
+      fd = await this.daemons.connect(file);
     } catch (e) {
       this.o.log("warn", `${who}: failed to connect to ${file}: ${(e as NodeJS.ErrnoException).code ?? oneLine(e)}`);
       return failure("couldn't reach service");
     }
-    setDaemon(fd);
+    setDaemon({ sock: fd, file });
     const fromDaemon = new ChunkReader(fd, { maxChunk: this.o.maxChunk });
 
     // step 4: the chain's policies, deepest first, on the same connection

@@ -130,6 +130,29 @@ describe("dromedary endpoint: serving", () => {
     }
   });
 
+  it("a connection to the daemon is opened ahead of the next request; --no-spare-connections opens none", async () => {
+    for (const spares of [true, false]) {
+      const port = await freePort();
+      const ep = run(["endpoint", f["cacert.pem"]!, f["server.pem"]!, f["server.key"]!, "--ip", "127.0.0.1", "--port", String(port), "--tmpdir", tmp, "-v", ...(spares ? [] : ["--no-spare-connections"])]);
+      try {
+        await ep.stderrHas(/listening on 127\.0\.0\.1:\d+/);
+        const before = fake.accepted.vmmd;
+        const c = await run(["certificate", f["foo.pem"]!, f["foo.key"]!, "-d", `127.0.0.1:${port}`, "--server-ca", f["cacert.pem"]!]).done;
+        assert.equal(c.code, 0, c.stderr);
+        // the request's own connection, then (by default) the spare
+        const end = Date.now() + (spares ? 5000 : 300);
+        while (fake.accepted.vmmd - before < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+        assert.equal(fake.accepted.vmmd - before, spares ? 2 : 1);
+        // and the next request is served (on the spare, when there is one)
+        const again = await run(["certificate", f["foo.pem"]!, f["foo.key"]!, "-d", `127.0.0.1:${port}`, "--server-ca", f["cacert.pem"]!]).done;
+        assert.equal(again.stdout, "host [unikernel: :foo]: no unikernels\n");
+      } finally {
+        ep.child.kill("SIGTERM");
+        await ep.done;
+      }
+    }
+  });
+
   it("remoteJump (client --destination): replies printed, exit codes, set-block upload", async () => {
     const port = await freePort();
     const ep = run(["endpoint", f["cacert.pem"]!, f["server.pem"]!, f["server.key"]!, "--ip", "127.0.0.1", "--port", String(port), "--tmpdir", tmp, "-v"]);

@@ -131,6 +131,8 @@ export class FakeDaemons {
   readonly received: Received[] = [];
   private readonly servers: net.Server[] = [];
   private readonly conns = new Set<net.Socket>();
+  /** connections accepted per socket, whether or not anything arrived on them */
+  readonly accepted: Record<Received["socket"], number> = { vmmd: 0, console: 0, stat: 0 };
   behaviour: Behaviour = defaultBehaviour;
 
   constructor(readonly tmpdir: string) {}
@@ -156,6 +158,7 @@ export class FakeDaemons {
 
   private async serve(c: net.Socket, kind: Received["socket"]): Promise<void> {
     this.conns.add(c);
+    this.accepted[kind]++;
     c.on("close", () => this.conns.delete(c));
     c.on("error", () => undefined);
     const reader = new ChunkReader(c, { maxChunk: 1 << 30 });
