@@ -43,22 +43,35 @@ function within<T>(p: Promise<T>, what: string, ms = 5000): Promise<T> {
   return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)))]).finally(() => clearTimeout(t));
 }
 
+type Listener = Awaited<ReturnType<typeof listener>>;
+
+/** A listener and a DaemonConnections for `body`, both closed afterwards. */
+async function withListener(body: (l: Listener, dc: DaemonConnections) => Promise<void>): Promise<void> {
+  const l = await listener();
+  const dc = new DaemonConnections();
+  try {
+    await body(l, dc);
+  } finally {
+    dc.close();
+    await l.close();
+  }
+}
+
 /** prepare() and wait until the spare has connected and the server has accepted it. */
-async function spareReady(dc: DaemonConnections, file: string, accepted: () => number, before: number): Promise<void> {
-  dc.prepare(file);
-  await until(() => accepted() > before, "the spare to be accepted");
+async function spareReady(dc: DaemonConnections, l: Listener): Promise<void> {
+  const before = l.conns.length;
+  dc.prepare(l.file);
+  await until(() => l.conns.length > before, "the spare to be accepted");
   await new Promise((r) => setTimeout(r, 10)); // its connect callback
 }
 
 describe("DaemonConnections", () => {
-  it("hands out the spare opened ahead, and connects afresh when there is none", async () => {
-    const l = await listener();
-    const dc = new DaemonConnections();
-    try {
+  it("hands out the spare opened ahead, and connects afresh when there is none", () =>
+    withListener(async (l, dc) => {
       const first = await dc.connect(l.file);
       assert.equal(dc.freshConnects, 1);
       await until(() => l.conns.length === 1, "the first connection");
-      await spareReady(dc, l.file, () => l.conns.length, 1);
+      await spareReady(dc, l);
       assert.equal(dc.spareCount, 1);
       // the request's bytes go to the connection the server accepted ahead of the request
       const second = await dc.connect(l.file);
@@ -75,17 +88,11 @@ describe("DaemonConnections", () => {
       assert.equal(await reply, "reply");
       first.destroy();
       second.destroy();
-    } finally {
-      dc.close();
-      await l.close();
-    }
-  });
+    }));
 
-  it("drops a spare the daemon closes (restart) and connects afresh", async () => {
-    const l = await listener();
-    const dc = new DaemonConnections();
-    try {
-      await spareReady(dc, l.file, () => l.conns.length, 0);
+  it("drops a spare the daemon closes (restart) and connects afresh", () =>
+    withListener(async (l, dc) => {
+      await spareReady(dc, l);
       l.conns[0]!.sock.destroy(); // the daemon goes away
       await until(() => dc.spareCount === 0, "the closed spare to be dropped");
       const s = await dc.connect(l.file);
@@ -93,28 +100,18 @@ describe("DaemonConnections", () => {
       assert.equal(dc.freshConnects, 1);
       await until(() => l.conns.length === 2, "the fresh connection");
       s.destroy();
-    } finally {
-      dc.close();
-      await l.close();
-    }
-  });
+    }));
 
-  it("drops a spare on which the daemon speaks first", async () => {
-    const l = await listener();
-    const dc = new DaemonConnections();
-    try {
-      await spareReady(dc, l.file, () => l.conns.length, 0);
+  it("drops a spare on which the daemon speaks first", () =>
+    withListener(async (l, dc) => {
+      await spareReady(dc, l);
       l.conns[0]!.sock.write("unsolicited");
       await within(l.conns[0]!.ended, "the spare to be closed"); // dropped means closed by us
       assert.equal(dc.spareCount, 0);
       const s = await dc.connect(l.file);
       assert.equal(dc.spareHits, 0);
       s.destroy();
-    } finally {
-      dc.close();
-      await l.close();
-    }
-  });
+    }));
 
   it("a spare to a socket nobody listens on is dropped; the request gets the connect error", async () => {
     const dc = new DaemonConnections();
@@ -126,12 +123,10 @@ describe("DaemonConnections", () => {
     dc.close();
   });
 
-  it("close() closes the spare and opens no more; spares: false never opens one", async () => {
-    const l = await listener();
-    const dc = new DaemonConnections();
-    const off = new DaemonConnections(false);
-    try {
-      await spareReady(dc, l.file, () => l.conns.length, 0);
+  it("close() closes the spare and opens no more; spares: false never opens one", () =>
+    withListener(async (l, dc) => {
+      const off = new DaemonConnections(false);
+      await spareReady(dc, l);
       dc.close();
       await within(l.conns[0]!.ended, "the spare to be closed");
       dc.prepare(l.file);
@@ -139,11 +134,8 @@ describe("DaemonConnections", () => {
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(l.conns.length, 1);
       assert.equal(dc.spareCount + off.spareCount, 0);
-    } finally {
       off.close();
-      await l.close();
-    }
-  });
+    }));
 });
 
 describe("endpoint: daemon connections opened ahead", () => {
