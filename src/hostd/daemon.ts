@@ -827,7 +827,7 @@ export class Hostd {
       const fin = await this.lock.acquire();
       fin();
       await this.runtimeWrites;
-      await this.spares.clear();
+      await this.spares.close();
       this.console?.close();
       this.stats?.close();
       for (const c of this.connections) c.destroy();

@@ -38,6 +38,7 @@ export async function ensureFifo(path: string, spares?: FifoSpares): Promise<Res
 export class FifoSpares {
   private readonly ready: string[] = [];
   private filling = false;
+  private closed = false;
   private counter = 0;
   constructor(
     private readonly dir: string,
@@ -51,6 +52,16 @@ export class FifoSpares {
     } catch {
       /* no directory: nothing to clear */
     }
+  }
+
+  /**
+   * No more spares: a refill under way stops (what it made is removed), later ones do not
+   * start, and the spares in the directory are removed (shutdown).
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.ready.length = 0;
+    await this.clear();
   }
 
   /** Rename a spare to `path` (true), or false if none is available. */
@@ -73,7 +84,7 @@ export class FifoSpares {
 
   /** Top the pool up in the background. */
   refill(): void {
-    if (this.filling || this.ready.length >= this.keep) return;
+    if (this.closed || this.filling || this.ready.length >= this.keep) return;
     this.filling = true;
     void (async () => {
       try {
@@ -81,6 +92,10 @@ export class FifoSpares {
           const p = join(this.dir, `.hostd-spare-${process.pid}-${this.counter++}`);
           const r = await execTool("mkfifo", ["-m", "0640", p]);
           if (r.code !== 0) break;
+          if (this.closed) {
+            rmSync(p, { force: true });
+            break;
+          }
           this.ready.push(p);
         }
       } finally {

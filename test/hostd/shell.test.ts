@@ -257,7 +257,18 @@ describe("FIFOs, tenders, spawn", () => {
     assert.deepEqual(await ensureFifo(join(fdir, ":x"), spares), { ok: true, value: { created: true } });
     assert.ok((await lstat(join(fdir, ":x"))).isFIFO());
     assert.equal((await lstat(join(fdir, ":x"))).mode & 0o777, 0o640);
+    // take() tops the pool up again a little later: wait for that (nothing may still be
+    // writing into the directory when the test's files are removed), then clear() removes
+    // the spare and only the spare
+    await waitFor("the pool topped up", async () => (await readdir(fdir)).some((f) => f.startsWith(".hostd-spare-")));
     await spares.clear();
+    assert.deepEqual(await readdir(fdir), [":x"]);
+    // closed: a refill under way or asked for later leaves nothing behind
+    const other = new FifoSpares(fdir, 1);
+    other.refill();
+    await other.close();
+    other.refill();
+    await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual(await readdir(fdir), [":x"]);
   });
 
