@@ -4,8 +4,8 @@
 // command; every other reply closes it), so a connection is never reused. It can be opened
 // ahead of time, though: after a request has been served by a socket, one spare connection
 // to that socket is opened in the background, and the next request takes it ready-made —
-// the connect, and the daemon's accept, are then off the request's path. On an idle
-// endpoint that is most of the daemon round trip that is not the daemon's own work.
+// the connect, and the daemon's accept, are then off the request's path (with one client at
+// a time, 3-5 % more connections per second in bench/endpoint.bench.ts on a 2-core VM).
 //
 // Nothing is written on a spare until the request that takes it has been authorised (the
 // endpoint only asks for a connection after its checks), so a spare is exactly the
@@ -54,9 +54,9 @@ export class DaemonConnections {
   /**
    * Open a spare connection to `file` in the background, unless there is one already. The
    * endpoint calls this when a request's exchange with the daemon is over; the connect
-   * itself waits for the next turn of the event loop (a timer): measured on the 2-core VM
-   * (bench/endpoint.bench.ts), connecting at once — while the daemon is still taking the
-   * finished connection down, or still answering — gains half as much.
+   * itself waits for the next turn of the event loop (a timer): measured on the 2-core VM,
+   * connecting at once — while the daemon is still taking the finished connection down, or
+   * still answering — gains less than half as much.
    */
   prepare(file: string): void {
     if (!this.useSpares || this.closed || this.spares.has(file) || this.pending.has(file)) return;
