@@ -20,7 +20,6 @@ import { connectUnix } from "../net/frames.js";
 
 interface Spare {
   readonly sock: net.Socket;
-  ready: boolean;
   /** removes the listeners that watch the idle spare */
   readonly unwatch: () => void;
 }
@@ -39,7 +38,8 @@ export class DaemonConnections {
   /** A connected socket to `file`: the spare if one is ready, else a fresh connection. */
   connect(file: string): Promise<net.Socket> {
     const spare = this.spares.get(file);
-    if (spare?.ready && !spare.sock.destroyed && spare.sock.writable) {
+    // (a spare still connecting is left for a later request)
+    if (spare && !spare.sock.connecting && !spare.sock.destroyed && spare.sock.writable) {
       this.spares.delete(file);
       spare.unwatch();
       // as connectUnix leaves its sockets: later errors are the reader's/writer's to see
@@ -68,27 +68,21 @@ export class DaemonConnections {
   }
 
   private open(file: string): void {
-    if (!this.useSpares || this.closed || this.spares.has(file)) return;
+    if (this.closed || this.spares.has(file)) return;
     const sock = net.createConnection({ path: file });
     const drop = (): void => {
       if (this.spares.get(file) === spare) this.spares.delete(file);
       sock.destroy();
     };
-    const onConnect = (): void => {
-      spare.ready = true;
-    };
     const spare: Spare = {
       sock,
-      ready: false,
       unwatch: () => {
-        sock.off("connect", onConnect);
         sock.off("data", drop);
         sock.off("end", drop);
         sock.off("close", drop);
         sock.off("error", drop);
       },
     };
-    sock.once("connect", onConnect);
     // (a data listener: the idle spare is read, so an EOF or unexpected bytes are noticed)
     sock.on("data", drop);
     sock.on("end", drop);

@@ -131,6 +131,9 @@ export interface EndpointOptions {
   readonly now?: () => Date;
 }
 
+/** the options with their defaults (those read once in the constructor left out) */
+type ResolvedOptions = Required<Omit<EndpointOptions, "now" | "logLevel" | "spareConnections">> & { now: () => Date };
+
 const SEVERITY: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
 const DEFAULTS = {
@@ -160,7 +163,7 @@ function peerOf(sock: net.Socket): string {
 export class Endpoint {
   readonly server: tls.Server;
   private readonly context: tls.SecureContext;
-  private readonly o: Required<Omit<EndpointOptions, "now" | "logLevel" | "spareConnections">> & { now: () => Date };
+  private readonly o: ResolvedOptions;
   /** whether debug / info lines are printed (see EndpointOptions.logLevel) */
   private readonly logs: { readonly debug: boolean; readonly info: boolean };
   /** upstream's global `command` counter: one per message sent to a daemon, from 0 */
@@ -182,7 +185,7 @@ export class Endpoint {
   readonly daemons: DaemonConnections;
 
   constructor(opts: EndpointOptions) {
-    this.o = { ...DEFAULTS, now: () => new Date(), ...opts } as Required<Omit<EndpointOptions, "now" | "logLevel" | "spareConnections">> & { now: () => Date };
+    this.o = { ...DEFAULTS, now: () => new Date(), ...opts } as ResolvedOptions;
     this.daemons = new DaemonConnections(opts.spareConnections ?? true);
     const least = SEVERITY[opts.logLevel ?? "debug"];
     this.logs = { debug: least <= SEVERITY.debug, info: least <= SEVERITY.info };
