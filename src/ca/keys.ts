@@ -285,8 +285,24 @@ export function isEncryptedPem(pem: string): boolean {
   return /-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(pem) || /Proc-Type:\s*4,ENCRYPTED/.test(pem);
 }
 
+/**
+ * Why `pem` cannot hold a private key, judged by its PEM block labels, or null when it has a
+ * `... PRIVATE KEY` block. Without this, OpenSSL only says `DECODER routines::unsupported`
+ * for the common mistake of giving a certificate (`foo.pem`) where its key (`foo.key`) belongs.
+ */
+export function notAPrivateKey(pem: string): string | null {
+  if (/^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/m.test(pem)) return null;
+  if (pem.trim() === "") return "not a private key (the file is empty)";
+  const label = /^-----BEGIN ([\x20-\x2c\x2e-\x7e]{1,64})-----/m.exec(pem)?.[1];
+  return label === undefined
+    ? "not a private key (no PEM block found); give the .key file"
+    : `not a private key (found a ${label} PEM block); give the .key file`;
+}
+
 /** Read a private key PEM (PKCS#8, encrypted PKCS#8, or traditional RSA/EC). */
 export function privateKeyFromPem(pem: string, password?: string): KeyObject {
+  const wrongKind = notAPrivateKey(pem);
+  if (wrongKind !== null) throw new KeyError(wrongKind);
   const encrypted = isEncryptedPem(pem);
   if (encrypted && (password === undefined || password === "")) throw new KeyError("the private key is encrypted, a password is needed");
   let key: KeyObject;
@@ -294,7 +310,9 @@ export function privateKeyFromPem(pem: string, password?: string): KeyObject {
     key = encrypted ? createPrivateKey({ key: pem, format: "pem", passphrase: password! }) : createPrivateKey({ key: pem, format: "pem" });
   } catch (e) {
     if (encrypted) throw new KeyError("cannot decrypt the private key (wrong password?)");
-    throw new KeyError(`cannot read the private key: ${oneLine(e)}`);
+    const why = oneLine(e);
+    // OpenSSL's text for a block it cannot decode names no block and no reason
+    throw new KeyError(`cannot read the private key: ${/DECODER routines::unsupported/.test(why) ? "its PRIVATE KEY block does not decode (damaged, or a key format other than PKCS#8 or traditional RSA/EC)" : why}`);
   }
   keyKind(key); // refuse unsupported types early
   return key;

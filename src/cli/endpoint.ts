@@ -128,6 +128,15 @@ function registerEndpoint(program: Command): void {
       const certPem = readFile(cert, "CERT");
       const keyPem = readFile(key, "KEY");
       const { certificatesFromPem } = await import("../ca/x509.js");
+      // The key is read as every key is (src/ca/keys.ts), so a wrong file is named as such
+      // ("not a private key (found a CERTIFICATE PEM block)") instead of by OpenSSL's decoder.
+      const { KeyError, privateKeyFromPem } = await import("../ca/keys.js");
+      try {
+        privateKeyFromPem(keyPem);
+      } catch (e) {
+        if (e instanceof KeyError) throw new CliError(`cannot set up TLS: ${key}: ${e.message}`, EXIT.INTERNAL);
+        throw e;
+      }
       let cas;
       try {
         cas = certificatesFromPem(caPem);

@@ -204,3 +204,28 @@ test("verify: the vectors inside their window, expired outside; bad input exits 
   assert.match(bad.stderr, /malformed certificate/);
   assert.equal((await cli(dir, "verify", "missing.pem", "--ca", ca)).code, 124);
 });
+
+test("a certificate given where a private key belongs: one line naming what the file holds", async () => {
+  const dir = tempDir();
+  assert.equal((await cli(dir, "generate", "ca", "db")).code, 0);
+  assert.equal((await cli(dir, "add-policy", "user", "4", "--mem", "256", "--csr")).code, 0);
+  const s = await cli(dir, "sign", "cacert.pem", "db", "cacert.pem", "user.req");
+  assert.equal(s.code, 124);
+  assert.equal(s.stderr, "dromedary: error while signing: cacert.pem: not a private key (found a CERTIFICATE PEM block); give the .key file\n");
+  assert.ok(!existsSync(join(dir, "user.pem")));
+  // the request itself is not a key either
+  const r = await cli(dir, "sign", "cacert.pem", "db", "user.req", "user.req");
+  assert.equal(r.code, 124);
+  assert.match(r.stderr, /^dromedary: error while signing: user\.req: not a private key \(found a CERTIFICATE REQUEST PEM block\); give the \.key file\n$/);
+  // an encrypted key without its password keeps its message
+  assert.equal((await openssl(dir, "genpkey", "-algorithm", "ed25519", "-aes256", "-pass", "pass:secret", "-out", "enc.key")).code, 0);
+  const e = await cli(dir, "sign", "cacert.pem", "db", "enc.key", "user.req");
+  assert.equal(e.code, 124);
+  assert.match(e.stderr, /enc\.key is encrypted: give --key-password-file/);
+  // and the right key signs
+  assert.equal((await cli(dir, "sign", "cacert.pem", "db", "ca.key", "user.req")).code, 0);
+  // a client signing its own leaf (--ca-key) reads the key the same way, before connecting
+  const i = await cli(dir, "info", "--ca", "user.pem", "--ca-key", "user.pem", "--server-ca", "cacert.pem", "-d", "127.0.0.1:1");
+  assert.equal(i.code, 124);
+  assert.equal(i.stderr, "dromedary: user.pem: not a private key (found a CERTIFICATE PEM block); give the .key file\n");
+});

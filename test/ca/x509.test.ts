@@ -3,6 +3,7 @@ import "reflect-metadata";
 import { SubjectKeyIdentifierExtension } from "@peculiar/x509";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
+import { createPublicKey } from "node:crypto";
 import { readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { OID, encodeCnName, hex } from "../../src/ca/asn1.js";
@@ -32,6 +33,7 @@ import {
   readSpki,
   serialFromRandom,
   subjectKeyId,
+  toPem,
 } from "../../src/ca/x509.js";
 import { buildCsr, csrToPem, parseCsr, parseCsrPem, CsrError } from "../../src/csr/csr.js";
 import { ext } from "../../src/ca/x509.js";
@@ -271,7 +273,25 @@ test("keys: small RSA and unknown curves are refused", async () => {
   const r2 = await openssl(dir, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:secp256k1", "-out", f);
   assert.equal(r2.code, 0);
   assert.throws(() => privateKeyFromPem(readFileSync(f, "utf8")), /unsupported elliptic curve secp256k1/);
-  assert.throws(() => privateKeyFromPem("garbage"), /cannot read the private key/);
+  assert.throws(() => privateKeyFromPem("garbage"), /^KeyError: not a private key \(no PEM block found\); give the \.key file$/);
+  assert.throws(() => privateKeyFromPem(""), /not a private key \(the file is empty\)/);
+  assert.throws(() => privateKeyFromPem("-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n"), /^KeyError: cannot read the private key: its PRIVATE KEY block does not decode/);
+});
+
+test("keys: a file that is not a private key says what it holds; one with a key after a certificate is read", async () => {
+  const n = await make({ profile: "root", cn: "ca" });
+  const certPem = toPem(n.der, "CERTIFICATE");
+  assert.throws(() => privateKeyFromPem(certPem), /^KeyError: not a private key \(found a CERTIFICATE PEM block\); give the \.key file$/);
+  const pub = createPublicKey(n.key).export({ type: "spki", format: "pem" }) as string;
+  assert.throws(() => privateKeyFromPem(pub), /not a private key \(found a PUBLIC KEY PEM block\)/);
+  // an encrypted key without its password keeps its own message
+  assert.throws(() => privateKeyFromPem(privateKeyToPem(n.key, "pw")), /encrypted, a password is needed/);
+  // a certificate and its key in one file: the key is found
+  assert.equal(keyMatchesCertificate(privateKeyFromPem(certPem + privateKeyToPem(n.key)), n.cert), true);
+  const dir = tempDir();
+  const f = join(dir, "ca.pem");
+  writeFileSync(f, certPem);
+  await assert.rejects(readPrivateKeyFile(f), (e: Error) => e.message === `${f}: not a private key (found a CERTIFICATE PEM block); give the .key file`);
 });
 
 test("CSRs: built like albatross', openssl verifies them and reads the extension; tampering is detected", async () => {

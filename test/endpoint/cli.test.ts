@@ -96,6 +96,18 @@ describe("dromedary endpoint: command line", () => {
     assert.match(r.stderr, /expect single ca as cacert/);
   });
 
+  it("a certificate as KEY: one line saying it is not a private key (125, as any TLS set-up failure)", async () => {
+    const r = await run(["endpoint", f["cacert.pem"]!, f["server.pem"]!, f["server.pem"]!, "--tmpdir", tmp]).done;
+    assert.equal(r.code, 125);
+    assert.equal(r.stderr, `dromedary: cannot set up TLS: ${f["server.pem"]}: not a private key (found a CERTIFICATE PEM block); give the .key file\n`);
+  });
+
+  it("`certificate` with the certificate as KEY: the same line (124)", async () => {
+    const c = await run(["certificate", f["foo.pem"]!, f["foo.pem"]!, "-d", "127.0.0.1:1", "--server-ca", f["cacert.pem"]!]).done;
+    assert.equal(c.code, 124);
+    assert.equal(c.stderr, `dromedary: ${f["foo.pem"]}: not a private key (found a CERTIFICATE PEM block); give the .key file\n`);
+  });
+
   it("a --tmpdir that does not exist (124)", async () => {
     const r = await run(["endpoint", f["cacert.pem"]!, f["server.pem"]!, f["server.key"]!, "--tmpdir", "/nonexistent/x"]).done;
     assert.equal(r.code, 124);
