@@ -10,7 +10,8 @@ import { decodeCertExtension } from "../commands/codec.js";
 import { DecodeError } from "../commands/der.js";
 import type { Policy } from "../commands/types.js";
 import { isSmaller } from "../policy/policy.js";
-import { deriveCommand, type Derived } from "../endpoint/chain.js";
+import { chainPolicies, deriveCommand, type Derived, type PolicyAt } from "../endpoint/chain.js";
+import type { Path } from "../policy/name.js";
 import { OID, bytesEqual, dnEquals, dnToString } from "./asn1.js";
 import { bytesKey, LruCache } from "../endpoint/lru.js";
 import { verifySignature, verifySignatureAsync } from "./keys.js";
@@ -92,6 +93,13 @@ export interface VerifyOptions {
    * idle one is faster inline (no hand-over to another thread). Default: inline.
    */
   readonly offload?: boolean;
+  /**
+   * The chain's first certificate is a delegation — an intermediate CA handed to a tenant,
+   * who signs leaves with it — instead of an end-entity certificate: it is checked by the
+   * rules for issuers (CA:TRUE, keyCertSign, path length counting the leaves it will sign),
+   * and the chain must leave room for those leaves under `maxLength`.
+   */
+  readonly delegation?: boolean;
 }
 
 /**
@@ -279,9 +287,14 @@ async function verify(
 ): Promise<ChainReport> {
   const maxLength = opts.maxLength ?? 10;
   const at = opts.at;
+  const delegation = opts.delegation ?? false;
   if (certs.length === 0) return { ok: false, links: [], problems: ["empty chain"], anchor: null };
   const problems: string[] = [];
-  if (certs.length >= maxLength) problems.push(`certificate chain too long (${certs.length} certificates, at most ${maxLength - 1})`);
+  if (!delegation && certs.length >= maxLength) problems.push(`certificate chain too long (${certs.length} certificates, at most ${maxLength - 1})`);
+  // (a delegation's leaves are presented with the whole chain: one more certificate)
+  if (delegation && certs.length + 1 >= maxLength) {
+    problems.push(`certificate chain too long for a delegation (${certs.length} certificates and the leaves it signs, at most ${maxLength - 2} and the leaves)`);
+  }
   problems.push(...anchorProblems);
   // Signatures on CA certificates may come from the memo; the leaf's never does.
   const memo = opts.signatures;
@@ -317,8 +330,10 @@ async function verify(
     const ps = links[i]!.problems;
     const v = validityProblem(c, at);
     if (v) ps.push(v);
-    // intermediates below this one (pathLen counts non-self-issued intermediates)
-    if (i === 0) ps.push(...leafProblems(c));
+    // intermediates below this one (pathLen counts non-self-issued intermediates); below a
+    // delegation come its leaves, so the delegation itself counts as an intermediate
+    if (delegation) ps.push(...caProblems(c, i));
+    else if (i === 0) ps.push(...leafProblems(c));
     else ps.push(...caProblems(c, i - 1));
     if (i + 1 < certs.length) {
       const issuer = certs[i + 1]!;
@@ -354,24 +369,55 @@ async function verify(
 
 // --- albatross on top of X.509: what `dromedary verify` checks ---------------------------
 
+/** What a delegation grants: the path its leaves are named under, and the policies on it. */
+export interface Delegated {
+  readonly path: Path;
+  /** deepest (the delegation's own) first, as Derived.policies */
+  readonly policies: PolicyAt[];
+}
+
 export interface AlbatrossReport extends ChainReport {
-  /** the endpoint's reading of the chain, when it succeeds */
+  /** how the chain's first certificate was checked (see isDelegation) */
+  readonly kind: "leaf" | "delegation";
+  /** a leaf: the endpoint's reading of the chain, when it succeeds */
   readonly derived: Derived | null;
+  /** a delegation: what it grants, when the chain reads as one */
+  readonly delegated: Delegated | null;
+}
+
+/**
+ * Is `c` a delegation — what `sign` makes of an `add-policy --csr` request: a CA certificate
+ * (basicConstraints CA:TRUE) whose albatross extension adds a policy? Anything else at the
+ * head of a chain is checked as a leaf (a CA carrying a command stays "end-entity
+ * certificate is a CA", as the endpoint sees it).
+ */
+export function isDelegation(c: ParsedCertificate): boolean {
+  try {
+    if (!basicConstraints(c)?.ca) return false;
+    const v = albatrossExtension(c);
+    return v !== undefined && decodeCertExtension(v).command.kind === "policy-add";
+  } catch {
+    return false;
+  }
 }
 
 /**
  * verifyChain plus the albatross rules: every albatross extension decodes, each delegated
  * policy fits into the one above it (reported on the link that widens), and the endpoint's
- * derivation (wire.md §11) succeeds.
+ * derivation (wire.md §11) succeeds. A chain headed by a delegation (isDelegation) is
+ * checked as one: its head by the issuer rules, its own policy within those above it, and
+ * its path and policies read as the endpoint will read them for the leaves it signs.
  */
 export async function verifyAlbatrossChain(
   chain: readonly X509Certificate[],
   anchors: readonly X509Certificate[],
   opts: VerifyOptions,
 ): Promise<AlbatrossReport> {
-  const base = await verifyChain(chain, anchors, opts);
-  const problems = [...base.problems];
   const certs = chain.map(tryParse);
+  const head = certs[0];
+  const kind = head !== undefined && typeof head !== "string" && isDelegation(head) ? "delegation" : "leaf";
+  const base = await verifyChain(chain, anchors, { ...opts, delegation: kind === "delegation" });
+  const problems = [...base.problems];
   let linkLevel = false;
   // [link index, path-less policy] for policy-carrying CAs, leaf side first
   const delegated: Array<{ index: number; policy: Policy }> = [];
@@ -382,7 +428,7 @@ export async function verifyAlbatrossChain(
     if (v === undefined) continue;
     try {
       const e = decodeCertExtension(v);
-      if (i > 0 && e.command.kind === "policy-add") delegated.push({ index: i, policy: e.command.policy });
+      if ((i > 0 || kind === "delegation") && e.command.kind === "policy-add") delegated.push({ index: i, policy: e.command.policy });
     } catch (e) {
       base.links[i]!.problems.push(`albatross extension does not decode: ${e instanceof DecodeError ? e.reason : (e as Error).message}`);
       linkLevel = true;
@@ -397,9 +443,17 @@ export async function verifyAlbatrossChain(
     }
   }
   let derived: Derived | null = null;
-  const d = deriveCommand(chain);
-  if (d.ok) derived = d.value;
-  else if (!linkLevel) problems.push(`albatross: ${d.error}`);
+  let granted: Delegated | null = null;
+  if (kind === "leaf") {
+    const d = deriveCommand(chain);
+    if (d.ok) derived = d.value;
+    else if (!linkLevel) problems.push(`albatross: ${d.error}`);
+  } else if (certs.every((c) => typeof c !== "string")) {
+    // (an unreadable certificate is already a problem of its link)
+    const d = chainPolicies(certs as ParsedCertificate[]);
+    if (d.ok) granted = d.value;
+    else if (!linkLevel) problems.push(`albatross: ${d.error}`);
+  }
   const ok = problems.length === 0 && base.links.every((l) => l.problems.length === 0);
-  return { ...base, ok, problems, derived };
+  return { ...base, ok, problems, kind, derived, delegated: granted };
 }

@@ -7,11 +7,14 @@ import { join } from "node:path";
 import { AuthorityError, generate, sign } from "../ca/authority.js";
 import { KEY_TYPES, parseKeyType, type KeyType } from "../ca/keys.js";
 import { PasswordError, existingKeyPassword, newKeyPassword } from "../ca/password.js";
-import { verifyAlbatrossChain } from "../ca/verify.js";
+import { verifyAlbatrossChain, type AlbatrossReport } from "../ca/verify.js";
 import { CertificateError, certificatesFromPem } from "../ca/x509.js";
 import { describeCommand } from "../commands/render.js";
-import { nameToString } from "../policy/name.js";
+import { toJson } from "../commands/show.js";
+import type { PolicyAt } from "../endpoint/chain.js";
+import { nameToString, pathToString } from "../policy/name.js";
 import { formatPolicy } from "../policy/policy.js";
+import { commandJson } from "./jsonview.js";
 import { CliError, EXIT } from "./output.js";
 
 function intArg(what: string) {
@@ -65,7 +68,8 @@ export function registerCertCommands(program: Command): void {
     .addOption(keyTypeOption())
     .option("--key-password-file <file>", "encrypt the new CA key (AES-256) with the password in this file; on a terminal you are asked instead")
     .option("--overwrite", "replace existing cacert.pem / SNAME.pem")
-    .action(async (name: string, db: string, o: { days: number; server: string; serverDays: number; keyType: string; keyPasswordFile?: string; overwrite?: boolean }) => {
+    .option("--json", "print the result as one JSON object")
+    .action(async (name: string, db: string, o: { days: number; server: string; serverDays: number; keyType: string; keyPasswordFile?: string; overwrite?: boolean; json?: boolean }) => {
       await guard("error while generating", async () => {
         const caKey = join(".", `${name}.key`);
         const keyPassword = (await keyExists(caKey))
@@ -81,6 +85,11 @@ export function registerCertCommands(program: Command): void {
           ...(keyPassword === undefined ? {} : { keyPassword }),
           overwrite: Boolean(o.overwrite),
         });
+        if (o.json) {
+          const { caKeyFile: caKey, caCertFile: caCert, serverKeyFile: serverKey, serverCertFile: serverCert, createdKeys, serverSerial } = r;
+          process.stdout.write(`${JSON.stringify({ event: "generated", ca: name, caKey, caCert, server: o.server, serverKey, serverCert, serverSerial, db, createdKeys })}\n`);
+          return;
+        }
         for (const k of r.createdKeys) process.stdout.write(`created key ${k}\n`);
         process.stdout.write(`wrote ${r.caCertFile} (CA ${name}) and ${r.serverCertFile} (serial ${r.serverSerial}, recorded in ${db})\n`);
       });
@@ -96,7 +105,8 @@ export function registerCertCommands(program: Command): void {
     .option("--days <n>", "validity in days (default: 365 for CA and server certificates, 1 for command certificates)", intArg("--days"))
     .option("--key-password-file <file>", "password of an encrypted CA key; on a terminal you are asked instead")
     .option("--overwrite", "replace an existing <CN>.pem")
-    .action(async (cacert: string, db: string, key: string, csr: string, o: { days?: number; keyPasswordFile?: string; overwrite?: boolean }) => {
+    .option("--json", "print the result as one JSON object (warnings also go to standard error)")
+    .action(async (cacert: string, db: string, key: string, csr: string, o: { days?: number; keyPasswordFile?: string; overwrite?: boolean; json?: boolean }) => {
       await guard("error while signing", async () => {
         const keyPassword = await existingKeyPassword(o.keyPasswordFile, key);
         const r = await sign({
@@ -109,6 +119,12 @@ export function registerCertCommands(program: Command): void {
           overwrite: Boolean(o.overwrite),
         });
         for (const w of r.warnings) process.stderr.write(`dromedary: [WARNING] ${w}\n`);
+        if (o.json) {
+          const { certFile: certificate, profile, subject, serial, notAfter, chainLength, warnings } = r;
+          const command = r.command === undefined ? null : commandJson(r.command);
+          process.stdout.write(`${JSON.stringify({ event: "signed", profile, certificate, subject, serial, notAfter, chainLength, db, command, warnings })}\n`);
+          return;
+        }
         const what = r.profile === "intermediate" ? "CA certificate" : r.profile === "leaf" ? "command certificate" : "server certificate";
         process.stdout.write(`signed ${what} for ${r.subject}${r.command ? ` (${describeCommand(r.command)})` : ""}, serial ${r.serial}, valid until ${r.notAfter.toISOString()}\n`);
         process.stdout.write(`wrote ${r.certFile} (${r.chainLength} certificate${r.chainLength > 1 ? "s" : ""})\n`);
@@ -117,11 +133,12 @@ export function registerCertCommands(program: Command): void {
 
   program
     .command("verify")
-    .description("verify a certificate chain offline, as the TLS endpoint would, and show what it grants")
-    .argument("<CHAIN>", "PEM file, leaf first (as written by sign)")
+    .description("verify a certificate chain offline, as the TLS endpoint would, and show what it grants: a command certificate (leaf) or a delegation (an intermediate CA made by add-policy --csr and sign)")
+    .argument("<CHAIN>", "PEM file, leaf or delegation first (as written by sign)")
     .option("--ca <file>", "trusted CA certificate(s)", "cacert.pem")
     .option("--at <time>", "verify at this time (RFC 3339) instead of now")
-    .action(async (chainFile: string, o: { ca: string; at?: string }) => {
+    .option("--json", "print the result as one JSON object")
+    .action(async (chainFile: string, o: { ca: string; at?: string; json?: boolean }) => {
       const at = o.at === undefined ? new Date() : parseTime(o.at);
       const read = async (f: string) => {
         let text: string;
@@ -142,20 +159,62 @@ export function registerCertCommands(program: Command): void {
       const chain = await read(chainFile);
       const anchors = await read(o.ca);
       const r = await verifyAlbatrossChain(chain, anchors, { at });
-      const out: string[] = [];
-      for (const l of r.links) {
-        if (l.problems.length === 0) out.push(`${l.subject}: ok`);
-        else for (const p of l.problems) out.push(`${l.subject}: ${p}`);
-      }
-      for (const p of r.problems) out.push(p);
-      if (r.anchor) out.push(`trusted CA: ${r.anchor}`);
-      if (r.derived) {
-        out.push(`name: ${nameToString(r.derived.name)}`);
-        for (const p of r.derived.policies) out.push(`policy ${p.path.join(":")}: ${formatPolicy(p.policy)}`);
-        out.push(`command: ${describeCommand(r.derived.command)}`);
-      }
-      out.push(r.ok ? "chain ok" : "chain NOT valid");
-      process.stdout.write(out.join("\n") + "\n");
+      process.stdout.write(o.json ? `${JSON.stringify(verifyJson(chainFile, at, r))}\n` : verifyText(r));
       if (!r.ok) process.exitCode = EXIT.CHAIN_INVALID;
     });
+}
+
+/** The first problem of a report, as one line (`CN=sub: policy wider than ...`), or null. */
+export function firstProblem(r: AlbatrossReport): string | null {
+  for (const l of r.links) if (l.problems.length > 0) return `${l.subject}: ${l.problems[0]}`;
+  return r.problems[0] ?? null;
+}
+
+const policyLines = (policies: readonly PolicyAt[]): string[] => policies.map((p) => `policy ${pathToString(p.path)}: ${formatPolicy(p.policy)}`);
+
+/**
+ * `verify`'s report: a line per problem of each certificate (or `ok`), the chain's own
+ * problems, the trust anchor, then what the chain grants, and the verdict. A leaf's verdict
+ * is `chain ok` / `chain NOT valid`; a delegation's `delegation ok` / `delegation NOT
+ * valid: <its first problem>`.
+ */
+export function verifyText(r: AlbatrossReport): string {
+  const out: string[] = [];
+  for (const l of r.links) {
+    if (l.problems.length === 0) out.push(`${l.subject}: ok`);
+    else for (const p of l.problems) out.push(`${l.subject}: ${p}`);
+  }
+  for (const p of r.problems) out.push(p);
+  if (r.anchor) out.push(`trusted CA: ${r.anchor}`);
+  if (r.derived) {
+    out.push(`name: ${nameToString(r.derived.name)}`);
+    out.push(...policyLines(r.derived.policies));
+    out.push(`command: ${describeCommand(r.derived.command)}`);
+  }
+  if (r.delegated) {
+    out.push(`delegation: ${pathToString(r.delegated.path)} (an intermediate CA: the leaves it signs are named ${pathToString(r.delegated.path)}:<name>)`);
+    out.push(...policyLines(r.delegated.policies));
+  }
+  if (r.kind === "leaf") out.push(r.ok ? "chain ok" : "chain NOT valid");
+  else out.push(r.ok ? "delegation ok" : `delegation NOT valid: ${firstProblem(r)}`);
+  return `${out.join("\n")}\n`;
+}
+
+const policiesJson = (policies: readonly PolicyAt[]): unknown[] => policies.map((p) => ({ path: pathToString(p.path), policy: toJson(p.policy) }));
+
+/**
+ * `verify --json`: one object. `kind` leaf or delegation, `ok`, `reason` (the first
+ * problem, null when ok), every link with its problems, the anchor, and what is granted:
+ * a leaf's `name`, `policies`, `command` (its image summarised); a delegation's `path` and
+ * `policies` (deepest first). Numbers as in every --json output (src/commands/show.ts).
+ */
+export function verifyJson(chainFile: string, at: Date, r: AlbatrossReport): unknown {
+  const links = r.links.map((l) => ({ subject: l.subject, issuer: l.issuer, notBefore: l.notBefore ?? null, notAfter: l.notAfter ?? null, problems: l.problems }));
+  const granted =
+    r.derived !== null
+      ? { name: nameToString(r.derived.name), policies: policiesJson(r.derived.policies), command: commandJson(r.derived.command) }
+      : r.delegated !== null
+        ? { path: pathToString(r.delegated.path), policies: policiesJson(r.delegated.policies) }
+        : {};
+  return toJson({ event: "verified", file: chainFile, at, kind: r.kind, ok: r.ok, reason: firstProblem(r), links, problems: r.problems, anchor: r.anchor, ...granted });
 }

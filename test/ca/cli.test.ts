@@ -7,7 +7,9 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeCommandRequest } from "../../src/csr/request.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { VECTORS, cli, openssl, tempDir } from "./helpers.js";
+import { readPrivateKeyFile } from "../../src/ca/keys.js";
+import { certificatesFromPem, toPem } from "../../src/ca/x509.js";
+import { VECTORS, cli, make, openssl, policy, tempDir, type Node } from "./helpers.js";
 
 const pems = (f: string) => (readFileSync(f, "utf8").match(/-----BEGIN CERTIFICATE-----/g) ?? []).length;
 
@@ -228,4 +230,113 @@ test("a certificate given where a private key belongs: one line naming what the 
   const i = await cli(dir, "info", "--ca", "user.pem", "--ca-key", "user.pem", "--server-ca", "cacert.pem", "-d", "127.0.0.1:1");
   assert.equal(i.code, 124);
   assert.equal(i.stderr, "dromedary: user.pem: not a private key (found a CERTIFICATE PEM block); give the .key file\n");
+});
+
+test("verify of a delegation (add-policy --csr + sign): what it grants, exit 0; widened, foreign, expired exit 116 with the reason", async () => {
+  const dir = tempDir();
+  assert.equal((await cli(dir, "generate", "ca", "db")).code, 0);
+  assert.equal((await cli(dir, "add-policy", "user", "16", "--mem", "1024", "--cpu", "0", "--cpu", "1", "--bridge", "br0", "--csr")).code, 0);
+  assert.equal((await cli(dir, "sign", "cacert.pem", "db", "ca.key", "user.req")).code, 0);
+  const v = await cli(dir, "verify", "user.pem", "--ca", "cacert.pem");
+  assert.equal(v.code, 0, v.stdout + v.stderr);
+  assert.equal(
+    v.stdout,
+    "CN=user: ok\ntrusted CA: CN=ca\n" +
+      "delegation: user (an intermediate CA: the leaves it signs are named user:<name>)\n" +
+      "policy user: policy: 16 unikernels 0,1 CPUids 1024 MB memory no block, bridges: br0\n" +
+      "delegation ok\n",
+  );
+  // one level deeper, signed by the tenant: the path and both policies
+  assert.equal((await cli(dir, "add-policy", "sub", "4", "--mem", "512", "--cpu", "1", "--bridge", "br0", "--block", "100", "--csr")).code, 0);
+  const s = await cli(dir, "sign", "user.pem", "db", "user.key", "sub.req");
+  assert.equal(s.code, 124); // user has no block storage to hand on
+  assert.equal((await cli(dir, "add-policy", "sub", "4", "--mem", "512", "--cpu", "1", "--bridge", "br0", "--csr")).code, 0);
+  assert.equal((await cli(dir, "sign", "user.pem", "db", "user.key", "sub.req")).code, 0);
+  const d = await cli(dir, "verify", "sub.pem", "--ca", "cacert.pem");
+  assert.equal(d.code, 0, d.stdout);
+  assert.match(d.stdout, /^CN=sub: ok\nCN=user: ok\ntrusted CA: CN=ca\ndelegation: user:sub \(.*\)\npolicy user:sub: policy: 4 unikernels 1 CPUids 512 MB memory no block, bridges: br0\npolicy user: policy: 16 unikernels .*\ndelegation ok\n$/);
+
+  // widened below user (sign refuses that, so issued directly)
+  const userPem = readFileSync(join(dir, "user.pem"), "utf8");
+  const user: Node = { cn: "user", key: await readPrivateKeyFile(join(dir, "user.key")), cert: certificatesFromPem(userPem)[0]!, der: new Uint8Array() };
+  const wide = await make({ profile: "intermediate", cn: "wide", issuer: user, policy: policy({ unikernels: 32n, cpuids: [0], bridges: ["br0"], memory: 512 }) });
+  writeFileSync(join(dir, "wide.pem"), toPem(wide.der, "CERTIFICATE") + userPem);
+  const w = await cli(dir, "verify", "wide.pem", "--ca", "cacert.pem");
+  assert.equal(w.code, 116, w.stdout);
+  assert.match(w.stdout, /\ndelegation NOT valid: CN=wide: policy wider than the one above it: policy above allows 16 unikernels, which is fewer than 32\n$/);
+  // expired (--at after its year)
+  const e = await cli(dir, "verify", "user.pem", "--ca", "cacert.pem", "--at", new Date(Date.now() + 400 * 86400_000).toISOString().slice(0, 10));
+  assert.equal(e.code, 116);
+  assert.match(e.stdout, /\ndelegation NOT valid: CN=user: expired \(valid until \S+\)\n$/);
+  // another CA of the same name
+  const other = tempDir();
+  assert.equal((await cli(other, "generate", "ca", "db")).code, 0);
+  const f = await cli(dir, "verify", "user.pem", "--ca", join(other, "cacert.pem"));
+  assert.equal(f.code, 116);
+  assert.match(f.stdout, /\ndelegation NOT valid: CN=user: invalid signature \(not signed by the trusted CA CN=ca\)\n$/);
+
+  // --json: one object, numbers as numbers
+  const j = await cli(dir, "verify", "sub.pem", "--ca", "cacert.pem", "--json");
+  assert.equal(j.code, 0);
+  assert.equal(j.stdout.trim().split("\n").length, 1);
+  const o = JSON.parse(j.stdout) as Record<string, unknown>;
+  assert.equal(o["kind"], "delegation");
+  assert.equal(o["ok"], true);
+  assert.equal(o["reason"], null);
+  assert.equal(o["path"], "user:sub");
+  assert.equal(o["anchor"], "CN=ca");
+  assert.deepEqual(o["policies"], [
+    { path: "user:sub", policy: { unikernels: 4, cpuids: [1], memory: 512, bridges: ["br0"] } },
+    { path: "user", policy: { unikernels: 16, cpuids: [0, 1], memory: 1024, bridges: ["br0"] } },
+  ]);
+  assert.deepEqual((o["links"] as Array<{ subject: string; problems: string[] }>).map((l) => [l.subject, l.problems]), [["CN=sub", []], ["CN=user", []]]);
+  const jw = JSON.parse((await cli(dir, "verify", "wide.pem", "--ca", "cacert.pem", "--json")).stdout) as Record<string, unknown>;
+  assert.equal(jw["ok"], false);
+  assert.equal(jw["reason"], "CN=wide: policy wider than the one above it: policy above allows 16 unikernels, which is fewer than 32");
+});
+
+test("--json on generate, sign and verify (a leaf): one object each", async () => {
+  const dir = tempDir();
+  const g = await cli(dir, "generate", "ca", "db", "--json");
+  assert.equal(g.code, 0, g.stderr);
+  const go = JSON.parse(g.stdout) as Record<string, unknown>;
+  assert.deepEqual({ ...go, serverSerial: null }, {
+    event: "generated", ca: "ca", caKey: "ca.key", caCert: "cacert.pem", server: "server", serverKey: "server.key", serverCert: "server.pem",
+    serverSerial: null, db: "db", createdKeys: ["ca.key", "server.key"],
+  });
+  assert.match(go["serverSerial"] as string, /^[0-9a-f]+$/);
+  assert.equal(readFileSync(join(dir, "db"), "utf8"), `${go["serverSerial"]} server\n`);
+  assert.equal((await cli(dir, "add-policy", "user", "16", "--mem", "1024", "--csr")).code, 0);
+  const s = await cli(dir, "sign", "cacert.pem", "db", "ca.key", "user.req", "--json");
+  assert.equal(s.code, 0, s.stderr);
+  assert.equal(s.stdout.trim().split("\n").length, 1);
+  const so = JSON.parse(s.stdout) as Record<string, unknown>;
+  assert.equal(so["event"], "signed");
+  assert.equal(so["profile"], "intermediate");
+  assert.equal(so["certificate"], "user.pem");
+  assert.equal(so["subject"], "user");
+  assert.equal(so["chainLength"], 1);
+  assert.deepEqual(so["command"], { kind: "policy-add", policy: { unikernels: 16, cpuids: [0], memory: 1024, bridges: [] } });
+  assert.deepEqual(so["warnings"], []);
+  assert.ok(new Date(so["notAfter"] as string).getTime() > Date.now() + 364 * 86400_000);
+  assert.equal(readFileSync(join(dir, "db"), "utf8").split("\n")[1], `${so["serial"]} user`);
+
+  await createCsr(dir, "hello", buildSolo5Elf({ target: "hvt", devices: [] }).bytes);
+  const l = JSON.parse((await cli(dir, "sign", "user.pem", "db", "user.key", "hello.req", "--json")).stdout) as Record<string, unknown>;
+  assert.equal(l["profile"], "leaf");
+  assert.equal(l["chainLength"], 2);
+  const cmd = l["command"] as { kind: string; config: { image: { bytes: number; sha256: string } } };
+  assert.equal(cmd.kind, "unikernel-create");
+  assert.match(cmd.config.image.sha256, /^[0-9a-f]{64}$/);
+  const v = await cli(dir, "verify", "hello.pem", "--json");
+  assert.equal(v.code, 0, v.stdout);
+  const vo = JSON.parse(v.stdout) as Record<string, unknown>;
+  assert.equal(vo["kind"], "leaf");
+  assert.equal(vo["ok"], true);
+  assert.equal(vo["name"], "user:hello");
+  assert.equal((vo["command"] as { kind: string }).kind, "unikernel-create");
+  // an invalid leaf: ok false and its reason, exit 116
+  const late = await cli(dir, "verify", "hello.pem", "--json", "--at", new Date(Date.now() + 3 * 86400_000).toISOString());
+  assert.equal(late.code, 116);
+  assert.match((JSON.parse(late.stdout) as { reason: string }).reason, /^CN=hello: expired/);
 });

@@ -193,3 +193,66 @@ test("chains made by openssl: accepted with SHA-256, SHA-1 signatures refused", 
     assert.deepEqual(r.links[0]!.problems, expect === null ? [] : [expect], digest);
   }
 });
+
+test("a delegation (intermediate CA with a policy) at the head of a chain is checked as one", async () => {
+  const root = await make({ profile: "root", cn: "root" });
+  const user = await make({ profile: "intermediate", cn: "user", issuer: root, policy: policy({ unikernels: 16n }) });
+  const sub = await make({ profile: "intermediate", cn: "sub", issuer: user, policy: policy({ unikernels: 4n, cpuids: [1], bridges: [] }) });
+  const r = await verifyAlbatrossChain([sub.cert, user.cert], [root.cert], { at: now });
+  assert.ok(r.ok, problems(r).join("; "));
+  assert.equal(r.kind, "delegation");
+  assert.equal(r.derived, null);
+  assert.deepEqual(r.delegated, {
+    path: ["user", "sub"],
+    policies: [
+      { path: ["user", "sub"], policy: policy({ unikernels: 4n, cpuids: [1], bridges: [] }) },
+      { path: ["user"], policy: policy({ unikernels: 16n }) },
+    ],
+  });
+  // the same certificate through plain X.509 rules for an end entity is refused
+  assert.deepEqual((await verifyChain([sub.cert, user.cert], [root.cert], { at: now })).links[0]!.problems, ["end-entity certificate is a CA (basicConstraints CA:TRUE)"]);
+  // ... and as an issuer it is fine
+  assert.ok((await verifyChain([sub.cert, user.cert], [root.cert], { at: now, delegation: true })).ok);
+
+  // its own policy wider than the one above: reported on the delegation itself
+  const wide = await make({ profile: "intermediate", cn: "sub", issuer: user, policy: policy({ unikernels: 32n }) });
+  const w = await verifyAlbatrossChain([wide.cert, user.cert], [root.cert], { at: now });
+  assert.equal(w.ok, false);
+  assert.equal(w.kind, "delegation");
+  assert.deepEqual(w.links.map((l) => l.problems), [["policy wider than the one above it: policy above allows 16 unikernels, which is fewer than 32"], []]);
+  // expired, and issued by another CA
+  const old = await make({ profile: "intermediate", cn: "user", issuer: root, policy: policy(), now: new Date(now.getTime() - 3 * 86400_000), seconds: 86400 });
+  assert.match((await verifyAlbatrossChain([old.cert], [root.cert], { at: now })).links[0]!.problems[0]!, /^expired \(valid until /);
+  const other = await make({ profile: "root", cn: "other" });
+  const foreign = await make({ profile: "intermediate", cn: "user", issuer: other, policy: policy() });
+  const f = await verifyAlbatrossChain([foreign.cert], [root.cert], { at: now });
+  assert.equal(f.kind, "delegation");
+  assert.deepEqual(f.links[0]!.problems, ["not issued by a trusted CA (issuer CN=other)"]);
+  // a delegation whose label is not one: the endpoint's reading fails
+  const bad = await make({ profile: "intermediate", cn: "no/slash", issuer: root, policy: policy() });
+  const b = await verifyAlbatrossChain([bad.cert], [root.cert], { at: now });
+  assert.equal(b.ok, false);
+  assert.equal(b.delegated, null);
+  assert.match(b.problems[0]!, /^albatross: /);
+});
+
+test("a CA carrying a command is not a delegation; a delegation leaves room for its leaves in the chain", async () => {
+  const root = await make({ profile: "root", cn: "root" });
+  const caLeaf = await make({ profile: "intermediate", cn: "foo", issuer: root, command: consoleCmd });
+  const r = await verifyAlbatrossChain([caLeaf.cert], [root.cert], { at: now });
+  assert.equal(r.kind, "leaf");
+  assert.deepEqual(r.links[0]!.problems, ["end-entity certificate is a CA (basicConstraints CA:TRUE)"]);
+  // 9 CAs: a leaf under the first would make 10 certificates, which the endpoint refuses
+  let issuer = root;
+  const chain = [];
+  for (let i = 0; i < 9; i++) {
+    issuer = await make({ profile: "intermediate", cn: `l${i}`, issuer, policy: policy() });
+    chain.unshift(issuer.cert);
+  }
+  const long = await verifyAlbatrossChain(chain, [root.cert], { at: now });
+  assert.equal(long.kind, "delegation");
+  assert.deepEqual(long.problems, ["certificate chain too long for a delegation (9 certificates and the leaves it signs, at most 8 and the leaves)"]);
+  const fits = await verifyAlbatrossChain(chain.slice(1), [root.cert], { at: now });
+  assert.ok(fits.ok, problems(fits).join("; "));
+  assert.equal(fits.delegated?.path.length, 8);
+});
