@@ -1,6 +1,6 @@
 // The daemon subcommands: `dromedary hostd` (albatrossd, daemon.md §2) and
 // `dromedary console-daemon` (albatross-console, registered by console-daemon.ts).
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { registerConsoleDaemonCommand } from "./console-daemon.js";
 import { existingDir, parseMaxFrame, systemdListenFd } from "./options.js";
 import { EXIT } from "./output.js";
@@ -8,6 +8,15 @@ import { DEFAULT_MAX_FRAME } from "../hostd/frames.js";
 
 export const DEFAULT_HOSTD_TMPDIR = "/run/albatross";
 export const DEFAULT_DBDIR = "/var/lib/albatross";
+/** `--console-timeout`: seconds hostd waits at start-up for the console daemon's socket */
+export const DEFAULT_CONSOLE_TIMEOUT = 30;
+const MAX_CONSOLE_TIMEOUT = 3600;
+
+function parseConsoleTimeout(v: string): number {
+  const n = /^[0-9]+(\.[0-9]+)?$/.test(v) ? Number(v) : NaN;
+  if (!(n >= 0 && n <= MAX_CONSOLE_TIMEOUT)) throw new InvalidArgumentError(`invalid value '${v}', expected 0 to ${MAX_CONSOLE_TIMEOUT} seconds`);
+  return n;
+}
 
 
 
@@ -17,6 +26,7 @@ interface HostdFlags {
   dropPath: boolean;
   systemdSocketActivation?: boolean;
   maxFrame: number;
+  consoleTimeout: number;
   verbose?: boolean;
   quiet?: boolean;
 }
@@ -30,6 +40,12 @@ export function registerHostdCommand(program: Command): void {
     .option("--no-drop-path", "pass the full name (foo:bar) as --name= argument instead of the label")
     .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
     .option("--max-frame <BYTES>", "largest accepted frame (an image travels in one frame)", parseMaxFrame, DEFAULT_MAX_FRAME)
+    .option(
+      "--console-timeout <SECONDS>",
+      `at start-up, wait this long (at most ${MAX_CONSOLE_TIMEOUT}) for the console daemon (dromedary console-daemon) to listen, retrying with pauses growing to 1 s; 0: fail at once, as albatrossd`,
+      parseConsoleTimeout,
+      DEFAULT_CONSOLE_TIMEOUT,
+    )
     .option("-v, --verbose", "log debug messages")
     .option("-q, --quiet", "log only warnings and errors")
     .action(async (flags: HostdFlags) => {
@@ -44,6 +60,7 @@ export function registerHostdCommand(program: Command): void {
           dropPath: flags.dropPath,
           ...(flags.systemdSocketActivation ? { listenFd: systemdListenFd() } : {}),
           maxFrame: flags.maxFrame,
+          consoleTimeoutMs: flags.consoleTimeout * 1000,
           verbose: flags.verbose === true,
           quiet: flags.quiet === true,
         });

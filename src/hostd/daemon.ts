@@ -8,7 +8,7 @@ import { performance } from "node:perf_hooks";
 import { decodeState, decodeWire, encodeState, encodeWire } from "../commands/codec.js";
 import type { Header, Policy, UnikernelConfig, Wire } from "../commands/types.js";
 import { nameToString, type Name } from "../policy/name.js";
-import { connectUnix } from "../net/frames.js";
+import { connectUnix, connectUnixPatiently } from "../net/frames.js";
 import { emptyResources, insertBlock } from "../policy/resources.js";
 import { tenderCommandLine, tenderNotFound, parseTenderVersion, guestNameArg } from "../solo5/tender.js";
 import {
@@ -79,6 +79,8 @@ export interface HostdOptions {
   readonly maxFrame: number;
   /** default `<tmpdir>/util/console.sock` */
   readonly consoleSocket?: string;
+  /** how long start-up waits for the console daemon's socket (0: one attempt, as upstream) */
+  readonly consoleTimeoutMs: number;
   /** default `<tmpdir>/util/vmmd.sock` */
   readonly socket?: string;
   readonly verbose: boolean;
@@ -254,12 +256,10 @@ export class Hostd {
     // Not upstream: remove what a hard-killed previous hostd left running (runtime.ts).
     await this.cleanupPrevious();
 
-    // step 8: console connection
-    try {
-      this.console = new RequestChannel(await connectUnix(this.consolePath), o.maxFrame);
-    } catch {
-      throw new StartupError(`Failed to connect to ${this.consolePath}, is albatross-console started?`, 125);
-    }
+    // step 8: console connection. Not upstream: albatrossd gives up at once when
+    // albatross-console is not listening yet; we retry for --console-timeout, so the two
+    // daemons may be started in either order (one log line while waiting).
+    this.console = new RequestChannel(await this.connectConsole(), o.maxFrame);
 
     // step 9: the listening socket; connections wait for `ready` (after step 11)
     let markReady!: () => void;
@@ -284,6 +284,32 @@ export class Hostd {
       }
     }
     markReady();
+  }
+
+  private async connectConsole(): Promise<Socket> {
+    const o = this.opts;
+    const seconds = `${o.consoleTimeoutMs / 1000} s`;
+    // the command that makes the socket, for both messages
+    const start = `dromedary console-daemon${o.consoleSocket === undefined ? ` --tmpdir ${o.tmpdir}` : ""}`;
+    const began = Date.now();
+    let waited = false;
+    try {
+      const sock = await connectUnixPatiently(this.consolePath, {
+        timeoutMs: o.consoleTimeoutMs,
+        onWait: (e) => {
+          waited = true;
+          this.log("warn", `waiting up to ${seconds} for the console daemon at ${this.consolePath} (${e.code ?? errText(e)}): start \`${start}\``);
+        },
+      });
+      if (waited) this.log("info", `connected to the console daemon after ${((Date.now() - began) / 1000).toFixed(1)} s`);
+      return sock;
+    } catch (e) {
+      const why = (e as NodeJS.ErrnoException).code ?? errText(e);
+      throw new StartupError(
+        `Failed to connect to ${this.consolePath} (${why}${waited ? `, waited ${seconds}` : ""}), is albatross-console started? Start \`${start}\` first`,
+        125,
+      );
+    }
   }
 
   private async cleanupPrevious(): Promise<void> {

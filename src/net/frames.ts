@@ -128,3 +128,41 @@ export function connectUnix(file: string): Promise<net.Socket> {
     });
   });
 }
+
+/** Pause before connection attempt `attempt + 1` (0-based): `firstMs`, doubling, at most `maxMs`. Pure. */
+export function retryDelay(attempt: number, firstMs = 50, maxMs = 1000): number {
+  return Math.min(maxMs, firstMs * 2 ** Math.min(attempt, 30));
+}
+
+/** Errors a daemon that is still starting gives: no socket file yet, nobody listening yet, backlog full. */
+const NOT_YET = new Set(["ENOENT", "ECONNREFUSED", "EAGAIN"]);
+
+export interface PatientConnectOptions {
+  /** keep trying for this long (0: one attempt) */
+  readonly timeoutMs: number;
+  /** pauses between attempts: retryDelay(attempt, firstDelayMs, maxDelayMs); defaults 50 and 1000 ms */
+  readonly firstDelayMs?: number;
+  readonly maxDelayMs?: number;
+  /** called once, when the first attempt failed and waiting begins (one log line, not one per attempt) */
+  readonly onWait?: (error: NodeJS.ErrnoException) => void;
+}
+
+/**
+ * connectUnix, retried with growing pauses (retryDelay) while the error says the daemon is
+ * not up yet (NOT_YET) and `timeoutMs` has not passed; any other error, or the last one
+ * once the time is up, is thrown as connectUnix throws it.
+ */
+export async function connectUnixPatiently(file: string, o: PatientConnectOptions): Promise<net.Socket> {
+  const deadline = Date.now() + o.timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await connectUnix(file);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const left = deadline - Date.now();
+      if (!NOT_YET.has(err.code ?? "") || left <= 0) throw err;
+      if (attempt === 0) o.onWait?.(err);
+      await new Promise((r) => setTimeout(r, Math.min(left, retryDelay(attempt, o.firstDelayMs, o.maxDelayMs))));
+    }
+  }
+}

@@ -26,6 +26,7 @@ import {
   waitFor,
   withHostd,
   type Env,
+  type HostdTestOptions,
 } from "./harness.js";
 
 const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;
@@ -40,7 +41,7 @@ before(async () => {
 });
 
 /** Run `fn` in a namespace with hostd; skipped where namespaces are unavailable. */
-function scenario(name: string, fn: (env: Env) => Promise<void>, opts: { bridges?: string[]; hostdArgs?: string[] } = {}): void {
+function scenario(name: string, fn: (env: Env) => Promise<void>, opts: HostdTestOptions = {}): void {
   it(name, async (t) => {
     if (skip !== false) {
       t.skip(skip);
@@ -100,7 +101,7 @@ describe("hostd: command line and start-up failures", () => {
     assert.match(r.stderr, /--tmpdir/);
   });
 
-  it("no console daemon: exit 125 with upstream's hint", async (t) => {
+  it("no console daemon: waits --console-timeout (one log line), then exit 125 naming dromedary console-daemon; 0 fails at once", async (t) => {
     if (typeof process.getuid !== "function" || process.getuid() !== 0) {
       t.skip("needs root (hostd checks the host)");
       return;
@@ -109,11 +110,29 @@ describe("hostd: command line and start-up failures", () => {
     const { tmpdir } = await import("node:os");
     const base = await mkdtemp(join(tmpdir(), "dromedary-hostd-cli-"));
     try {
-      await mkdir(join(base, "run"));
+      const run_ = join(base, "run");
+      await mkdir(run_);
       await mkdir(join(base, "db"));
-      const r = await run(["--tmpdir", join(base, "run"), "--dbdir", join(base, "db")]);
+      const sock = join(run_, "util", "console.sock");
+      const began = Date.now();
+      const r = await run(["--tmpdir", run_, "--dbdir", join(base, "db"), "--console-timeout", "2"]);
+      const took = Date.now() - began;
       assert.equal(r.code, 125);
-      assert.match(r.stderr, new RegExp(`Failed to connect to ${join(base, "run", "util", "console.sock")}, is albatross-console started\\?`));
+      assert.ok(took >= 2000, `gave up after ${took} ms`);
+      const lines = r.stderr.trim().split("\n");
+      // one line while waiting, however many attempts (pauses grow to 1 s)
+      assert.deepEqual(lines.filter((l) => /console/.test(l)), [
+        `hostd: [WARN] waiting up to 2 s for the console daemon at ${sock} (ENOENT): start \`dromedary console-daemon --tmpdir ${run_}\``,
+        `dromedary: hostd: Failed to connect to ${sock} (ENOENT, waited 2 s), is albatross-console started? Start \`dromedary console-daemon --tmpdir ${run_}\` first`,
+      ]);
+      const now = await run(["--tmpdir", run_, "--dbdir", join(base, "db"), "--console-timeout", "0"]);
+      assert.equal(now.code, 125);
+      assert.deepEqual(now.stderr.trim().split("\n").filter((l) => /console/.test(l)), [
+        `dromedary: hostd: Failed to connect to ${sock} (ENOENT), is albatross-console started? Start \`dromedary console-daemon --tmpdir ${run_}\` first`,
+      ]);
+      const bad = await run(["--tmpdir", run_, "--dbdir", join(base, "db"), "--console-timeout", "soon"]);
+      assert.equal(bad.code, 124);
+      assert.match(bad.stderr, /--console-timeout/);
     } finally {
       await rm(base, { recursive: true, force: true });
     }
@@ -121,6 +140,19 @@ describe("hostd: command line and start-up failures", () => {
 });
 
 describe("hostd: unikernels", () => {
+  scenario(
+    "hostd started a second before the console daemon waits for it, then comes up and serves creates with console output",
+    async (env) => {
+      assert.equal(env.hostdLog.filter((l) => /waiting up to 30 s for the console daemon/.test(l)).length, 1, env.hostdLog.join("\n"));
+      assert.ok(env.hostdLog.some((l) => /connected to the console daemon after \d+\.\d s/.test(l)), env.hostdLog.join("\n"));
+      const c = config(HELLO, { argv: argv("--standin-lines=2", "--standin-run") });
+      assert.equal(show(await request(env.socket, ":late", { kind: "unikernel-create", config: c })), "success: created unikernel");
+      await waitFor("console lines", async () => (await consoleLines(env, ":late")).includes("line 2"));
+      assert.match(show(await request(env.socket, ":late", { kind: "unikernel-destroy" })), /^success: destroyed/);
+    },
+    { consoleAfterMs: 1000 },
+  );
+
   scenario("create -> info -> destroy with a real tap on a bridge; nothing left behind", async (env) => {
     const c = config(NET, { bridges: [{ netif: "service", bridge: "br0" }], argv: argv("--standin-run"), addName: true });
     assert.equal(show(await request(env.socket, ":hello", { kind: "unikernel-create", config: c })), "success: created unikernel");

@@ -52,8 +52,15 @@ export interface Env {
   stopHostd(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+export interface HostdTestOptions {
+  bridges?: string[];
+  hostdArgs?: string[];
+  /** start hostd first and the console daemon this many ms later (default: the console daemon first) */
+  consoleAfterMs?: number;
+}
+
 /** Everything for one test; all removed afterwards, also when the test fails. */
-export async function withHostd<T>(ns: Netns, fn: (env: Env) => Promise<T>, opts: { bridges?: string[]; hostdArgs?: string[] } = {}): Promise<T> {
+export async function withHostd<T>(ns: Netns, fn: (env: Env) => Promise<T>, opts: HostdTestOptions = {}): Promise<T> {
   const base = await mkdtemp(join(tmpdir(), "dromedary-hostd-"));
   const tmp = join(base, "run");
   const db = join(base, "db");
@@ -102,12 +109,22 @@ export async function withHostd<T>(ns: Netns, fn: (env: Env) => Promise<T>, opts
       return r;
     },
   };
+  const startConsole = (): void => {
+    env.console = ns.spawn("node", [MAIN, "console-daemon", "--tmpdir", tmp], { stdio: ["ignore", "ignore", "ignore"] });
+  };
   try {
-    const con = ns.spawn("node", [MAIN, "console-daemon", "--tmpdir", tmp], { stdio: ["ignore", "ignore", "ignore"] });
-    env.console = con;
-    await mkdir(join(tmp, "util"), { recursive: true });
-    await waitFor("console socket", () => exists(join(tmp, "util", "console.sock")));
-    await env.startHostd();
+    if (opts.consoleAfterMs === undefined) {
+      startConsole();
+      await mkdir(join(tmp, "util"), { recursive: true });
+      await waitFor("console socket", () => exists(join(tmp, "util", "console.sock")));
+      await env.startHostd();
+    } else {
+      const up = env.startHostd();
+      up.catch(() => undefined); // awaited below
+      await sleep(opts.consoleAfterMs);
+      startConsole();
+      await up;
+    }
     return await fn(env);
   } finally {
     if (env.hostd !== null) await env.stopHostd("SIGTERM").catch(() => undefined);

@@ -2,7 +2,11 @@ import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import { END_FRAME, encodeFrame } from "../../src/commands/framing.js";
-import { ReadTimeout, SocketFrames } from "../../src/net/frames.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ReadTimeout, SocketFrames, connectUnixPatiently, retryDelay } from "../../src/net/frames.js";
 
 // A PassThrough stands in for the socket: writes arrive as "data" events.
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -79,5 +83,56 @@ describe("SocketFrames", () => {
     const e = await f.next();
     assert.ok(e.kind === "error" && e.error.message === "frame length 3 exceeds the limit of 2 bytes");
     assert.equal(sock.destroyed, true);
+  });
+});
+
+describe("connectUnixPatiently", () => {
+  const dir = (): string => mkdtempSync(join(tmpdir(), "dromedary-net-"));
+
+  it("pauses grow from 50 ms, doubling, to at most 1 s", () => {
+    assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 40].map((a) => retryDelay(a)), [50, 100, 200, 400, 800, 1000, 1000, 1000]);
+    assert.deepEqual([0, 1, 2].map((a) => retryDelay(a, 10, 25)), [10, 20, 25]);
+  });
+
+  it("waits for a socket that appears later: one onWait, then connected", async () => {
+    const d = dir();
+    const path = join(d, "late.sock");
+    const waits: string[] = [];
+    const server = net.createServer((c) => c.end());
+    const later = setTimeout(() => server.listen(path), 300);
+    try {
+      const began = Date.now();
+      const sock = await connectUnixPatiently(path, { timeoutMs: 5000, onWait: (e) => waits.push(e.code ?? "") });
+      sock.destroy();
+      assert.deepEqual(waits, ["ENOENT"]);
+      // (pauses of 50, 100, 200, 400 ms: connected by the attempt at 750 ms at the latest)
+      assert.ok(Date.now() - began < 1500, `took ${Date.now() - began} ms`);
+    } finally {
+      clearTimeout(later);
+      server.close();
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it("gives up after timeoutMs with the last error; other errors and a 0 timeout fail at once", async () => {
+    const d = dir();
+    try {
+      let began = Date.now();
+      let waits = 0;
+      await assert.rejects(connectUnixPatiently(join(d, "none.sock"), { timeoutMs: 400, onWait: () => waits++ }), (e: NodeJS.ErrnoException) => e.code === "ENOENT");
+      assert.ok(Date.now() - began >= 400);
+      assert.equal(waits, 1);
+      began = Date.now();
+      await assert.rejects(connectUnixPatiently(join(d, "none.sock"), { timeoutMs: 0, onWait: () => waits++ }), (e: NodeJS.ErrnoException) => e.code === "ENOENT");
+      assert.equal(waits, 1);
+      // a path through a regular file will never become a socket
+      writeFileSync(join(d, "file"), "");
+      began = Date.now();
+      await assert.rejects(connectUnixPatiently(join(d, "file", "x.sock"), { timeoutMs: 5000, onWait: () => waits++ }), (e: NodeJS.ErrnoException) => e.code === "ENOTDIR");
+      assert.ok(Date.now() - began < 1000);
+      assert.equal(waits, 1);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });
