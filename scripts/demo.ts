@@ -123,6 +123,8 @@ async function main(): Promise<void> {
   await dromedary(["sign", "cacert.pem", "db", "demo-ca.key", "tenant.req"], admin);
   copyFileSync(join(admin, "tenant.pem"), join(tenant, "tenant.pem"));
   copyFileSync(join(admin, "cacert.pem"), join(tenant, "cacert.pem"));
+  say("   The tenant checks what it was handed: the delegation, its path and policy");
+  await dromedary(["verify", "tenant.pem", "--ca", "cacert.pem"], tenant);
 
   say("3. Offline, the tenant writes a command request carrying a unikernel image, and signs it");
   copyFileSync(join(work, "images", "hello.hvt"), join(tenant, "hello.hvt"));
