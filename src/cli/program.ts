@@ -8,6 +8,7 @@ import { registerDaemonCommands } from "./daemons.js";
 import { registerClientCommands } from "./client.js";
 import { registerInspectCommands } from "./inspect.js";
 import { registerEndpointCommands } from "./endpoint.js";
+import { registerInstallUnitsCommand } from "./install-units.js";
 import { registerHelpCommand } from "./help.js";
 
 export function buildProgram(): Command {
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerDaemonCommands(program);
   registerInspectCommands(program);
   registerEndpointCommands(program);
+  registerInstallUnitsCommand(program);
   registerHelpCommand(program);
   return program;
 }
