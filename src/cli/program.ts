@@ -8,6 +8,7 @@ import { registerDaemonCommands } from "./daemons.js";
 import { registerClientCommands } from "./client.js";
 import { registerInspectCommands } from "./inspect.js";
 import { registerEndpointCommands } from "./endpoint.js";
+import { registerCompletionCommand } from "./completion.js";
 import { registerInstallUnitsCommand } from "./install-units.js";
 import { registerHelpCommand } from "./help.js";
 
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerInspectCommands(program);
   registerEndpointCommands(program);
   registerInstallUnitsCommand(program);
+  registerCompletionCommand(program);
   registerHelpCommand(program);
   return program;
 }
