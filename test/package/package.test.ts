@@ -218,6 +218,15 @@ describe("npm install -g of the tarball", () => {
     for (const f of ["ca.key", "cacert.pem", "server.pem", "user.pem", "hello.pem"]) assert.ok(existsSync(join(ca, f)), f);
   });
 
+  test("install-units finds the shipped templates and names the installed dromedary in ExecStart=", async () => {
+    const units = join(elsewhere, "units");
+    mkdirSync(units);
+    const out = await ok(["install-units", "--prefix", units]);
+    assert.match(out, new RegExp(`^ExecStart= runs (\\S+ )?${join(prefix, "bin", "dromedary")}$`, "m"));
+    const hostd = readFileSync(join(units, "dromedary-hostd.service"), "utf8");
+    assert.match(hostd, new RegExp(`\\nExecStart=(\\S+ )?${join(prefix, "bin", "dromedary")} hostd `));
+  });
+
   test("--help of every top-level command the program registers", async () => {
     const names = buildProgram().commands.map((c) => c.name());
     assert.ok(names.length > 20);
