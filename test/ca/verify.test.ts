@@ -8,7 +8,9 @@ import { verifyAlbatrossChain, verifyChain } from "../../src/ca/verify.js";
 import { certificateFromDer } from "../../src/ca/x509.js";
 import { consoleCmd, make, openssl, policy, tempDir, vectorCerts, writePem, type Node } from "./helpers.js";
 
-const now = new Date();
+// The time of each check, not of loading the file: an RSA-4096 chain takes seconds to make under load,
+// and a certificate made after a fixed "now" would be "not yet valid".
+const now = (): Date => new Date();
 const problems = (r: { links: { problems: string[] }[]; problems: string[] }) => [...r.links.flatMap((l) => l.problems), ...r.problems];
 
 async function threeLevels(keyType: (typeof KEY_TYPES)[number]): Promise<{ root: Node; mid: Node; leaf: Node }> {
@@ -22,12 +24,12 @@ test("chains of every key type verify, and openssl agrees", async () => {
   const dir = tempDir();
   for (const t of KEY_TYPES) {
     const { root, mid, leaf } = await threeLevels(t);
-    const r = await verifyAlbatrossChain([leaf.cert, mid.cert], [root.cert], { at: now });
+    const r = await verifyAlbatrossChain([leaf.cert, mid.cert], [root.cert], { at: now() });
     assert.ok(r.ok, `${t}: ${problems(r).join("; ")}`);
     assert.equal(r.anchor, "CN=root");
     assert.equal(r.derived?.name.path.join(":"), "user");
     // the root may be part of the chain
-    assert.ok((await verifyChain([leaf.cert, mid.cert, root.cert], [root.cert], { at: now })).ok);
+    assert.ok((await verifyChain([leaf.cert, mid.cert, root.cert], [root.cert], { at: now() })).ok);
     const ca = writePem(dir, `${t}-ca.pem`, root);
     const untrusted = writePem(dir, `${t}-mid.pem`, mid);
     const leafFile = writePem(dir, `${t}-leaf.pem`, leaf);
@@ -57,7 +59,7 @@ test("the real vectors verify inside their validity window and are 'expired' aft
   const inside = await verifyAlbatrossChain([leaf!], [ca!], { at: new Date("2025-08-22T13:05:00Z") });
   assert.ok(inside.ok, problems(inside).join("; "));
   assert.equal(inside.derived?.command.kind, "console-subscribe");
-  const after = await verifyChain([leaf!, ca!], [ca!], { at: now });
+  const after = await verifyChain([leaf!, ca!], [ca!], { at: now() });
   assert.equal(after.ok, false);
   assert.deepEqual(problems(after), ["expired (valid until 2025-08-22T13:09:53Z)"]);
   const before = await verifyChain([leaf!], [ca!], { at: new Date("2025-08-22T13:04:00Z") });
@@ -68,7 +70,7 @@ test("a corrupted signature is rejected", async () => {
   const { root, mid, leaf } = await threeLevels("ed25519");
   const der = new Uint8Array(leaf.der);
   der[der.length - 1] ^= 0x01;
-  const r = await verifyChain([certificateFromDer(der), mid.cert], [root.cert], { at: now });
+  const r = await verifyChain([certificateFromDer(der), mid.cert], [root.cert], { at: now() });
   assert.equal(r.ok, false);
   assert.deepEqual(r.links[0]!.problems, ["invalid signature (not signed by CN=user)"]);
   assert.deepEqual(r.links[1]!.problems, []);
@@ -76,7 +78,7 @@ test("a corrupted signature is rejected", async () => {
   const body = new Uint8Array(leaf.der);
   const i = Buffer.from(body).indexOf(Buffer.from("hello"));
   body[i] = "j".charCodeAt(0);
-  const r2 = await verifyChain([certificateFromDer(body), mid.cert], [root.cert], { at: now });
+  const r2 = await verifyChain([certificateFromDer(body), mid.cert], [root.cert], { at: now() });
   assert.match(r2.links[0]!.problems.join(), /invalid signature/);
 });
 
@@ -84,10 +86,10 @@ test("expired and not-yet-valid certificates are rejected, anywhere in the chain
   const root = await make({ profile: "root", cn: "root", seconds: 3650 * 86400 });
   const old = await make({ profile: "intermediate", cn: "user", issuer: root, policy: policy(), now: new Date("2020-01-01T00:00:00Z"), seconds: 86400 });
   const leaf = await make({ profile: "leaf", cn: "hello", issuer: old, command: consoleCmd });
-  const r = await verifyChain([leaf.cert, old.cert], [root.cert], { at: now });
+  const r = await verifyChain([leaf.cert, old.cert], [root.cert], { at: now() });
   assert.deepEqual(r.links.map((l) => l.problems), [[], ["expired (valid until 2020-01-02T00:00:00Z)"]]);
-  const future = await make({ profile: "leaf", cn: "hello", issuer: root, command: consoleCmd, now: new Date(now.getTime() + 86400_000 * 2) });
-  const r2 = await verifyChain([future.cert], [root.cert], { at: now });
+  const future = await make({ profile: "leaf", cn: "hello", issuer: root, command: consoleCmd, now: new Date(now().getTime() + 86400_000 * 2) });
+  const r2 = await verifyChain([future.cert], [root.cert], { at: now() });
   assert.match(r2.links[0]!.problems[0]!, /^not yet valid \(valid from /);
 });
 
@@ -95,7 +97,7 @@ test("a leaf used as an issuer is rejected", async () => {
   const root = await make({ profile: "root", cn: "root" });
   const leaf = await make({ profile: "leaf", cn: "hello", issuer: root, command: consoleCmd });
   const below = await make({ profile: "leaf", cn: "evil", issuer: leaf, command: consoleCmd });
-  const r = await verifyChain([below.cert, leaf.cert], [root.cert], { at: now });
+  const r = await verifyChain([below.cert, leaf.cert], [root.cert], { at: now() });
   assert.equal(r.ok, false);
   assert.deepEqual(r.links[1]!.problems, [
     "used as an issuer but not a CA (basicConstraints CA:TRUE missing)",
@@ -108,7 +110,7 @@ test("a leaf used as an issuer is rejected", async () => {
   assert.notEqual(o.code, 0);
   // and a CA as the leaf
   const mid = await make({ profile: "intermediate", cn: "user", issuer: root, policy: policy() });
-  const r2 = await verifyChain([mid.cert], [root.cert], { at: now });
+  const r2 = await verifyChain([mid.cert], [root.cert], { at: now() });
   assert.deepEqual(r2.links[0]!.problems, ["end-entity certificate is a CA (basicConstraints CA:TRUE)"]);
 });
 
@@ -117,11 +119,11 @@ test("a widened policy is rejected, on the link that widens", async () => {
   const a = await make({ profile: "intermediate", cn: "user", issuer: root, policy: policy({ unikernels: 16n }) });
   const b = await make({ profile: "intermediate", cn: "sub", issuer: a, policy: policy({ unikernels: 32n }) });
   const leaf = await make({ profile: "leaf", cn: "hello", issuer: b, command: consoleCmd });
-  const r = await verifyAlbatrossChain([leaf.cert, b.cert, a.cert], [root.cert], { at: now });
+  const r = await verifyAlbatrossChain([leaf.cert, b.cert, a.cert], [root.cert], { at: now() });
   assert.equal(r.ok, false);
   assert.deepEqual(r.links.map((l) => l.problems), [[], ["policy wider than the one above it: policy above allows 16 unikernels, which is fewer than 32"], []]);
   // plain X.509 has nothing against it
-  assert.ok((await verifyChain([leaf.cert, b.cert, a.cert], [root.cert], { at: now })).ok);
+  assert.ok((await verifyChain([leaf.cert, b.cert, a.cert], [root.cert], { at: now() })).ok);
 });
 
 test("a foreign root is rejected, also one with the same name", async () => {
@@ -133,10 +135,10 @@ test("a foreign root is rejected, also one with the same name", async () => {
     [twin, "invalid signature (not signed by the trusted CA CN=root)"],
   ] as const) {
     const leaf = await make({ profile: "leaf", cn: "hello", issuer: foreign, command: consoleCmd });
-    const r = await verifyChain([leaf.cert], [root.cert], { at: now });
+    const r = await verifyChain([leaf.cert], [root.cert], { at: now() });
     assert.deepEqual(r.links[0]!.problems, [reason]);
     // presenting the foreign root in the chain does not help
-    const r2 = await verifyChain([leaf.cert, foreign.cert], [root.cert], { at: now });
+    const r2 = await verifyChain([leaf.cert, foreign.cert], [root.cert], { at: now() });
     assert.equal(r2.ok, false);
     assert.deepEqual(r2.links[0]!.problems, []);
     assert.equal(r2.links[1]!.problems.length, 1);
@@ -146,7 +148,7 @@ test("a foreign root is rejected, also one with the same name", async () => {
 test("an expired trust anchor is ignored; chains of 10 are too long", async () => {
   const root = await make({ profile: "root", cn: "root", now: new Date("2020-01-01T00:00:00Z"), seconds: 86400 });
   const leaf = await make({ profile: "leaf", cn: "hello", issuer: root, command: consoleCmd });
-  const r = await verifyChain([leaf.cert], [root.cert], { at: now });
+  const r = await verifyChain([leaf.cert], [root.cert], { at: now() });
   assert.equal(r.links[0]!.problems.length, 1);
   assert.match(r.links[0]!.problems[0]!, /^the trusted CA CN=root is not valid at \d{4}-/);
   // chain length: 9 intermediates + leaf = 10 certificates
@@ -158,16 +160,16 @@ test("an expired trust anchor is ignored; chains of 10 are too long", async () =
     chain.unshift(issuer.cert);
   }
   const l = await make({ profile: "leaf", cn: "hello", issuer, command: consoleCmd });
-  const r2 = await verifyAlbatrossChain([l.cert, ...chain], [good.cert], { at: now });
+  const r2 = await verifyAlbatrossChain([l.cert, ...chain], [good.cert], { at: now() });
   assert.equal(r2.ok, false);
   assert.deepEqual(r2.problems, ["certificate chain too long (10 certificates, at most 9)", "albatross: certificate chain too long"]);
-  assert.ok((await verifyAlbatrossChain([l.cert, ...chain.slice(0, 8)], [good.cert], { at: now })).links.length === 9);
+  assert.ok((await verifyAlbatrossChain([l.cert, ...chain.slice(0, 8)], [good.cert], { at: now() })).links.length === 9);
 });
 
 test("an undecodable albatross extension is reported on its link", async () => {
   const root = await make({ profile: "root", cn: "root" });
   const leaf = await make({ profile: "leaf", cn: "hello", issuer: root, albatross: Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x04) });
-  const r = await verifyAlbatrossChain([leaf.cert], [root.cert], { at: now });
+  const r = await verifyAlbatrossChain([leaf.cert], [root.cert], { at: now() });
   assert.equal(r.ok, false);
   assert.match(r.links[0]!.problems[0]!, /^albatross extension does not decode: /);
   assert.equal(r.derived, null);
@@ -198,7 +200,7 @@ test("a delegation (intermediate CA with a policy) at the head of a chain is che
   const root = await make({ profile: "root", cn: "root" });
   const user = await make({ profile: "intermediate", cn: "user", issuer: root, policy: policy({ unikernels: 16n }) });
   const sub = await make({ profile: "intermediate", cn: "sub", issuer: user, policy: policy({ unikernels: 4n, cpuids: [1], bridges: [] }) });
-  const r = await verifyAlbatrossChain([sub.cert, user.cert], [root.cert], { at: now });
+  const r = await verifyAlbatrossChain([sub.cert, user.cert], [root.cert], { at: now() });
   assert.ok(r.ok, problems(r).join("; "));
   assert.equal(r.kind, "delegation");
   assert.equal(r.derived, null);
@@ -210,27 +212,27 @@ test("a delegation (intermediate CA with a policy) at the head of a chain is che
     ],
   });
   // the same certificate through plain X.509 rules for an end entity is refused
-  assert.deepEqual((await verifyChain([sub.cert, user.cert], [root.cert], { at: now })).links[0]!.problems, ["end-entity certificate is a CA (basicConstraints CA:TRUE)"]);
+  assert.deepEqual((await verifyChain([sub.cert, user.cert], [root.cert], { at: now() })).links[0]!.problems, ["end-entity certificate is a CA (basicConstraints CA:TRUE)"]);
   // ... and as an issuer it is fine
-  assert.ok((await verifyChain([sub.cert, user.cert], [root.cert], { at: now, delegation: true })).ok);
+  assert.ok((await verifyChain([sub.cert, user.cert], [root.cert], { at: now(), delegation: true })).ok);
 
   // its own policy wider than the one above: reported on the delegation itself
   const wide = await make({ profile: "intermediate", cn: "sub", issuer: user, policy: policy({ unikernels: 32n }) });
-  const w = await verifyAlbatrossChain([wide.cert, user.cert], [root.cert], { at: now });
+  const w = await verifyAlbatrossChain([wide.cert, user.cert], [root.cert], { at: now() });
   assert.equal(w.ok, false);
   assert.equal(w.kind, "delegation");
   assert.deepEqual(w.links.map((l) => l.problems), [["policy wider than the one above it: policy above allows 16 unikernels, which is fewer than 32"], []]);
   // expired, and issued by another CA
-  const old = await make({ profile: "intermediate", cn: "user", issuer: root, policy: policy(), now: new Date(now.getTime() - 3 * 86400_000), seconds: 86400 });
-  assert.match((await verifyAlbatrossChain([old.cert], [root.cert], { at: now })).links[0]!.problems[0]!, /^expired \(valid until /);
+  const old = await make({ profile: "intermediate", cn: "user", issuer: root, policy: policy(), now: new Date(now().getTime() - 3 * 86400_000), seconds: 86400 });
+  assert.match((await verifyAlbatrossChain([old.cert], [root.cert], { at: now() })).links[0]!.problems[0]!, /^expired \(valid until /);
   const other = await make({ profile: "root", cn: "other" });
   const foreign = await make({ profile: "intermediate", cn: "user", issuer: other, policy: policy() });
-  const f = await verifyAlbatrossChain([foreign.cert], [root.cert], { at: now });
+  const f = await verifyAlbatrossChain([foreign.cert], [root.cert], { at: now() });
   assert.equal(f.kind, "delegation");
   assert.deepEqual(f.links[0]!.problems, ["not issued by a trusted CA (issuer CN=other)"]);
   // a delegation whose label is not one: the endpoint's reading fails
   const bad = await make({ profile: "intermediate", cn: "no/slash", issuer: root, policy: policy() });
-  const b = await verifyAlbatrossChain([bad.cert], [root.cert], { at: now });
+  const b = await verifyAlbatrossChain([bad.cert], [root.cert], { at: now() });
   assert.equal(b.ok, false);
   assert.equal(b.delegated, null);
   assert.match(b.problems[0]!, /^albatross: /);
@@ -239,7 +241,7 @@ test("a delegation (intermediate CA with a policy) at the head of a chain is che
 test("a CA carrying a command is not a delegation; a delegation leaves room for its leaves in the chain", async () => {
   const root = await make({ profile: "root", cn: "root" });
   const caLeaf = await make({ profile: "intermediate", cn: "foo", issuer: root, command: consoleCmd });
-  const r = await verifyAlbatrossChain([caLeaf.cert], [root.cert], { at: now });
+  const r = await verifyAlbatrossChain([caLeaf.cert], [root.cert], { at: now() });
   assert.equal(r.kind, "leaf");
   assert.deepEqual(r.links[0]!.problems, ["end-entity certificate is a CA (basicConstraints CA:TRUE)"]);
   // 9 CAs: a leaf under the first would make 10 certificates, which the endpoint refuses
@@ -249,10 +251,10 @@ test("a CA carrying a command is not a delegation; a delegation leaves room for 
     issuer = await make({ profile: "intermediate", cn: `l${i}`, issuer, policy: policy() });
     chain.unshift(issuer.cert);
   }
-  const long = await verifyAlbatrossChain(chain, [root.cert], { at: now });
+  const long = await verifyAlbatrossChain(chain, [root.cert], { at: now() });
   assert.equal(long.kind, "delegation");
   assert.deepEqual(long.problems, ["certificate chain too long for a delegation (9 certificates and the leaves it signs, at most 8 and the leaves)"]);
-  const fits = await verifyAlbatrossChain(chain.slice(1), [root.cert], { at: now });
+  const fits = await verifyAlbatrossChain(chain.slice(1), [root.cert], { at: now() });
   assert.ok(fits.ok, problems(fits).join("; "));
   assert.equal(fits.delegated?.path.length, 8);
 });
