@@ -6,7 +6,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { decodeState, decodeWire, encodeState, encodeWire } from "../commands/codec.js";
-import type { Header, Policy, UnikernelConfig, Wire } from "../commands/types.js";
+import type { Command, Header, Policy, UnikernelConfig, Wire } from "../commands/types.js";
 import { nameToString, type Name } from "../policy/name.js";
 import { connectUnix, connectUnixPatiently } from "../net/frames.js";
 import { emptyResources, insertBlock } from "../policy/resources.js";
@@ -25,6 +25,7 @@ import {
   writeBlockData,
 } from "./blockstore.js";
 import { FrameReader, writeFrame } from "./frames.js";
+import { NameOwners } from "./owners.js";
 import { discoverRootPolicy, missingCommands } from "./host.js";
 import { bridgeExists, createTap, destroyTap, NetError } from "./net.js";
 import { ensureFifo, FifoSpares, findTender, signalProcess, spawnWithFifo, tenderVersionCached } from "./process.js";
@@ -143,11 +144,15 @@ class RequestChannel {
   }
 }
 
+/** The commands that change what runs under a name: one at a time per name (owners.ts). */
+const LIFECYCLE: ReadonlySet<Command["kind"]> = new Set(["unikernel-create", "unikernel-force-create", "unikernel-destroy", "unikernel-restart"]);
+
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 export class Hostd {
   private state: VmmdState;
   private readonly lock = new Mutex();
+  private readonly owners = new NameOwners();
   private readonly core: VmmdOptions;
   private console: RequestChannel | null = null;
   private stats: RequestChannel | null = null;
@@ -413,6 +418,17 @@ export class Hostd {
       await this.send(sock, header, failure(TEXT.unknownCommand));
       return false;
     }
+    // One owner per unikernel name (owners.ts): a lifecycle command waits for the previous
+    // one on its name to have replied, before it takes the global lock.
+    const owner = LIFECYCLE.has(w.payload.command.kind) ? await this.owners.acquire(nameToString(header.name)) : null;
+    try {
+      return await this.handleOwned(sock, reader, w.header, w.payload.command);
+    } finally {
+      owner?.();
+    }
+  }
+
+  private async handleOwned(sock: Socket, reader: FrameReader, header: Header, command: Command): Promise<boolean | "stats"> {
     const release = await this.lock.acquire();
     let released = false;
     const unlock = () => {
@@ -426,10 +442,10 @@ export class Hostd {
         unlock();
         return false;
       }
-      const step = handleCommand(this.state, this.core, header, w.payload.command);
+      const step = handleCommand(this.state, this.core, header, command);
       return await this.runStep(step, sock, reader, header, unlock);
     } catch (e) {
-      this.log("error", `while handling ${w.payload.command.kind}: ${errText(e)}`);
+      this.log("error", `while handling ${command.kind}: ${errText(e)}`);
       unlock();
       return false;
     } finally {
@@ -791,14 +807,18 @@ export class Hostd {
     }
     if (wake === null || wake === undefined) return;
     if (wake.kind === "exit") {
-      this.exitPromise(wake.id);
-      this.exitWaiters.get(wake.id)?.(status);
-      this.exitWaiters.delete(wake.id);
-      this.exitPromises.delete(wake.id);
+      for (const id of wake.ids) {
+        this.exitPromise(id);
+        this.exitWaiters.get(id)?.(status);
+        this.exitWaiters.delete(id);
+        this.exitPromises.delete(id);
+      }
       return;
     }
-    // A restart waiter: decide under the lock (a destroy may have come in between).
+    // A restart waiter: decide under the lock (a destroy may have come in between), as the
+    // name's owner (a restart is a create of that name).
     const config = wake.config;
+    const owner = await this.owners.acquire(nameToString(name));
     const release2 = await this.lock.acquire();
     try {
       const d = restartDecision(this.state, name, config, status);
@@ -813,6 +833,7 @@ export class Hostd {
       if (r.kind === "failure") this.log("warn", `restart of ${nameToString(name)} failed: ${r.message}`);
     } finally {
       release2();
+      owner();
     }
   }
 

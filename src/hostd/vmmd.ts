@@ -86,10 +86,16 @@ export interface RunningUnikernel {
 /**
  * Upstream keeps at most one waiter (an Lwt wakener) per name. A create registers a
  * restart waiter (carrying the config it was created with); destroy, force-create,
- * restart and shutdown replace it by an exit waiter, identified by a number the shell
- * maps to its pending promise.
+ * restart and shutdown replace it by an exit waiter, identified by numbers the shell maps
+ * to its pending promises.
+ *
+ * Deviation: upstream's second exit waiter for one name (two destroys of one running
+ * unikernel, or a destroy and the shutdown) replaces the first, whose client then waits
+ * forever. Here a second exit waiter joins the first: the exit wakes every id. (The shell
+ * also gives each name one owner at a time, daemon.ts NameOwners; joining is what is left
+ * for the shutdown, which owns no name.)
  */
-export type Waiter = { readonly kind: "restart"; readonly config: UnikernelConfig } | { readonly kind: "exit"; readonly id: number };
+export type Waiter = { readonly kind: "restart"; readonly config: UnikernelConfig } | { readonly kind: "exit"; readonly ids: readonly number[] };
 
 export interface VmmdState {
   readonly resources: Resources;
@@ -146,10 +152,12 @@ function withRestarting(s: VmmdState, name: Name, present: boolean): VmmdState {
   return { ...s, restarting };
 }
 
-/** Register an exit waiter for `name`, replacing whatever waiter was there. */
+/** Register an exit waiter for `name`: it replaces a restart waiter, joins an exit waiter. */
 export function registerExitWaiter(s: VmmdState, name: Name): { state: VmmdState; id: number } {
   const id = s.nextWaiterId;
-  return { state: { ...withWaiter(s, name, { kind: "exit", id }), nextWaiterId: id + 1 }, id };
+  const old = s.waiters.get(key(name));
+  const ids = old !== undefined && old.kind === "exit" ? [...old.ids, id] : [id];
+  return { state: { ...withWaiter(s, name, { kind: "exit", ids }), nextWaiterId: id + 1 }, id };
 }
 
 export const findRunning = (s: VmmdState, name: Name): RunningUnikernel | undefined => s.running.find(name);

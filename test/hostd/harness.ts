@@ -2,7 +2,7 @@
 // tmpdir/dbdir, the stand-in tender installed in dbdir, the console daemon and hostd
 // (`node dist/src/cli/main.js ...`) running inside the namespace, and a small client
 // speaking the framed wire protocol to vmmd.sock. Test support only.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { createConnection, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -57,6 +57,10 @@ export interface HostdTestOptions {
   hostdArgs?: string[];
   /** start hostd first and the console daemon this many ms later (default: the console daemon first) */
   consoleAfterMs?: number;
+  /** further arguments of the console daemon */
+  consoleArgs?: string[];
+  /** small file systems (disk-full tests): a tmpfs of this size (e.g. "4m") as tmpdir / dbdir, unmounted at the end */
+  mounts?: { tmpdir?: string; dbdir?: string };
 }
 
 /** Everything for one test; all removed afterwards, also when the test fails. */
@@ -67,8 +71,11 @@ export async function withHostd<T>(ns: Netns, fn: (env: Env) => Promise<T>, opts
   const { mkdir } = await import("node:fs/promises");
   await mkdir(tmp);
   await mkdir(db);
-  for (const b of opts.bridges ?? ["br0"]) await ns.addBridge(b);
-  await installStandin(db, ["solo5-hvt", "solo5-spt"]);
+  const mounted: string[] = [];
+  const tmpfs = async (dir: string, size: string): Promise<void> => {
+    await execFileP("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0755`, "tmpfs", dir]);
+    mounted.push(dir);
+  };
   const env: Env = {
     ns,
     tmpdir: tmp,
@@ -110,9 +117,13 @@ export async function withHostd<T>(ns: Netns, fn: (env: Env) => Promise<T>, opts
     },
   };
   const startConsole = (): void => {
-    env.console = ns.spawn("node", [MAIN, "console-daemon", "--tmpdir", tmp], { stdio: ["ignore", "ignore", "ignore"] });
+    env.console = ns.spawn("node", [MAIN, "console-daemon", "--tmpdir", tmp, ...(opts.consoleArgs ?? [])], { stdio: ["ignore", "ignore", "ignore"] });
   };
   try {
+    if (opts.mounts?.tmpdir !== undefined) await tmpfs(tmp, opts.mounts.tmpdir);
+    if (opts.mounts?.dbdir !== undefined) await tmpfs(db, opts.mounts.dbdir);
+    for (const b of opts.bridges ?? ["br0"]) await ns.addBridge(b);
+    await installStandin(db, ["solo5-hvt", "solo5-spt"]);
     if (opts.consoleAfterMs === undefined) {
       startConsole();
       await mkdir(join(tmp, "util"), { recursive: true });
@@ -137,9 +148,13 @@ export async function withHostd<T>(ns: Netns, fn: (env: Env) => Promise<T>, opts
         /* gone */
       }
     }
+    for (const d of mounted) await execFileP("umount", [d]).catch(() => execFileP("umount", ["-l", d]));
     await rm(base, { recursive: true, force: true });
   }
 }
+
+const execFileP = (file: string, args: string[]): Promise<unknown> =>
+  new Promise((resolve, reject) => execFile(file, args, (e, out) => (e ? reject(e) : resolve(out))));
 
 /** Connect, send `frames` (raw payloads, each framed), collect all reply wires until the daemon closes. */
 export async function exchange(

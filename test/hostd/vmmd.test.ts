@@ -376,10 +376,23 @@ describe("destroy, force-create, restart (§2.9)", () => {
     if (step.kind !== "replace") return;
     assert.equal(step.pid, 77);
     assert.deepEqual(step.then, { kind: "destroy" });
-    assert.deepEqual(step.state.waiters.get(":a"), { kind: "exit", id: step.waiterId });
+    assert.deepEqual(step.state.waiters.get(":a"), { kind: "exit", ids: [step.waiterId] });
     // the old instance exits: the exit waiter is woken, no restart
     const ex = handleExit(step.state, O, n(":a"))!;
-    assert.deepEqual(ex.wake, { kind: "exit", id: step.waiterId });
+    assert.deepEqual(ex.wake, { kind: "exit", ids: [step.waiterId] });
+  });
+
+  it("a second exit waiter for one name joins the first (both woken; upstream replaced the first)", () => {
+    const s = run(initialState(emptyResources()), ":a", cfg({ addName: true }), 77);
+    const d1 = cmd(s, ":a", { kind: "unikernel-destroy" });
+    if (d1.kind !== "replace") throw new Error("expected replace");
+    const d2 = cmd(d1.state, ":a", { kind: "unikernel-destroy" });
+    if (d2.kind !== "replace") throw new Error("expected replace");
+    const sd = beginShutdown(d2.state);
+    const ids = [d1.waiterId, d2.waiterId, sd.targets[0]!.waiterId];
+    assert.equal(new Set(ids).size, 3);
+    const ex = handleExit(sd.state, O, n(":a"))!;
+    assert.deepEqual(ex.wake, { kind: "exit", ids });
   });
 
   it("upstream quirk: destroy, destroy -> removed from restarting, destroy -> not found", () => {
@@ -744,7 +757,7 @@ describe("state file and start-up", () => {
       sd.targets.map((t) => t.pid),
       [1, 2],
     );
-    for (const t of sd.targets) assert.deepEqual(sd.state.waiters.get(`:${t.name.label}`), { kind: "exit", id: t.waiterId });
+    for (const t of sd.targets) assert.deepEqual(sd.state.waiters.get(`:${t.name.label}`), { kind: "exit", ids: [t.waiterId] });
     const ex = handleExit(sd.state, O, n(":b"))!;
     assert.equal(ex.dump, false);
     assert.equal(ex.wake?.kind, "exit");
