@@ -1,7 +1,8 @@
 // Solo5 ELF inspection: the ABI and manifest notes of a unikernel image
 // (daemon.md §2.5; equivalent of robur's ocaml-solo5-elftool as used by albatross).
-// Pure: no I/O. Every read is bounds-checked against the image; hostile input only
-// ever yields an ElfError, and the work is linear in the size of the image.
+// Pure: no I/O (the bytes come from a driver, see "Reading"). Every read is bounds-checked
+// against the image; hostile input only ever yields an ElfError, and the work is linear in
+// the size of the image.
 //
 // Upstream behaviour that is deliberately reproduced:
 // * notes are found through the SECTION headers (the tenders use PT_NOTE program
@@ -86,70 +87,83 @@ interface Section {
   readonly size: number;
 }
 
-/** Bounds-checked little-endian reads of the image. */
+// ---------------------------------------------------------------------------------------
+// Reading. The parser never holds the image: it asks for the bytes it needs (a few hundred
+// for a real image) as ReadRequests, and a driver answers them — from a Uint8Array
+// (`readSolo5Abi(image)`), or from a file (hostd reads the inflated image it has just
+// written; src/hostd/image.ts). Each request is at most READ_MAX bytes, whatever the input.
+
+/** `len` bytes at `off` (always within the image: the parser checks bounds first). */
+export interface ReadRequest {
+  readonly off: number;
+  readonly len: number;
+}
+
+/** A parse that yields read requests and receives their bytes. */
+export type Reads<T> = Generator<ReadRequest, T, Uint8Array>;
+
+/** The largest single read the parser asks for. */
+export const READ_MAX = 64 * 1024;
+
+/** The largest descriptor that can be valid (a manifest of MFT_MAX_ENTRIES). */
+const DESC_MAX = 12 + MFT_MAX_ENTRIES * MFT_ENTRY_SIZE;
+
+/** Bounds-checked little-endian reads of an image of `length` bytes. */
 class Reader {
-  private readonly view: DataView;
-  constructor(readonly bytes: Uint8Array) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
-  get length(): number {
-    return this.bytes.length;
-  }
+  constructor(readonly length: number) {}
   inBounds(off: number, len: number): boolean {
-    return Number.isSafeInteger(off) && off >= 0 && len >= 0 && off + len <= this.bytes.length;
+    return Number.isSafeInteger(off) && off >= 0 && len >= 0 && off + len <= this.length;
   }
   private need(off: number, len: number, what: string): void {
     if (!this.inBounds(off, len)) throw structural(`${what} out of bounds`);
   }
-  u8(off: number, what: string): number {
-    this.need(off, 1, what);
-    return this.bytes[off]!;
+  *bytes(off: number, len: number, what: string): Reads<Uint8Array> {
+    this.need(off, len, what);
+    if (len > READ_MAX) throw new RangeError(`read of ${len} bytes`); // (a parser bug)
+    const b = yield { off, len };
+    if (b.length !== len) throw structural(`${what}: short read`);
+    return b;
   }
-  u16(off: number, what: string): number {
-    this.need(off, 2, what);
-    return this.view.getUint16(off, true);
+  *u16(off: number, what: string): Reads<number> {
+    const b = yield* this.bytes(off, 2, what);
+    return b[0]! | (b[1]! << 8);
   }
-  u32(off: number, what: string): number {
-    this.need(off, 4, what);
-    return this.view.getUint32(off, true);
+  *u32(off: number, what: string): Reads<number> {
+    return le32(yield* this.bytes(off, 4, what), 0);
   }
-  u64(off: number, what: string): number {
-    this.need(off, 8, what);
-    const v = this.view.getBigUint64(off, true);
+  *u64(off: number, what: string): Reads<number> {
+    const b = yield* this.bytes(off, 8, what);
+    const v = new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
     if (v > MAX_OCAML_INT) throw structural(`${what} too large`);
     // Values above 2^53 lose precision here, but are then far beyond any image and
     // fail every later bounds check, which is all that matters.
     return Number(v);
   }
-  slice(off: number, len: number, what: string): Uint8Array {
-    this.need(off, len, what);
-    return this.bytes.subarray(off, off + len);
-  }
 }
 
-function readSections(r: Reader): { sections: Section[]; shstr: Section } {
-  if (r.length < 4 || r.bytes[0] !== 0x7f || r.bytes[1] !== 0x45 || r.bytes[2] !== 0x4c || r.bytes[3] !== 0x46)
-    throw structural("not an ELF file");
-  if (r.length < 64) throw structural("ELF header truncated");
-  const cls = r.bytes[4]!;
-  const data = r.bytes[5]!;
-  for (let i = 9; i < 16; i++) if (r.bytes[i] !== 0) throw structural("non-zero ELF identification padding");
+function* readSections(r: Reader): Reads<{ sections: Section[]; shstr: Section }> {
+  const head = r.length === 0 ? new Uint8Array(0) : yield* r.bytes(0, Math.min(64, r.length), "ELF header");
+  if (head.length < 4 || head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c || head[3] !== 0x46) throw structural("not an ELF file");
+  if (head.length < 64) throw structural("ELF header truncated");
+  const cls = head[4]!;
+  const data = head[5]!;
+  for (let i = 9; i < 16; i++) if (head[i] !== 0) throw structural("non-zero ELF identification padding");
   if (cls !== 2) throw structural("only 64-bit ELF is supported");
   if (data === 2) throw structural("big-endian ELF is not supported");
   if (data !== 1) throw structural(`bad ELF data encoding ${data}`);
-  const shoff = r.u64(0x28, "e_shoff");
-  const shentsize = r.u16(0x3a, "e_shentsize");
-  const shnum = r.u16(0x3c, "e_shnum");
-  const shstrndx = r.u16(0x3e, "e_shstrndx");
+  const shoff = yield* r.u64(0x28, "e_shoff");
+  const shentsize = yield* r.u16(0x3a, "e_shentsize");
+  const shnum = yield* r.u16(0x3c, "e_shnum");
+  const shstrndx = yield* r.u16(0x3e, "e_shstrndx");
   // shnum <= 65535, so this loop is bounded; each entry is checked individually
   // (upstream does not validate e_shentsize; overlapping entries are harmless).
   const sections: Section[] = [];
   for (let i = 0; i < shnum; i++) {
     const off = shoff + i * shentsize;
     sections.push({
-      nameOff: r.u32(off, "section header"),
-      offset: r.u64(off + 24, "section header"),
-      size: r.u64(off + 32, "section header"),
+      nameOff: yield* r.u32(off, "section header"),
+      offset: yield* r.u64(off + 24, "section header"),
+      size: yield* r.u64(off + 32, "section header"),
     });
   }
   const shstr = sections[shstrndx];
@@ -160,59 +174,90 @@ function readSections(r: Reader): { sections: Section[]; shstr: Section } {
 /**
  * Find the first section called `wanted`, checking (like upstream) that every
  * section's name is a NUL-terminated string inside the string table. Linear: the
- * string table is scanned once for its last NUL; each name is compared bytewise
- * against `wanted` only.
+ * string table is scanned once, from the highest name offset to its first NUL (a name
+ * ends inside the table iff a NUL follows it there; the highest one decides for all);
+ * each name is compared bytewise against `wanted` only.
  */
-function findSection(r: Reader, sections: Section[], shstr: Section, wanted: string): Section | null {
+function* findSection(r: Reader, sections: Section[], shstr: Section, wanted: string): Reads<Section | null> {
   const tabStart = shstr.offset;
   // A name must end (its NUL) strictly before tabStart + size and inside the file.
   const tabEnd = Math.min(tabStart + shstr.size, r.length);
-  let lastNul = -1;
-  if (tabStart < tabEnd) {
-    const idx = r.bytes.subarray(tabStart, tabEnd).lastIndexOf(0);
-    if (idx >= 0) lastNul = tabStart + idx;
-  }
-  const want = new TextEncoder().encode(wanted + "\0");
-  let found: Section | null = null;
+  let maxOff = -1;
   for (const s of sections) {
     const off = tabStart + s.nameOff;
-    if (!(off < tabEnd && off <= lastNul)) throw structural("section name out of bounds");
-    if (found === null && off + want.length <= tabEnd) {
-      let eq = true;
-      for (let i = 0; i < want.length; i++) {
-        if (r.bytes[off + i] !== want[i]) {
-          eq = false;
-          break;
-        }
-      }
-      if (eq) found = s;
-    }
+    if (!(off < tabEnd)) throw structural("section name out of bounds");
+    maxOff = Math.max(maxOff, off);
   }
-  return found;
+  let terminated = sections.length === 0;
+  for (let at = maxOff; !terminated && at < tabEnd; at += READ_MAX) {
+    const chunk = yield* r.bytes(at, Math.min(READ_MAX, tabEnd - at), "section name");
+    terminated = chunk.indexOf(0) >= 0;
+  }
+  if (!terminated) throw structural("section name out of bounds");
+  const want = new TextEncoder().encode(wanted + "\0");
+  for (const s of sections) {
+    const off = tabStart + s.nameOff;
+    if (off + want.length > tabEnd) continue;
+    const name = yield* r.bytes(off, want.length, "section name");
+    let eq = true;
+    for (let i = 0; i < want.length; i++) {
+      if (name[i] !== want[i]) {
+        eq = false;
+        break;
+      }
+    }
+    if (eq) return s;
+  }
+  return null;
 }
 
-/** The descriptor of the Solo5 note in `section`, or null when type/owner differ. */
-function noteDescriptor(r: Reader, section: Section, type: number): Uint8Array | null {
+/**
+ * The descriptor of the Solo5 note in `section`, or null when type/owner differ. A
+ * descriptor longer than any valid one is read only up to DESC_MAX + 1 bytes: its
+ * parse fails on the length all the same (with the same message).
+ */
+function* noteDescriptor(r: Reader, section: Section, type: number): Reads<Uint8Array | null> {
   const off = section.offset;
   if (section.size < 12) throw structural("note section too small");
-  const namesz = r.u32(off, "note header");
-  const descsz = r.u32(off + 4, "note header");
-  const ntype = r.u32(off + 8, "note header");
+  const namesz = yield* r.u32(off, "note header");
+  const descsz = yield* r.u32(off + 4, "note header");
+  const ntype = yield* r.u32(off + 8, "note header");
   if (ntype !== type || namesz !== NOTE_OWNER.length) return null;
-  const owner = r.slice(off + 12, namesz, "note owner");
+  const owner = yield* r.bytes(off + 12, namesz, "note owner");
   for (let i = 0; i < namesz; i++) if (owner[i] !== NOTE_OWNER[i]) return null;
   let d = off + 12 + namesz;
   d += (4 - (d & 3)) & 3; // upstream pads the absolute file offset
-  return r.slice(d, descsz, "note descriptor");
+  if (!r.inBounds(d, descsz)) throw structural("note descriptor out of bounds");
+  return yield* r.bytes(d, Math.min(descsz, DESC_MAX + 1), "note descriptor");
 }
 
-function findNote(image: Uint8Array, sectionName: string, type: number): Uint8Array {
-  const r = new Reader(image);
-  const { sections, shstr } = readSections(r);
-  const section = findSection(r, sections, shstr, sectionName);
-  const desc = section === null ? null : noteDescriptor(r, section, type);
+function* findNote(length: number, sectionName: string, type: number): Reads<Uint8Array> {
+  const r = new Reader(length);
+  const { sections, shstr } = yield* readSections(r);
+  const section = yield* findSection(r, sections, shstr, sectionName);
+  const desc = section === null ? null : yield* noteDescriptor(r, section, type);
   if (desc === null) throw new ElfError(MANIFEST_NOT_FOUND);
   return desc;
+}
+
+/** Run a parse against an image in memory. */
+function fromMemory<T>(g: Reads<T>, image: Uint8Array): T {
+  let step = g.next();
+  while (!step.done) step = g.next(image.subarray(step.value.off, step.value.off + step.value.len));
+  return step.value;
+}
+
+/** Run a parse against any random-access source (e.g. a file): `read` must return exactly `len` bytes. */
+async function fromSource<T>(g: Reads<T>, read: (off: number, len: number) => Promise<Uint8Array>): Promise<T> {
+  let step = g.next();
+  while (!step.done) step = g.next(await read(step.value.off, step.value.len));
+  return step.value;
+}
+
+/** An image the parser reads piecewise: its length and a positioned read. */
+export interface ImageSource {
+  readonly length: number;
+  read(off: number, len: number): Promise<Uint8Array>;
 }
 
 function le32(b: Uint8Array, off: number): number {
@@ -288,12 +333,22 @@ export function parseManifestDescriptor(desc: Uint8Array): Solo5Device[] {
 
 /** The ABI note (`.note.solo5.abi`) of an image. */
 export function readSolo5Abi(image: Uint8Array): Solo5Abi {
-  return parseAbiDescriptor(findNote(image, SECTION_ABI, NOTE_TYPE_ABI1));
+  return parseAbiDescriptor(fromMemory(findNote(image.length, SECTION_ABI, NOTE_TYPE_ABI1), image));
 }
 
 /** The manifest devices (`.note.solo5.manifest`) of an image, in manifest order. */
 export function readSolo5Manifest(image: Uint8Array): Solo5Device[] {
-  return parseManifestDescriptor(findNote(image, SECTION_MANIFEST, NOTE_TYPE_MFT1));
+  return parseManifestDescriptor(fromMemory(findNote(image.length, SECTION_MANIFEST, NOTE_TYPE_MFT1), image));
+}
+
+/** readSolo5Abi of an image read piecewise (never held whole). */
+export async function readSolo5AbiFrom(src: ImageSource): Promise<Solo5Abi> {
+  return parseAbiDescriptor(await fromSource(findNote(src.length, SECTION_ABI, NOTE_TYPE_ABI1), (o, l) => src.read(o, l)));
+}
+
+/** readSolo5Manifest of an image read piecewise (never held whole). */
+export async function readSolo5ManifestFrom(src: ImageSource): Promise<Solo5Device[]> {
+  return parseManifestDescriptor(await fromSource(findNote(src.length, SECTION_MANIFEST, NOTE_TYPE_MFT1), (o, l) => src.read(o, l)));
 }
 
 /**

@@ -5,9 +5,13 @@ import {
   checkManifest,
   ElfError,
   ocamlQuoted,
+  READ_MAX,
   readSolo5Abi,
+  readSolo5AbiFrom,
   readSolo5Info,
   readSolo5Manifest,
+  readSolo5ManifestFrom,
+  type ImageSource,
   renderManifestEntries,
   UPSTREAM_ELF_ERROR,
   type Solo5Device,
@@ -319,5 +323,70 @@ describe("checkManifest", () => {
   it("renders names with OCaml's %S escaping", () => {
     assert.equal(ocamlQuoted('a"b\\c\n\t\r\b\x01\x7f é\''), '"a\\"b\\\\c\\n\\t\\r\\b\\001\\127 \\195\\169\'"');
     assert.equal(renderManifestEntries([{ name: "q\"", type: "net" }]), 'net "q\\""');
+  });
+});
+
+describe("reading piecewise (an image that is never held whole)", () => {
+  /** `image` followed by zeros up to `length`, recording every read */
+  const source = (image: Uint8Array, length = image.length): ImageSource & { reads: { off: number; len: number }[] } => {
+    const reads: { off: number; len: number }[] = [];
+    return {
+      length,
+      reads,
+      read: async (off, len) => {
+        reads.push({ off, len });
+        const out = new Uint8Array(len);
+        if (off < image.length) out.set(image.subarray(off, Math.min(off + len, image.length)));
+        return out;
+      },
+    };
+  };
+  const outcome = async <T>(f: () => Promise<T> | T): Promise<unknown> => {
+    try {
+      return { value: await f() };
+    } catch (e) {
+      if (!(e instanceof ElfError)) throw e;
+      return { error: e.message, upstream: e.upstream };
+    }
+  };
+
+  it("a 1 GiB image (a real one followed by zeros): the same notes, a few small reads", async () => {
+    const img = netblk().bytes;
+    const src = source(img, 1 << 30);
+    assert.deepEqual(await readSolo5AbiFrom(src), readSolo5Abi(img));
+    assert.deepEqual(await readSolo5ManifestFrom(src), readSolo5Manifest(img));
+    const total = src.reads.reduce((a, r) => a + r.len, 0);
+    assert.ok(total < 16 * 1024, `read ${total} bytes`);
+  });
+
+  it("a string table without a NUL over 8 MiB is scanned in bounded reads", async () => {
+    const img = netblk();
+    // the section-name table runs to the end of a 8 MiB image of 0xff bytes
+    const big = new Uint8Array(8 << 20).fill(0xff);
+    big.set(img.bytes);
+    const v = new DataView(big.buffer);
+    const sh = img.layout.shoff + img.layout.shstrndx * 64;
+    const strOff = Number(v.getBigUint64(sh + 24, true));
+    v.setBigUint64(sh + 32, BigInt(big.length - strOff), true);
+    // the name of section 1 starts in the 0xff bytes behind the real image: no NUL ends it
+    v.setUint32(img.layout.shoff + 64, img.bytes.length - strOff, true);
+    const src = source(big);
+    await assert.rejects(readSolo5AbiFrom(src), (e: unknown) => e instanceof ElfError && e.message === "section name out of bounds");
+    assert.ok(src.reads.every((r) => r.len <= READ_MAX));
+    throwsElf(() => readSolo5Abi(big), "section name out of bounds");
+  });
+
+  it("gives the same value or error as the in-memory parse on mutated images (seeded)", async () => {
+    const base = netblk().bytes;
+    const rnd = fc.sample(
+      fc.tuple(fc.array(fc.record({ pos: fc.nat({ max: base.length - 1 }), val: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 8 }), fc.nat({ max: base.length })),
+      { seed: 7, numRuns: 1500 },
+    );
+    for (const [muts, cut] of rnd) {
+      const b = base.slice(0, cut);
+      for (const { pos, val } of muts) if (pos < b.length) b[pos] = val;
+      assert.deepEqual(await outcome(() => readSolo5AbiFrom(source(b))), await outcome(() => readSolo5Abi(b)));
+      assert.deepEqual(await outcome(() => readSolo5ManifestFrom(source(b))), await outcome(() => readSolo5Manifest(b)));
+    }
   });
 });
