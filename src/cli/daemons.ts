@@ -2,9 +2,11 @@
 // `dromedary console-daemon` (albatross-console, registered by console-daemon.ts).
 import { InvalidArgumentError, type Command } from "commander";
 import { registerConsoleDaemonCommand } from "./console-daemon.js";
-import { existingDir, parseMaxFrame, systemdListenFd } from "./options.js";
+import { existingDir, intInRange, parseIdleTimeout, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
 import { EXIT } from "./output.js";
 import { DEFAULT_MAX_FRAME } from "../hostd/frames.js";
+import { DEFAULT_MAX_IMAGE_SIZE } from "../hostd/image.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "../hostd/limits.js";
 
 export const DEFAULT_HOSTD_TMPDIR = "/run/albatross";
 export const DEFAULT_DBDIR = "/var/lib/albatross";
@@ -27,6 +29,9 @@ interface HostdFlags {
   systemdSocketActivation?: boolean;
   maxFrame: number;
   consoleTimeout: number;
+  maxImageSize: number;
+  maxConnections: number;
+  idleTimeout: number;
   verbose?: boolean;
   quiet?: boolean;
 }
@@ -39,7 +44,25 @@ export function registerHostdCommand(program: Command): void {
     .option("--dbdir <DIR>", "directory of the state file, block devices and tenders", existingDir, DEFAULT_DBDIR)
     .option("--no-drop-path", "pass the full name (foo:bar) as --name= argument instead of the label")
     .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
-    .option("--max-frame <BYTES>", "largest accepted frame (an image travels in one frame)", parseMaxFrame, DEFAULT_MAX_FRAME)
+    .option(
+      "--max-frame <BYTES>",
+      "largest accepted frame (an image travels in one frame); per connection at most one frame is held, so --max-connections × --max-frame bounds that memory",
+      parseMaxFrame,
+      DEFAULT_MAX_FRAME,
+    )
+    .option(
+      "--max-image-size <BYTES>",
+      "largest unikernel image once inflated (checked while inflating it to its file, a few 64 KiB pieces at a time: a decompression bomb stops there)",
+      intInRange(4096, Number.MAX_SAFE_INTEGER, " bytes"),
+      DEFAULT_MAX_IMAGE_SIZE,
+    )
+    .option("--max-connections <N>", "concurrent connections on vmmd.sock; one more is answered 'too many connections' and closed", parseMaxConnections, DEFAULT_MAX_CONNECTIONS)
+    .option(
+      "--idle-timeout <SECONDS>",
+      "close a connection that waits this long for its next request, or for more data of a block upload (a request in progress is never cut)",
+      parseIdleTimeout,
+      DEFAULT_IDLE_TIMEOUT_MS / 1000,
+    )
     .option(
       "--console-timeout <SECONDS>",
       `at start-up, wait this long (at most ${MAX_CONSOLE_TIMEOUT}) for the console daemon (dromedary console-daemon) to listen, retrying with pauses growing to 1 s; 0: fail at once, as albatrossd`,
@@ -61,6 +84,9 @@ export function registerHostdCommand(program: Command): void {
           ...(flags.systemdSocketActivation ? { listenFd: systemdListenFd() } : {}),
           maxFrame: flags.maxFrame,
           consoleTimeoutMs: flags.consoleTimeout * 1000,
+          maxImageSize: flags.maxImageSize,
+          maxConnections: flags.maxConnections,
+          idleTimeoutMs: flags.idleTimeout * 1000,
           verbose: flags.verbose === true,
           quiet: flags.quiet === true,
         });

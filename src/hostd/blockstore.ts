@@ -8,6 +8,7 @@ import { pipeline } from "node:stream/promises";
 import { createDeflate, createInflate } from "node:zlib";
 import { nameFileComponent, parseName, type Name } from "../policy/name.js";
 import { err, ok, type Result } from "../policy/result.js";
+import { inflateInto, isZeros, putPieces, SparseSink, TooLarge, writeAll, WriteFailed, zlibError } from "./sparse.js";
 
 export const MB = 1 << 20;
 /** Upstream reads and uploads block data in pieces of this size (daemon.md §7). */
@@ -46,6 +47,12 @@ export async function scanBlockDir(dbdir: string): Promise<{ blocks: ScannedBloc
     return { blocks, warnings };
   }
   for (const f of entries.sort()) {
+    if (UPLOAD_RE.test(f)) {
+      // an upload a previous hostd did not finish (only one hostd uses a dbdir)
+      await fsp.rm(join(dir, f), { force: true }).catch(() => undefined);
+      warnings.push(`removed the unfinished block upload ${f}`);
+      continue;
+    }
     if (f.startsWith(".")) continue;
     let st;
     try {
@@ -109,18 +116,30 @@ export async function createBlockFile(dbdir: string, name: Name, sizeMB: number)
   }
 }
 
-/** Write inline (old add/set) data into a block file; the data must fit. */
-export async function writeBlockData(dbdir: string, name: Name, data: Uint8Array): Promise<Result<void>> {
+/**
+ * Write inline data (old add/set forms) into the block file at `path`, which must be all
+ * holes (just created): inflated as a stream if compressed (sparse.ts), at most `limit`
+ * bytes (`data exceeds block size`); `failed to uncompress: ...` for bad zlib data,
+ * `error writing to file descriptor` for a failed write (e.g. a full disk).
+ */
+export async function writeBlockData(path: string, data: { readonly compressed: boolean; readonly bytes: Uint8Array }, limit: number): Promise<Result<void>> {
+  let fh: fsp.FileHandle;
   try {
-    const fh = await fsp.open(blockFile(dbdir, name), FS.O_WRONLY);
-    try {
-      await fh.write(data, 0, data.length, 0);
-    } finally {
-      await fh.close();
-    }
-    return ok(undefined);
+    fh = await fsp.open(path, FS.O_WRONLY | FS.O_NOFOLLOW);
   } catch {
     return err("error writing to file descriptor");
+  }
+  const sink = new SparseSink(fh, limit);
+  try {
+    if (data.compressed) await inflateInto(data.bytes, sink);
+    else await putPieces(data.bytes, sink);
+    return ok(undefined);
+  } catch (e) {
+    if (e instanceof TooLarge) return err("data exceeds block size");
+    if (e instanceof WriteFailed) return err("error writing to file descriptor");
+    return err(`failed to uncompress: ${zlibError(e)}`);
+  } finally {
+    await fh.close().catch(() => undefined);
   }
 }
 
@@ -135,17 +154,53 @@ export async function removeBlockFile(dbdir: string, name: Name): Promise<Result
   }
 }
 
-/** Block set: delete and recreate the (empty, 0600) file before the upload is read. */
-export async function recreateBlockFile(dbdir: string, name: Name): Promise<Result<void>> {
-  const path = blockFile(dbdir, name);
+// Block set writes the new content into a temporary file next to the device's (a dot file,
+// never taken for a device), which replaces the device's file only once it is complete and
+// on disk (fsync, rename, fsync of the directory). Upstream deletes and recreates the
+// device's file first, so a failed upload (a full disk, a client gone) loses the old content
+// and leaves a partial file registered as the device; here a failed set changes nothing.
+// The cost: while an upload runs, the old content and the new one both take disk space.
+
+let uploads = 0;
+const UPLOAD_RE = /^\..+\.upload-\d+-\d+$/;
+
+/** A fresh, empty 0600 upload file for the device `name`: its path. */
+export async function createUploadFile(dbdir: string, name: Name): Promise<Result<string>> {
+  const path = join(blockDir(dbdir), `.${nameFileComponent(name)}.upload-${process.pid}-${++uploads}`);
   try {
     await ensureBlockDir(dbdir);
-    await fsp.rm(path, { force: true });
     const fh = await fsp.open(path, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL, 0o600);
     await fh.close();
-    return ok(undefined);
+    return ok(path);
   } catch {
     return err("error opening block device");
+  }
+}
+
+/**
+ * The finished upload `tmp` becomes the device's file: extended to `bytes`, fsynced,
+ * renamed over the device's file, the directory fsynced. On failure `tmp` is removed.
+ */
+export async function commitUpload(tmp: string, dbdir: string, name: Name, bytes: number): Promise<Result<void>> {
+  try {
+    const fh = await fsp.open(tmp, FS.O_WRONLY | FS.O_NOFOLLOW);
+    try {
+      await fh.truncate(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, blockFile(dbdir, name));
+    const dir = await fsp.open(blockDir(dbdir), FS.O_RDONLY);
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    return ok(undefined);
+  } catch {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    return err("error writing to file descriptor");
   }
 }
 
@@ -179,7 +234,9 @@ export async function receiveBlockStream(path: string, limit: number, compressed
       if (written + chunk.length > limit) return cb(new SizeExceeded());
       const at = written;
       written += chunk.length;
-      fh.write(chunk, 0, chunk.length, at).then(
+      // the file is new: zeros stay holes (the final truncate gives it its length)
+      if (isZeros(chunk)) return cb();
+      writeAll(fh, chunk, at).then(
         () => cb(),
         (e: Error) => cb(e),
       );

@@ -1,7 +1,9 @@
 // hostd's shell: the albatrossd process (daemon.md §2). Owns the sockets, files, processes
 // and taps; every decision is taken by the pure core in vmmd.ts. All state changes run
 // under one global lock (upstream's create lock).
-import { promises as fsp, writeFileSync } from "node:fs";
+import { promises as fsp } from "node:fs";
+import { promisify } from "node:util";
+import * as zlib from "node:zlib";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -9,23 +11,27 @@ import { decodeState, decodeWire, encodeState, encodeWire } from "../commands/co
 import type { Command, Header, Policy, UnikernelConfig, Wire } from "../commands/types.js";
 import { nameToString, type Name } from "../policy/name.js";
 import { connectUnix, connectUnixPatiently } from "../net/frames.js";
-import { emptyResources, insertBlock } from "../policy/resources.js";
+import { emptyResources, findBlock, insertBlock } from "../policy/resources.js";
 import { tenderCommandLine, tenderNotFound, parseTenderVersion, guestNameArg } from "../solo5/tender.js";
 import {
   blockFile,
   blockFileExists,
   createBlockFile,
   drainChunks,
+  commitUpload,
+  createUploadFile,
   readBlockFile,
   receiveBlockStream,
-  recreateBlockFile,
   removeBlockFile,
   scanBlockDir,
   streamBlockFile,
   writeBlockData,
 } from "./blockstore.js";
-import { FrameReader, writeFrame } from "./frames.js";
+import { FrameReader, ReadTimeout, writeFrame } from "./frames.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, refuseConnection, TEXT_TOO_MANY } from "./limits.js";
 import { NameOwners } from "./owners.js";
+import { DEFAULT_MAX_IMAGE_SIZE, imageTooLarge, readImageManifest, readImageNotes, writeImage } from "./image.js";
+import { zlibError } from "./sparse.js";
 import { discoverRootPolicy, missingCommands } from "./host.js";
 import { bridgeExists, createTap, destroyTap, NetError } from "./net.js";
 import { ensureFifo, FifoSpares, findTender, signalProcess, spawnWithFifo, tenderVersionCached } from "./process.js";
@@ -36,24 +42,25 @@ import {
   blockAdded,
   blockRemoved,
   beginShutdown,
+  checkCreate,
   checkImageManifest,
   commitCreate,
   consoleAddRequest,
   consoleReplyOk,
   createFailureText,
-  deflateImage,
   failure,
   fifoPath,
   handleCommand,
   handleExit,
   imagePath,
+  imageTarget,
   initialState,
   macFor,
-  prepareCreate,
   recheckCreate,
   replyWire,
   requiredBridges,
   restartDecision,
+  restartChecked,
   restoreOrder,
   restorePolicies,
   stateToDump,
@@ -68,7 +75,6 @@ import {
   type TapAssignment,
   type VmmdOptions,
   type VmmdState,
-  DEFAULT_MAX_IMAGE,
 } from "./vmmd.js";
 
 export interface HostdOptions {
@@ -86,6 +92,12 @@ export interface HostdOptions {
   readonly socket?: string;
   readonly verbose: boolean;
   readonly quiet: boolean;
+  /** the largest inflated image (default 256 MiB): a decompression bomb stops there */
+  readonly maxImageSize?: number;
+  /** concurrent connections on the socket (default 1024); further ones get a Failure and are closed */
+  readonly maxConnections?: number;
+  /** a connection waiting this long for its next request (or upload data) is closed (default 60 s) */
+  readonly idleTimeoutMs?: number;
 }
 
 /** A start-up failure and the process exit status it leads to (125 upstream, 0 for "bailing out"). */
@@ -144,8 +156,15 @@ class RequestChannel {
   }
 }
 
+/** Commands that only read the state: answered without the global lock. */
+const QUERIES: ReadonlySet<Command["kind"]> = new Set(["unikernel-info", "unikernel-info-v5", "unikernel-info-v4", "policy-info", "block-info"]);
+
 /** The commands that change what runs under a name: one at a time per name (owners.ts). */
 const LIFECYCLE: ReadonlySet<Command["kind"]> = new Set(["unikernel-create", "unikernel-force-create", "unikernel-destroy", "unikernel-restart"]);
+
+const MB = 1 << 20;
+const deflateAsync = promisify(zlib.deflate);
+const inflateAsync = promisify(zlib.inflate);
 
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
@@ -160,6 +179,8 @@ export class Hostd {
   private readonly exitWaiters = new Map<number, (s: ExitStatus) => void>();
   private readonly exitPromises = new Map<number, Promise<ExitStatus>>();
   private readonly connections = new Set<Socket>();
+  private readonly maxConnections: number;
+  private readonly idleMs: number;
   private readonly spares: FifoSpares;
   private ready!: Promise<void>;
   private shutdownPromise: Promise<void> | null = null;
@@ -167,8 +188,10 @@ export class Hostd {
   readonly consolePath: string;
 
   constructor(readonly opts: HostdOptions) {
-    this.core = { tmpdir: opts.tmpdir, dbdir: opts.dbdir, dropPath: opts.dropPath, maxImageBytes: DEFAULT_MAX_IMAGE };
+    this.core = { tmpdir: opts.tmpdir, dbdir: opts.dbdir, dropPath: opts.dropPath, maxImageBytes: opts.maxImageSize ?? DEFAULT_MAX_IMAGE_SIZE };
     this.state = initialState(emptyResources());
+    this.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.socketPath = opts.socket ?? join(opts.tmpdir, "util", "vmmd.sock");
     this.consolePath = opts.consoleSocket ?? join(opts.tmpdir, "util", "console.sock");
     this.spares = new FifoSpares(join(opts.tmpdir, "fifo"));
@@ -375,18 +398,28 @@ export class Hostd {
   // Connections (§2.3)
 
   private async serve(sock: Socket): Promise<void> {
+    sock.on("error", () => undefined);
+    // Not upstream: a cap on connections. One beyond it is told so and closed, instead of
+    // hostd running out of file descriptors (issue 10).
+    if (this.connections.size >= this.maxConnections) {
+      this.log("warn", `too many connections (${this.maxConnections}), refusing one`);
+      refuseConnection(sock, TEXT_TOO_MANY);
+      return;
+    }
     this.connections.add(sock);
     sock.on("close", () => this.connections.delete(sock));
-    sock.on("error", () => undefined);
     const reader = new FrameReader(sock, this.opts.maxFrame);
     await this.ready;
     try {
       for (;;) {
         let f: Uint8Array | null;
         try {
-          f = await reader.next();
+          // Not upstream: a connection without a request for --idle-timeout is closed (a
+          // request in progress is never cut: this only waits for the next one).
+          f = await reader.next(this.idleMs);
         } catch (e) {
-          this.log("warn", `closing connection: ${errText(e)}`);
+          if (e instanceof ReadTimeout) this.log("debug", `closing an idle connection (${this.idleMs} ms without a request)`);
+          else this.log("warn", `closing connection: ${errText(e)}`);
           break;
         }
         if (f === null) break;
@@ -417,6 +450,19 @@ export class Hostd {
     if (w.payload.kind !== "command") {
       await this.send(sock, header, failure(TEXT.unknownCommand));
       return false;
+    }
+    // Not upstream (which takes the global lock for every command): the read-only queries
+    // are answered from the current state without waiting for the lock, so a create that
+    // takes a while (a large image inflating, a slow console) does not hold up `info`. A
+    // change is committed to the state in one step, so a query sees the state before or
+    // after it — as if it had been served before or after the change.
+    if (QUERIES.has(w.payload.command.kind)) {
+      if (this.state.shuttingDown) return false;
+      const step = handleCommand(this.state, this.core, header, w.payload.command);
+      if (step.kind === "reply" && !step.dump && step.state === this.state) {
+        await this.send(sock, header, step.outcome);
+        return false;
+      }
     }
     // One owner per unikernel name (owners.ts): a lifecycle command waits for the previous
     // one on its name to have replied, before it takes the global lock.
@@ -467,6 +513,31 @@ export class Hostd {
         await this.send(sock, header, r);
         return false;
       }
+      case "restart-check": {
+        // the running unikernel's image file, read in pieces (the lock stays held)
+        const manifest = await readImageManifest(step.image);
+        return this.runStep(restartChecked(this.state, step.name, step.config, manifest), sock, reader, header, unlock);
+      }
+      case "get-convert": {
+        unlock();
+        let out: Outcome;
+        if (step.convert === "deflate") {
+          out = success({ kind: "unikernel-image", compressed: true, image: await deflateAsync(step.image, { level: step.level }) });
+        } else {
+          // on the thread pool, bounded like a create (the stored image passed that bound)
+          const max = this.core.maxImageBytes;
+          try {
+            const image = await inflateAsync(step.image, { maxOutputLength: Math.max(1, max) });
+            out = success({ kind: "unikernel-image", compressed: false, image: new Uint8Array(image.buffer, image.byteOffset, image.length) });
+          } catch (e) {
+            out = failure(
+              (e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE" ? `failed to uncompress: ${imageTooLarge(max)}` : `failed to uncompress: ${zlibError(e)}`,
+            );
+          }
+        }
+        await this.send(sock, header, out);
+        return false;
+      }
       case "replace": {
         const exited = this.exitPromise(step.waiterId);
         if (!signalProcess(step.pid)) this.log("warn", `kill ${step.pid} failed`);
@@ -494,8 +565,9 @@ export class Hostd {
           await this.send(sock, header, failure(c.error));
           return false;
         }
-        if (step.data !== undefined && step.data.length > 0) {
-          const wr = await writeBlockData(this.opts.dbdir, step.name, step.data);
+        if (step.data !== undefined && step.data.bytes.length > 0) {
+          // a failed write (a full disk, too much data) leaves no device behind
+          const wr = await writeBlockData(blockFile(this.opts.dbdir, step.name), step.data, step.size * MB);
           if (!wr.ok) {
             await removeBlockFile(this.opts.dbdir, step.name);
             unlock();
@@ -523,31 +595,41 @@ export class Hostd {
         return false;
       }
       case "block-set": {
-        const rc = await recreateBlockFile(this.opts.dbdir, step.name);
+        // The upload goes to a temporary file (blockstore.ts), read with the lock released;
+        // it replaces the device's file under the lock, if the device is still there and
+        // unused. A failed upload changes nothing.
+        const tmp = await createUploadFile(this.opts.dbdir, step.name);
         unlock();
+        const upload = this.uploadSource(reader);
         let result: string | null;
-        if (!rc.ok) {
+        if (!tmp.ok) {
           // drain the upload, then report
-          result = (await drainChunks(reader)) ?? rc.error;
+          result = (await drainChunks(upload)) ?? tmp.error;
         } else {
-          result = await receiveBlockStream(blockFile(this.opts.dbdir, step.name), step.size * (1 << 20), step.compressed, reader);
+          result = await receiveBlockStream(tmp.value, step.size * MB, step.compressed, upload);
+          if (result === null) {
+            const release = await this.lock.acquire();
+            try {
+              result = await this.commitBlockUpload(tmp.value, step.name);
+            } finally {
+              release();
+            }
+          }
+          if (result !== null) await fsp.rm(tmp.value, { force: true }).catch(() => undefined);
         }
         await this.send(sock, header, result === null ? successString(TEXT.setBlock) : failure(result));
         return false;
       }
       case "block-set-old": {
-        const rc = await recreateBlockFile(this.opts.dbdir, step.name);
+        const tmp = await createUploadFile(this.opts.dbdir, step.name);
         let out: Outcome = successString(TEXT.setBlock);
-        if (!rc.ok) out = failure(rc.error);
+        if (!tmp.ok) out = failure(tmp.error);
         else {
-          const wr = await writeBlockData(this.opts.dbdir, step.name, step.data);
-          if (!wr.ok) out = failure(wr.error);
-          else {
-            try {
-              await fsp.truncate(blockFile(this.opts.dbdir, step.name), step.size * (1 << 20));
-            } catch {
-              out = failure(TEXT.writeError);
-            }
+          const wr = await writeBlockData(tmp.value, step.data, step.size * MB);
+          const c = wr.ok ? await this.commitBlockUpload(tmp.value, step.name) : wr.error;
+          if (c !== null) {
+            out = failure(c);
+            await fsp.rm(tmp.value, { force: true }).catch(() => undefined);
           }
         }
         unlock();
@@ -566,7 +648,7 @@ export class Hostd {
           if (!data.ok) await this.send(sock, header, failure(data.error));
           else {
             const compressed = step.level !== 0;
-            const image = compressed ? deflateImage(data.value, step.level) : data.value;
+            const image = compressed ? await deflateAsync(data.value, { level: Math.max(1, Math.min(9, step.level)) }) : data.value;
             await this.send(sock, header, success({ kind: "old-block-device-image", compressed, image }));
           }
           return false;
@@ -598,6 +680,20 @@ export class Hostd {
     }
   }
 
+  /** Under the lock: the finished upload `tmp` becomes the block device's file; null or the failure. */
+  private async commitBlockUpload(tmp: string, name: Name): Promise<string | null> {
+    const b = findBlock(this.state.resources, name);
+    if (b === undefined) return TEXT.setNotFound; // removed during the upload
+    if (b.active) return TEXT.setInUse; // taken by a unikernel during the upload
+    const c = await commitUpload(tmp, this.opts.dbdir, name, b.size * MB);
+    return c.ok ? null : c.error;
+  }
+
+  /** The chunks of a block upload; one that stalls for --idle-timeout ends it with `error while reading stream`. */
+  private uploadSource(reader: FrameReader): { next(): Promise<Uint8Array | null> } {
+    return { next: () => reader.next(this.idleMs) };
+  }
+
   private exitPromise(id: number): Promise<ExitStatus> {
     let p = this.exitPromises.get(id);
     if (p === undefined) {
@@ -624,17 +720,24 @@ export class Hostd {
   }
 
   private async consoleRequest(w: Wire): Promise<Wire | null> {
-    try {
-      if (this.console === null || !this.console.alive) {
-        // Not upstream: reconnect to a restarted console daemon instead of failing forever.
-        this.console = new RequestChannel(await connectUnix(this.consolePath), this.opts.maxFrame);
+    for (let attempt = 0; ; attempt++) {
+      const reused = this.console !== null && this.console.alive;
+      try {
+        if (!reused) {
+          // Not upstream: reconnect to a restarted console daemon instead of failing forever.
+          this.console = new RequestChannel(await connectUnix(this.consolePath), this.opts.maxFrame);
+        }
+        return await this.console!.request(w);
+      } catch (e) {
+        this.console?.close();
+        this.console = null;
+        // The console daemon closes a connection idle for its --idle-timeout; a request
+        // written just as it did so was never read (it answers every request it reads):
+        // send it once more on a fresh connection.
+        if (reused && attempt === 0) continue;
+        this.log("warn", `console: ${errText(e)}`);
+        return null;
       }
-      return await this.console.request(w);
-    } catch (e) {
-      this.log("warn", `console: ${errText(e)}`);
-      this.console?.close();
-      this.console = null;
-      return null;
     }
   }
 
@@ -650,9 +753,8 @@ export class Hostd {
     const mark = (step: string): void => {
       if (this.opts.verbose) marks.push(`${step} ${(performance.now() - t0).toFixed(2)}`);
     };
-    const p = prepareCreate(this.state, this.core, name, config);
+    const p = checkCreate(this.state, name, config);
     if (!p.ok) return failure(p.error);
-    const prepared = p.value;
     const cleanup = { image: imagePath(this.core, name), fifo: fifoPath(this.core, name), taps: [] as string[] };
     // Step 8's FIFO is made in the background from here on (mkfifo is a process execution);
     // its result is only looked at in step 8, so errors keep upstream's order. If an earlier
@@ -663,27 +765,29 @@ export class Hostd {
       await this.freeResources({ image: image ? cleanup.image : "", fifo: f.ok && f.value.created ? cleanup.fifo : "", taps: [] });
       return failure(msg);
     };
+    // §2.4 steps 3.1, 3.2 and 3.6 at once: the image is inflated as a stream into its file
+    // (bounded by --max-image-size, hashed on the way), then its notes are read from there
+    // (image.ts). Upstream writes the file only after the manifest check; a failure in
+    // between removes it again here. Upstream does not clean up what the following steps
+    // created when one of them fails; we do (image file, FIFO, taps created so far).
+    const written = await writeImage(cleanup.image, config, this.core.maxImageBytes);
+    if (!written.ok) return early(written.error, false);
+    const notes = await readImageNotes(cleanup.image);
+    const target = imageTarget(this.core, notes.abi);
+    if (!target.ok) return early(target.error, true);
+    const prepared = { digest: written.value.digest, ...target.value };
+    mark("image");
     const tender = await findTender(prepared.candidates);
-    if (tender === null) return early(tenderNotFound(prepared.candidates), false);
+    if (tender === null) return early(tenderNotFound(prepared.candidates), true);
     mark("lookup");
     const v = await tenderVersionCached(tender);
     if (v.code !== 0)
-      return early(`cmd ${tender} --version exits: ${v.error ?? (v.code === null ? "killed" : `exited with ${v.code}`)}`, false);
+      return early(`cmd ${tender} --version exits: ${v.error ?? (v.code === null ? "killed" : `exited with ${v.code}`)}`, true);
     const vr = parseTenderVersion(v.lines.join("\n"), prepared.abi.version);
-    if (vr !== null) return early(vr, false);
+    if (vr !== null) return early(vr, true);
     mark("version");
-    const m = checkImageManifest(prepared.image, config);
-    if (!m.ok) return early(m.error, false);
-
-    // Upstream does not clean up what the following steps created when one of them fails;
-    // we do (image file, FIFO, taps created so far).
-    try {
-      // synchronous: we hold the global lock anyway, and the thread pool round trip costs more
-      writeFileSync(cleanup.image, prepared.image);
-    } catch (e) {
-      return early(`error writing image ${cleanup.image}: ${errText(e)}`, true);
-    }
-    mark("image");
+    const m = checkImageManifest(notes.manifest, config);
+    if (!m.ok) return early(m.error, true);
     for (const b of requiredBridges(config)) if (!(await bridgeExists(b))) return early(`interface ${b} does not exist`, true);
     mark("bridges");
     const fifo = await fifoJob;

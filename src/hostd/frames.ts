@@ -3,12 +3,12 @@
 // for the raw chunks of a block upload (the same framing).
 import type { Socket } from "node:net";
 import { FrameError, encodeFrame } from "../commands/framing.js";
-import { SocketFrames } from "../net/frames.js";
+import { ReadTimeout, SocketFrames } from "../net/frames.js";
 
-export { FrameError };
+export { FrameError, ReadTimeout };
 
 /** Upstream has no limit besides int32; images travel in one frame locally. */
-export const DEFAULT_MAX_FRAME = 256 * 1024 * 1024;
+export const DEFAULT_MAX_FRAME = 257 * 1024 * 1024; // an uncompressed image of --max-image-size (256 MiB) and its config
 
 /**
  * Pull-style reader: `next()` resolves to the next payload, null at the end of the stream
@@ -28,15 +28,19 @@ export class FrameReader {
     this.frames = new SocketFrames(sock, { maxFrame, highBytes: Math.min(maxFrame, 1 << 20) + 4 + 65536, lowBytes: 65536 });
   }
 
-  next(): Promise<Uint8Array | null> {
-    const r = this.queue.then(() => this.read());
+  /**
+   * With `timeoutMs`, rejects with ReadTimeout (src/net/frames.ts) when no complete frame
+   * (or end) arrives in time; the reader stays usable.
+   */
+  next(timeoutMs?: number): Promise<Uint8Array | null> {
+    const r = this.queue.then(() => this.read(timeoutMs));
     this.queue = r.catch(() => undefined);
     return r;
   }
 
-  private async read(): Promise<Uint8Array | null> {
+  private async read(timeoutMs?: number): Promise<Uint8Array | null> {
     if (this.finished) return null;
-    const e = await this.frames.next();
+    const e = await this.frames.next(timeoutMs);
     switch (e.kind) {
       case "frame":
         return e.payload;

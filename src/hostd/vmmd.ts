@@ -6,15 +6,14 @@
 // A command either is answered right away (`reply` steps) or needs work from the shell,
 // which it then drives through the phase functions below:
 //
-//   create:   prepareCreate -> [shell: tender lookup + --version] -> checkImageManifest ->
-//             [shell: image file, bridges, FIFO, taps] -> consoleAddRequest ->
+//   create:   checkCreate -> [shell: image file (inflate, digest), its ELF notes] ->
+//             imageTarget -> [shell: tender lookup + --version] -> checkImageManifest ->
+//             [shell: bridges, FIFO, taps] -> consoleAddRequest ->
 //             [shell: Console_add round trip] -> consoleReplyOk -> recheckCreate ->
 //             [shell: exec] -> commitCreate
 //   exit:     handleExit -> (restart waiter woken) restartDecision
 //   destroy / force-create / restart of a running unikernel: the step carries an exit
 //             waiter id; the shell sends SIGTERM and waits until handleExit wakes that id.
-import { createHash } from "node:crypto";
-import { deflate, inflate } from "../commands/compress.js";
 import type {
   BlockInfo,
   Bytes,
@@ -53,7 +52,7 @@ import {
 } from "../policy/resources.js";
 import { err, ok, type Result } from "../policy/result.js";
 import { Trie } from "../policy/trie.js";
-import { checkManifest, ElfError, readSolo5Abi, readSolo5Manifest, type Solo5Abi } from "../solo5/elf.js";
+import { checkManifest, type Solo5Abi, type Solo5Device } from "../solo5/elf.js";
 import { deterministicMac, tenderCandidates, type TenderTarget } from "../solo5/tender.js";
 import type { ExitStatus } from "./types.js";
 
@@ -117,11 +116,9 @@ export interface VmmdOptions {
   readonly dbdir: string;
   /** `--no-drop-path` inverts this: the `--name=` argument is the label (true) or the full name */
   readonly dropPath: boolean;
-  /** upper bound for an inflated image (decompression bombs) */
+  /** upper bound for an inflated image (decompression bombs; --max-image-size) */
   readonly maxImageBytes: number;
 }
-
-export const DEFAULT_MAX_IMAGE = 1 << 30;
 
 export function initialState(resources: Resources): VmmdState {
   return {
@@ -223,84 +220,46 @@ export const TEXT = {
 
 // ---------------------------------------------------------------------------------------
 // Images
+//
+// The core never inflates, hashes or parses an image: that is I/O-sized work the shell does
+// as a stream on the image file (src/hostd/image.ts), bounded by `maxImageBytes`. The core
+// decides with what the shell read (the ABI note, the manifest, the digest).
 
-/** zlib inflate with an output limit (a decompression bomb is an error); `failed to uncompress: <msg>`. */
-export function inflateImage(data: Bytes, maxBytes: number): Result<Bytes> {
-  try {
-    return ok(inflate(data, { maxBytes }));
-  } catch (e) {
-    return err(`failed to uncompress: ${(e as Error).message}`);
-  }
-}
-
-/** `get` with level L > 0 of a plain image (levels above 9 are clamped, as zlib would). */
-export function deflateImage(data: Bytes, level: number): Bytes {
-  return deflate(data, Math.max(1, Math.min(9, level)));
-}
-
-export const sha256 = (b: Bytes): Bytes => new Uint8Array(createHash("sha256").update(b).digest());
-
-/** The uncompressed image of a config. */
-export function configImage(config: UnikernelConfig, maxBytes: number): Result<Bytes> {
-  return config.compressed ? inflateImage(config.image, maxBytes) : ok(config.image);
-}
+/** What a `get` (§2.9, wire.md §12) needs done to the stored image before the reply. */
+export type ImageConversion = "none" | "inflate" | "deflate";
 
 // ---------------------------------------------------------------------------------------
 // Create (§2.4)
 
-export interface Prepared {
-  readonly name: Name;
-  readonly config: UnikernelConfig;
-  /** uncompressed */
-  readonly image: Bytes;
-  readonly digest: Bytes;
+/** §2.4 steps 1 and 2 (and the type: only Solo5 runs here). */
+export function checkCreate(s: VmmdState, name: Name, config: UnikernelConfig): Result<void> {
+  if (findRunning(s, name) !== undefined) return err(TEXT.alreadyRunning);
+  const c = checkUnikernel(s.resources, name, config);
+  if (!c.ok) return c;
+  // A Linux implementation without BHyve: such configs cannot be run here.
+  if (config.typ !== "solo5") return err(`unikernel type ${config.typ} is not supported on this host`);
+  return ok(undefined);
+}
+
+export interface Target {
   readonly abi: Solo5Abi & { readonly target: TenderTarget };
   /** the four tender candidates, in lookup order */
   readonly candidates: readonly string[];
 }
 
-/** §2.4 steps 1, 2 and 3.1–3.3 (inflate, digest, ABI note and target). */
-export function prepareCreate(s: VmmdState, o: VmmdOptions, name: Name, config: UnikernelConfig): Result<Prepared> {
-  if (findRunning(s, name) !== undefined) return err(TEXT.alreadyRunning);
-  const c = checkUnikernel(s.resources, name, config);
-  if (!c.ok) return c;
-  return prepareImage(o, name, config);
+/** §2.4 step 3.3 (after the shell wrote the image and read its ABI note): the target and tender candidates. */
+export function imageTarget(o: Pick<VmmdOptions, "dbdir">, abi: Result<Solo5Abi>): Result<Target> {
+  if (!abi.ok) return abi;
+  const { target, version } = abi.value;
+  if (target !== "hvt" && target !== "spt") return err(`unsupported solo5 target ${target}`);
+  return ok({ abi: { target, version }, candidates: tenderCandidates(o.dbdir, target, version) });
 }
 
-function prepareImage(o: VmmdOptions, name: Name, config: UnikernelConfig): Result<Prepared> {
-  // A Linux implementation without BHyve: such configs cannot be run here.
-  if (config.typ !== "solo5") return err(`unikernel type ${config.typ} is not supported on this host`);
-  const image = configImage(config, o.maxImageBytes);
-  if (!image.ok) return image;
-  const digest = sha256(image.value);
-  let abi: Solo5Abi;
-  try {
-    abi = readSolo5Abi(image.value);
-  } catch (e) {
-    return err(e instanceof ElfError ? e.upstream : String(e));
-  }
-  if (abi.target !== "hvt" && abi.target !== "spt") return err(`unsupported solo5 target ${abi.target}`);
-  const target: TenderTarget = abi.target;
-  return ok({
-    name,
-    config,
-    image: image.value,
-    digest,
-    abi: { target, version: abi.version },
-    candidates: tenderCandidates(o.dbdir, target, abi.version),
-  });
-}
-
-/** §2.4 step 3.5: the configured devices against the image's manifest. */
-export function checkImageManifest(image: Bytes, config: Pick<UnikernelArguments, "blockDevices" | "bridges">): Result<void> {
-  let devices;
-  try {
-    devices = readSolo5Manifest(image);
-  } catch (e) {
-    return err(e instanceof ElfError ? e.upstream : String(e));
-  }
+/** §2.4 step 3.5: the configured devices against the image's manifest (as the shell read it). */
+export function checkImageManifest(manifest: Result<readonly Solo5Device[]>, config: Pick<UnikernelArguments, "blockDevices" | "bridges">): Result<void> {
+  if (!manifest.ok) return manifest;
   const m = checkManifest(
-    devices,
+    manifest.value,
     config.blockDevices.map((b) => b.name),
     config.bridges.map((b) => b.netif),
   );
@@ -471,10 +430,17 @@ export type Step =
       readonly waiterId: number;
       readonly then: { readonly kind: "destroy" } | { readonly kind: "create"; readonly config: UnikernelConfig };
     }
-  | { readonly kind: "block-add"; readonly state: VmmdState; readonly name: Name; readonly size: number; readonly data?: Bytes }
+  /**
+   * restart with new arguments: read the manifest of the running image's file (`image`),
+   * then continue with restartChecked (the lock stays held)
+   */
+  | { readonly kind: "restart-check"; readonly state: VmmdState; readonly name: Name; readonly config: UnikernelConfig; readonly image: string }
+  /** get: reply `unikernel-image` with `image` inflated (bounded by maxImageBytes) or deflated at `level` */
+  | { readonly kind: "get-convert"; readonly state: VmmdState; readonly image: Bytes; readonly convert: "inflate" | "deflate"; readonly level: number }
+  | { readonly kind: "block-add"; readonly state: VmmdState; readonly name: Name; readonly size: number; readonly data?: InlineData }
   | { readonly kind: "block-remove"; readonly state: VmmdState; readonly name: Name }
   | { readonly kind: "block-set"; readonly state: VmmdState; readonly name: Name; readonly size: number; readonly compressed: boolean }
-  | { readonly kind: "block-set-old"; readonly state: VmmdState; readonly name: Name; readonly size: number; readonly data: Bytes }
+  | { readonly kind: "block-set-old"; readonly state: VmmdState; readonly name: Name; readonly size: number; readonly data: InlineData }
   | { readonly kind: "block-dump"; readonly state: VmmdState; readonly name: Name; readonly level: number; readonly old: boolean }
   /** this connection becomes the stats channel: reply, then send `adds` one by one */
   | { readonly kind: "stats-initial"; readonly state: VmmdState; readonly outcome: Outcome; readonly adds: readonly Wire[] };
@@ -494,7 +460,7 @@ export function handleCommand(s: VmmdState, o: VmmdOptions, header: Header, cmd:
     case "unikernel-restart":
       return restart(s, o, name, cmd.args);
     case "unikernel-get":
-      return get(s, o, name, cmd.level);
+      return get(s, name, cmd.level);
     case "unikernel-info":
     case "unikernel-info-v5":
     case "unikernel-info-v4":
@@ -513,7 +479,7 @@ export function handleCommand(s: VmmdState, o: VmmdOptions, header: Header, cmd:
     case "block-add":
       return blockAdd(s, name, cmd.size);
     case "block-add-old":
-      return blockAdd(s, name, cmd.size, cmd.compressed, cmd.data, o.maxImageBytes);
+      return blockAdd(s, name, cmd.size, cmd.compressed, cmd.data);
     case "block-remove": {
       const b = findBlock(s.resources, name);
       if (b === undefined || name.label === null) return reply(s, failure(TEXT.removeNotFound));
@@ -530,7 +496,7 @@ export function handleCommand(s: VmmdState, o: VmmdOptions, header: Header, cmd:
       const b = findBlock(s.resources, name);
       if (b === undefined || name.label === null) return reply(s, failure(TEXT.setNotFound));
       if (b.active) return reply(s, failure(TEXT.setInUse));
-      const data = inlineBlockData(cmd.compressed, cmd.data, b.size, o.maxImageBytes);
+      const data = inlineBlockData(cmd.compressed, cmd.data, b.size);
       if (!data.ok) return reply(s, failure(data.error));
       return { kind: "block-set-old", state: s, name, size: b.size, data: data.value };
     }
@@ -620,29 +586,32 @@ function restart(s: VmmdState, o: VmmdOptions, name: Name, args: UnikernelArgume
   const c = checkUnikernel(r.ok ? r.value : s.resources, name, u.config);
   if (!c.ok) return reply(s, failure(c.error));
   const config = restartConfig(u.config, args);
-  if (args !== undefined) {
-    const image = configImage(config, o.maxImageBytes);
-    if (!image.ok) return reply(s, failure(image.error));
-    const m = checkImageManifest(image.value, config);
-    if (!m.ok) return reply(s, failure(m.error));
-  }
+  // New arguments: the image's manifest against the new devices. The image is the running
+  // one's, inflated on disk already (upstream inflates it again, in memory).
+  if (args !== undefined) return { kind: "restart-check", state: s, name, config, image: imagePath(o, name) };
   const w = registerExitWaiter(s, name);
   return { kind: "replace", state: w.state, name, pid: u.pid, waiterId: w.id, then: { kind: "create", config } };
 }
 
-function get(s: VmmdState, o: VmmdOptions, name: Name, level: number): Step {
+/** A restart with new arguments, once the shell has read the running image's manifest. */
+export function restartChecked(s: VmmdState, name: Name, config: UnikernelConfig, manifest: Result<readonly Solo5Device[]>): Step {
+  const m = checkImageManifest(manifest, config);
+  if (!m.ok) return reply(s, failure(m.error));
+  const u = findRunning(s, name);
+  if (u === undefined) return notRunning(s, name, false); // (the lock is held: not expected)
+  const w = registerExitWaiter(s, name);
+  return { kind: "replace", state: w.state, name, pid: u.pid, waiterId: w.id, then: { kind: "create", config } };
+}
+
+function get(s: VmmdState, name: Name, level: number): Step {
   const u = findRunning(s, name);
   if (u === undefined) return reply(s, failure(TEXT.getNotFound));
   const c = u.config;
-  // wire.md §12
+  // wire.md §12; the (de)compression is the shell's (on the thread pool), levels above 9 clamped
   if (c.compressed && level > 0) return reply(s, success({ kind: "unikernel-image", compressed: true, image: c.image }));
-  if (c.compressed) {
-    const img = inflateImage(c.image, o.maxImageBytes);
-    if (!img.ok) return reply(s, failure(img.error));
-    return reply(s, success({ kind: "unikernel-image", compressed: false, image: img.value }));
-  }
+  if (c.compressed) return { kind: "get-convert", state: s, image: c.image, convert: "inflate", level: 0 };
   if (level === 0) return reply(s, success({ kind: "unikernel-image", compressed: false, image: c.image }));
-  return reply(s, success({ kind: "unikernel-image", compressed: true, image: deflateImage(c.image, level) }));
+  return { kind: "get-convert", state: s, image: c.image, convert: "deflate", level: Math.max(1, Math.min(9, level)) };
 }
 
 function infoOf(s: VmmdState, u: RunningUnikernel): UnikernelInfo {
@@ -721,17 +690,24 @@ export function blockBytes(size: number): Result<number> {
   return ok(size * MB);
 }
 
-/** Inline data of the old add/set forms: inflated if compressed, at most size MB. */
-export function inlineBlockData(compressed: boolean, data: Bytes, sizeMB: number, maxBytes: number): Result<Bytes> {
-  const bytes = blockBytes(sizeMB);
-  if (!bytes.ok) return bytes;
-  const d = compressed ? inflateImage(data, Math.min(maxBytes, bytes.value + 1)) : ok(data);
-  if (!d.ok) return d.error.includes("larger than") ? err(TEXT.dataExceeds) : d;
-  if (d.value.length > bytes.value) return err(TEXT.dataExceeds);
-  return d;
+/**
+ * Inline data of the old add/set forms. The shell writes it (inflating a compressed one as
+ * a stream) and refuses more than the device's size with `data exceeds block size`.
+ */
+export interface InlineData {
+  readonly compressed: boolean;
+  readonly bytes: Bytes;
 }
 
-function blockAdd(s: VmmdState, name: Name, size: number, compressed = false, data?: Bytes, maxBytes = DEFAULT_MAX_IMAGE): Step {
+/** The checks of inline data that need no inflating: the size, and plain data's length. */
+export function inlineBlockData(compressed: boolean, data: Bytes, sizeMB: number): Result<InlineData> {
+  const bytes = blockBytes(sizeMB);
+  if (!bytes.ok) return bytes;
+  if (!compressed && data.length > bytes.value) return err(TEXT.dataExceeds);
+  return ok({ compressed, bytes: data });
+}
+
+function blockAdd(s: VmmdState, name: Name, size: number, compressed = false, data?: Bytes): Step {
   if (findBlock(s.resources, name) !== undefined) return reply(s, failure(TEXT.blockExists));
   // A block device is a file named after it; a path name has no label to name it by.
   if (name.label === null) return reply(s, failure("block device name must not be a path"));
@@ -741,7 +717,7 @@ function blockAdd(s: VmmdState, name: Name, size: number, compressed = false, da
   const bytes = blockBytes(size);
   if (!bytes.ok) return reply(s, failure(bytes.error));
   if (data === undefined) return { kind: "block-add", state: s, name, size };
-  const d = inlineBlockData(compressed, data, size, maxBytes);
+  const d = inlineBlockData(compressed, data, size);
   if (!d.ok) return reply(s, failure(d.error));
   return { kind: "block-add", state: s, name, size, data: d.value };
 }

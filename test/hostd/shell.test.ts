@@ -12,8 +12,10 @@ import {
   blockBytes,
   createBlockFile,
   drainChunks,
+  commitUpload,
+  createUploadFile,
   receiveBlockStream,
-  recreateBlockFile,
+  writeBlockData,
   scanBlockDir,
   streamBlockFile,
   type ChunkSource,
@@ -88,19 +90,51 @@ describe("block files", () => {
     assert.equal((await scanBlockDir(join(dir, "nothing-here"))).warnings.length, 1);
   });
 
-  it("set stream: plain chunks written, file keeps its full size", async () => {
+  it("set stream: into an upload file that replaces the device's file once complete; the device keeps its full size", async () => {
     const db = join(dir, "set");
     await mkdir(db);
     const name = parseName(":d");
     await createBlockFile(db, name, 1);
     await writeFile(join(db, "block", ":d"), Buffer.alloc(MB, 0xee));
-    assert.equal((await recreateBlockFile(db, name)).ok, true);
-    assert.equal((await stat(join(db, "block", ":d"))).size, 0);
-    const r = await receiveBlockStream(join(db, "block", ":d"), MB, false, source([Uint8Array.of(1, 2), Uint8Array.of(3)]));
+    const tmp = await createUploadFile(db, name);
+    assert.ok(tmp.ok);
+    if (!tmp.ok) return;
+    assert.match(tmp.value, /\/block\/\.:d\.upload-\d+-\d+$/);
+    assert.equal((await stat(tmp.value)).mode & 0o777, 0o600);
+    const r = await receiveBlockStream(tmp.value, MB, false, source([Uint8Array.of(1, 2), Uint8Array.of(3)]));
     assert.equal(r, null);
+    // the device is untouched until the commit
+    assert.deepEqual((await readFile(join(db, "block", ":d"))).subarray(0, 2), Buffer.from([0xee, 0xee]));
+    assert.deepEqual(await commitUpload(tmp.value, db, name, MB), { ok: true, value: undefined });
     const f = await readFile(join(db, "block", ":d"));
     assert.equal(f.length, MB);
     assert.deepEqual([...f.subarray(0, 4)], [1, 2, 3, 0]);
+    assert.deepEqual(await readdir(join(db, "block")), [":d"]);
+    // a stale upload of a dead hostd is removed by the start-up scan
+    await writeFile(join(db, "block", ".:d.upload-1-1"), "x");
+    const scan = await scanBlockDir(db);
+    assert.deepEqual(await readdir(join(db, "block")), [":d"]);
+    assert.ok(scan.warnings.some((w) => w.includes(".:d.upload-1-1")));
+  });
+
+  it("inline data (old forms): inflated as a stream, zeros left as holes, at most the device's size", async () => {
+    const db = join(dir, "inline");
+    await mkdir(db);
+    await createBlockFile(db, parseName(":i"), 4);
+    const f = join(db, "block", ":i");
+    const data = Buffer.concat([Buffer.from("head"), Buffer.alloc(3 * MB), Buffer.from("tail")]);
+    assert.deepEqual(await writeBlockData(f, { compressed: true, bytes: deflateSync(data) }, 4 * MB), { ok: true, value: undefined });
+    const back = await readFile(f);
+    assert.equal(back.length, 4 * MB);
+    assert.deepEqual(back.subarray(0, data.length), data);
+    // the 3 MiB of zeros were not written: the file holds few blocks
+    assert.ok((await stat(f)).blocks * 512 < MB, `${(await stat(f)).blocks} blocks`);
+    const bomb = deflateSync(Buffer.alloc(64 * MB));
+    assert.deepEqual(await writeBlockData(f, { compressed: true, bytes: bomb }, 4 * MB), { ok: false, error: "data exceeds block size" });
+    assert.deepEqual(await writeBlockData(f, { compressed: false, bytes: new Uint8Array(4 * MB + 1) }, 4 * MB), { ok: false, error: "data exceeds block size" });
+    const bad = await writeBlockData(f, { compressed: true, bytes: Uint8Array.of(0x78, 0x9c, 0xff) }, 4 * MB);
+    assert.equal(bad.ok, false);
+    if (!bad.ok) assert.match(bad.error, /^failed to uncompress: invalid zlib data: /);
   });
 
   it("set stream: compressed in odd pieces", async () => {

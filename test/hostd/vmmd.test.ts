@@ -2,8 +2,8 @@
 // text of daemon.md §2 that Linux can reach.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { deflateSync, inflateSync } from "node:zlib";
+import { deflateSync } from "node:zlib";
+import { readSolo5Abi, readSolo5Manifest } from "../../src/solo5/elf.js";
 import { decodeState, encodeState } from "../../src/commands/codec.js";
 import type { Command, Header, Policy, State, Success, UnikernelConfig, Wire } from "../../src/commands/types.js";
 import { parseName, type Name } from "../../src/policy/name.js";
@@ -24,11 +24,13 @@ import {
   initialState,
   inlineBlockData,
   macFor,
-  prepareCreate,
+  imageTarget,
+  checkCreate,
   recheckCreate,
   registerExitWaiter,
   replyWire,
   requiredBridges,
+  restartChecked,
   restartConfig,
   restartDecision,
   restoreOrder,
@@ -96,10 +98,10 @@ function replyOf(step: Step): { text: string; dump: boolean; keepOpen: boolean; 
 const cmd = (s: VmmdState, name: string, c: Command): Step => handleCommand(s, O, hdr(name), c);
 const exited = (code: number): ExitStatus => ({ kind: "exited", code });
 
-describe("create: prepareCreate (§2.4 steps 1–3)", () => {
+describe("create: checkCreate, imageTarget (§2.4 steps 1–3)", () => {
   it("refuses a name that is already running", () => {
     const s = run(initialState(emptyResources()), ":hello");
-    const r = prepareCreate(s, O, n(":hello"), cfg());
+    const r = checkCreate(s, n(":hello"), cfg());
     assert.deepEqual(r, { ok: false, error: "Unikernel with same name is already running" });
     assert.equal(replyOf(cmd(s, ":hello", { kind: "unikernel-create", config: cfg() })).text, "failure: Unikernel with same name is already running");
   });
@@ -107,68 +109,41 @@ describe("create: prepareCreate (§2.4 steps 1–3)", () => {
   it("runs check_unikernel against the policy of the path", () => {
     const r = withPolicy(emptyResources(), "foo", policy({ unikernels: 1n, memory: 64 }));
     const s0 = initialState(r);
-    assert.deepEqual(prepareCreate(s0, O, n("foo:a"), cfg({ memory: 65 })), {
+    assert.deepEqual(checkCreate(s0, n("foo:a"), cfg({ memory: 65 })), {
       ok: false,
       error: "maximum allowed memory (64, used 0) would be exceeded (requesting 65)",
     });
-    assert.deepEqual(prepareCreate(s0, O, n("foo:a"), cfg({ cpuids: [3] })), { ok: false, error: "CPUids 3 are not allowed by policy" });
+    assert.deepEqual(checkCreate(s0, n("foo:a"), cfg({ cpuids: [3] })), { ok: false, error: "CPUids 3 are not allowed by policy" });
     const s1 = run(s0, "foo:a");
-    assert.deepEqual(prepareCreate(s1, O, n("foo:b"), cfg()), { ok: false, error: "maximum amount of unikernels (1) reached" });
-    assert.deepEqual(prepareCreate(s0, O, n("foo:a"), cfg({ bridges: [{ netif: "nope" }] })), {
+    assert.deepEqual(checkCreate(s1, n("foo:b"), cfg()), { ok: false, error: "maximum amount of unikernels (1) reached" });
+    assert.deepEqual(checkCreate(s0, n("foo:a"), cfg({ bridges: [{ netif: "nope" }] })), {
       ok: false,
       error: "bridges nope not allowed by policy",
     });
+    assert.deepEqual(checkCreate(s0, n("foo:a"), cfg()), { ok: true, value: undefined });
   });
 
   it("checks block devices: not found, already in use", () => {
-    let r = must(insertBlock(emptyResources(), n("data"), 10));
+    const r = must(insertBlock(emptyResources(), n("data"), 10));
     const s0 = initialState(r);
     const c = cfg({ image: BLK, blockDevices: [{ name: "storage", device: "data" }] });
-    assert.deepEqual(prepareCreate(s0, O, n(":x"), cfg({ blockDevices: [{ name: "storage" }] })), {
+    assert.deepEqual(checkCreate(s0, n(":x"), cfg({ blockDevices: [{ name: "storage" }] })), {
       ok: false,
       error: "block device :storage not found",
     });
     const s1 = run(s0, ":x", c);
     assert.equal(findBlock(s1.resources, n("data"))?.active, true);
-    assert.deepEqual(prepareCreate(s1, O, n(":y"), c), { ok: false, error: "block device :data already in use" });
-    r = s1.resources;
-    void r;
+    assert.deepEqual(checkCreate(s1, n(":y"), c), { ok: false, error: "block device :data already in use" });
   });
 
-  it("inflates compressed images, digests the uncompressed image, reads the ABI", () => {
-    const s = initialState(emptyResources());
-    const p = must(prepareCreate(s, O, n(":hello"), cfg({ compressed: true, image: new Uint8Array(deflateSync(HELLO)) })));
-    assert.deepEqual(p.image, HELLO);
-    assert.deepEqual(p.digest, new Uint8Array(createHash("sha256").update(HELLO).digest()));
-    assert.deepEqual(p.abi, { target: "hvt", version: 2 });
-    assert.deepEqual(p.candidates, ["/var/lib/alb/solo5-hvt.2", "solo5-hvt.2", "/var/lib/alb/solo5-hvt", "solo5-hvt"]);
-  });
-
-  it("failed to uncompress", () => {
-    const r = prepareCreate(initialState(emptyResources()), O, n(":a"), cfg({ compressed: true, image: Uint8Array.of(1, 2, 3) }));
-    assert.equal(r.ok, false);
-    if (!r.ok) assert.match(r.error, /^failed to uncompress: /);
-  });
-
-  it("failed to uncompress: a decompression bomb is cut off at the image limit", () => {
-    const bomb = new Uint8Array(deflateSync(new Uint8Array(1 << 25)));
-    const r = prepareCreate(initialState(emptyResources()), O, n(":a"), cfg({ compressed: true, image: bomb }));
-    assert.equal(r.ok, false);
-    if (!r.ok) assert.match(r.error, /^failed to uncompress: decompressed data exceeds the limit of /);
-  });
-
-  it("unsupported solo5 target", () => {
+  it("the target from the ABI note: tender candidates; unsupported targets; the note's error as is", () => {
+    assert.deepEqual(imageTarget(O, { ok: true, value: readSolo5Abi(HELLO) }), {
+      ok: true,
+      value: { abi: { target: "hvt", version: 2 }, candidates: ["/var/lib/alb/solo5-hvt.2", "solo5-hvt.2", "/var/lib/alb/solo5-hvt", "solo5-hvt"] },
+    });
     const virtio = buildSolo5Elf({ target: "virtio", devices: [] }).bytes;
-    const r = prepareCreate(initialState(emptyResources()), O, n(":a"), cfg({ image: virtio }));
-    assert.deepEqual(r, { ok: false, error: "unsupported solo5 target virtio" });
-  });
-
-  it("a non-ELF image is an ELF error", () => {
-    const r = prepareCreate(initialState(emptyResources()), O, n(":a"), cfg({ image: new TextEncoder().encode("not an elf at all") }));
-    assert.equal(r.ok, false);
-    const noAbi = buildSolo5Elf({ target: "hvt", omitAbi: true }).bytes;
-    const r2 = prepareCreate(initialState(emptyResources()), O, n(":a"), cfg({ image: noAbi }));
-    assert.equal(r2.ok, false);
+    assert.deepEqual(imageTarget(O, { ok: true, value: readSolo5Abi(virtio) }), { ok: false, error: "unsupported solo5 target virtio" });
+    assert.deepEqual(imageTarget(O, { ok: false, error: "manifest not found" }), { ok: false, error: "manifest not found" });
   });
 
   it("a path name cannot be created", () => {
@@ -184,16 +159,19 @@ describe("create: prepareCreate (§2.4 steps 1–3)", () => {
 
 describe("create: manifest, bridges, console, commit", () => {
   it("manifest mismatches are reported with the manifest's entries", () => {
-    assert.deepEqual(checkImageManifest(NET, cfg()), {
+    const m = (image: Uint8Array) => ({ ok: true as const, value: readSolo5Manifest(image) });
+    assert.deepEqual(checkImageManifest(m(NET), cfg()), {
       ok: false,
       error: 'specified bridge(s) does not match with the manifest. Devices present in manifest: net "service"',
     });
-    assert.deepEqual(checkImageManifest(BLK, cfg({ blockDevices: [{ name: "other" }] })), {
+    assert.deepEqual(checkImageManifest(m(BLK), cfg({ blockDevices: [{ name: "other" }] })), {
       ok: false,
       error: 'specified block device(s) does not match with manifest. Devices present in manifest: block "storage"',
     });
-    assert.deepEqual(checkImageManifest(NET, cfg({ bridges: [{ netif: "service", bridge: "br0" }] })), { ok: true, value: undefined });
-    assert.deepEqual(checkImageManifest(BLK, cfg({ blockDevices: [{ name: "storage", device: "data" }] })), { ok: true, value: undefined });
+    assert.deepEqual(checkImageManifest(m(NET), cfg({ bridges: [{ netif: "service", bridge: "br0" }] })), { ok: true, value: undefined });
+    assert.deepEqual(checkImageManifest(m(BLK), cfg({ blockDevices: [{ name: "storage", device: "data" }] })), { ok: true, value: undefined });
+    // the manifest could not be read: its error as is
+    assert.deepEqual(checkImageManifest({ ok: false, error: "manifest not found" }, cfg()), { ok: false, error: "manifest not found" });
   });
 
   it("required bridges: bridge field or netif, config order, no repetition", () => {
@@ -468,13 +446,18 @@ describe("destroy, force-create, restart (§2.9)", () => {
     const same = cmd(s, ":a", { kind: "unikernel-restart" });
     assert.equal(same.kind, "replace");
     if (same.kind === "replace") assert.equal(same.then.kind === "create" && same.then.config.image, NET);
-    const bad = replyOf(
-      cmd(s, ":a", {
-        kind: "unikernel-restart",
-        args: { failBehaviour: { kind: "quit" }, addName: false, cpuids: [0], memory: 32, blockDevices: [], bridges: [], numcpus: 1 },
-      }),
-    );
+    const args = { failBehaviour: { kind: "quit" }, addName: false, cpuids: [0], memory: 32, blockDevices: [], bridges: [], numcpus: 1 } as const;
+    // new arguments: the shell reads the running image's manifest (its file) first
+    const check = cmd(s, ":a", { kind: "unikernel-restart", args });
+    if (check.kind !== "restart-check") throw new Error(`expected restart-check, got ${check.kind}`);
+    assert.equal(check.image, "/run/alb/:a.img");
+    assert.equal(check.state, s);
+    const bad = replyOf(restartChecked(check.state, n(":a"), check.config, { ok: true, value: readSolo5Manifest(NET) }));
     assert.equal(bad.text, 'failure: specified bridge(s) does not match with the manifest. Devices present in manifest: net "service"');
+    assert.equal(bad.state, s);
+    const good = restartChecked(check.state, n(":a"), { ...check.config, bridges: [{ netif: "service" }] }, { ok: true, value: readSolo5Manifest(NET) });
+    assert.equal(good.kind, "replace");
+    if (good.kind === "replace") assert.equal(good.pid, 12);
   });
 });
 
@@ -528,7 +511,7 @@ describe("info and get", () => {
     assert.equal(replyOf(cmd(s0, ":", { kind: "unikernel-info-v5" })).text, "success old-unikernel-info5");
   });
 
-  it("get: not found, and the four compression cases of wire.md §12", () => {
+  it("get: not found, and the four compression cases of wire.md §12 (the shell converts)", () => {
     assert.equal(replyOf(cmd(s0, ":nope", { kind: "unikernel-get", level: 0 })).text, "failure: get: no unikernel found");
     const img = (s: VmmdState, level: number) => {
       const st = cmd(s, ":a", { kind: "unikernel-get", level }) as Extract<Step, { kind: "reply" }>;
@@ -537,17 +520,14 @@ describe("info and get", () => {
     const plain = img(s0, 0);
     assert.equal(plain.compressed, false);
     assert.deepEqual(plain.image, HELLO);
-    const deflated = img(s0, 6);
-    assert.equal(deflated.compressed, true);
-    assert.deepEqual(new Uint8Array(inflateSync(deflated.image)), HELLO);
+    assert.deepEqual(cmd(s0, ":a", { kind: "unikernel-get", level: 6 }), { kind: "get-convert", state: s0, image: HELLO, convert: "deflate", level: 6 });
+    assert.deepEqual(cmd(s0, ":a", { kind: "unikernel-get", level: 12 }), { kind: "get-convert", state: s0, image: HELLO, convert: "deflate", level: 9 });
     const stored = new Uint8Array(deflateSync(HELLO));
     const sc = run(initialState(emptyResources()), ":a", cfg({ compressed: true, image: stored }));
     const asStored = img(sc, 9);
     assert.equal(asStored.compressed, true);
     assert.equal(asStored.image, stored);
-    const inflated = img(sc, 0);
-    assert.equal(inflated.compressed, false);
-    assert.deepEqual(inflated.image, HELLO);
+    assert.deepEqual(cmd(sc, ":a", { kind: "unikernel-get", level: 0 }), { kind: "get-convert", state: sc, image: stored, convert: "inflate", level: 0 });
   });
 });
 
@@ -601,12 +581,13 @@ describe("block devices", () => {
     const s = base();
     const big = new Uint8Array((1 << 20) + 1);
     assert.equal(replyOf(cmd(s, "foo:a", { kind: "block-add-old", size: 1, compressed: false, data: big })).text, "failure: data exceeds block size");
-    const z = new Uint8Array(deflateSync(big));
-    assert.equal(replyOf(cmd(s, "foo:a", { kind: "block-add-old", size: 1, compressed: true, data: z })).text, "failure: data exceeds block size");
-    const step = cmd(s, "foo:a", { kind: "block-add-old", size: 1, compressed: true, data: new Uint8Array(deflateSync(Uint8Array.of(1, 2))) });
+    // compressed data is inflated by the shell (as a stream, bounded by the size)
+    const z = new Uint8Array(deflateSync(Uint8Array.of(1, 2)));
+    const step = cmd(s, "foo:a", { kind: "block-add-old", size: 1, compressed: true, data: z });
     assert.equal(step.kind, "block-add");
-    if (step.kind === "block-add") assert.deepEqual(step.data, Uint8Array.of(1, 2));
-    assert.deepEqual(inlineBlockData(false, Uint8Array.of(1), 1, 100), { ok: true, value: Uint8Array.of(1) });
+    if (step.kind === "block-add") assert.deepEqual(step.data, { compressed: true, bytes: z });
+    assert.deepEqual(inlineBlockData(false, Uint8Array.of(1), 1), { ok: true, value: { compressed: false, bytes: Uint8Array.of(1) } });
+    assert.deepEqual(inlineBlockData(false, Uint8Array.of(1), 0), { ok: false, error: "overflow while computing bytes" });
   });
 
   it("remove / set / dump: not found, in use, otherwise handed to the shell", () => {
