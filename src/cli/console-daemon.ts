@@ -2,7 +2,8 @@
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { startConsoleDaemon } from "../hostd/console/daemon.js";
-import { existingDir, parseMaxFrame, systemdListenFd } from "./options.js";
+import { existingDir, parseIdleTimeout, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "../hostd/limits.js";
 import { CliError, EXIT } from "./output.js";
 
 export const DEFAULT_TMPDIR = "/run/albatross";
@@ -21,6 +22,8 @@ interface ConsoleDaemonFlags {
   maxSubscribers: number;
   systemdSocketActivation?: boolean;
   maxFrame?: number;
+  maxConnections: number;
+  idleTimeout: number;
 }
 
 export function registerConsoleDaemonCommand(program: Command): void {
@@ -30,7 +33,14 @@ export function registerConsoleDaemonCommand(program: Command): void {
     .option("--tmpdir <DIR>", "runtime directory holding util/ and fifo/", existingDir, DEFAULT_TMPDIR)
     .option("--max-subscribers <N>", "maximum subscribers per unikernel console (>= 1)", parseMaxSubscribers, 5)
     .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
-    .option("--max-frame <BYTES>", "largest accepted request frame", parseMaxFrame)
+    .option("--max-frame <BYTES>", "largest accepted request frame (default 1 MiB)", parseMaxFrame)
+    .option("--max-connections <N>", "concurrent connections on console.sock; one more is answered 'too many connections' and closed", parseMaxConnections, DEFAULT_MAX_CONNECTIONS)
+    .option(
+      "--idle-timeout <SECONDS>",
+      "close a connection that waits this long for its next request (a console subscription is never cut)",
+      parseIdleTimeout,
+      DEFAULT_IDLE_TIMEOUT_MS / 1000,
+    )
     .action(async (flags: ConsoleDaemonFlags) => {
       const tmpdir = flags.tmpdir;
       const listenFd = flags.systemdSocketActivation ? systemdListenFd() : undefined;
@@ -43,6 +53,8 @@ export function registerConsoleDaemonCommand(program: Command): void {
           maxSubscribers: flags.maxSubscribers,
           ...(listenFd !== undefined ? { listenFd } : {}),
           ...(flags.maxFrame !== undefined ? { maxFrame: flags.maxFrame } : {}),
+          maxConnections: flags.maxConnections,
+          idleTimeoutMs: flags.idleTimeout * 1000,
           log,
         });
       } catch (e) {

@@ -383,8 +383,9 @@ export class Hostd {
       await new Promise<void>((res, rej) => {
         server.once("error", rej);
         // Upstream listens with backlog 1; Node's clients get EAGAIN instead of queueing
-        // on a full Unix-socket backlog, so allow a few pending connections.
-        server.listen({ path: this.socketPath, backlog: 16 }, () => res());
+        // on a full Unix-socket backlog, so allow pending connections (a burst of clients
+        // while hostd is busy; beyond --max-connections they get a reply, not EAGAIN).
+        server.listen({ path: this.socketPath, backlog: 128 }, () => res());
       });
     } catch (e) {
       throw new StartupError(`cannot listen on ${this.socketPath}: ${errText(e)}`, 125);

@@ -2,10 +2,8 @@
 // namespace, via the hostd harness) optionally behind the TLS endpoint, a remote client per
 // tenant, small tmpfs mounts, and the check that nothing of a unikernel is left behind.
 import "reflect-metadata";
-import { execFile } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { it } from "node:test";
 import type { Command, Wire } from "../../src/commands/types.js";
 import { parseName, type Name } from "../../src/policy/name.js";
@@ -14,8 +12,6 @@ import type { EndpointOptions } from "../../src/endpoint/server.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
 import { exists, pidsWith, show, taps, withHostd, type Env } from "../hostd/harness.js";
 import { dec, keyPem, make, makePki, pem, policy, startEndpoint, tempDir, writeFiles, type Running } from "../endpoint/support.js";
-
-const run = promisify(execFile);
 
 let availability: Promise<string | false> | null = null;
 /** false when namespaces (root) are available, else the reason to skip. */
@@ -32,7 +28,7 @@ export interface Mounts {
 }
 
 /** A test with hostd in a fresh namespace; skipped where namespaces are unavailable. */
-export function scenario(name: string, fn: (env: Env) => Promise<void>, opts: { bridges?: string[]; hostdArgs?: string[]; mounts?: Mounts } = {}): void {
+export function scenario(name: string, fn: (env: Env) => Promise<void>, opts: { bridges?: string[]; hostdArgs?: string[]; consoleArgs?: string[]; mounts?: Mounts } = {}): void {
   it(name, async (t) => {
     const skip = await skipReason();
     if (skip !== false) {
@@ -41,21 +37,6 @@ export function scenario(name: string, fn: (env: Env) => Promise<void>, opts: { 
     }
     await withNetns((ns) => withHostd(ns, fn, opts));
   });
-}
-
-/** Mount a tmpfs of `size` on `dir` (an empty directory of the test's). */
-export async function mountTmpfs(dir: string, size: string): Promise<void> {
-  await run("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0755`, "tmpfs", dir]);
-}
-
-export async function unmount(dir: string): Promise<void> {
-  await run("umount", [dir]);
-}
-
-/** Is `dir` a mount point right now? */
-export async function mounted(dir: string): Promise<boolean> {
-  const m = await readFile("/proc/self/mounts", "utf8");
-  return m.split("\n").some((l) => l.split(" ")[1] === dir);
 }
 
 /** What is left of unikernel `name` (empty: nothing): tender processes, image, FIFO. */

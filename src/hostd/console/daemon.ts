@@ -16,6 +16,7 @@ import { initialSplitState, splitReads } from "./lines.js";
 import type { SplitState } from "./lines.js";
 import type { ConsoleEntry, Ring } from "./ring.js";
 import { ConsoleState, NAME_USED, OPENING, PATH_USED } from "./state.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, refuseConnection, TEXT_TOO_MANY } from "../limits.js";
 
 export const CONSOLE_SOCKET_NAME = "console.sock";
 /** Commands to the console daemon are tiny; a larger frame is hostile (override: --max-frame). */
@@ -38,6 +39,13 @@ export interface ConsoleDaemonOptions {
   readonly listenFd?: number;
   /** largest accepted request frame (default 1 MiB) */
   readonly maxFrame?: number;
+  /** concurrent connections (default 1024); one more gets `Failure "too many connections"` and is closed */
+  readonly maxConnections?: number;
+  /**
+   * a connection without a request in progress and without a subscription is closed after
+   * this long (default 60 s); subscriptions are never cut
+   */
+  readonly idleTimeoutMs?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -59,6 +67,8 @@ class Daemon {
   readonly maxFrame: number;
   /** set by close(): no new readers */
   closing = false;
+  maxConnections = DEFAULT_MAX_CONNECTIONS;
+  idleMs = DEFAULT_IDLE_TIMEOUT_MS;
 
   constructor(
     readonly tmpdir: string,
@@ -238,6 +248,7 @@ class Client {
   private closed = false;
   /** set after a subscribe: the next input of any kind closes the connection */
   private subscription: { path: Path; label: Label } | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly daemon: Daemon,
@@ -245,8 +256,10 @@ class Client {
   ) {
     this.decoder = new FrameDecoder({ maxFrame: daemon.maxFrame });
     daemon.clients.add(this);
+    this.armIdle();
     sock.on("data", (chunk: Buffer) => {
       if (this.closed) return;
+      this.disarmIdle();
       this.decoder.push(chunk);
       void this.drain();
     });
@@ -257,10 +270,34 @@ class Client {
     sock.on("error", (e) => daemon.log(`connection error: ${errText(e)}`));
     sock.on("close", () => {
       this.closed = true;
+      this.disarmIdle();
       daemon.clients.delete(this);
       const s = this.subscription;
       if (s !== null) daemon.state.waitingClosed(s.path, s.label, this);
     });
+  }
+
+  /**
+   * Not upstream: a connection waiting for its next request (no request in progress, no
+   * subscription) is closed after --idle-timeout. hostd's own connection, idle between
+   * creates, is closed too; hostd reconnects (and sends a request that met the close
+   * once more).
+   */
+  private armIdle(): void {
+    this.disarmIdle();
+    if (this.closed || this.subscription !== null || this.busy) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.closed || this.subscription !== null || this.busy) return;
+      this.daemon.log(`closing a connection idle for ${this.daemon.idleMs} ms`);
+      this.close();
+    }, this.daemon.idleMs);
+    this.idleTimer.unref();
+  }
+
+  private disarmIdle(): void {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
   }
 
   /** Can we still write to it? (A subscriber that is not writable gets unsubscribed.) */
@@ -301,6 +338,7 @@ class Client {
       this.close();
     } finally {
       this.busy = false;
+      this.armIdle();
     }
   }
 
@@ -457,7 +495,15 @@ const fsFstat = promisify(fs.fstat) as (fd: number) => Promise<fs.Stats>;
 export async function startConsoleDaemon(opts: ConsoleDaemonOptions): Promise<ConsoleDaemon> {
   const log = opts.log ?? ((): void => undefined);
   const daemon = new Daemon(opts.tmpdir, opts.maxSubscribers ?? 5, opts.maxFrame ?? DEFAULT_CONSOLE_MAX_FRAME, log);
+  daemon.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  daemon.idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const server = net.createServer({ allowHalfOpen: true }, (sock) => {
+    // Not upstream: a cap on connections (a flood of idle ones would exhaust descriptors).
+    if (daemon.clients.size >= daemon.maxConnections) {
+      log(`too many connections (${daemon.maxConnections}), refusing one`);
+      refuseConnection(sock, TEXT_TOO_MANY);
+      return;
+    }
     new Client(daemon, sock);
   });
   let socketPath: string;
