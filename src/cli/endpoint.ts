@@ -29,6 +29,8 @@ interface EndpointFlags {
   handshakeTimeout: number;
   uploadTimeout: number;
   maxConnections: number;
+  maxImageSize: number;
+  maxImageUploads: number;
   spareConnections: boolean;
 }
 
@@ -114,7 +116,19 @@ function registerEndpoint(program: Command): void {
     .addOption(new Option("--verbosity <LEVEL>", "log level").choices(LEVELS as unknown as string[]))
     .option("--handshake-timeout <SECONDS>", "abort TLS handshakes taking longer", positive("timeout"), 10)
     .option("--upload-timeout <SECONDS>", "abort uploads (image, block data) idle for longer", positive("timeout"), 30)
-    .option("--max-connections <N>", "concurrent TLS connections", positive("number"), 256)
+    .option(
+      "--max-connections <N>",
+      "concurrent TLS connections; each buffers at most about 2 × 4 MiB of a raw upload (plus an image, below)",
+      positive("number"),
+      256,
+    )
+    .option("--max-image-size <BYTES>", "largest image of a create streamed after the handshake (as sent, compressed or not)", positive("size"), 256 * 1024 * 1024)
+    .option(
+      "--max-image-uploads <N>",
+      "creates whose image is collected at once (all of it goes to hostd in one frame): images hold at most N × --max-image-size; a further create waits up to --upload-timeout",
+      positive("number"),
+      2,
+    )
     .option("--no-spare-connections", "connect to a daemon only when a request needs it (default: one connection per daemon in use is opened ahead)")
     .action(async (cacert: string, cert: string, key: string, flags: EndpointFlags, cmd: Command) => {
       const verbosity = verbosityOf(flags);
@@ -160,6 +174,8 @@ function registerEndpoint(program: Command): void {
           handshakeTimeoutMs: flags.handshakeTimeout * 1000,
           uploadIdleMs: flags.uploadTimeout * 1000,
           maxConnections: flags.maxConnections,
+          maxImageBytes: flags.maxImageSize,
+          maxImageUploads: flags.maxImageUploads,
           // one connection to serve: nothing to open ahead for
           spareConnections: flags.spareConnections && !flags.inetd,
         });

@@ -26,7 +26,8 @@ export interface ChunkReaderOptions {
 }
 
 /**
- * Pull-style chunk reader (default: the socket pauses while 16 chunks wait). After a
+ * Pull-style chunk reader (the socket pauses while 16 chunks, or more than maxChunk bytes,
+ * wait). After a
  * terminator the reader keeps decoding, so a stream can carry several zero-terminated
  * sections (as the daemons' policy-add/command/reply sequence does not, but a raw upload
  * followed by wire messages could). An oversized chunk destroys the socket at once.
@@ -35,7 +36,15 @@ export class ChunkReader {
   private readonly frames: SocketFrames;
 
   constructor(sock: Duplex, opts: ChunkReaderOptions) {
-    this.frames = new SocketFrames(sock, { maxFrame: opts.maxChunk, highWater: opts.highWater ?? 16, destroyOnFrameError: true });
+    // Paused once 16 chunks, or more than one maximal chunk's bytes, wait: a connection
+    // holds at most about two maximal chunks (the one being assembled and the waiting ones).
+    this.frames = new SocketFrames(sock, {
+      maxFrame: opts.maxChunk,
+      highWater: opts.highWater ?? 16,
+      highBytes: opts.maxChunk,
+      lowBytes: Math.min(opts.maxChunk, 1 << 20),
+      destroyOnFrameError: true,
+    });
   }
 
   /**

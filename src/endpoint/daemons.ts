@@ -14,9 +14,17 @@
 // dropped, and the next request connects afresh (and reports "couldn't reach service" if
 // that fails). One spare per socket at most, opened only after a request to it succeeded:
 // an endpoint whose daemon is down does not keep retrying in the background.
+//
+// A spare lives at most SPARE_MAX_AGE_MS. The daemons close connections that wait for a
+// request longer than their --idle-timeout (60 s by default, at least 1 s): a spare taken
+// just as the daemon closes it would lose its request. Kept well below the daemons'
+// default, the age leaves that race to daemons configured with an idle timeout under it.
 
 import net from "node:net";
 import { connectUnix } from "../net/frames.js";
+
+/** The longest a spare connection is kept before it is closed unused. */
+export const SPARE_MAX_AGE_MS = 10_000;
 
 interface Spare {
   readonly sock: net.Socket;
@@ -33,7 +41,10 @@ export class DaemonConnections {
   freshConnects = 0;
 
   /** `spares: false`: every request connects afresh (upstream's behaviour). */
-  constructor(private readonly useSpares = true) {}
+  constructor(
+    private readonly useSpares = true,
+    private readonly maxAgeMs = SPARE_MAX_AGE_MS,
+  ) {}
 
   /** A connected socket to `file`: the spare if one is ready, else a fresh connection. */
   connect(file: string): Promise<net.Socket> {
@@ -71,12 +82,16 @@ export class DaemonConnections {
     if (this.closed || this.spares.has(file)) return;
     const sock = net.createConnection({ path: file });
     const drop = (): void => {
+      clearTimeout(aged);
       if (this.spares.get(file) === spare) this.spares.delete(file);
       sock.destroy();
     };
+    const aged = setTimeout(drop, this.maxAgeMs);
+    aged.unref();
     const spare: Spare = {
       sock,
       unwatch: () => {
+        clearTimeout(aged);
         sock.off("data", drop);
         sock.off("end", drop);
         sock.off("close", drop);

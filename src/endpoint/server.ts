@@ -37,6 +37,7 @@ import { ChunkReader, writeBytes, writeChunk, writeTerminator } from "./chunks.j
 import { ReadTimeout } from "../net/frames.js";
 import { ParsedCertificateCache, peerCertificates, validatePeerChain } from "./peer.js";
 import { DaemonConnections } from "./daemons.js";
+import { Slots } from "./slots.js";
 
 export type SocketKind = "vmmd" | "console" | "stat";
 /** a request's connection to its daemon, and the socket file it goes to */
@@ -112,8 +113,14 @@ export interface EndpointOptions {
   readonly writeStallMs?: number;
   /** concurrent TLS connections; further ones are closed at once (default 256) */
   readonly maxConnections?: number;
-  /** largest image accepted from a streamed create (default 256 MiB) */
+  /** largest image accepted from a streamed create (default 256 MiB; the compressed bytes as sent) */
   readonly maxImageBytes?: number;
+  /**
+   * creates whose image is collected at a time (default 2): the images together hold at
+   * most this × maxImageBytes; a further one waits for a slot (its client's upload waits
+   * in the socket), for at most uploadIdleMs, then gets a Failure
+   */
+  readonly maxImageUploads?: number;
   /** largest frame accepted from a daemon (default 256 MiB) */
   readonly maxChunk?: number;
   /**
@@ -142,6 +149,7 @@ const DEFAULTS = {
   writeStallMs: 60_000,
   maxConnections: 256,
   maxImageBytes: 256 * 1024 * 1024,
+  maxImageUploads: 2,
   maxChunk: 256 * 1024 * 1024,
   maxClientChunk: 4 * 1024 * 1024,
 };
@@ -169,6 +177,8 @@ export class Endpoint {
   /** upstream's global `command` counter: one per message sent to a daemon, from 0 */
   private sequence = 0n;
   private readonly active = new Set<net.Socket>();
+  /** one per create whose image is being collected or forwarded (slots.ts) */
+  readonly imageSlots: Slots;
   /** connections fully handled (for tests and statistics) */
   handled = 0;
   /** the CA, parsed once (its public key is imported once too, src/ca/keys.ts) */
@@ -187,6 +197,7 @@ export class Endpoint {
   constructor(opts: EndpointOptions) {
     this.o = { ...DEFAULTS, now: () => new Date(), ...opts } as ResolvedOptions;
     this.daemons = new DaemonConnections(opts.spareConnections ?? true);
+    this.imageSlots = new Slots(this.o.maxImageUploads);
     const least = SEVERITY[opts.logLevel ?? "debug"];
     this.logs = { debug: least <= SEVERITY.debug, info: least <= SEVERITY.info };
     const tlsOptions: tls.SecureContextOptions & tls.TlsOptions = {
@@ -292,6 +303,7 @@ export class Endpoint {
     this.active.add(s);
     s.on("error", () => undefined); // reported where it matters (reads/writes)
     let daemon: DaemonLink | null = null;
+    let slot: (() => void) | null = null;
     try {
       const derived = await this.authorize(s, who);
       if (!derived) return;
@@ -301,7 +313,7 @@ export class Endpoint {
       let fromClient: ChunkReader | null = null;
       if (hasImageUpload(cmd) || hasBlockUpload(cmd)) fromClient = new ChunkReader(s, { maxChunk: this.o.maxClientChunk });
       else s.on("data", () => undefined);
-      const reply = await this.execute(s, fromClient, derived, who, (link) => (daemon = link));
+      const reply = await this.execute(s, fromClient, derived, who, (link) => (daemon = link), (release) => (slot = release));
       // step 8: the result, header (certificate version, sequence 0, derived name)
       const w: Wire = { header: { version: derived.version, sequence: 0n, name: derived.name }, payload: reply };
       // upstream ignores a failing final write
@@ -309,6 +321,7 @@ export class Endpoint {
     } catch (e) {
       this.o.log("error", `${who}: error while handling the connection: ${oneLine(e)}`);
     } finally {
+      (slot as (() => void) | null)?.();
       const d = daemon as DaemonLink | null;
       if (d) {
         d.sock.destroy();
@@ -344,7 +357,14 @@ export class Endpoint {
   }
 
   /** Steps 2–7; returns the payload of the final reply. Throws Abort (no reply). */
-  private async execute(s: tls.TLSSocket, fromClient: ChunkReader | null, derived: Derived, who: string, setDaemon: (link: DaemonLink) => void): Promise<Payload> {
+  private async execute(
+    s: tls.TLSSocket,
+    fromClient: ChunkReader | null,
+    derived: Derived,
+    who: string,
+    setDaemon: (link: DaemonLink) => void,
+    setSlot: (release: () => void) => void,
+  ): Promise<Payload> {
     const { name, policies, version } = derived;
     let cmd = derived.command;
     if (this.logs.info) this.o.log("info", `${who}: ${nameToString(name)} ${cmd.kind}${policies.length ? ` (${policies.length} ${policies.length === 1 ? "policy" : "policies"})` : ""}`);
@@ -355,8 +375,16 @@ export class Endpoint {
       return failure(`delegated policies in the certificate chain widen: ${mono.error}`);
     }
 
-    // step 2: the image of a create follows the handshake when the certificate has none
+    // step 2: the image of a create follows the handshake when the certificate has none.
+    // Not upstream: a slot first (the images collected at once are bounded, slots.ts),
+    // held until the connection is done.
     if (hasImageUpload(cmd)) {
+      const slot = await this.imageSlots.acquire(this.o.uploadIdleMs);
+      if (slot === null) {
+        this.o.log("warn", `${who}: no image upload slot within ${this.o.uploadIdleMs} ms (${this.o.maxImageUploads} in use)`);
+        return failure(`endpoint busy: ${this.o.maxImageUploads} image uploads in progress, try again`);
+      }
+      setSlot(slot);
       const image = await this.readImage(fromClient!, who);
       if (cmd.kind === "unikernel-create" || cmd.kind === "unikernel-force-create") {
         cmd = { kind: cmd.kind, config: { ...cmd.config, image } };
@@ -519,6 +547,11 @@ export class Endpoint {
           return failure("exception while reading from fd");
         }
         if (w.payload.kind === "data" && w.payload.data.kind === "block-end") return w.payload;
+        // A Failure ends the daemon's stream (it closes the connection after it: e.g. a
+        // subscribe or dump of a path name, a block device that is in use): it is the final
+        // reply itself. (Forwarding it and then reporting the daemon's EOF as a second
+        // Failure gave the client two failure replies.)
+        if (w.payload.kind === "failure") return w.payload;
         // Only version 5 decodes, so the re-stamped header is the daemon's own: forward the
         // bytes as received (re-encode only if that ever changes).
         const out = w.header.version === version ? encodeFrame(ev.payload) : encodeFrame(encodeWire({ ...w, header: { ...w.header, version } }));

@@ -66,6 +66,26 @@ async function spareReady(dc: DaemonConnections, l: Listener): Promise<void> {
 }
 
 describe("DaemonConnections", () => {
+  it("a spare unused for its maximum age is closed (the daemons close idle connections)", async () => {
+    const l = await listener();
+    const dc = new DaemonConnections(true, 200);
+    try {
+      await spareReady(dc, l);
+      assert.equal(dc.spareCount, 1);
+      await within(l.conns[0]!.ended, "the aged spare to be closed", 2000);
+      assert.equal(dc.spareCount, 0);
+      // a spare taken in time is not closed by its age later
+      await spareReady(dc, l);
+      const s = await dc.connect(l.file);
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(s.destroyed, false);
+      s.destroy();
+    } finally {
+      dc.close();
+      await l.close();
+    }
+  });
+
   it("hands out the spare opened ahead, and connects afresh when there is none", () =>
     withListener(async (l, dc) => {
       const first = await dc.connect(l.file);
