@@ -6,7 +6,6 @@
 // each over hostd's Unix socket, while a client asks `info` in a loop. Measured: hostd's
 // extra peak memory (VmHWM of the hostd process from /proc, after minus before) and the
 // slowest `info` answer meanwhile. Targets: <= 64 MB extra peak, info within 100 ms.
-import { createDeflate } from "node:zlib";
 import { readFile, writeFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import { encodeWire } from "../src/commands/codec.js";
@@ -14,29 +13,12 @@ import type { Command } from "../src/commands/types.js";
 import { netnsAvailable, withNetns } from "../test/support/netns.js";
 import { buildSolo5Elf } from "../test/support/elf-builder.js";
 import { argv, commandWire, config, exchange, frameOf, request, show, withHostd, type Env } from "../test/hostd/harness.js";
+import { zeroBomb } from "../test/faults/support.js";
 
 const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;
 const MiB = 1 << 20;
 const TARGET_MB = 64;
 const TARGET_INFO_MS = 100;
-
-/** zlib of `total` zero bytes, made piecewise (the bench never holds the 1 GiB either). */
-async function zeroBomb(total: number): Promise<Buffer> {
-  const z = createDeflate({ level: 9 });
-  const out: Buffer[] = [];
-  z.on("data", (d: Buffer) => out.push(d));
-  const done = new Promise<void>((res, rej) => {
-    z.on("end", () => res());
-    z.on("error", rej);
-  });
-  const piece = Buffer.alloc(4 * MiB);
-  for (let left = total; left > 0; left -= piece.length) {
-    if (!z.write(left >= piece.length ? piece : piece.subarray(0, left))) await new Promise((r) => z.once("drain", r));
-  }
-  z.end();
-  await done;
-  return Buffer.concat(out);
-}
 
 async function status(pid: number, field: "VmHWM" | "VmRSS"): Promise<number> {
   const st = await readFile(`/proc/${pid}/status`, "utf8");

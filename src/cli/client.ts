@@ -557,7 +557,16 @@ export function registerClientCommands(program: Cmd): void {
         const added = await jump({ kind: "block-add", size }, name, o);
         if (data === undefined) return added;
         const level = defaultLevel(d, o.compressionLevel as number | undefined);
-        return jump({ kind: "block-set", compressed: level > 0 }, name, o, { file: data, level });
+        const set = await jump({ kind: "block-set", compressed: level > 0 }, name, o, { file: data, level });
+        // Not upstream: a device this command added, whose data the daemon then refused
+        // (e.g. a full disk), is removed again: create-block succeeds as a whole or leaves
+        // nothing. (A device that existed before is left alone; so is the outcome of a
+        // set that may not have reached the daemon.)
+        if (added === EXIT.OK && set === EXIT.REMOTE_FAILURE && d.kind !== "csr") {
+          process.stderr.write("dromedary: writing the data failed, removing the block device again\n");
+          await jump({ kind: "block-remove" }, name, o);
+        }
+        return set;
       }),
     );
 

@@ -3,6 +3,7 @@
 // tenant, small tmpfs mounts, and the check that nothing of a unikernel is left behind.
 import "reflect-metadata";
 import { readdir } from "node:fs/promises";
+import { createDeflate } from "node:zlib";
 import { join } from "node:path";
 import { it } from "node:test";
 import type { Command, Wire } from "../../src/commands/types.js";
@@ -132,3 +133,21 @@ export async function withEndpoint<T>(env: Env, fn: (r: Remote) => Promise<T>, o
 }
 
 export { show };
+
+/** zlib of `total` zero bytes (a decompression bomb), made piecewise: never `total` in memory. */
+export async function zeroBomb(total: number): Promise<Buffer> {
+  const z = createDeflate({ level: 9 });
+  const out: Buffer[] = [];
+  z.on("data", (d: Buffer) => out.push(d));
+  const done = new Promise<void>((res, rej) => {
+    z.on("end", () => res());
+    z.on("error", rej);
+  });
+  const piece = Buffer.alloc(4 << 20);
+  for (let left = total; left > 0; left -= piece.length) {
+    if (!z.write(left >= piece.length ? piece : piece.subarray(0, left))) await new Promise((r) => z.once("drain", r));
+  }
+  z.end();
+  await done;
+  return Buffer.concat(out);
+}
