@@ -5,8 +5,7 @@ import { registerConsoleDaemonCommand } from "./console-daemon.js";
 import { existingDir, intInRange, parseIdleTimeout, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
 import { EXIT } from "./output.js";
 import { DEFAULT_MAX_FRAME } from "../hostd/frames.js";
-import { DEFAULT_MAX_IMAGE_SIZE } from "../hostd/image.js";
-import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "../hostd/limits.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IMAGE_SIZE, DEFAULT_MAX_REQUEST_MEMORY } from "../hostd/limits.js";
 
 export const DEFAULT_HOSTD_TMPDIR = "/run/albatross";
 export const DEFAULT_DBDIR = "/var/lib/albatross";
@@ -32,6 +31,7 @@ interface HostdFlags {
   maxImageSize: number;
   maxConnections: number;
   idleTimeout: number;
+  maxRequestMemory: number;
   verbose?: boolean;
   quiet?: boolean;
 }
@@ -46,7 +46,7 @@ export function registerHostdCommand(program: Command): void {
     .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
     .option(
       "--max-frame <BYTES>",
-      "largest accepted frame (an image travels in one frame); per connection at most one frame is held, so --max-connections × --max-frame bounds that memory",
+      "largest accepted frame (an image travels in one frame)",
       parseMaxFrame,
       DEFAULT_MAX_FRAME,
     )
@@ -57,6 +57,12 @@ export function registerHostdCommand(program: Command): void {
       DEFAULT_MAX_IMAGE_SIZE,
     )
     .option("--max-connections <N>", "concurrent connections on vmmd.sock; one more is answered 'too many connections' and closed", parseMaxConnections, DEFAULT_MAX_CONNECTIONS)
+    .option(
+      "--max-request-memory <BYTES>",
+      "memory all requests larger than 64 KiB (images, inline block data) may take at once, from their arrival until done; one that does not fit is answered 'hostd busy'",
+      intInRange(1 << 20, Number.MAX_SAFE_INTEGER, " bytes"),
+      DEFAULT_MAX_REQUEST_MEMORY,
+    )
     .option(
       "--idle-timeout <SECONDS>",
       "close a connection that waits this long for its next request, or for more data of a block upload (a request in progress is never cut)",
@@ -87,6 +93,7 @@ export function registerHostdCommand(program: Command): void {
           maxImageSize: flags.maxImageSize,
           maxConnections: flags.maxConnections,
           idleTimeoutMs: flags.idleTimeout * 1000,
+          maxRequestMemory: flags.maxRequestMemory,
           verbose: flags.verbose === true,
           quiet: flags.quiet === true,
         });

@@ -14,8 +14,10 @@ export const END: unique symbol = Symbol("END");
 export class FrameError extends Error {
   constructor(
     message: string,
-    /** for a frame over the size limit: its announced length */
+    /** for a frame over the size limit (or refused by `admit`): its announced length */
     readonly frameLength?: number,
+    /** the frame was within the limit but refused by `admit` */
+    readonly refused = false,
   ) {
     super(message);
     this.name = "FrameError";
@@ -25,6 +27,11 @@ export class FrameError extends Error {
 export interface FrameOptions {
   /** largest accepted payload in bytes (default 64 MiB) */
   readonly maxFrame?: number;
+  /**
+   * asked for every frame (within maxFrame) once its length is read, before its payload
+   * is buffered: false refuses it (a FrameError with `refused`), e.g. a memory budget
+   */
+  readonly admit?: (length: number) => boolean;
 }
 
 /** `len(4, BE) || payload`. */
@@ -45,6 +52,7 @@ export const END_FRAME: Bytes = new Uint8Array(4);
  */
 export class FrameDecoder {
   readonly maxFrame: number;
+  private readonly admit: ((length: number) => boolean) | undefined;
   private readonly chunks: Bytes[] = [];
   private head = 0; // index of the first unconsumed chunk
   private offset = 0; // bytes consumed from chunks[head]
@@ -56,6 +64,7 @@ export class FrameDecoder {
     const max = opts.maxFrame ?? DEFAULT_MAX_FRAME;
     if (!Number.isSafeInteger(max) || max < 0) throw new RangeError(`invalid maxFrame ${max}`);
     this.maxFrame = max;
+    this.admit = opts.admit;
   }
 
   /** Number of buffered bytes not yet returned. */
@@ -92,6 +101,7 @@ export class FrameDecoder {
       if (len > this.maxFrame) {
         throw new FrameError(`frame length ${len} exceeds the limit of ${this.maxFrame} bytes`, len);
       }
+      if (this.admit !== undefined && !this.admit(len)) throw new FrameError(`frame of ${len} bytes refused`, len, true);
       this.pending = len;
     }
     if (this.available < this.pending) return null;

@@ -8,8 +8,8 @@ import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { decodeState, decodeWire, encodeState, encodeWire } from "../commands/codec.js";
-import type { Command, Header, Policy, UnikernelConfig, Wire } from "../commands/types.js";
-import { nameToString, type Name } from "../policy/name.js";
+import { WIRE_VERSION, type Command, type Header, type Policy, type UnikernelConfig, type Wire } from "../commands/types.js";
+import { nameToString, rootName, type Name } from "../policy/name.js";
 import { connectUnix, connectUnixPatiently } from "../net/frames.js";
 import { emptyResources, findBlock, insertBlock } from "../policy/resources.js";
 import { tenderCommandLine, tenderNotFound, parseTenderVersion, guestNameArg } from "../solo5/tender.js";
@@ -27,8 +27,8 @@ import {
   streamBlockFile,
   writeBlockData,
 } from "./blockstore.js";
-import { FrameReader, ReadTimeout, writeFrame } from "./frames.js";
-import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, refuseConnection, TEXT_TOO_MANY } from "./limits.js";
+import { FrameError, FrameReader, MemoryBudget, ReadTimeout, writeFrame } from "./frames.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_MEMORY, refuseConnection, TEXT_TOO_MANY } from "./limits.js";
 import { NameOwners } from "./owners.js";
 import { DEFAULT_MAX_IMAGE_SIZE, imageTooLarge, readImageManifest, readImageNotes, writeImage } from "./image.js";
 import { zlibError } from "./sparse.js";
@@ -98,6 +98,11 @@ export interface HostdOptions {
   readonly maxConnections?: number;
   /** a connection waiting this long for its next request (or upload data) is closed (default 60 s) */
   readonly idleTimeoutMs?: number;
+  /**
+   * bytes the request frames over 64 KiB of all connections may take at once (default
+   * 1 GiB): held from the frame's length until the request is done; one more is refused
+   */
+  readonly maxRequestMemory?: number;
 }
 
 /** A start-up failure and the process exit status it leads to (125 upstream, 0 for "bailing out"). */
@@ -181,6 +186,8 @@ export class Hostd {
   private readonly connections = new Set<Socket>();
   private readonly maxConnections: number;
   private readonly idleMs: number;
+  /** the request frames in memory (--max-request-memory) */
+  readonly requestMemory: MemoryBudget;
   private readonly spares: FifoSpares;
   private ready!: Promise<void>;
   private shutdownPromise: Promise<void> | null = null;
@@ -192,6 +199,7 @@ export class Hostd {
     this.state = initialState(emptyResources());
     this.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.requestMemory = new MemoryBudget(opts.maxRequestMemory ?? DEFAULT_MAX_REQUEST_MEMORY);
     this.socketPath = opts.socket ?? join(opts.tmpdir, "util", "vmmd.sock");
     this.consolePath = opts.consoleSocket ?? join(opts.tmpdir, "util", "console.sock");
     this.spares = new FifoSpares(join(opts.tmpdir, "fifo"));
@@ -409,7 +417,7 @@ export class Hostd {
     }
     this.connections.add(sock);
     sock.on("close", () => this.connections.delete(sock));
-    const reader = new FrameReader(sock, this.opts.maxFrame);
+    const reader = new FrameReader(sock, this.opts.maxFrame, this.requestMemory);
     await this.ready;
     try {
       for (;;) {
@@ -420,7 +428,11 @@ export class Hostd {
           f = await reader.next(this.idleMs);
         } catch (e) {
           if (e instanceof ReadTimeout) this.log("debug", `closing an idle connection (${this.idleMs} ms without a request)`);
-          else this.log("warn", `closing connection: ${errText(e)}`);
+          else if (e instanceof FrameError && e.refused) {
+            // Not upstream: the requests in progress hold --max-request-memory already.
+            this.log("warn", `refusing a request: ${errText(e)}`);
+            await this.send(sock, { version: WIRE_VERSION, sequence: 0n, name: rootName }, failure(`hostd busy: ${errText(e)}, try again`));
+          } else this.log("warn", `closing connection: ${errText(e)}`);
           break;
         }
         if (f === null) break;
@@ -437,6 +449,7 @@ export class Hostd {
         if (!keep) break;
       }
     } finally {
+      reader.dispose();
       if (!sock.destroyed && this.stats?.sock !== sock) sock.end();
     }
   }

@@ -15,8 +15,7 @@ import { err, ok, type Result } from "../policy/result.js";
 import { inflateInto, PIECE, putPieces, SparseSink, TooLarge, WriteFailed, zlibError } from "./sparse.js";
 import { ElfError, readSolo5AbiFrom, readSolo5ManifestFrom, type ImageSource, type Solo5Abi, type Solo5Device } from "../solo5/elf.js";
 
-/** Default of --max-image-size: the largest inflated image hostd accepts. */
-export const DEFAULT_MAX_IMAGE_SIZE = 256 * 1024 * 1024;
+export { DEFAULT_MAX_IMAGE_SIZE } from "./limits.js";
 
 const MiB = 1024 * 1024;
 /** `256 MiB`, or `1000 bytes` when not a whole number of MiB. */

@@ -2,6 +2,7 @@
 // accepts connections until it runs out of file descriptors and keeps idle ones forever):
 // a cap on concurrent connections — one beyond it gets `Failure "too many connections"`
 // and is closed — and an idle timeout for connections that wait for their next request.
+// Also the defaults of hostd's other bounds (here, so the command line need not load hostd).
 import type { Socket } from "node:net";
 import { encodeWire } from "../commands/codec.js";
 import { encodeFrame } from "../commands/framing.js";
@@ -12,6 +13,10 @@ import { rootName } from "../policy/name.js";
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 export const TEXT_TOO_MANY = "too many connections";
+/** Default of hostd's --max-image-size: the largest inflated image (image.ts). */
+export const DEFAULT_MAX_IMAGE_SIZE = 256 * 1024 * 1024;
+/** Default of hostd's --max-request-memory (frames/frames.ts MemoryBudget). */
+export const DEFAULT_MAX_REQUEST_MEMORY = 1024 * 1024 * 1024;
 
 /**
  * Answer a connection beyond the cap with a Failure `text` (header: wire version 5,

@@ -129,6 +129,28 @@ describe("hostd: connection cap and idle timeout", () => {
   );
 
   scenario(
+    "requests in memory are bounded (--max-request-memory): a large one that does not fit is answered 'hostd busy', and fits once the other is gone",
+    async (env: Env) => {
+      const image = new Uint8Array(700_000);
+      image.set(HELLO);
+      const create = encodeWire(commandWire(":big", { kind: "unikernel-create", config: config(image, { argv: argv("--standin-run") }) }));
+      // a client sends most of a large create and stalls: its frame is reserved meanwhile
+      const stalled = await open(env.socket);
+      stalled.sock.write(frameOf(create).subarray(0, 500_000));
+      await sleep(200);
+      const r = await request(env.socket, ":big", { kind: "unikernel-create", config: config(image, { argv: argv("--standin-run") }) });
+      assert.match(show(r), /^failure: hostd busy: a request of \d+ bytes does not fit: \d+ of 1048576 bytes are taken by requests in progress, try again$/);
+      // small requests are not affected
+      assert.equal(show(await request(env.socket, ":", { kind: "unikernel-info" })), "success unikernel-info");
+      stalled.sock.destroy();
+      await sleep(200);
+      assert.equal(show(await request(env.socket, ":big", { kind: "unikernel-create", config: config(image, { argv: argv("--standin-run") }) })), "success: created unikernel");
+      assert.equal(show(await request(env.socket, ":big", { kind: "unikernel-destroy" })), "success: destroyed unikernel");
+    },
+    { hostdArgs: ["--max-request-memory", String(1 << 20)] },
+  );
+
+  scenario(
     "the console daemon closes hostd's idle connection: the next create reconnects and succeeds",
     async (env: Env) => {
       const c = config(HELLO, { argv: argv("--standin-run") });

@@ -22,7 +22,7 @@ import {
 } from "../../src/hostd/blockstore.js";
 import { copyStateStarted, readStateFile, writeStateFile } from "../../src/hostd/statefile.js";
 import { encodeFrame as frame } from "../../src/commands/framing.js";
-import { FrameError, FrameReader } from "../../src/hostd/frames.js";
+import { FrameError, FrameReader, MemoryBudget } from "../../src/hostd/frames.js";
 import { ensureFifo, FifoSpares, findTender, spawnWithFifo, tenderVersionCached } from "../../src/hostd/process.js";
 import { parseBridgeList } from "../../src/hostd/host.js";
 import { procStartTime, readRuntime, writeRuntime } from "../../src/hostd/runtime.js";
@@ -249,6 +249,40 @@ describe("frames", () => {
     c.client.end(frame(Uint8Array.of(7)));
     assert.deepEqual(await r3.next(), Uint8Array.of(7));
     assert.equal(await r3.next(), null);
+  });
+
+  it("a memory budget: large frames are reserved from their header until the next read; one that does not fit is refused", async () => {
+    const budget = new MemoryBudget(300_000);
+    const a = await pair();
+    const b = await pair();
+    const ra = new FrameReader(a.server, 1 << 20, budget);
+    const rb = new FrameReader(b.server, 1 << 20, budget);
+    // small frames are free
+    a.client.write(frame(new Uint8Array(1000)));
+    assert.equal((await ra.next())?.length, 1000);
+    assert.equal(budget.used, 0);
+    // a's large frame is reserved as soon as its header is in, before its payload
+    a.client.write(frame(new Uint8Array(200_000)).subarray(0, 10));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(budget.used, 200_000);
+    // b's does not fit beside it: refused
+    b.client.write(frame(new Uint8Array(150_000)));
+    await assert.rejects(rb.next(), (e: unknown) => e instanceof FrameError && e.refused && /does not fit: 200000 of 300000 bytes/.test(e.message));
+    rb.dispose();
+    assert.equal(budget.used, 200_000);
+    a.client.write(frame(new Uint8Array(200_000)).subarray(10));
+    assert.equal((await ra.next())?.length, 200_000);
+    assert.equal(budget.used, 200_000); // held while the consumer works on it
+    a.client.write(frame(Uint8Array.of(1)));
+    assert.equal((await ra.next())?.length, 1);
+    assert.equal(budget.used, 0); // given back by the next read
+    a.client.write(frame(new Uint8Array(100_000)));
+    await ra.next();
+    assert.equal(budget.used, 100_000);
+    ra.dispose();
+    assert.equal(budget.used, 0);
+    a.client.destroy();
+    b.client.destroy();
   });
 
   it("a negative length also ends the stream", async () => {
