@@ -30,7 +30,7 @@ import {
 import { FrameError, FrameReader, MemoryBudget, ReadTimeout, writeFrame } from "./frames.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_MEMORY, refuseConnection, TEXT_TOO_MANY } from "./limits.js";
 import { NameOwners } from "./owners.js";
-import { DEFAULT_MAX_IMAGE_SIZE, imageTooLarge, readImageManifest, readImageNotes, writeImage } from "./image.js";
+import { DEFAULT_MAX_IMAGE_SIZE, imageTooLarge, readImageManifest, writeImage, writtenImageNotes } from "./image.js";
 import { zlibError } from "./sparse.js";
 import { discoverRootPolicy, missingCommands } from "./host.js";
 import { bridgeExists, createTap, destroyTap, NetError } from "./net.js";
@@ -786,7 +786,7 @@ export class Hostd {
     // created when one of them fails; we do (image file, FIFO, taps created so far).
     const written = await writeImage(cleanup.image, config, this.core.maxImageBytes);
     if (!written.ok) return early(written.error, false);
-    const notes = await readImageNotes(cleanup.image);
+    const notes = await writtenImageNotes(written.value, cleanup.image);
     const target = imageTarget(this.core, notes.abi);
     if (!target.ok) return early(target.error, true);
     const prepared = { digest: written.value.digest, ...target.value };

@@ -1,4 +1,4 @@
-// A unikernel's image on disk (daemon.md §2.4 steps 3.1–3.3, 3.5, 3.6), bounded: the image
+// A unikernel's image on disk (daemon.md §2.4 steps 3.1–3.3, 3.5, 3.6), bounded: a large image
 // is inflated as a stream straight into <tmpdir>/<name>.img — zlib works on the thread pool,
 // the event loop only sees 64 KiB pieces — never held whole in memory; its size is checked
 // against --max-image-size while it grows (a decompression bomb stops at the limit, costing
@@ -7,13 +7,18 @@
 // holes as zeros). The ELF notes are then read back from the file in small pieces
 // (solo5/elf.ts asks for the bytes it needs).
 //
+// An image of at most 1 MiB (SMALL_IMAGE; most unikernels are smaller) is still handled in
+// memory, synchronously: that is cheaper than the stream for it, and bounded.
+//
 // Upstream inflates the whole image in memory, hashes and parses it there and writes it
 // afterwards (at most its 1 GiB limit — costing hostd gigabytes, issue 10).
-import { constants as FS, promises as fsp } from "node:fs";
+import { createHash } from "node:crypto";
+import { closeSync, constants as FS, openSync, promises as fsp, writeSync } from "node:fs";
+import { inflateSync } from "node:zlib";
 import type { Bytes } from "../commands/der.js";
 import { err, ok, type Result } from "../policy/result.js";
 import { inflateInto, PIECE, putPieces, SparseSink, TooLarge, WriteFailed, zlibError } from "./sparse.js";
-import { ElfError, readSolo5AbiFrom, readSolo5ManifestFrom, type ImageSource, type Solo5Abi, type Solo5Device } from "../solo5/elf.js";
+import { ElfError, readSolo5Abi, readSolo5AbiFrom, readSolo5Manifest, readSolo5ManifestFrom, type ImageSource, type Solo5Abi, type Solo5Device } from "../solo5/elf.js";
 
 export { DEFAULT_MAX_IMAGE_SIZE } from "./limits.js";
 
@@ -32,6 +37,30 @@ export interface WrittenImage {
   /** SHA-256 of the (uncompressed) image */
   readonly digest: Bytes;
   readonly size: number;
+  /** a small image (at most SMALL_IMAGE bytes) is also kept in memory: its notes are read from here */
+  readonly small?: Bytes;
+}
+
+/**
+ * Images up to this size (inflated) are handled in memory, synchronously, as before:
+ * inflate, hash, write and parse take well under a millisecond or two for them, less than
+ * the thread-pool round trips of the stream. A compressed image is inflated up to this
+ * much; one that turns out larger goes the streaming way (the work on the first 1 MiB is
+ * lost, nothing else).
+ */
+export const SMALL_IMAGE = 1024 * 1024;
+
+/** The whole image if it is small, null if it is larger (or may be), or the zlib error. */
+function smallImage(config: { readonly compressed: boolean; readonly image: Bytes }, limit: number): Result<Bytes | null> {
+  const max = Math.min(limit, SMALL_IMAGE);
+  if (!config.compressed) return ok(config.image.length <= max ? config.image : null);
+  try {
+    const b = inflateSync(config.image, { maxOutputLength: Math.max(1, max) });
+    return ok(new Uint8Array(b.buffer, b.byteOffset, b.length));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") return ok(null);
+    return err(`failed to uncompress: ${zlibError(e)}`);
+  }
 }
 
 /**
@@ -43,6 +72,27 @@ export interface WrittenImage {
  */
 export async function writeImage(path: string, config: { readonly compressed: boolean; readonly image: Bytes }, limit: number): Promise<Result<WrittenImage>> {
   if (!config.compressed && config.image.length > limit) return err(imageTooLarge(limit));
+  const small = smallImage(config, limit);
+  if (!small.ok) return small;
+  if (small.value !== null) {
+    const image = small.value;
+    try {
+      const fd = openSync(path, FS.O_WRONLY | FS.O_CREAT | FS.O_TRUNC | FS.O_NOFOLLOW, 0o644);
+      try {
+        for (let done = 0; done < image.length; ) {
+          const n = writeSync(fd, image, done, image.length - done, done);
+          if (n <= 0) throw new Error("short write");
+          done += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    } catch (e) {
+      await fsp.rm(path, { force: true }).catch(() => undefined);
+      return err(`error writing image ${path}: ${errno(e)}`);
+    }
+    return ok({ digest: new Uint8Array(createHash("sha256").update(image).digest()), size: image.length, small: image });
+  }
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(path, FS.O_WRONLY | FS.O_CREAT | FS.O_TRUNC | FS.O_NOFOLLOW, 0o644);
@@ -140,6 +190,20 @@ async function note<T>(f: () => Promise<T>, path: string): Promise<Result<T>> {
     if (e instanceof ElfError) return err(e.upstream);
     return err(`error reading image ${path}: ${errno(e)}`);
   }
+}
+
+/** The notes of a written image: from memory for a small one, else from its file. */
+export async function writtenImageNotes(written: WrittenImage, path: string): Promise<ImageNotes> {
+  const img = written.small;
+  if (img === undefined) return readImageNotes(path);
+  const sync = <T>(f: () => T): Result<T> => {
+    try {
+      return ok(f());
+    } catch (e) {
+      return err(e instanceof ElfError ? e.upstream : String(e));
+    }
+  };
+  return { abi: sync(() => readSolo5Abi(img)), manifest: sync(() => readSolo5Manifest(img)) };
 }
 
 /** §2.4 steps 3.3 and 3.5's input: the Solo5 notes of the image file at `path`. */

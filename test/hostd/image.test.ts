@@ -2,12 +2,12 @@
 // the way, zeros left as holes; the ELF notes read back from the file.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
-import { DEFAULT_MAX_IMAGE_SIZE, FileImage, formatLimit, readImageNotes, writeImage } from "../../src/hostd/image.js";
+import { DEFAULT_MAX_IMAGE_SIZE, FileImage, formatLimit, readImageNotes, SMALL_IMAGE, writeImage, writtenImageNotes } from "../../src/hostd/image.js";
 import { readSolo5Manifest } from "../../src/solo5/elf.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 
@@ -28,7 +28,7 @@ describe("writeImage", () => {
   it("a compressed image: inflated into the file, its digest, its notes", async () => {
     const p = join(dir, ":a.img");
     const w = await writeImage(p, { compressed: true, image: deflateSync(NET) }, DEFAULT_MAX_IMAGE_SIZE);
-    assert.deepEqual(w, { ok: true, value: { digest: sha(NET), size: NET.length } });
+    assert.deepEqual(w, { ok: true, value: { digest: sha(NET), size: NET.length, small: NET } });
     assert.deepEqual(new Uint8Array(await readFile(p)), NET);
     const notes = await readImageNotes(p);
     assert.deepEqual(notes.abi, { ok: true, value: { target: "hvt", version: 2 } });
@@ -38,7 +38,7 @@ describe("writeImage", () => {
   it("a plain image is written as is; a file already there is replaced", async () => {
     const p = join(dir, ":b.img");
     await writeFile(p, Buffer.alloc(3 * MiB, 1));
-    assert.deepEqual(await writeImage(p, { compressed: false, image: NET }, DEFAULT_MAX_IMAGE_SIZE), { ok: true, value: { digest: sha(NET), size: NET.length } });
+    assert.deepEqual(await writeImage(p, { compressed: false, image: NET }, DEFAULT_MAX_IMAGE_SIZE), { ok: true, value: { digest: sha(NET), size: NET.length, small: NET } });
     assert.deepEqual(new Uint8Array(await readFile(p)), NET);
   });
 
@@ -84,6 +84,32 @@ describe("writeImage", () => {
   it("a write error names the file and the errno", async () => {
     const p = join(dir, "missing", ":x.img");
     assert.deepEqual(await writeImage(p, { compressed: false, image: NET }, DEFAULT_MAX_IMAGE_SIZE), { ok: false, error: `error writing image ${p}: ENOENT` });
+  });
+
+  it("small images (up to 1 MiB inflated) are handled in memory, larger ones as a stream: the same file, digest and notes", async () => {
+    for (const extra of [1000, SMALL_IMAGE, 3 * MiB]) {
+      const img = new Uint8Array(NET.length + extra);
+      img.set(NET);
+      img.set(randomBytes(extra), NET.length);
+      for (const compressed of [false, true]) {
+        const p = join(dir, `:s${extra}${compressed}.img`);
+        const w = await writeImage(p, { compressed, image: compressed ? deflateSync(img) : img }, DEFAULT_MAX_IMAGE_SIZE);
+        assert.ok(w.ok);
+        if (!w.ok) continue;
+        assert.equal(w.value.small !== undefined, img.length <= SMALL_IMAGE, `${extra} ${compressed}`);
+        assert.deepEqual(w.value.digest, sha(img));
+        assert.ok(Buffer.from(img).equals(await readFile(p)));
+        assert.deepEqual(await writtenImageNotes(w.value, p), await readImageNotes(p));
+        assert.deepEqual((await readImageNotes(p)).manifest, { ok: true, value: readSolo5Manifest(NET) });
+      }
+    }
+    // a limit below the small size holds on the small path too
+    const half = new Uint8Array(600_000);
+    half.set(NET);
+    assert.deepEqual(await writeImage(join(dir, ":h.img"), { compressed: true, image: deflateSync(half) }, 500_000), {
+      ok: false,
+      error: "failed to uncompress: image exceeds the limit of 500000 bytes",
+    });
   });
 
   it("limits are shown in MiB when whole", () => {
