@@ -211,6 +211,9 @@ export interface ChunkSource {
 
 class SizeExceeded extends Error {}
 
+/** Inflate output pieces of a compressed upload (fewer, larger pieces: less per-piece work). */
+const PIECE_OUT = 64 * 1024;
+
 /**
  * Block set, the stream part (§2.11): read raw chunks until the end, inflate incrementally
  * if `compressed`, write them to the (already recreated) file, refuse more than `limit`
@@ -244,7 +247,7 @@ export async function receiveBlockStream(path: string, limit: number, compressed
   });
   let failed: string | null = null;
   let settled = false;
-  const stages: (NodeJS.ReadableStream | NodeJS.WritableStream)[] = compressed ? [input, createInflate(), sink] : [input, sink];
+  const stages: (NodeJS.ReadableStream | NodeJS.WritableStream)[] = compressed ? [input, createInflate({ chunkSize: PIECE_OUT }), sink] : [input, sink];
   const done = pipeline(stages as [Readable, Writable]).then(
     () => null,
     (e: unknown) => (e instanceof SizeExceeded ? "stream exceeds size" : "error writing to file descriptor"),
