@@ -34,6 +34,12 @@
  *     --standin-old-mirage      exit 64 if a --name= argument is present (pre-4.10
  *                               MirageOS rejecting the unknown option)
  *     --standin-read-block=NAME print the first line of block device NAME
+ *     --standin-write-block=NAME:N  write N bytes ('b') at the start of block device
+ *                               NAME and fdatasync them (block I/O for statistics)
+ *     --standin-burn=MS         burn MS milliseconds of CPU time (user mode) first
+ *     --standin-ip=A.B.C.D      while sleeping or running, answer ARP requests and
+ *                               ICMP echo requests for this IPv4 address on every
+ *                               attached net device (so `ping` through the tap works)
  * - SIGTERM/SIGINT: hvt prints "<prog>: Exiting on signal N" and exits 1; spt dies
  *   by the signal (as measured).
  */
@@ -45,6 +51,8 @@
 #include <ifaddrs.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
+#include <arpa/inet.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <signal.h>
@@ -427,6 +435,135 @@ static long num(const char *s, const char *what)
     return v;
 }
 
+
+/* --standin-burn: spin until the process has used `ms` of CPU time. */
+static void burn_cpu(long ms)
+{
+    struct timespec t0, t;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0) == -1)
+        err(1, "clock_gettime");
+    volatile uint64_t x = 1;
+    for (;;) {
+        for (int i = 0; i < 100000; i++)
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+        if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t) == -1)
+            err(1, "clock_gettime");
+        long used = (t.tv_sec - t0.tv_sec) * 1000L + (t.tv_nsec - t0.tv_nsec) / 1000000L;
+        if (used >= ms)
+            return;
+    }
+}
+
+static uint16_t ip_checksum(const uint8_t *p, size_t len)
+{
+    uint32_t sum = 0;
+    for (size_t i = 0; i + 1 < len; i += 2)
+        sum += (uint32_t)p[i] << 8 | p[i + 1];
+    if (len & 1)
+        sum += (uint32_t)p[len - 1] << 8;
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+/* One frame read from a tap: answer it if it is an ARP request or an ICMP echo request
+ * for `ip`. Everything else is ignored (counted by the kernel, dropped here). */
+static void answer_frame(struct dev *d, uint8_t *f, ssize_t n, const uint8_t ip[4])
+{
+    static const uint8_t dflt_mac[6] = {0x02, 0x00, 0x5e, 0x10, 0x00, 0x01};
+    const uint8_t *mac = d->has_mac ? d->mac : dflt_mac;
+    if (n < 42)
+        return;
+    uint16_t type = (uint16_t)(f[12] << 8 | f[13]);
+    if (type == 0x0806) {
+        uint8_t *a = f + 14; /* htype 1, ptype 0x0800, hlen 6, plen 4, op 1 = request */
+        if (!(a[0] == 0 && a[1] == 1 && a[2] == 8 && a[3] == 0 && a[4] == 6 && a[5] == 4 &&
+              a[6] == 0 && a[7] == 1 && memcmp(a + 24, ip, 4) == 0))
+            return;
+        uint8_t sha[6], spa[4];
+        memcpy(sha, a + 8, 6);
+        memcpy(spa, a + 14, 4);
+        a[7] = 2; /* reply */
+        memcpy(a + 8, mac, 6);
+        memcpy(a + 14, ip, 4);
+        memcpy(a + 18, sha, 6);
+        memcpy(a + 24, spa, 4);
+        memcpy(f, sha, 6);
+        memcpy(f + 6, mac, 6);
+        (void)!write(d->fd, f, 42);
+        return;
+    }
+    if (type != 0x0800)
+        return;
+    uint8_t *h = f + 14;
+    size_t ihl = (size_t)(h[0] & 0x0f) * 4;
+    size_t tot = (size_t)(h[2] << 8 | h[3]);
+    if ((h[0] >> 4) != 4 || ihl < 20 || tot < ihl + 8 || 14 + tot > (size_t)n || h[9] != 1 ||
+        memcmp(h + 16, ip, 4) != 0)
+        return;
+    uint8_t *icmp = h + ihl;
+    if (icmp[0] != 8) /* echo request */
+        return;
+    uint8_t tmp[6];
+    memcpy(tmp, f + 6, 6);
+    memcpy(f, tmp, 6);
+    memcpy(f + 6, mac, 6);
+    uint8_t src[4];
+    memcpy(src, h + 12, 4);
+    memcpy(h + 12, ip, 4);
+    memcpy(h + 16, src, 4);
+    h[8] = 64;
+    h[10] = h[11] = 0;
+    uint16_t c = ip_checksum(h, ihl);
+    h[10] = (uint8_t)(c >> 8);
+    h[11] = (uint8_t)c;
+    icmp[0] = 0; /* echo reply */
+    icmp[2] = icmp[3] = 0;
+    c = ip_checksum(icmp, tot - ihl);
+    icmp[2] = (uint8_t)(c >> 8);
+    icmp[3] = (uint8_t)c;
+    (void)!write(d->fd, f, 14 + tot);
+}
+
+/* --standin-ip: serve the taps until `deadline_ms` (monotonic; < 0 = forever). */
+static void serve_net(const uint8_t ip[4], long long deadline_ms)
+{
+    struct pollfd pfd[MFT_MAX_ENTRIES];
+    struct dev *pd[MFT_MAX_ENTRIES];
+    nfds_t np = 0;
+    for (unsigned i = 0; i < ndevs; i++)
+        if (devs[i].type == MFT_NET_BASIC && devs[i].fd >= 0) {
+            pfd[np].fd = devs[i].fd;
+            pfd[np].events = POLLIN;
+            pd[np++] = &devs[i];
+        }
+    static uint8_t frame[65536];
+    for (;;) {
+        int timeout = -1;
+        if (deadline_ms >= 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long long left = deadline_ms - (now.tv_sec * 1000LL + now.tv_nsec / 1000000);
+            if (left <= 0)
+                return;
+            timeout = left > 1000000 ? 1000000 : (int)left;
+        }
+        int r = poll(pfd, np, timeout);
+        if (r < 0 && errno != EINTR)
+            err(1, "poll");
+        for (nfds_t i = 0; r > 0 && i < np; i++) {
+            if (!(pfd[i].revents & POLLIN))
+                continue;
+            for (;;) {
+                ssize_t n = read(pfd[i].fd, frame, sizeof frame);
+                if (n <= 0)
+                    break;
+                answer_frame(pd[i], frame, n, ip);
+            }
+        }
+    }
+}
+
 static void guest_exit(int code)
 {
     out("Solo5: solo5_exit(%d) called\n", code);
@@ -585,7 +722,8 @@ int main(int argc, char **argv)
     int code = 0;
     long sleep_ms = 0, lines = 0, line_bytes = -1;
     bool run = false, crash = false, old_mirage = false, has_name = false;
-    const char *read_block = NULL;
+    const char *read_block = NULL, *write_block = NULL, *ip_arg = NULL;
+    long burn_ms = 0;
     for (char **g = argv; *g; g++) {
         const char *v;
         if (arg_value(*g, "--standin-exit=", &v))
@@ -598,6 +736,12 @@ int main(int argc, char **argv)
             sleep_ms = num(v, "sleep");
         else if (arg_value(*g, "--standin-read-block=", &v))
             read_block = v;
+        else if (arg_value(*g, "--standin-write-block=", &v))
+            write_block = v;
+        else if (arg_value(*g, "--standin-burn=", &v))
+            burn_ms = num(v, "burn");
+        else if (arg_value(*g, "--standin-ip=", &v))
+            ip_arg = v;
         else if (strcmp(*g, "--standin-run") == 0)
             run = true;
         else if (strcmp(*g, "--standin-crash") == 0)
@@ -626,6 +770,39 @@ int main(int argc, char **argv)
             *nl = 0;
         out("Block %s: %s\n", read_block, buf);
     }
+    if (write_block != NULL) {
+        char bname[MFT_NAME_SIZE];
+        long len = -1;
+        const char *colon = strchr(write_block, ':');
+        if (colon == NULL || (size_t)(colon - write_block) >= sizeof bname)
+            errx(1, "stand-in: --standin-write-block=NAME:BYTES expected");
+        memcpy(bname, write_block, (size_t)(colon - write_block));
+        bname[colon - write_block] = 0;
+        len = num(colon + 1, "block write length");
+        struct dev *d = find_dev(bname, MFT_BLOCK_BASIC);
+        if (d == NULL)
+            errx(1, "stand-in: no block device '%s'", bname);
+        char chunk[4096];
+        memset(chunk, 'b', sizeof chunk);
+        for (long off = 0; off < len;) {
+            size_t n = len - off > (long)sizeof chunk ? sizeof chunk : (size_t)(len - off);
+            ssize_t w = pwrite(d->fd, chunk, n, (off_t)off);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                err(1, "stand-in: writing block device '%s'", bname);
+            }
+            off += w;
+        }
+        if (fdatasync(d->fd) == -1)
+            err(1, "stand-in: fdatasync '%s'", bname);
+        out("Block %s: wrote %ld bytes\n", bname, len);
+    }
+    uint8_t ip[4];
+    if (ip_arg != NULL && inet_pton(AF_INET, ip_arg, ip) != 1)
+        errx(1, "stand-in: bad --standin-ip '%s'", ip_arg);
+    if (burn_ms > 0)
+        burn_cpu(burn_ms);
     for (long i = 1; i <= lines; i++)
         out("line %ld\n", i);
     if (line_bytes >= 0) {
@@ -642,6 +819,16 @@ int main(int argc, char **argv)
             left -= w;
         }
         out("\n");
+    }
+    if (ip_arg != NULL && (sleep_ms > 0 || run)) {
+        long long deadline = -1;
+        if (!run) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            deadline = now.tv_sec * 1000LL + now.tv_nsec / 1000000 + sleep_ms;
+        }
+        serve_net(ip, deadline);
+        sleep_ms = 0;
     }
     if (sleep_ms > 0) {
         struct timespec ts = {sleep_ms / 1000, (sleep_ms % 1000) * 1000000L};
