@@ -1,7 +1,9 @@
 // The daemon subcommands: `dromedary hostd` (albatrossd, daemon.md §2) and
-// `dromedary console-daemon` (albatross-console, registered by console-daemon.ts).
+// `dromedary console-daemon` (albatross-console, registered by console-daemon.ts),
+// `dromedary stats-daemon` and `dromedary influx` (stats-daemon.ts).
 import { InvalidArgumentError, type Command } from "commander";
 import { registerConsoleDaemonCommand } from "./console-daemon.js";
+import { registerStatsDaemonCommands } from "./stats-daemon.js";
 import { existingDir, intInRange, parseIdleTimeout, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
 import { EXIT } from "./output.js";
 import { DEFAULT_MAX_FRAME } from "../hostd/frames.js";
@@ -114,4 +116,5 @@ export function registerHostdCommand(program: Command): void {
 export function registerDaemonCommands(program: Command): void {
   registerHostdCommand(program);
   registerConsoleDaemonCommand(program);
+  registerStatsDaemonCommands(program);
 }

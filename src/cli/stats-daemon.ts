@@ -1,0 +1,156 @@
+// `dromedary stats-daemon` (albatross-stats, daemon.md §4) and `dromedary influx`
+// (albatross-influx, §5).
+import { InvalidArgumentError } from "commander";
+import type { Command } from "commander";
+import { parseName, rootName, type Name } from "../policy/name.js";
+import { existingDir, parseMaxFrame, systemdListenFd } from "./options.js";
+import { CliError, EXIT } from "./output.js";
+// only the bounds: the daemons themselves are loaded when run
+import { MAX_INFLUX_QUEUED_BYTES, MAX_METRICS_CONNECTIONS, STATS_DEFAULTS } from "../stats/limits.js";
+
+export const DEFAULT_TMPDIR = "/run/albatross";
+
+type Level = "debug" | "info" | "warn" | "error";
+
+/** `<RFC 3339 time> <daemon>: [LEVEL] message` on stderr; debug only with -v, info not with -q. */
+function logger(daemon: string, verbose: boolean, quiet: boolean): (level: Level, line: string) => void {
+  return (level, line) => {
+    if (level === "debug" && !verbose) return;
+    if (quiet && (level === "debug" || level === "info")) return;
+    process.stderr.write(`${new Date().toISOString()} ${daemon}: [${level.toUpperCase()}] ${line}\n`);
+  };
+}
+
+function positiveInt(what: string, max = 1 << 30): (v: string) => number {
+  return (v) => {
+    const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`invalid value '${v}' for ${what}, expected an integer from 1 to ${max}`);
+    return n;
+  };
+}
+
+function parseInterval(v: string): number {
+  const n = /^[0-9]+(\.[0-9]+)?$/.test(v) ? Number(v) : NaN;
+  if (!Number.isFinite(n) || n < 0.1 || n > 86400) throw new InvalidArgumentError(`invalid interval '${v}', expected seconds from 0.1 to 86400`);
+  return n;
+}
+
+interface StatsDaemonFlags {
+  tmpdir: string;
+  interval: number;
+  systemdSocketActivation?: boolean;
+  metricsListen?: string;
+  maxUnikernels: number;
+  maxSubscribers: number;
+  maxConnections: number;
+  maxFrame: number;
+  procRoot?: string;
+  sysRoot?: string;
+  debugfsRoot: string;
+  verbose?: boolean;
+  quiet?: boolean;
+}
+
+export function registerStatsDaemonCommands(program: Command): void {
+  const D = STATS_DEFAULTS;
+  program
+    .command("stats-daemon")
+    .description(
+      "gather statistics of the running unikernels (albatross-stats): registered by hostd over " +
+        "<tmpdir>/util/vmmd.sock, sampled every --interval seconds from /proc and /sys (and KVM's debugfs), " +
+        "served to subscribers on <tmpdir>/util/stat.sock and, with --metrics-listen, as Prometheus metrics. " +
+        `Bounds: the options below; at most ${D.maxNics} interfaces per unikernel; ` +
+        `${D.maxPendingBytes / (1024 * 1024)} MiB of unread output per subscriber (then it is dropped); ` +
+        `${MAX_METRICS_CONNECTIONS} concurrent /metrics connections; per unikernel about 4 + 5 per interface files kept open.`,
+    )
+    .option("--tmpdir <DIR>", "runtime directory holding util/", existingDir, DEFAULT_TMPDIR)
+    .option("--interval <SECONDS>", "seconds between sampling rounds", parseInterval, D.intervalSeconds)
+    .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
+    .option("--metrics-listen <HOST:PORT>", "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9125)")
+    .option("--max-unikernels <N>", "registered unikernels at most (more are answered 'not added')", positiveInt("--max-unikernels"), D.maxUnikernels)
+    .option("--max-subscribers <N>", "statistics subscriptions at once", positiveInt("--max-subscribers"), D.maxSubscribers)
+    .option("--max-connections <N>", "client connections at once (hostd's not counted)", positiveInt("--max-connections"), D.maxConnections)
+    .option("--max-frame <BYTES>", "largest accepted request frame", parseMaxFrame, D.maxFrame)
+    .option("--proc-root <DIR>", "where procfs is mounted", existingDir)
+    .option("--sys-root <DIR>", "where sysfs is mounted", existingDir)
+    .option("--debugfs-root <DIR>", "where debugfs is mounted (KVM's per-VM counters are read from <DIR>/kvm)", "/sys/kernel/debug")
+    .option("-v, --verbose", "log debug messages")
+    .option("-q, --quiet", "log only warnings and errors")
+    .action(async (flags: StatsDaemonFlags) => {
+      const { startStatsDaemon } = await import("../stats/daemon.js");
+      const { parseListen } = await import("../stats/prometheus.js");
+      let metricsListen;
+      if (flags.metricsListen !== undefined) {
+        metricsListen = parseListen(flags.metricsListen);
+        if (metricsListen === null) throw new CliError(`--metrics-listen: expected HOST:PORT with an IP address (e.g. 127.0.0.1:9125), got '${flags.metricsListen}'`);
+      }
+      const listenFd = flags.systemdSocketActivation ? systemdListenFd() : undefined;
+      const log = logger("stats-daemon", flags.verbose === true, flags.quiet === true);
+      process.on("SIGPIPE", () => undefined);
+      let daemon;
+      try {
+        daemon = await startStatsDaemon({
+          tmpdir: flags.tmpdir,
+          intervalSeconds: flags.interval,
+          maxUnikernels: flags.maxUnikernels,
+          maxSubscribers: flags.maxSubscribers,
+          maxConnections: flags.maxConnections,
+          maxFrame: flags.maxFrame,
+          debugfsRoot: flags.debugfsRoot,
+          ...(listenFd !== undefined ? { listenFd } : {}),
+          ...(metricsListen !== undefined ? { metricsListen } : {}),
+          ...(flags.procRoot !== undefined ? { procRoot: flags.procRoot } : {}),
+          ...(flags.sysRoot !== undefined ? { sysRoot: flags.sysRoot } : {}),
+          log,
+        });
+      } catch (e) {
+        throw new CliError(`stats-daemon: ${e instanceof Error ? e.message : String(e)}`, EXIT.INTERNAL);
+      }
+      const stop = (): void => void daemon.close().then(() => process.exit(0));
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+    });
+
+  program
+    .command("influx")
+    .description(
+      "forward the statistics to Influx as line protocol over TCP (albatross-influx): subscribes on " +
+        "<tmpdir>/util/stat.sock, reconnects both sides every 5 s; messages the TCP side cannot take " +
+        `(not connected, or more than ${MAX_INFLUX_QUEUED_BYTES / (1024 * 1024)} MiB unread) are lost`,
+    )
+    .option("--influx <IP[:PORT]>", "address of the line protocol listener, e.g. 127.0.0.1:8094 or [::1]:8094 (port 8094 by default)")
+    .option("-n, --name <NAME>", "name to subscribe to (default ':' = everything)")
+    .option("--no-drop-path", "use the full name (alice:web) as vm tag instead of the label")
+    .option("--tmpdir <DIR>", "runtime directory holding util/stat.sock", existingDir, DEFAULT_TMPDIR)
+    .option("-v, --verbose", "log debug messages")
+    .option("-q, --quiet", "log only warnings and errors")
+    .action(async (flags: { influx?: string; name?: string; dropPath: boolean; tmpdir: string; verbose?: boolean; quiet?: boolean }) => {
+      const { parseInfluxTarget, startInflux } = await import("../stats/influx-daemon.js");
+      if (flags.influx === undefined) throw new CliError("influx host not provided");
+      const target = parseInfluxTarget(flags.influx);
+      if (target === null) throw new CliError(`--influx: expected an IP address literal with an optional port (IP[:PORT], [IPv6]:PORT), got '${flags.influx}'`);
+      let name: Name = rootName;
+      if (flags.name !== undefined) {
+        try {
+          name = parseName(flags.name);
+        } catch (e) {
+          throw new CliError(`--name: ${(e as Error).message}`);
+        }
+      }
+      process.on("SIGPIPE", () => undefined);
+      const f = startInflux({
+        tmpdir: flags.tmpdir,
+        influx: target,
+        name,
+        noDropPath: !flags.dropPath,
+        log: logger("influx", flags.verbose === true, flags.quiet === true),
+      });
+      process.once("SIGTERM", () => f.close());
+      process.once("SIGINT", () => f.close());
+      try {
+        await f.done;
+      } catch (e) {
+        throw new CliError(`influx: ${(e as Error).message}`, EXIT.USAGE);
+      }
+    });
+}
