@@ -613,9 +613,15 @@ export function registerClientCommands(program: Cmd): void {
     .addOption(pathOpt())
     .action(act(async (o: Opts) => jump({ kind: "console-list-inactive" }, pathName(o.path as Path), o)));
 
-  sub("stats", "statistics of unikernels")
+  sub("stats", "statistics of unikernels: every sample as a table on a terminal, albatross' text when piped, --json lines")
+    .addArgument(new Argument("[NAME]", "unikernel or path (foo: = everything under foo); the same as -n").argParser(wrap(parseNameArg)))
     .addOption(nameOpt())
-    .action(act(async (o: Opts) => jump({ kind: "stats-subscribe" }, o.name as Name, o)));
+    .action(
+      act(async (name: Name | undefined, o: Opts) => {
+        if (name !== undefined && o.name !== rootName) throw new CliError("give the name either as NAME or with -n, not both");
+        return jump({ kind: "stats-subscribe" }, name ?? (o.name as Name), o);
+      }),
+    );
 
   sub("stats-add", "add a process to statistics gathering")
     .addArgument(new Argument("<PID>", "process id").argParser(intArg("pid")))

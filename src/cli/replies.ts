@@ -15,10 +15,13 @@ import { wireJson } from "./jsonview.js";
 import { EXIT } from "./output.js";
 import { describeCommand, nameText, rfc3339, wireText } from "../commands/render.js";
 import type { FrameEvent, ReplyMode } from "./socket.js";
+import { StatsTable } from "./stats-table.js";
 
 /** Where output goes; injectable for tests. */
 export interface Sink {
   readonly json: boolean;
+  /** stdout is a terminal: statistics are shown as tables (stats-table.ts) */
+  readonly tty?: boolean;
   /** one line (or several joined by \n) on stdout */
   out(text: string): void;
   /** one line on stderr, prefixed with `dromedary: ` */
@@ -27,6 +30,7 @@ export interface Sink {
 
 export const processSink = (json: boolean): Sink => ({
   json,
+  tty: process.stdout.isTTY === true,
   out: (t) => void process.stdout.write(`${t}\n`),
   err: (t) => void process.stderr.write(`dromedary: ${t}\n`),
 });
@@ -153,6 +157,7 @@ export async function processReplies(next: () => Promise<FrameEvent>, mode: Repl
   let dump: DumpTarget | null = null;
 
   const show = (w: Wire) => sink.out(sink.json ? jsonLine(w) : wireText(w, verbose));
+  const table = sink.tty === true && !sink.json ? new StatsTable() : null;
 
   const finishDump = async (): Promise<number> => {
     const d = dump!;
@@ -235,6 +240,7 @@ export async function processReplies(next: () => Promise<FrameEvent>, mode: Repl
             return EXIT.COMMUNICATION;
           }
           if (sink.json) sink.out(jsonLine(w));
+          else if (table !== null && d.kind === "statistics") sink.out(table.render(w));
           else sink.out(wireText(w, verbose));
           continue;
         }

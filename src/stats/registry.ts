@@ -16,11 +16,13 @@
 // * losing hostd drops the registrations but keeps the subscribers (upstream forgets them
 //   too, leaving their connections open and silent): after hostd re-registers its
 //   unikernels the data flows to them again;
+// * a subscription for a path (`foo:bar:`) gets nothing for the unikernel of the same
+//   labels (`foo:bar`), where upstream's name arithmetic raises and kills the daemon;
 // * a /proc file that does not parse is reported once and the unikernel skipped until it
 //   parses again (upstream unregisters it as if it had exited).
 
 import type { Header, StatsData, Wire } from "../commands/types.js";
-import { dropPrefix, nameToString, type Name } from "../policy/name.js";
+import { dropPrefix, isPrefix, nameToString, type Name } from "../policy/name.js";
 import { Trie } from "../policy/trie.js";
 
 /** One (unikernel netif, host tap) pair of a registration. */
@@ -197,6 +199,10 @@ export function finishRound<C>(
       continue;
     }
     for (const sub of target.subscribers) {
+      // A subscription for the path `foo:bar:` shares its trie key with the unikernel
+      // `foo:bar`, which is not below that path: upstream's drop_prefix_exn raises there
+      // (and the daemon dies); it gets nothing here.
+      if (!isPrefix(sub.name.path, reg.name.path)) continue;
       const header: Header = { version: sub.version, sequence: 0n, name: dropPrefix(sub.name.path, reg.name) };
       deliveries.push({ conn: sub.conn, subscription: sub.name, wire: { header, payload: { kind: "data", data: { kind: "statistics", stats: outcome.stats } } } });
     }
