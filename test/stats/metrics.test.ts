@@ -5,12 +5,12 @@ import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import parsePrometheus, { type ParsedFamily } from "parse-prometheus-text-format";
 import { parseName } from "../../src/policy/name.js";
 import type { UnikernelSnapshot } from "../../src/stats/metrics.js";
 import { StatsMetrics, type Health } from "../../src/stats/prometheus.js";
 import { statsData, type HostFacts, type Readings } from "../../src/stats/sample.js";
+import { DASHBOARD, dashboardQueries, metricNames } from "./support.js";
 
 const HOST: HostFacts = { clockTick: 100, pageSize: 4096, bootTime: 1_700_000_000 };
 
@@ -114,35 +114,6 @@ describe("the /metrics exposition", () => {
     assert.equal(r.out.trim(), "", r.out);
   });
 });
-
-/** Every PromQL expression of a Grafana dashboard (panel targets and variable queries). */
-export function dashboardQueries(dash: unknown): string[] {
-  const out: string[] = [];
-  const walk = (v: unknown, key: string): void => {
-    if (Array.isArray(v)) v.forEach((x) => walk(x, key));
-    else if (v !== null && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, k);
-    else if (typeof v === "string" && (key === "expr" || key === "definition")) out.push(v);
-  };
-  walk(dash, "");
-  return out;
-}
-
-export const DASHBOARD = fileURLToPath(new URL("../../../packaging/grafana/dromedary.json", import.meta.url));
-
-/** Metric names in a PromQL expression: identifiers that are not functions, keywords or labels. */
-export function metricNames(expr: string): string[] {
-  // Grafana's label_values(METRIC, LABEL): only its first argument is a metric
-  const grafana = expr.replace(/\blabel_values\(([^,]*?)(?:,\s*[a-zA-Z_][a-zA-Z0-9_]*)?\)\s*$/, "$1");
-  const noStrings = grafana.replace(/"(?:[^"\\]|\\.)*"/g, '""');
-  const noBraces = noStrings.replace(/\{[^}]*\}/g, "{}").replace(/\[[^\]]*\]/g, "[]");
-  const noGrouping = noBraces.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, "");
-  const words = noGrouping.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? [];
-  return words.filter((w, i, all) => {
-    const after = noGrouping.slice(noGrouping.indexOf(w) + w.length).trimStart();
-    const isCall = after.startsWith("(");
-    return !isCall && !["bool", "offset", "and", "or", "unless"].includes(w) && all.indexOf(w) === i;
-  });
-}
 
 describe("the Grafana dashboard (packaging/grafana/dromedary.json)", () => {
   const dash = JSON.parse(readFileSync(DASHBOARD, "utf8")) as { templating: { list: Array<{ name: string; type: string }> }; panels: unknown[] };

@@ -13,6 +13,7 @@ import { parseName } from "../../src/policy/name.js";
 import { startStatsDaemon, type StatsDaemon, type StatsDaemonOptions } from "../../src/stats/daemon.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { standinTender } from "../support/standin.js";
+import { fileURLToPath } from "node:url";
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -141,3 +142,34 @@ export async function ask(path: string, w: Wire): Promise<string> {
     c.close();
   }
 }
+
+/** Every PromQL expression of a Grafana dashboard (panel targets and variable queries). */
+export function dashboardQueries(dash: unknown): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown, key: string): void => {
+    if (Array.isArray(v)) v.forEach((x) => walk(x, key));
+    else if (v !== null && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, k);
+    else if (typeof v === "string" && (key === "expr" || key === "definition")) out.push(v);
+  };
+  walk(dash, "");
+  return out;
+}
+
+/** The shipped dashboard (from dist/test/stats/ or test/stats/). */
+export const DASHBOARD = fileURLToPath(new URL("../../../packaging/grafana/dromedary.json", import.meta.url));
+
+/** Metric names in a PromQL expression: identifiers that are not functions, keywords or labels. */
+export function metricNames(expr: string): string[] {
+  // Grafana's label_values(METRIC, LABEL): only its first argument is a metric
+  const grafana = expr.replace(/\blabel_values\(([^,]*?)(?:,\s*[a-zA-Z_][a-zA-Z0-9_]*)?\)\s*$/, "$1");
+  const noStrings = grafana.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  const noBraces = noStrings.replace(/\{[^}]*\}/g, "{}").replace(/\[[^\]]*\]/g, "[]");
+  const noGrouping = noBraces.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, "");
+  const words = noGrouping.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? [];
+  return words.filter((w, i, all) => {
+    const after = noGrouping.slice(noGrouping.indexOf(w) + w.length).trimStart();
+    const isCall = after.startsWith("(");
+    return !isCall && !["bool", "offset", "and", "or", "unless"].includes(w) && all.indexOf(w) === i;
+  });
+}
+
