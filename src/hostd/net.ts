@@ -1,11 +1,10 @@
-// Tap devices and bridges on Linux (daemon.md §2.4 step 7, §2.6, §4 interfaces).
+// Tap devices and bridges on Linux (daemon.md §2.4 step 7, §2.6). (The taps' statistics
+// are the stats daemon's: src/stats/reader.ts.)
 // Effectful: runs `ip` through execFile (never a shell) in the CURRENT network
 // namespace, and reads /sys/class/net. The `ip` binary and the sysfs root are
 // parameters so tests and unusual hosts can substitute them.
 
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
-import type { Ifdata } from "../commands/types.js";
 
 export const TAP_PREFIX = "vmmtap";
 
@@ -197,70 +196,4 @@ export function parseIpLinkNames(output: string): string[] {
     if (m !== null) names.push(m[1]!);
   }
   return names;
-}
-
-const IFF_UP = 0x1;
-const IFF_RUNNING = 0x40;
-const IFF_LOWER_UP = 0x10000;
-const IFF_DORMANT = 0x20000;
-
-async function readSys(path: string): Promise<string | null> {
-  try {
-    return (await readFile(path, "utf8")).trim();
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Interface statistics of `tap` in albatross-stats' shape (daemon.md §4), read from
- * `<sysfs>/<tap>/{flags,mtu,statistics/*}`; `netif` fills the `bridge` field (upstream
- * overwrites it with the unikernel-side name). null when the interface cannot be read
- * (such interfaces are left out upstream). Flags: upstream reports netlink's ifi_flags
- * (dev_get_flags), which adds RUNNING/LOWER_UP/DORMANT to sysfs' `flags`; these are
- * derived from operstate/carrier/dormant here.
- */
-export async function readTapCounters(tap: string, netif: string = tap, sysfs = "/sys/class/net"): Promise<Ifdata | null> {
-  if (!isValidIfName(tap)) return null;
-  const dir = `${sysfs}/${tap}`;
-  const flagsText = await readSys(`${dir}/flags`);
-  const mtuText = await readSys(`${dir}/mtu`);
-  if (flagsText === null || mtuText === null || !/^0x[0-9a-fA-F]+$/.test(flagsText) || !/^\d+$/.test(mtuText)) return null;
-  let flags = Number.parseInt(flagsText.slice(2), 16) & ~(IFF_RUNNING | IFF_LOWER_UP | IFF_DORMANT);
-  if (flags & IFF_UP) {
-    const oper = await readSys(`${dir}/operstate`);
-    if (oper === "up" || oper === "unknown") flags |= IFF_RUNNING;
-    if ((await readSys(`${dir}/carrier`)) === "1") flags |= IFF_LOWER_UP;
-    if ((await readSys(`${dir}/dormant`)) === "1") flags |= IFF_DORMANT;
-  }
-  const names = [
-    "rx_packets", "rx_errors", "tx_packets", "tx_errors", "collisions",
-    "rx_bytes", "tx_bytes", "multicast", "rx_dropped", "tx_dropped",
-  ] as const;
-  const v: Record<string, bigint> = {};
-  for (const n of names) {
-    const t = await readSys(`${dir}/statistics/${n}`);
-    if (t === null || !/^\d+$/.test(t)) return null;
-    v[n] = BigInt.asIntN(64, BigInt(t)); // Int64 on the wire
-  }
-  return {
-    bridge: netif,
-    flags: flags | 0,
-    sendLength: 0,
-    maxSendLength: 0,
-    sendDrops: 0,
-    mtu: Number(mtuText) | 0,
-    baudrate: 0n,
-    inputPackets: v.rx_packets!,
-    inputErrors: v.rx_errors!,
-    outputPackets: v.tx_packets!,
-    outputErrors: v.tx_errors!,
-    collisions: v.collisions!,
-    inputBytes: v.rx_bytes!,
-    outputBytes: v.tx_bytes!,
-    inputMcast: v.multicast!,
-    outputMcast: 0n,
-    inputDropped: v.rx_dropped!,
-    outputDropped: v.tx_dropped!,
-  };
 }

@@ -136,6 +136,9 @@ describe("statistics end to end", () => {
             });
             const i = s.ifdata[0]!;
             assert.equal(i.bridge, "service");
+            // netlink's view: up, running (the tender holds the tap), carrier; the bridge's MTU
+            assert.equal(i.flags & 0x10041, 0x10041, i.flags.toString(16));
+            assert.equal(i.mtu, 1500);
             // 5 echo requests to the unikernel (+ ARP), 5 replies from it; 98-byte frames
             assert.ok(i.outputBytes >= 5n * 98n && i.inputBytes >= 5n * 98n, `${i.inputBytes} ${i.outputBytes}`);
             assert.ok(sec(s.rusage.utime) < 2, `utime ${sec(s.rusage.utime)}`);

@@ -7,9 +7,8 @@
 //   destroy <tap>             destroyTap(tap) -> null
 //   exists <name>             bridgeExists(name) -> boolean
 //   bridges                   listBridges() -> [names]
-//   counters <tap> [netif]    readTapCounters(tap, netif) -> Ifdata (bigints as strings) | null
 
-import { bridgeExists, createTap, destroyTap, listBridges, NetError, readTapCounters } from "../../src/hostd/net.js";
+import { bridgeExists, createTap, destroyTap, listBridges, NetError } from "../../src/hostd/net.js";
 
 async function main(argv: string[]): Promise<unknown> {
   const [op, a, b] = argv;
@@ -25,8 +24,6 @@ async function main(argv: string[]): Promise<unknown> {
       return bridgeExists(a!);
     case "bridges":
       return listBridges();
-    case "counters":
-      return readTapCounters(a!, b ?? a!);
     default:
       throw new Error(`unknown op ${String(op)}`);
   }
