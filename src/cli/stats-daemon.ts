@@ -61,7 +61,7 @@ export function registerStatsDaemonCommands(program: Command): void {
         "served to subscribers on <tmpdir>/util/stat.sock and, with --metrics-listen, as Prometheus metrics. " +
         `Bounds: the options below; at most ${D.maxNics} interfaces per unikernel; ` +
         `${D.maxPendingBytes / (1024 * 1024)} MiB of unread output per subscriber (then it is dropped); ` +
-        `${MAX_METRICS_CONNECTIONS} concurrent /metrics connections; per unikernel about 4 + 5 per interface files kept open.`,
+        `${MAX_METRICS_CONNECTIONS} concurrent /metrics connections; per unikernel 4 files kept open (3 without --metrics-listen) and 4 per interface.`,
     )
     .option("--tmpdir <DIR>", "runtime directory holding util/", existingDir, DEFAULT_TMPDIR)
     .option("--interval <SECONDS>", "seconds between sampling rounds", parseInterval, D.intervalSeconds)

@@ -122,6 +122,7 @@ class Daemon {
       ...(opts.procRoot !== undefined ? { procRoot: opts.procRoot } : {}),
       ...(opts.sysRoot !== undefined ? { sysRoot: opts.sysRoot } : {}),
       ...(opts.debugfsRoot !== undefined ? { debugfsRoot: opts.debugfsRoot } : {}),
+      io: opts.metricsListen !== undefined,
       log: (level, line) => log(level, line),
     });
     this.metrics =
@@ -295,8 +296,14 @@ class Daemon {
     this.state = f.state;
     this.logAll("info", f.log);
     this.released(f.removed);
+    // one write system call per subscriber and round, not one per message
+    const corked = new Set<Conn>();
     for (const d of f.deliveries) {
       const c = d.conn;
+      if (!corked.has(c) && c.writable) {
+        c.sock.cork();
+        corked.add(c);
+      }
       if (!c.writable) {
         this.state = unsubscribe(this.state, d.subscription, c);
         continue;
@@ -309,6 +316,7 @@ class Daemon {
       }
       if (!c.send(d.wire)) this.state = unsubscribe(this.state, d.subscription, c);
     }
+    for (const c of corked) if (!c.sock.destroyed) c.sock.uncork();
     if (this.metrics !== null) {
       this.snapshots.clear();
       for (const [k, v] of fresh) this.snapshots.set(k, v);
@@ -318,6 +326,7 @@ class Daemon {
     this.samples++;
     this.lastSampleEndMs = t1;
     this.lastSampleSeconds = (t1 - t0) / 1000;
+    this.log("debug", `round ${this.samples}: ${targets.length} unikernels sampled, ${f.deliveries.length} messages, ${(t1 - t0).toFixed(2)} ms`);
     return t1 - t0;
   }
 }

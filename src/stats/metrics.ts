@@ -10,7 +10,7 @@
 
 import { nameToString, pathToString, type Name } from "../policy/name.js";
 import type { StatsData } from "../commands/types.js";
-import type { HostFacts, Readings } from "./sample.js";
+import type { HostFacts, InterfaceReading, Readings } from "./sample.js";
 
 /** What the daemon knows about one unikernel after a round. */
 export interface UnikernelSnapshot {
@@ -25,30 +25,48 @@ export interface UnikernelSnapshot {
 }
 
 export type Labels = Readonly<Record<string, string>>;
-export type Series = readonly [Labels, number];
+/**
+ * One series: the labels of its own (e.g. `mode`), the labels it shares with every series
+ * of its unikernel or interface (one object per unikernel/interface, see `Shared`), its value.
+ */
+export type Series = readonly [own: Labels, shared: Labels, value: number];
+
+/** The shared label objects of a unikernel: `unikernel`, `tenant`; an interface's add netif, bridge, tap. */
+export interface Shared {
+  readonly unikernel: Labels;
+  iface(i: InterfaceReading): Labels;
+}
 
 export interface MetricDef {
   readonly name: string;
   readonly help: string;
   readonly type: "counter" | "gauge";
   readonly labelNames: readonly string[];
-  readonly series: (u: UnikernelSnapshot, host: HostFacts, base: Labels) => readonly Series[];
+  readonly series: (u: UnikernelSnapshot, host: HostFacts, shared: Shared) => readonly Series[];
 }
 
 const BASE = ["unikernel", "tenant"] as const;
 const IFACE = [...BASE, "netif", "bridge", "tap"] as const;
 
 export const baseLabels = (name: Name): Labels => ({ unikernel: nameToString(name), tenant: pathToString(name.path) });
+export const ifaceLabels = (base: Labels, i: InterfaceReading): Labels => ({ ...base, netif: i.netif, bridge: i.bridge ?? "", tap: i.tap });
+
+const NONE: Labels = Object.freeze({});
+const USER: Labels = Object.freeze({ mode: "user" });
+const SYSTEM: Labels = Object.freeze({ mode: "system" });
+const MINOR: Labels = Object.freeze({ type: "minor" });
+const MAJOR: Labels = Object.freeze({ type: "major" });
+const VOLUNTARY: Labels = Object.freeze({ type: "voluntary" });
+const INVOLUNTARY: Labels = Object.freeze({ type: "involuntary" });
 
 const n = (v: bigint): number => Number(v);
 const seconds = (t: { seconds: bigint; microseconds: number }): number => Number(t.seconds) + t.microseconds / 1e6;
 
-function perInterface(pick: (r: Readings["interfaces"][number]) => bigint): MetricDef["series"] {
-  return (u, _h, base) =>
-    u.readings.interfaces.map((i) => [{ ...base, netif: i.netif, bridge: i.bridge ?? "", tap: i.tap }, n(pick(i))] as const);
+function perInterface(pick: (r: InterfaceReading) => bigint): MetricDef["series"] {
+  return (u, _h, sh) => u.readings.interfaces.map((i) => [NONE, sh.iface(i), n(pick(i))] as const);
 }
 
-function network(dir: "receive" | "transmit", what: string, help: string, pick: (r: Readings["interfaces"][number]) => bigint): MetricDef {
+function network(dir: "receive" | "transmit", what: string, help: string, pick: (r: InterfaceReading) => bigint): MetricDef {
   return { name: `dromedary_unikernel_network_${dir}_${what}_total`, help, type: "counter", labelNames: IFACE, series: perInterface(pick) };
 }
 
@@ -59,9 +77,9 @@ export const UNIKERNEL_METRICS: readonly MetricDef[] = [
     help: "CPU time used by the unikernel's tender process, by mode (user, system)",
     type: "counter",
     labelNames: [...BASE, "mode"],
-    series: (u, _h, base) => [
-      [{ ...base, mode: "user" }, seconds(u.stats.rusage.utime)],
-      [{ ...base, mode: "system" }, seconds(u.stats.rusage.stime)],
+    series: (u, _h, sh) => [
+      [USER, sh.unikernel, seconds(u.stats.rusage.utime)],
+      [SYSTEM, sh.unikernel, seconds(u.stats.rusage.stime)],
     ],
   },
   {
@@ -69,37 +87,37 @@ export const UNIKERNEL_METRICS: readonly MetricDef[] = [
     help: "Share of one CPU core used by the tender during the last sampling interval (1 = one core busy)",
     type: "gauge",
     labelNames: BASE,
-    series: (u, _h, base) => (u.cpuShare === null ? [] : [[base, u.cpuShare]]),
+    series: (u, _h, sh) => (u.cpuShare === null ? [] : [[NONE, sh.unikernel, u.cpuShare]]),
   },
   {
     name: "dromedary_unikernel_resident_memory_bytes",
     help: "Resident memory of the tender process (guest memory touched so far plus the tender)",
     type: "gauge",
     labelNames: BASE,
-    series: (u, h, base) => [[base, n(u.readings.stat.rss) * h.pageSize]],
+    series: (u, h, sh) => [[NONE, sh.unikernel, n(u.readings.stat.rss) * h.pageSize]],
   },
   {
     name: "dromedary_unikernel_virtual_memory_bytes",
     help: "Virtual memory size of the tender process",
     type: "gauge",
     labelNames: BASE,
-    series: (u, _h, base) => [[base, n(u.readings.stat.vsize)]],
+    series: (u, _h, sh) => [[NONE, sh.unikernel, n(u.readings.stat.vsize)]],
   },
   {
     name: "dromedary_unikernel_memory_limit_bytes",
     help: "Guest memory the unikernel was given (--mem of its tender)",
     type: "gauge",
     labelNames: BASE,
-    series: (u, _h, base) => (u.memoryLimitBytes === null ? [] : [[base, u.memoryLimitBytes]]),
+    series: (u, _h, sh) => (u.memoryLimitBytes === null ? [] : [[NONE, sh.unikernel, u.memoryLimitBytes]]),
   },
   {
     name: "dromedary_unikernel_page_faults_total",
     help: "Page faults of the tender process, by type (minor, major)",
     type: "counter",
     labelNames: [...BASE, "type"],
-    series: (u, _h, base) => [
-      [{ ...base, type: "minor" }, n(u.readings.stat.minflt)],
-      [{ ...base, type: "major" }, n(u.readings.stat.majflt)],
+    series: (u, _h, sh) => [
+      [MINOR, sh.unikernel, n(u.readings.stat.minflt)],
+      [MAJOR, sh.unikernel, n(u.readings.stat.majflt)],
     ],
   },
   {
@@ -107,9 +125,9 @@ export const UNIKERNEL_METRICS: readonly MetricDef[] = [
     help: "Context switches of the tender process, by type (voluntary, involuntary)",
     type: "counter",
     labelNames: [...BASE, "type"],
-    series: (u, _h, base) => [
-      [{ ...base, type: "voluntary" }, n(u.readings.status.nvcsw)],
-      [{ ...base, type: "involuntary" }, n(u.readings.status.nivcsw)],
+    series: (u, _h, sh) => [
+      [VOLUNTARY, sh.unikernel, n(u.readings.status.nvcsw)],
+      [INVOLUNTARY, sh.unikernel, n(u.readings.status.nivcsw)],
     ],
   },
   {
@@ -117,35 +135,35 @@ export const UNIKERNEL_METRICS: readonly MetricDef[] = [
     help: "Start time of the tender process, seconds since the Unix epoch",
     type: "gauge",
     labelNames: BASE,
-    series: (u, h, base) => [[base, h.bootTime + n(u.readings.stat.starttime) / h.clockTick]],
+    series: (u, h, sh) => [[NONE, sh.unikernel, h.bootTime + n(u.readings.stat.starttime) / h.clockTick]],
   },
   {
     name: "dromedary_unikernel_block_read_bytes_total",
     help: "Bytes the tender caused to be read from storage (its block devices; page cache hits not counted)",
     type: "counter",
     labelNames: BASE,
-    series: (u, _h, base) => (u.readings.io === null ? [] : [[base, n(u.readings.io.readBytes)]]),
+    series: (u, _h, sh) => (u.readings.io === null ? [] : [[NONE, sh.unikernel, n(u.readings.io.readBytes)]]),
   },
   {
     name: "dromedary_unikernel_block_written_bytes_total",
     help: "Bytes the tender caused to be written to storage (its block devices)",
     type: "counter",
     labelNames: BASE,
-    series: (u, _h, base) => (u.readings.io === null ? [] : [[base, n(u.readings.io.writeBytes)]]),
+    series: (u, _h, sh) => (u.readings.io === null ? [] : [[NONE, sh.unikernel, n(u.readings.io.writeBytes)]]),
   },
   {
     name: "dromedary_unikernel_io_read_bytes_total",
     help: "Bytes the tender read with system calls (block devices, taps, console)",
     type: "counter",
     labelNames: BASE,
-    series: (u, _h, base) => (u.readings.io === null ? [] : [[base, n(u.readings.io.rchar)]]),
+    series: (u, _h, sh) => (u.readings.io === null ? [] : [[NONE, sh.unikernel, n(u.readings.io.rchar)]]),
   },
   {
     name: "dromedary_unikernel_io_written_bytes_total",
     help: "Bytes the tender wrote with system calls (block devices, taps, console output)",
     type: "counter",
     labelNames: BASE,
-    series: (u, _h, base) => (u.readings.io === null ? [] : [[base, n(u.readings.io.wchar)]]),
+    series: (u, _h, sh) => (u.readings.io === null ? [] : [[NONE, sh.unikernel, n(u.readings.io.wchar)]]),
   },
   network("receive", "bytes", "Bytes received by the unikernel on this interface (its tap's transmit counter)", (i) => i.counters.txBytes),
   network("receive", "packets", "Packets received by the unikernel on this interface", (i) => i.counters.txPackets),
@@ -160,7 +178,7 @@ export const UNIKERNEL_METRICS: readonly MetricDef[] = [
     help: "KVM counters of the unikernel's virtual machine (hvt tenders; from debugfs), by event",
     type: "counter",
     labelNames: [...BASE, "event"],
-    series: (u, _h, base) => (u.readings.vmm ?? []).map((v) => [{ ...base, event: v.key }, n(v.value)] as const),
+    series: (u, _h, sh) => (u.readings.vmm ?? []).map((v) => [{ event: v.key }, sh.unikernel, n(v.value)] as const),
   },
 ];
 

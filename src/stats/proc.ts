@@ -84,17 +84,17 @@ export interface ProcStatus {
   readonly nivcsw: bigint;
 }
 
-/** The context switch counts of /proc/<pid>/status (`Key:\tvalue` lines). */
+/** The context switch counts of /proc/<pid>/status (`Key:\tvalue` lines, near its end). */
 export function parseStatus(text: string): Result<ProcStatus> {
-  let nvcsw: bigint | null | undefined;
-  let nivcsw: bigint | null | undefined;
-  for (const line of text.split("\n")) {
-    const c = line.indexOf(":");
-    if (c < 0) continue;
-    const key = line.slice(0, c);
-    if (key === "voluntary_ctxt_switches") nvcsw = int64(line.slice(c + 1).trim());
-    else if (key === "nonvoluntary_ctxt_switches") nivcsw = int64(line.slice(c + 1).trim());
-  }
+  const field = (key: string): bigint | null | undefined => {
+    const at = text.lastIndexOf(`\n${key}:`);
+    if (at < 0 && !text.startsWith(`${key}:`)) return undefined;
+    const from = at < 0 ? key.length + 1 : at + key.length + 2;
+    const nl = text.indexOf("\n", from);
+    return int64(text.slice(from, nl < 0 ? undefined : nl).trim());
+  };
+  const nvcsw = field("voluntary_ctxt_switches");
+  const nivcsw = field("nonvoluntary_ctxt_switches");
   if (nvcsw === undefined || nivcsw === undefined) return err("error parsing /proc/<pid>/status (no context switch counts)");
   if (nvcsw === null || nivcsw === null) return err("error parsing /proc/<pid>/status (context switch count not an integer)");
   return ok({ nvcsw, nivcsw });

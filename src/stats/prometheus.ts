@@ -2,15 +2,28 @@
 // GET /metrics. The families and series come from metrics.ts; this file holds the
 // prom-client registry and the HTTP server.
 //
-// The per-unikernel families are rewritten once per sampling round (the kernel's counters
-// are mirrored: reset, then set to the value read), so a scrape only formats; the daemon's
-// health is read at scrape time.
+// The per-unikernel families are built from the latest sampling round (the kernel's counters
+// are mirrored, not counted) and formatted at most once per round, at the first scrape
+// after it; the daemon's health is read at every scrape. `registry` holds every family (for
+// listing them, e.g. the dashboard test).
 
 import http from "node:http";
-import client from "prom-client";
-import { baseLabels, HEALTH_METRICS, UNIKERNEL_METRICS, type UnikernelSnapshot } from "./metrics.js";
+import { createRequire } from "node:module";
+import type * as Prom from "prom-client";
+import { baseLabels, HEALTH_METRICS, ifaceLabels, UNIKERNEL_METRICS, type Labels, type MetricDef, type Shared, type UnikernelSnapshot } from "./metrics.js";
+import { nameToString } from "../policy/name.js";
 import type { HostFacts } from "./sample.js";
 import { MAX_METRICS_CONNECTIONS } from "./limits.js";
+
+// prom-client's index loads all of it (cluster aggregation, the push gateway client, the
+// default process metrics, OpenTelemetry): about 12 MB of resident memory for a daemon that
+// uses three of its classes, which take about 1 MB on their own.
+const load = createRequire(import.meta.url);
+const client = {
+  Registry: load("prom-client/lib/registry") as typeof Prom.Registry,
+  Gauge: load("prom-client/lib/gauge") as typeof Prom.Gauge,
+  Counter: load("prom-client/lib/counter") as typeof Prom.Counter,
+};
 
 /** What the daemon reports about itself at scrape time. */
 export interface Health {
@@ -25,18 +38,55 @@ export interface Health {
   readonly connections: number;
 }
 
-type Family = client.Counter<string> | client.Gauge<string>;
+/** One sample of a family: its own labels, plus the labels of its unikernel (shared). */
+interface Value {
+  readonly value: number;
+  readonly labels: Labels;
+  readonly sharedLabels: Labels;
+}
+
+/**
+ * A per-unikernel family as a prom-client collector: the registry formats whatever `get()`
+ * returns. The values are rebuilt once per round (no per-series label validation and
+ * hashing as with Counter.inc/Gauge.set: the kernel's counters are mirrored, not counted),
+ * and the labels shared by all series of a unikernel (or interface) are one object, whose
+ * formatted text prom-client caches.
+ */
+class Family {
+  values: Value[] = [];
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: "counter" | "gauge",
+  ) {}
+  get(): Promise<{ name: string; help: string; type: string; values: Value[]; aggregator: "sum" }> {
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values: this.values, aggregator: "sum" });
+  }
+  reset(): void {
+    this.values = [];
+  }
+}
 
 export class StatsMetrics {
   readonly registry = new client.Registry();
-  private readonly families: ReadonlyArray<readonly [(typeof UNIKERNEL_METRICS)[number], Family]>;
+  private readonly families: ReadonlyArray<readonly [MetricDef, Family]>;
+  /** the shared label objects of each unikernel and interface, kept while it is sampled */
+  private shared = new Map<string, Labels>();
+  private cached: string | null = null;
+  private latest: UnikernelSnapshot[] = [];
+  private host: HostFacts = { clockTick: 100, pageSize: 4096, bootTime: 0 };
+  private readonly perUnikernel = new client.Registry();
+  private readonly health = new client.Registry();
 
   constructor(health: () => Health, now: () => number = () => performance.now()) {
-    const registers = [this.registry];
     this.families = UNIKERNEL_METRICS.map((d) => {
-      const cfg = { name: d.name, help: d.help, labelNames: [...d.labelNames], registers };
-      return [d, d.type === "counter" ? new client.Counter(cfg) : new client.Gauge(cfg)] as const;
+      const f = new Family(d.name, d.help, d.type);
+      // prom-client's Registry only needs name, type, get() and reset() of a metric
+      this.registry.registerMetric(f as unknown as Prom.Metric);
+      this.perUnikernel.registerMetric(f as unknown as Prom.Metric);
+      return [d, f] as const;
     });
+    const registers = [this.health, this.registry];
     const gauge = (m: { name: string; help: string }, value: (h: Health) => number | null): void => {
       new client.Gauge({
         name: m.name,
@@ -71,24 +121,54 @@ export class StatsMetrics {
     gauge(H.connections, (h) => h.connections);
   }
 
-  /** Replace the per-unikernel series by those of the latest round. */
+  /** The latest round (formatted at the first scrape after it). */
   update(snapshots: Iterable<UnikernelSnapshot>, host: HostFacts): void {
+    this.latest = [...snapshots];
+    this.host = host;
+    this.cached = null;
+  }
+
+  /**
+   * Build the families' values from the latest round. They live only while being
+   * formatted: kept between rounds, 25 values per unikernel would be promoted to the old
+   * generation every round (and make V8 grow its young generation, i.e. the daemon's RSS).
+   */
+  private fill(): void {
+    const next = new Map<string, Labels>();
+    // the same label objects round after round: prom-client caches their text by identity
+    const shared = (key: string, make: () => Labels): Labels => {
+      const l = next.get(key) ?? this.shared.get(key) ?? make();
+      next.set(key, l);
+      return l;
+    };
     for (const [, f] of this.families) f.reset();
-    for (const u of snapshots) {
-      const base = baseLabels(u.name);
+    for (const u of this.latest) {
+      const nameText = nameToString(u.name);
+      const unikernel = shared(nameText, () => baseLabels(u.name));
+      const sh: Shared = { unikernel, iface: (i) => shared(`${nameText}\0${i.netif}\0${i.tap}\0${i.bridge ?? ""}`, () => ifaceLabels(unikernel, i)) };
       for (const [d, f] of this.families) {
-        for (const [labels, value] of d.series(u, host, base)) {
-          if (!Number.isFinite(value)) continue;
-          if (f instanceof client.Counter) f.inc(labels, value);
-          else f.set(labels, value);
+        for (const [labels, sharedLabels, value] of d.series(u, this.host, sh)) {
+          if (Number.isFinite(value)) f.values.push({ value, labels, sharedLabels });
         }
       }
     }
+    this.shared = next;
   }
 
-  /** The exposition text (what GET /metrics answers). */
-  render(): Promise<string> {
-    return this.registry.metrics();
+  /**
+   * The exposition text (what GET /metrics answers). The per-unikernel part only changes
+   * with a round and is formatted once per round; the daemon's health at every scrape.
+   */
+  async render(): Promise<string> {
+    if (this.cached === null) {
+      this.fill();
+      try {
+        this.cached = await this.perUnikernel.metrics();
+      } finally {
+        for (const [, f] of this.families) f.reset();
+      }
+    }
+    return `${this.cached}\n${await this.health.metrics()}`;
   }
 
   get contentType(): string {

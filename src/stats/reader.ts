@@ -5,7 +5,8 @@
 // the process: once it is reaped, reading fails with ESRCH instead of silently reading a
 // new process that got the same pid. Interface counters come from one read of
 // /proc/net/dev per round (the same dev_get_stats numbers as sysfs' statistics/ files, for
-// every interface at once), flags and MTU from the tap's sysfs attributes.
+// every interface at once), flags and MTU from the tap's sysfs attributes (re-read every
+// LINK_TTL_MS).
 //
 // Reads are synchronous: a round is a few thousand small reads (measured: ~5 µs each), far
 // cheaper than a thread-pool round trip each; the event loop is held for the round only.
@@ -39,6 +40,8 @@ export interface ReaderOptions {
   readonly sysRoot?: string;
   /** where debugfs is mounted (KVM's per-VM counters are in <root>/kvm); default /sys/kernel/debug */
   readonly debugfsRoot?: string;
+  /** read /proc/<pid>/io (block and console I/O: only Prometheus shows it); default true */
+  readonly io?: boolean;
   readonly log: (level: "debug" | "info" | "warn", line: string) => void;
 }
 
@@ -94,9 +97,12 @@ class Reader {
           this.buf.copy(bigger, 0, 0, len);
           this.buf = bigger;
         }
-        const n = fs.readSync(fd, this.buf, len, this.buf.length - len, len);
-        if (n === 0) break;
+        const want = this.buf.length - len;
+        const n = fs.readSync(fd, this.buf, len, want, len);
         len += n;
+        // procfs, sysfs and debugfs hand out a whole (small) file per read: a short read is
+        // the end, which saves the second read that would return 0
+        if (n < want) break;
       }
       return { ok: true, text: this.buf.toString("latin1", 0, len) };
     } catch (e) {
@@ -121,10 +127,19 @@ const closeFd = (fd: number): void => {
   }
 };
 
+/**
+ * How long an interface's flags and MTU are reused before they are read again. They change
+ * only when someone changes the link; re-reading four sysfs files per tap every round would
+ * be most of a round's reads. (The counters are read every round.)
+ */
+export const LINK_TTL_MS = 30_000;
+
 interface IfHandles {
   readonly nic: Nic;
   readonly bridge: string | null;
-  /** flags, mtu, operstate, carrier, dormant */
+  /** flags and MTU as last read, and when (ms, the round's clock) */
+  link: { readonly flags: number; readonly mtu: number; readonly atMs: number } | null;
+  /** flags, mtu, operstate, carrier (a tap is never dormant: that flag is left out) */
   readonly fds: readonly number[];
 }
 
@@ -159,6 +174,7 @@ export class Sampler {
   readonly debugfs: string;
   readonly host: HostFacts;
   private readonly log: ReaderOptions["log"];
+  private readonly withIo: boolean;
   private readonly reader = new Reader();
   private readonly handles = new Map<Registration, Handles>();
   private readonly reported = new Set<string>();
@@ -170,6 +186,7 @@ export class Sampler {
     this.sys = opts.sysRoot ?? "/sys";
     this.debugfs = opts.debugfsRoot ?? "/sys/kernel/debug";
     this.log = opts.log;
+    this.withIo = opts.io ?? true;
     this.host = this.hostFacts();
   }
 
@@ -280,8 +297,8 @@ export class Sampler {
     } catch {
       /* the ctime stays 0, as a failed stat would have made upstream drop it: the next read tells */
     }
-    const io = openFd(join(base, "io"));
-    if ("code" in io) {
+    const io = this.withIo ? openFd(join(base, "io")) : { code: "" };
+    if ("code" in io && io.code !== "") {
       const hint = io.code === "EACCES" || io.code === "EPERM" ? " (run the stats daemon as the tenders' user, or give it CAP_SYS_PTRACE)" : "";
       this.once(`io:${io.code}`, "info", `no block I/O statistics: cannot read ${join(base, "io")}: ${io.code}${hint}`);
     }
@@ -312,7 +329,7 @@ export class Sampler {
     if (!isIfName(nic.tap)) return null;
     const dir = join(this.sys, "class", "net", nic.tap);
     const fds: number[] = [];
-    for (const f of ["flags", "mtu", "operstate", "carrier", "dormant"]) {
+    for (const f of ["flags", "mtu", "operstate", "carrier"]) {
       const o = openFd(join(dir, f));
       if ("code" in o) {
         for (const fd of fds) closeFd(fd);
@@ -327,7 +344,7 @@ export class Sampler {
     } catch {
       /* not a bridge port */
     }
-    return { nic, bridge, fds };
+    return { nic, bridge, fds, link: null };
   }
 
   private closeIface(i: IfHandles): void {
@@ -406,7 +423,7 @@ export class Sampler {
 
     const interfaces: InterfaceReading[] = [];
     reg.nics.forEach((nic, idx) => {
-      const r = this.readIface(h, idx, nic);
+      const r = this.readIface(h, idx, nic, nowMs);
       if (r !== null) interfaces.push(r);
     });
 
@@ -439,7 +456,7 @@ export class Sampler {
     };
   }
 
-  private readIface(h: Handles, idx: number, nic: Nic): InterfaceReading | null {
+  private readIface(h: Handles, idx: number, nic: Nic, nowMs: number): InterfaceReading | null {
     let i = h.ifaces[idx] ?? null;
     if (i === null) {
       i = this.openIface(nic);
@@ -447,26 +464,27 @@ export class Sampler {
       if (i === null) return null;
     }
     const counters = this.netDev.get(nic.tap);
-    const texts = i.fds.map((fd) => this.reader.read(fd));
-    const [flags, mtu, operstate, carrier, dormant] = texts;
-    if (counters === undefined || !flags!.ok || !mtu!.ok) {
+    if (counters === undefined) {
       // gone (or renamed): reopened by name next round
       this.closeIface(i);
       h.ifaces[idx] = null;
       return null;
     }
-    const link = parseLink({
-      flags: flags!.text,
-      mtu: mtu!.text,
-      operstate: operstate!.ok ? operstate!.text : null,
-      carrier: carrier!.ok ? carrier!.text : null,
-      dormant: dormant!.ok ? dormant!.text : null,
-    });
-    if (!link.ok) {
-      this.once(`link:${nic.tap}:${link.error}`, "warn", `${nic.tap}: ${link.error} (interface left out)`);
-      return null;
+    if (i.link === null || nowMs - i.link.atMs >= LINK_TTL_MS) {
+      const [flags, mtu, operstate, carrier] = i.fds.map((fd) => this.reader.read(fd));
+      if (!flags!.ok || !mtu!.ok) {
+        this.closeIface(i);
+        h.ifaces[idx] = null;
+        return null;
+      }
+      const link = parseLink({ flags: flags!.text, mtu: mtu!.text, operstate: operstate!.ok ? operstate!.text : null, carrier: carrier!.ok ? carrier!.text : null, dormant: null });
+      if (!link.ok) {
+        this.once(`link:${nic.tap}:${link.error}`, "warn", `${nic.tap}: ${link.error} (interface left out)`);
+        return null;
+      }
+      i.link = { ...link.value, atMs: nowMs };
     }
-    return { netif: nic.netif, tap: nic.tap, bridge: i.bridge, flags: link.value.flags, mtu: link.value.mtu, counters };
+    return { netif: nic.netif, tap: nic.tap, bridge: i.bridge, flags: i.link.flags, mtu: i.link.mtu, counters };
   }
 
   /** Close everything (shutdown). */
