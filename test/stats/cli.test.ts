@@ -1,0 +1,68 @@
+// `dromedary stats-daemon` and `dromedary influx` as processes: systemd socket activation
+// (the socket inherited as fd 3, nothing bound of its own), and the usage errors.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { MAIN } from "../hostd/harness.js";
+import { ask, waitFor, wire, withDir } from "./support.js";
+
+// What systemd does for a socket unit: bind, put the socket at fd 3, set LISTEN_PID to the
+// process' own pid and exec the daemon in it.
+const ACTIVATE = `
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(16)
+os.dup2(s.fileno(), 3); os.set_inheritable(3, True)
+os.environ["LISTEN_PID"] = str(os.getpid()); os.environ["LISTEN_FDS"] = "1"
+os.execv(sys.argv[2], sys.argv[2:])
+`;
+
+describe("dromedary stats-daemon and influx, the processes", () => {
+  it("serves on the socket systemd passes and binds nothing itself", async () => {
+    await withDir(async (dir) => {
+      const tmp = join(dir, "run");
+      mkdirSync(join(tmp, "util"), { recursive: true });
+      const activated = join(dir, "activated.sock");
+      const child = spawn("python3", ["-c", ACTIVATE, activated, process.execPath, MAIN, "stats-daemon", "--tmpdir", tmp, "--systemd-socket-activation"], { stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      try {
+        const r = await waitFor("the daemon on the activated socket", async () => {
+          if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${stderr}`);
+          return ask(activated, wire(":", { kind: "stats-initial" })).catch(() => null);
+        });
+        assert.equal(r, "failure: unexpected message initial");
+        assert.equal(existsSync(join(tmp, "util", "stat.sock")), false);
+        // one log format: RFC 3339 time, daemon, level, message
+        assert.match(stderr, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z stats-daemon: \[INFO\] listening on /m);
+      } finally {
+        child.kill("SIGTERM");
+        await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once("exit", r)));
+      }
+      assert.equal(child.exitCode, 0, stderr);
+    });
+  });
+
+  it("usage errors: exit 124 with a one-line reason", () => {
+    const run = (args: string[], env: NodeJS.ProcessEnv = process.env) => spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", timeout: 20_000, env });
+    const cases: Array<[string[], RegExp]> = [
+      [["influx"], /influx host not provided/],
+      [["influx", "--influx", "influx.example.org"], /--influx: expected an IP address literal/],
+      [["influx", "--influx", "127.0.0.1", "-n", "a/b"], /--name: /],
+      [["stats-daemon", "--interval", "0"], /invalid interval '0'/],
+      [["stats-daemon", "--max-subscribers", "0"], /--max-subscribers/],
+      [["stats-daemon", "--tmpdir", "/tmp", "--metrics-listen", "localhost"], /--metrics-listen: expected HOST:PORT/],
+    ];
+    for (const [args, re] of cases) {
+      const r = run(args);
+      assert.equal(r.status, 124, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, re, args.join(" "));
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    }
+    const act = run(["stats-daemon", "--tmpdir", "/tmp", "--systemd-socket-activation"], { ...process.env, LISTEN_PID: "1", LISTEN_FDS: "1" });
+    assert.equal(act.status, 125, act.stderr);
+    assert.match(act.stderr, /Systemd socket activation error/);
+  });
+});
