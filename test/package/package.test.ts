@@ -72,6 +72,7 @@ const ALLOWED: readonly RegExp[] = [
   /^bin\/dromedary\.js$/,
   /^dist\/src\/.+\.js(\.map)?$/,
   /^packaging\/systemd\/dromedary(-[a-z]+\.(service|socket)|\.sysusers)$/,
+  /^packaging\/grafana\/dromedary\.json$/,
   // the native addon's sources (built on install), never its build outputs
   /^native\/[a-z0-9-]+\/(binding\.gyp|[^/]+\.(cc|h|mjs)|README\.md)$/,
 ];
@@ -90,10 +91,10 @@ before(async () => {
 after(() => rmSync(work, { recursive: true, force: true }));
 
 describe("npm pack", () => {
-  test("ships only the built code, bin/, the systemd templates, the addon's sources, README and LICENSE", () => {
+  test("ships only the built code, bin/, the systemd templates, the Grafana dashboard, the addon's sources, README and LICENSE", () => {
     const stray = files.filter((f) => !ALLOWED.some((re) => re.test(f)));
     assert.deepEqual(stray, [], `files that do not belong in the package: ${stray.join(", ")}`);
-    for (const f of ["package.json", "README.md", "LICENSE", "bin/dromedary.js", "dist/src/cli/main.js", "packaging/systemd/dromedary-hostd.service"]) {
+    for (const f of ["package.json", "README.md", "LICENSE", "bin/dromedary.js", "dist/src/cli/main.js", "packaging/systemd/dromedary-hostd.service", "packaging/grafana/dromedary.json"]) {
       assert.ok(files.includes(f), `${f} missing from the package`);
     }
     // the 13 private keys of fixtures/, the tests and the TypeScript sources stay at home
