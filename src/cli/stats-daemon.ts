@@ -3,7 +3,7 @@
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { parseName, rootName, type Name } from "../policy/name.js";
-import { existingDir, parseMaxFrame, systemdListenFd } from "./options.js";
+import { existingDir, intInRange, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
 import { CliError, EXIT } from "./output.js";
 // only the bounds: the daemons themselves are loaded when run
 import { MAX_INFLUX_QUEUED_BYTES, MAX_METRICS_CONNECTIONS, STATS_DEFAULTS } from "../stats/limits.js";
@@ -18,14 +18,6 @@ function logger(daemon: string, verbose: boolean, quiet: boolean): (level: Level
     if (level === "debug" && !verbose) return;
     if (quiet && (level === "debug" || level === "info")) return;
     process.stderr.write(`${new Date().toISOString()} ${daemon}: [${level.toUpperCase()}] ${line}\n`);
-  };
-}
-
-function positiveInt(what: string, max = 1 << 30): (v: string) => number {
-  return (v) => {
-    const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
-    if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`invalid value '${v}' for ${what}, expected an integer from 1 to ${max}`);
-    return n;
   };
 }
 
@@ -67,9 +59,9 @@ export function registerStatsDaemonCommands(program: Command): void {
     .option("--interval <SECONDS>", "seconds between sampling rounds", parseInterval, D.intervalSeconds)
     .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
     .option("--metrics-listen <HOST:PORT>", "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9125)")
-    .option("--max-unikernels <N>", "registered unikernels at most (more are answered 'not added')", positiveInt("--max-unikernels"), D.maxUnikernels)
-    .option("--max-subscribers <N>", "statistics subscriptions at once", positiveInt("--max-subscribers"), D.maxSubscribers)
-    .option("--max-connections <N>", "client connections at once (hostd's not counted)", positiveInt("--max-connections"), D.maxConnections)
+    .option("--max-unikernels <N>", "registered unikernels at most (more are answered 'not added')", intInRange(1, 1 << 30), D.maxUnikernels)
+    .option("--max-subscribers <N>", "statistics subscriptions at once", intInRange(1, 1 << 30), D.maxSubscribers)
+    .option("--max-connections <N>", "client connections at once (hostd's not counted)", parseMaxConnections, D.maxConnections)
     .option("--max-frame <BYTES>", "largest accepted request frame", parseMaxFrame, D.maxFrame)
     .option("--proc-root <DIR>", "where procfs is mounted", existingDir)
     .option("--sys-root <DIR>", "where sysfs is mounted", existingDir)
