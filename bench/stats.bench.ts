@@ -15,8 +15,9 @@ export const TARGETS = { roundMs: 50, cpuShare: 0.05, rssMB: 80, scrapeMs: 20 } 
 /**
  * With Node's default flags V8 lets its young generation grow to 3 x 16 MiB under the
  * allocation bursts of a round, and keeps it: that is most of the daemon's RSS. Capped with
- * `node --max-semi-space-size=2` (NODE_OPTIONS, as the README says for the unit), both
- * are measured.
+ * `node --max-semi-space-size=2` (NODE_OPTIONS, as the README says for the unit). The
+ * daemon now stops that growth itself when Node was given no choice (src/cli/stats-daemon.ts
+ * capYoungGeneration), so "node's default flags" measures that; both are measured.
  */
 export const SEMI_SPACE_MB = 2;
 
