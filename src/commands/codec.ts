@@ -14,7 +14,7 @@
 // Decoded byte fields (images, argv, console lines) are zero-copy views into the input.
 // Pure: no I/O.
 
-import { Cursor, DecodeError, TAG, decodeAll, type Bytes } from "./der.js";
+import { Cursor, DecodeError, TAG, ctx, decodeAll, tlvHeader, type Bytes } from "./der.js";
 import {
   NameError,
   compareLabels,
@@ -58,7 +58,7 @@ import type {
   Wire,
 } from "./types.js";
 import { WIRE_VERSION } from "./types.js";
-import { encode, type Out } from "./writer.js";
+import { encode, encodedSize, type Out } from "./writer.js";
 
 // =======================================================================================
 // Decoding helpers
@@ -1275,6 +1275,47 @@ export function encodeState(st: State): Bytes {
       ),
     st,
   );
+}
+
+/**
+ * encodeState as pieces whose concatenation is byte for byte `encodeState(st)`: the
+ * headers first, then one piece per unikernel entry, encoded only when the iterator gets
+ * to it, then the policies. For writing a state file of any size without building it in
+ * one buffer (hostd's fold: the entries carry the images). Throws like encodeState.
+ */
+export function encodeStatePieces(st: State): { readonly size: number; readonly pieces: Iterable<Bytes> } {
+  const unikernels = trieOrder(st.unikernels, "unikernel").map((u) => ({ key: nameToString(u.name), config: u.config }));
+  const policies = trieOrder(st.policies, "policy").map((p) => ({ key: nameToString(p.name), policy: p.policy }));
+  const entry = (o: Out, u: { key: string; config: UnikernelConfig }): void =>
+    seqOf(o, () => {
+      o.utf8(u.key);
+      encConfigV6(o, u.config);
+    });
+  const sizes = unikernels.map((u) => encodedSize(entry, u));
+  const policyBytes = encode(
+    (o, ps: typeof policies) =>
+      seqOf(o, () => {
+        for (const p of ps) {
+          seqOf(o, () => {
+            o.utf8(p.key);
+            encPolicyEnc(o, p.policy);
+          });
+        }
+      }),
+    policies,
+  );
+  const uLen = sizes.reduce((a, b) => a + b, 0);
+  const uHeader = tlvHeader(TAG.SEQUENCE, uLen);
+  const seqLen = uHeader.length + uLen + policyBytes.length;
+  const seqHeader = tlvHeader(TAG.SEQUENCE, seqLen);
+  const outer = tlvHeader(ctx(6), seqHeader.length + seqLen);
+  const size = outer.length + seqHeader.length + seqLen;
+  function* pieces(): Generator<Bytes> {
+    yield Uint8Array.from([...outer, ...seqHeader, ...uHeader]);
+    for (const u of unikernels) yield encode(entry, u);
+    yield policyBytes;
+  }
+  return { size, pieces: { [Symbol.iterator]: pieces } };
 }
 
 /** Any state form [0]..[6]; entries are returned in file order. */

@@ -409,6 +409,9 @@ function lengthOctets(len: number): number[] {
   return [0x80 | out.length, ...out];
 }
 
+/** The identifier and length octets of a TLV whose content is `len` bytes long. */
+export const tlvHeader = (tag: number, len: number): Bytes => Uint8Array.from([tag, ...lengthOctets(len)]);
+
 /** Encode one TLV from parts (parts are concatenated as content). */
 export function tlv(tag: number, ...parts: Bytes[]): Bytes {
   let len = 0;

@@ -288,6 +288,13 @@ function compareRanges(b: Uint8Array, a0: number, a1: number, b0: number, b1: nu
   return a1 - a0 - (b1 - b0);
 }
 
+/** The size of `enc`'s encoding of `v` (the first pass alone: nothing is copied). */
+export function encodedSize<T>(enc: Encoder<T>, v: T): number {
+  const sizer = new Sizer();
+  enc(sizer, v);
+  return sizer.size;
+}
+
 /** Run `enc` twice (sizes, then bytes) and return the exact-size encoding. */
 export function encode<T>(enc: Encoder<T>, v: T): Bytes {
   const sizer = new Sizer();
