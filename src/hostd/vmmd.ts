@@ -6,11 +6,12 @@
 // A command either is answered right away (`reply` steps) or needs work from the shell,
 // which it then drives through the phase functions below:
 //
-//   create:   checkCreate -> [shell: image file (inflate, digest), its ELF notes] ->
-//             imageTarget -> [shell: tender lookup + --version] -> checkImageManifest ->
-//             [shell: bridges, FIFO, taps] -> consoleAddRequest ->
+//   create:   checkCreate -> [shell: intent record, image file (inflate, digest), its ELF
+//             notes] -> imageTarget -> [shell: tender lookup + --version] ->
+//             checkImageManifest -> [shell: bridges, FIFO, taps] -> consoleAddRequest ->
 //             [shell: Console_add round trip] -> consoleReplyOk -> recheckCreate ->
-//             [shell: exec] -> commitCreate
+//             [shell: exec, pid recorded] -> commitCreate -> [shell: journal record of
+//             stateToDump; if that fails: stop the tender, free its resources, uncommitCreate]
 //   exit:     handleExit -> (restart waiter woken) restartDecision
 //   destroy / force-create / restart of a running unikernel: the step carries an exit
 //             waiter id; the shell sends SIGTERM and waits until handleExit wakes that id.
@@ -53,7 +54,7 @@ import {
 import { err, ok, type Result } from "../policy/result.js";
 import { Trie } from "../policy/trie.js";
 import { checkManifest, type Solo5Abi, type Solo5Device } from "../solo5/elf.js";
-import { deterministicMac, tenderCandidates, type TenderTarget } from "../solo5/tender.js";
+import { deterministicMac, formatMac, tenderCandidates, type TenderTarget } from "../solo5/tender.js";
 import type { ExitStatus } from "./types.js";
 
 // ---------------------------------------------------------------------------------------
@@ -236,6 +237,8 @@ export function checkCreate(s: VmmdState, name: Name, config: UnikernelConfig): 
   if (findRunning(s, name) !== undefined) return err(TEXT.alreadyRunning);
   const c = checkUnikernel(s.resources, name, config);
   if (!c.ok) return c;
+  const m = macConflict(s, name, config);
+  if (m !== null) return err(m);
   // A Linux implementation without BHyve: such configs cannot be run here.
   if (config.typ !== "solo5") return err(`unikernel type ${config.typ} is not supported on this host`);
   return ok(undefined);
@@ -276,6 +279,34 @@ export function macFor(name: Name, netif: string, mac: Bytes | undefined): Bytes
   return mac ?? deterministicMac(netif, nameToString(name));
 }
 
+/**
+ * Not upstream: two network devices on one bridge must not share a MAC. The deterministic
+ * MAC (wire.md §2) is 24 bits of MD5 over netif ++ name text, so two unikernels can get
+ * the same one (by chance, or e.g. netif `ab` of `:c` and netif `a` of `b:c`), and a
+ * configured MAC can repeat any other; upstream starts both and the bridge delivers each
+ * one's traffic to either. Checked against every running unikernel (a left-over tender of
+ * a killed hostd is reaped before anything is restored, runtime.ts). The failure names
+ * the holder, or null if there is no conflict.
+ */
+export function macConflict(s: VmmdState, name: Name, config: UnikernelConfig): string | null {
+  const mine = config.bridges.map((nd) => ({ netif: nd.netif, bridge: bridgeOf(nd), mac: formatMac(macFor(name, nd.netif, nd.mac)) }));
+  for (let i = 0; i < mine.length; i++) {
+    const a = mine[i]!;
+    const twin = mine.slice(0, i).find((b) => b.bridge === a.bridge && b.mac === a.mac);
+    if (twin !== undefined) return `MAC address ${a.mac} of ${a.netif} is also the MAC of ${twin.netif} on bridge ${a.bridge}; configure another MAC for one of them`;
+  }
+  if (mine.length === 0) return null;
+  for (const [other, u] of s.running.all()) {
+    if (key(other) === key(name)) continue;
+    for (const t of u.taps) {
+      const hit = mine.find((m) => m.bridge === t.bridge && m.mac === formatMac(t.mac));
+      if (hit !== undefined)
+        return `MAC address ${hit.mac} of ${hit.netif} is already used on bridge ${hit.bridge} by ${nameToString(other)} (${t.netif}); configure another MAC for ${hit.netif}`;
+    }
+  }
+  return null;
+}
+
 /** §2.4 step 4: the Console_add request (and the advanced counter). */
 export function consoleAddRequest(s: VmmdState, name: Name): { state: VmmdState; request: Wire } {
   const request: Wire = {
@@ -293,7 +324,10 @@ export function consoleReplyOk(request: Wire, reply: Wire): boolean {
 /** §2.4 step 5: the re-check right before exec. */
 export function recheckCreate(s: VmmdState, name: Name, config: UnikernelConfig): Result<void> {
   if (findRunning(s, name) !== undefined) return err(TEXT.alreadyRunning);
-  return checkUnikernel(s.resources, name, config);
+  const c = checkUnikernel(s.resources, name, config);
+  if (!c.ok) return c;
+  const m = macConflict(s, name, config);
+  return m === null ? ok(undefined) : err(m);
 }
 
 /** The generic create failure of step 6, extended by a cleanup error if there was one. */
@@ -324,6 +358,21 @@ export function commitCreate(s: VmmdState, u: RunningUnikernel, dump: boolean): 
   }
   const st = statsAddRequest(state, u);
   return ok({ state: st.state, statsAdd: st.request, dump, log });
+}
+
+/**
+ * Not upstream: a committed create whose change could not be recorded durably (the
+ * journal write failed) is taken back — unregistered, its restart waiter (if commitCreate
+ * added one) dropped and the Stats_add number returned (it was never sent). The shell
+ * has stopped the tender and frees its resources.
+ */
+export function uncommitCreate(s: VmmdState, u: RunningUnikernel, c: Committed): VmmdState {
+  const r = removeUnikernel(s.resources, u.name);
+  let state: VmmdState = { ...s, resources: r.ok ? r.value : s.resources, running: s.running.remove(u.name) };
+  const w = state.waiters.get(key(u.name));
+  if (w !== undefined && w.kind === "restart" && w.config === u.config) state = withWaiter(state, u.name, undefined);
+  if (c.statsAdd !== null && state.statsSeq !== null && state.statsSeq === c.statsAdd.header.sequence + 1n) state = { ...state, statsSeq: c.statsAdd.header.sequence };
+  return state;
 }
 
 /** Stats_add for a running unikernel (vmmdev "" on Linux), if a stats connection exists. */

@@ -38,6 +38,7 @@ import {
   shouldRestart,
   stateToDump,
   statsDisconnected,
+  uncommitCreate,
   type Outcome,
   type RunningUnikernel,
   type Step,
@@ -264,6 +265,70 @@ describe("create: manifest, bridges, console, commit", () => {
       payload: { kind: "command", command: { kind: "stats-add", vmmdev: "", pid: 42, network: [{ bridge: "service", tap: "vmmtap3" }] } },
     });
     assert.equal(c.state.statsSeq, 12n);
+  });
+});
+
+describe("create: MACs on a bridge, a create taken back", () => {
+  // Two names whose deterministic MACs (24 bits of MD5) collide, found by search.
+  function collidingNames(netif: string): [string, string] {
+    const seen = new Map<string, string>();
+    for (let i = 0; ; i++) {
+      const name = `:u${i}`;
+      const mac = Buffer.from(macFor(n(name), netif, undefined)).toString("hex");
+      const other = seen.get(mac);
+      if (other !== undefined) return [other, name];
+      seen.set(mac, name);
+    }
+  }
+  const p = must(insertPolicy(emptyResources(), [], policy({ unikernels: 100n, bridges: ["br0", "br1", "service"] })));
+  const net = (bridge: string, mac?: Uint8Array) => cfg({ bridges: [{ netif: "service", bridge, ...(mac !== undefined ? { mac } : {}) }] });
+  const prep = (s: VmmdState, name: string, c: UnikernelConfig) => checkCreate(s, n(name), { ...c, image: NET });
+
+  it("a deterministic MAC that collides with a running unikernel's on the same bridge is refused; on another bridge it is fine", () => {
+    const [a, b] = collidingNames("service");
+    const s = run(initialState(p), a, net("br0"));
+    const r = prep(s, b, net("br0"));
+    assert.equal(r.ok, false);
+    const mac = [...macFor(n(a), "service", undefined)].map((x) => x.toString(16).padStart(2, "0")).join(":");
+    assert.equal(!r.ok && r.error, `MAC address ${mac} of service is already used on bridge br0 by ${a} (service); configure another MAC for service`);
+    assert.equal(prep(s, b, net("br1")).ok, true);
+    assert.equal(prep(s, b, net("br0", Uint8Array.of(2, 0, 0, 0, 0, 1))).ok, true);
+    // the re-check before exec sees a unikernel that got in meanwhile
+    assert.equal(recheckCreate(s, n(b), net("br0")).ok, false);
+  });
+
+  it("configured MACs: a repeat of a running one, or two devices of one unikernel on one bridge, are refused", () => {
+    const m = Uint8Array.of(2, 0, 0, 0, 0, 9);
+    const s = run(initialState(p), ":x", net("br0", m));
+    assert.match((r => (!r.ok ? r.error : ""))(prep(s, ":y", net("br0", m))), /^MAC address 02:00:00:00:00:09 of service is already used on bridge br0 by :x/);
+    const two = cfg({ bridges: [{ netif: "a", bridge: "br0", mac: m }, { netif: "b", bridge: "br0", mac: m }] });
+    const r = checkCreate(initialState(p), n(":z"), two);
+    assert.equal(!r.ok && r.error, "MAC address 02:00:00:00:00:09 of b is also the MAC of a on bridge br0; configure another MAC for one of them");
+    // the name's own earlier instance (force-create / restart replace it) does not count
+    assert.equal(recheckCreate(s, n(":x"), net("br0", m)).ok, false); // already running
+    const gone = handleExit(s, O, n(":x"))!.state;
+    assert.equal(prep(gone, ":x", net("br0", m)).ok, true);
+  });
+
+  it("uncommitCreate takes a commit back: unregistered, its restart waiter and Stats_add number returned", () => {
+    const s0 = { ...initialState(p), statsSeq: 7n };
+    const u: RunningUnikernel = { name: n(":a"), config: cfg({ addName: true }), pid: 5, taps: [], digest: new Uint8Array(32), started: new Date(0) };
+    const c = must(commitCreate(s0, u, true));
+    assert.equal(c.state.waiters.get(":a")?.kind, "restart");
+    const back = uncommitCreate(c.state, u, c);
+    assert.equal(back.running.find(n(":a")), undefined);
+    assert.equal(back.waiters.has(":a"), false);
+    assert.equal(back.statsSeq, 7n);
+    assert.deepEqual(stateToDump(back), stateToDump(s0));
+    // its resources are free again (the policy allows one unikernel)
+    const one = must(insertPolicy(emptyResources(), [], policy({ unikernels: 1n })));
+    const c1 = must(commitCreate(initialState(one), u, true));
+    assert.equal(checkCreate(c1.state, n(":b"), cfg()).ok, false);
+    assert.equal(checkCreate(uncommitCreate(c1.state, u, c1), n(":b"), cfg()).ok, true);
+    // an exit waiter that was there before the commit stays
+    const w = registerExitWaiter(s0, n(":a")).state;
+    const c2 = must(commitCreate(w, u, true));
+    assert.equal(uncommitCreate(c2.state, u, c2).waiters.get(":a")?.kind, "exit");
   });
 });
 
