@@ -36,6 +36,14 @@ interface HostdFlags {
   maxRequestMemory: number;
   verbose?: boolean;
   quiet?: boolean;
+  restoreBackup?: boolean;
+  foldDelay?: number;
+}
+
+function parseFoldDelay(v: string): number {
+  const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n > 60_000) throw new InvalidArgumentError(`invalid value '${v}', expected 0 to 60000 ms`);
+  return n;
 }
 
 export function registerHostdCommand(program: Command): void {
@@ -77,8 +85,21 @@ export function registerHostdCommand(program: Command): void {
       parseConsoleTimeout,
       DEFAULT_CONSOLE_TIMEOUT,
     )
+    .option(
+      "--restore-backup",
+      "start from the newest intact stored state when <dbdir>/state or its journal is corrupt: state without the journal, else state.bak (the unusable files are moved to <dbdir>/set-aside.<time>/)",
+    )
+    .option("--fold-delay <MS>", "the longest a recorded change waits before it is folded into <dbdir>/state (default: 1000)", parseFoldDelay)
     .option("-v, --verbose", "log debug messages")
     .option("-q, --quiet", "log only warnings and errors")
+    .addHelpText(
+      "after",
+      `
+Stored state: a change is acknowledged once it is recorded (synced) in
+<dbdir>/state.journal.<n>; the journal is folded into <dbdir>/state (albatross's
+format) within --fold-delay and at shutdown, and replayed at start. Exit status 1:
+the stored state cannot be used (the message names the backup; see --restore-backup).`,
+    )
     .action(async (flags: HostdFlags) => {
       const { tmpdir, dbdir } = flags;
       // Loaded lazily: the client commands should not pay for the daemon's modules.
@@ -98,12 +119,15 @@ export function registerHostdCommand(program: Command): void {
           maxRequestMemory: flags.maxRequestMemory,
           verbose: flags.verbose === true,
           quiet: flags.quiet === true,
+          restoreBackup: flags.restoreBackup === true,
+          ...(flags.foldDelay !== undefined ? { foldDelayMs: flags.foldDelay } : {}),
         });
       } catch (e) {
-        if (e instanceof StartupError && e.exitCode === 0) {
-          // Upstream only logs these ("bailing out: ...") and ends with status 0.
+        if (e instanceof StartupError && e.exitCode !== EXIT.INTERNAL) {
+          // "bailing out: ..." (stored state unusable). Upstream only logs it and ends with
+          // status 0; we exit 1, so a service manager sees the failure.
           process.stderr.write(`hostd: [ERROR] ${e.message}\n`);
-          process.exit(0);
+          process.exit(e.exitCode);
         }
         // Sockets opened before the failure would keep the process alive: exit right here.
         process.stderr.write(`dromedary: hostd: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -1,13 +1,13 @@
 // hostd's shell: the albatrossd process (daemon.md §2). Owns the sockets, files, processes
 // and taps; every decision is taken by the pure core in vmmd.ts. All state changes run
 // under one global lock (upstream's create lock).
-import { promises as fsp } from "node:fs";
+import { promises as fsp, writeSync } from "node:fs";
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { decodeState, decodeWire, encodeState, encodeWire } from "../commands/codec.js";
+import { decodeWire, encodeWire } from "../commands/codec.js";
 import { WIRE_VERSION, type Command, type Header, type Policy, type UnikernelConfig, type Wire } from "../commands/types.js";
 import { nameToString, rootName, type Name } from "../policy/name.js";
 import { connectUnix, connectUnixPatiently } from "../net/frames.js";
@@ -35,8 +35,11 @@ import { zlibError } from "./sparse.js";
 import { discoverRootPolicy, missingCommands } from "./host.js";
 import { bridgeExists, createTap, destroyTap, NetError } from "./net.js";
 import { ensureFifo, FifoSpares, findTender, signalProcess, spawnWithFifo, tenderVersionCached } from "./process.js";
-import { killStale, procStartTime, readRuntime, writeRuntime, type RuntimeEntry } from "./runtime.js";
-import { copyStateStarted, readStateFile, writeStateFile } from "./statefile.js";
+import { errText } from "./fsio.js";
+import { Intents, procStartTime, readIntents, reapIntents, type IntentRecord } from "./runtime.js";
+import { linkStateStarted } from "./statefile.js";
+import { nodeFileOps } from "./fsio.js";
+import { openStore, StoreCorrupt, type FoldStep, type Store } from "./store.js";
 import { formatExit, type ExitStatus } from "./types.js";
 import {
   blockAdded,
@@ -66,6 +69,7 @@ import {
   stateToDump,
   statsDisconnected,
   success,
+  uncommitCreate,
   successString,
   TEXT,
   type Cleanup,
@@ -103,9 +107,26 @@ export interface HostdOptions {
    * 1 GiB): held from the frame's length until the request is done; one more is refused
    */
   readonly maxRequestMemory?: number;
+  /** start from the newest intact stored state (store.ts) */
+  readonly restoreBackup?: boolean;
+  /** the longest a recorded change waits before it is folded into the state file (ms) */
+  readonly foldDelayMs?: number;
 }
 
-/** A start-up failure and the process exit status it leads to (125 upstream, 0 for "bailing out"). */
+/**
+ * The steps of a create (and of a fold) where DROMEDARY_TEST_PAUSE_AT=<step>[,<name>]
+ * stops hostd (SIGSTOP, after a `[TEST] paused at <step>` line on stderr), for the create
+ * of <name> only if one is given. TEST ONLY: the crash-consistency tests kill hostd there
+ * (test/hostd/crash.test.ts).
+ */
+export const PAUSE_STEPS = ["intent", "image", "fifo", "tap", "console", "spawn", "pid", "journal", "fold-written", "fold-renamed"] as const;
+export type PauseStep = (typeof PAUSE_STEPS)[number];
+
+/**
+ * A start-up failure and the process exit status it leads to: 125 (upstream), or 1 when
+ * the stored state cannot be used (upstream logs "bailing out" and exits 0, which a
+ * service manager takes for a clean stop; we do not).
+ */
 export class StartupError extends Error {
   constructor(
     message: string,
@@ -171,8 +192,6 @@ const MB = 1 << 20;
 const deflateAsync = promisify(zlib.deflate);
 const inflateAsync = promisify(zlib.inflate);
 
-const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-
 export class Hostd {
   private state: VmmdState;
   private readonly lock = new Mutex();
@@ -191,6 +210,11 @@ export class Hostd {
   private readonly spares: FifoSpares;
   private ready!: Promise<void>;
   private shutdownPromise: Promise<void> | null = null;
+  private store!: Store;
+  private readonly intents: Intents;
+  /** the intent record of each running unikernel, by name text (removed once its resources are freed) */
+  private readonly records = new Map<string, IntentRecord>();
+  private readonly pause = parsePause(process.env["DROMEDARY_TEST_PAUSE_AT"]);
   readonly socketPath: string;
   readonly consolePath: string;
 
@@ -203,6 +227,20 @@ export class Hostd {
     this.socketPath = opts.socket ?? join(opts.tmpdir, "util", "vmmd.sock");
     this.consolePath = opts.consoleSocket ?? join(opts.tmpdir, "util", "console.sock");
     this.spares = new FifoSpares(join(opts.tmpdir, "fifo"));
+    this.intents = new Intents(opts.tmpdir);
+  }
+
+  /** The test hook (PAUSE_STEPS): stop here if asked to. */
+  private pauseAt(step: PauseStep, name?: Name): void {
+    if (this.pause === null || this.pause.step !== step) return;
+    if (this.pause.name !== null && (name === undefined || nameToString(name) !== this.pause.name)) return;
+    writeSync(2, `hostd: [TEST] paused at ${step}\n`);
+    process.kill(process.pid, "SIGSTOP");
+  }
+
+  /** The stored state (for tests and benchmarks). */
+  get stored(): Store {
+    return this.store;
   }
 
   log(level: Level, msg: string): void {
@@ -258,39 +296,48 @@ export class Hostd {
     }
     this.log("info", `root policy: ${root.unikernels} unikernels, cpuids ${root.cpuids.join(",")}, ${root.memory} MB memory, ${root.block} MB block, bridges ${root.bridges.join(", ")}`);
 
-    // step 5: the state file
+    // step 5: the state file, with the journal replayed (store.ts)
     let stored;
-    let bytes: Uint8Array | null;
     try {
-      bytes = await readStateFile(o.dbdir);
+      const opened = await openStore(
+        {
+          dbdir: o.dbdir,
+          log: (level, msg) => this.log(level, msg),
+          ...(o.foldDelayMs !== undefined ? { foldDelayMs: o.foldDelayMs } : {}),
+          pause: async (step: FoldStep) => this.pauseAt(step),
+        },
+        o.restoreBackup === true,
+      );
+      for (const w of opened.warnings) this.log("warn", w);
+      this.store = opened.store;
+      stored = opened.state;
     } catch (e) {
-      throw new StartupError(`bailing out: while reading state: ${errText(e)}`, 0);
+      if (e instanceof StoreCorrupt) throw new StartupError(`bailing out: ${e.message}`, 1);
+      throw new StartupError(`bailing out: while reading state: ${errText(e)}`, 1);
     }
-    if (bytes === null) {
-      this.log("warn", "no state file found, starting empty");
-      stored = { unikernels: [], policies: [] };
-    } else {
-      try {
-        stored = decodeState(bytes).state;
-      } catch (e) {
-        throw new StartupError(`bailing out: couldn't parse state: ${errText(e)}`, 0);
-      }
-      // step 6
-      try {
-        await copyStateStarted(o.dbdir);
-      } catch (e) {
-        this.log("warn", `copying state to state.started: ${errText(e)}`);
-      }
+    if (stored.unikernels.length === 0 && stored.policies.length === 0) this.log("warn", "no stored state found, starting empty");
+    // What albatross would read is brought up to date before anything else happens.
+    if (this.store.unfolded) await this.store.fold();
+    // step 6 (a hard link instead of upstream's copy: no space needed, never partial)
+    try {
+      await linkStateStarted(nodeFileOps, o.dbdir);
+    } catch (e) {
+      this.log("warn", `linking state to state.started: ${errText(e)}`);
     }
 
     // step 7: policies
     const rp = restorePolicies(resources, root, stored.policies);
-    if (!rp.ok) throw new StartupError(`bailing out: ${rp.error}`, 0);
+    if (!rp.ok) throw new StartupError(`bailing out: ${rp.error}`, 1);
     for (const w of rp.value.warnings) this.log("warn", w);
     this.state = initialState(rp.value.resources);
 
-    // Not upstream: remove what a hard-killed previous hostd left running (runtime.ts).
-    await this.cleanupPrevious();
+    // Not upstream: reap what a hard-killed previous hostd left (runtime.ts).
+    const unkillable = await this.cleanupPrevious();
+    try {
+      await this.intents.init();
+    } catch (e) {
+      throw new StartupError(`cannot create ${this.intents.dir}: ${errText(e)}`, 125);
+    }
 
     // step 8: console connection. Not upstream: albatrossd gives up at once when
     // albatross-console is not listening yet; we retry for --console-timeout, so the two
@@ -307,14 +354,32 @@ export class Hostd {
     process.on("SIGTERM", onTerm);
     process.on("SIGINT", onTerm);
 
-    // step 11: bring the unikernels of the state file back
+    // step 11: bring the unikernels of the state file back. Upstream dumps the state after
+    // each one (so a crash half-way loses the rest); we record once after all of them,
+    // which gives the same result: the unikernels that came back, if any did.
+    let restored = 0;
     for (const u of restoreOrder(stored.unikernels)) {
       const release = await this.lock.acquire();
       try {
         if (this.state.shuttingDown) break;
-        const r = await this.createUnikernel(u.name, u.config, true);
+        if (unkillable.includes(nameToString(u.name))) {
+          this.log("error", `not restoring ${nameToString(u.name)}: a tender of it from an earlier hostd is still running`);
+          continue;
+        }
+        const r = await this.createUnikernel(u.name, u.config, false);
         if (r.kind === "failure") this.log("warn", `restoring ${nameToString(u.name)}: ${r.message}`);
-        else this.log("info", `restored ${nameToString(u.name)}`);
+        else {
+          restored++;
+          this.log("info", `restored ${nameToString(u.name)}`);
+        }
+      } finally {
+        release();
+      }
+    }
+    if (restored > 0) {
+      const release = await this.lock.acquire();
+      try {
+        await this.dump();
       } finally {
         release();
       }
@@ -348,21 +413,10 @@ export class Hostd {
     }
   }
 
-  private async cleanupPrevious(): Promise<void> {
-    const entries = await readRuntime(this.opts.tmpdir);
-    if (entries.length === 0) return;
-    await killStale(entries, (m) => this.log("warn", m));
-    for (const e of entries) {
-      for (const tap of e.taps) {
-        try {
-          await destroyTap(tap);
-        } catch {
-          /* already gone */
-        }
-      }
-      await fsp.rm(e.image, { force: true }).catch(() => undefined);
-    }
-    await this.persistRuntime();
+  /** Kill, remove and destroy what the intent records of an earlier hostd name; the names whose tender survived. */
+  private async cleanupPrevious(): Promise<string[]> {
+    const found = await readIntents(this.opts.tmpdir, (m) => this.log("warn", m));
+    return reapIntents(found, (tap) => destroyTap(tap), (m) => this.log("warn", m));
   }
 
   private async listen(): Promise<void> {
@@ -514,10 +568,21 @@ export class Hostd {
   }
 
   private async runStep(step: Step, sock: Socket, reader: FrameReader, header: Header, unlock: () => void): Promise<boolean | "stats"> {
+    const before = this.state;
     this.state = step.state;
     switch (step.kind) {
       case "reply": {
-        if (step.dump) await this.dump();
+        if (step.dump) {
+          const why = await this.dump();
+          if (why !== null) {
+            // Not acknowledged, so not made: the change is taken back (under the lock, only
+            // a lost stats connection can have changed the state meanwhile).
+            this.state = { ...before, statsSeq: this.state.statsSeq };
+            unlock();
+            await this.send(sock, header, failure(recordFailure(why)));
+            return false;
+          }
+        }
         unlock();
         await this.send(sock, header, step.outcome);
         return step.keepOpen && step.outcome.kind === "success";
@@ -560,9 +625,15 @@ export class Hostd {
         const release = await this.lock.acquire();
         try {
           if (step.then.kind === "destroy") {
-            await this.dump();
+            const why = await this.dump();
             release();
-            await this.send(sock, header, successString(TEXT.destroyed));
+            await this.send(
+              sock,
+              header,
+              why === null
+                ? successString(TEXT.destroyed)
+                : failure(`${recordFailure(why)} (the unikernel is stopped but stays in the stored state: destroy it again once the change can be recorded, or it is started again at hostd's next start)`),
+            );
           } else {
             const r = await this.createUnikernel(step.name, step.then.config, true);
             await this.send(sock, header, r);
@@ -758,7 +829,12 @@ export class Hostd {
   // -------------------------------------------------------------------------------------
   // Create (§2.4), under the lock
 
-  /** Create `name`; `dump` = write the state file after success. */
+  /**
+   * Create `name`; `dump` = record the change durably (the journal, store.ts) before the
+   * reply — a create that cannot be recorded is stopped again and fails. Every resource is
+   * written into the create's intent record (runtime.ts) before it is made, so a restarted
+   * hostd reaps whatever a kill -9 at any point left behind.
+   */
   async createUnikernel(name: Name, config: UnikernelConfig, dump: boolean): Promise<Outcome> {
     const o = this.opts;
     // Step timings, logged at debug level (-v).
@@ -770,13 +846,26 @@ export class Hostd {
     const p = checkCreate(this.state, name, config);
     if (!p.ok) return failure(p.error);
     const cleanup = { image: imagePath(this.core, name), fifo: fifoPath(this.core, name), taps: [] as string[] };
+    let intent: IntentRecord;
+    try {
+      intent = await this.intents.begin(nameToString(name), cleanup.image, cleanup.fifo);
+    } catch (e) {
+      return failure(`could not record the create's intent in ${this.intents.dir}: ${errText(e)}`);
+    }
+    this.pauseAt("intent", name);
+    /** Free what was made; the intent record goes once that worked (else the next start reaps it). */
+    const free = async (c: Cleanup): Promise<string | null> => {
+      const ce = await this.freeResources(c);
+      if (ce === null) await intent.remove().catch((e: unknown) => this.log("warn", `removing ${intent.path}: ${errText(e)}`));
+      return ce;
+    };
     // Step 8's FIFO is made in the background from here on (mkfifo is a process execution);
     // its result is only looked at in step 8, so errors keep upstream's order. If an earlier
     // step fails, a FIFO made here is removed again.
     const fifoJob = ensureFifo(cleanup.fifo, this.spares);
     const early = async (msg: string, image: boolean): Promise<Outcome> => {
       const f = await fifoJob;
-      await this.freeResources({ image: image ? cleanup.image : "", fifo: f.ok && f.value.created ? cleanup.fifo : "", taps: [] });
+      await free({ image: image ? cleanup.image : "", fifo: f.ok && f.value.created ? cleanup.fifo : "", taps: [] });
       return failure(msg);
     };
     // §2.4 steps 3.1, 3.2 and 3.6 at once: the image is inflated as a stream into its file
@@ -790,6 +879,7 @@ export class Hostd {
     const target = imageTarget(this.core, notes.abi);
     if (!target.ok) return early(target.error, true);
     const prepared = { digest: written.value.digest, ...target.value };
+    this.pauseAt("image", name);
     mark("image");
     const tender = await findTender(prepared.candidates);
     if (tender === null) return early(tenderNotFound(prepared.candidates), true);
@@ -806,13 +896,15 @@ export class Hostd {
     mark("bridges");
     const fifo = await fifoJob;
     if (!fifo.ok) return early(fifo.error, true);
-    const fail = (msg: string): Promise<Outcome> => this.freeResources(cleanup).then(() => failure(msg));
+    this.pauseAt("fifo", name);
+    const fail = (msg: string): Promise<Outcome> => free(cleanup).then(() => failure(msg));
     const taps: TapAssignment[] = [];
     for (const nd of config.bridges) {
       const bridge = nd.bridge ?? nd.netif;
       try {
-        const tap = await createTap(bridge);
+        const tap = await createTap(bridge, "ip", (t) => intent.addTap(t));
         cleanup.taps.push(tap);
+        this.pauseAt("tap", name);
         taps.push({ netif: nd.netif, bridge, tap, mac: macFor(name, nd.netif, nd.mac) });
       } catch (e) {
         return fail(e instanceof NetError ? e.upstream : errText(e));
@@ -826,10 +918,11 @@ export class Hostd {
     const consoleReply = await this.consoleRequest(ca.request);
     const failCreate = async (why: string): Promise<Outcome> => {
       this.log("warn", `create ${nameToString(name)}: ${why}`);
-      const ce = await this.freeResources(cleanup);
+      const ce = await free(cleanup);
       return failure(createFailureText(ce ?? undefined));
     };
     if (consoleReply === null || !consoleReplyOk(ca.request, consoleReply)) return failCreate("console failed");
+    this.pauseAt("console", name);
 
     // step 5: re-check, exec
     mark("console");
@@ -851,8 +944,23 @@ export class Hostd {
     });
     const spawned = await spawnWithFifo(argv, cleanup.fifo);
     if (!spawned.ok) return failCreate(spawned.error);
+    this.pauseAt("spawn", name);
     mark("exec");
     const { pid, exited } = spawned.value;
+    const stop = async (why: string): Promise<void> => {
+      signalProcess(pid, "SIGKILL");
+      await exited;
+      this.log("warn", `create ${nameToString(name)}: ${why}`);
+      await free(cleanup);
+    };
+    try {
+      await intent.setPid(pid, procStartTime(pid));
+    } catch (e) {
+      const why = `could not record the create's intent in ${this.intents.dir}: ${errText(e)}`;
+      await stop(why);
+      return failure(why);
+    }
+    this.pauseAt("pid", name);
     const u: RunningUnikernel = { name, config, pid, taps, digest: prepared.digest, started: new Date() };
     const c = commitCreate(this.state, u, dump);
     if (!c.ok) {
@@ -861,30 +969,25 @@ export class Hostd {
       return failCreate(c.error);
     }
     this.state = c.value.state;
+    if (c.value.dump) {
+      const why = await this.dump();
+      if (why !== null) {
+        // Not recorded, so not acknowledged: nothing of it may stay (store.ts).
+        await stop(`could not record the change: ${why}`);
+        this.state = uncommitCreate(this.state, u, c.value);
+        return failure(recordFailure(why));
+      }
+      this.pauseAt("journal", name);
+    }
+    mark("dump");
     for (const l of c.value.log) this.log("warn", l);
     this.log("info", `created ${nameToString(name)}: ${argv.join(" ")} (pid ${pid})`);
-    this.runtime.set(nameToString(name), { name: nameToString(name), pid, starttime: procStartTime(pid), taps: cleanup.taps, image: cleanup.image, fifo: cleanup.fifo });
-    void this.persistRuntime();
-    if (c.value.dump) await this.dump();
-    mark("dump");
+    this.records.set(nameToString(name), intent);
     if (c.value.statsAdd !== null) await this.statsRequest(c.value.statsAdd);
     void exited.then((status) => this.onExit(name, pid, status));
     mark("stats");
     if (this.opts.verbose) this.log("debug", `create ${nameToString(name)} timings (ms): ${marks.join(", ")}`);
     return successString(TEXT.created);
-  }
-
-  private readonly runtime = new Map<string, RuntimeEntry>();
-
-  private runtimeWrites: Promise<void> = Promise.resolve();
-
-  /** Queue a write of the runtime record (in order; creates do not wait for it). */
-  private persistRuntime(): Promise<void> {
-    const entries = [...this.runtime.values()];
-    this.runtimeWrites = this.runtimeWrites.then(() =>
-      writeRuntime(this.opts.tmpdir, entries).catch((e: unknown) => this.log("warn", `writing runtime record: ${errText(e)}`)),
-    );
-    return this.runtimeWrites;
   }
 
   /** Image, FIFO, taps — in this order, stopping at the first error (returned). */
@@ -914,10 +1017,12 @@ export class Hostd {
       const ex = handleExit(this.state, this.core, name);
       if (ex === null) return;
       this.state = ex.state;
-      await this.freeResources(ex.cleanup);
+      const freed = await this.freeResources(ex.cleanup);
+      const record = this.records.get(nameToString(name));
+      this.records.delete(nameToString(name));
+      // Only once everything is freed (else the next start reaps the rest).
+      if (freed === null) await record?.remove().catch((e: unknown) => this.log("warn", `removing ${record.path}: ${errText(e)}`));
       if (ex.statsRemove !== null) await this.statsRequest(ex.statsRemove);
-      this.runtime.delete(nameToString(name));
-      void this.persistRuntime();
       if (ex.dump) await this.dump();
       wake = ex.wake;
     } finally {
@@ -958,11 +1063,19 @@ export class Hostd {
   // -------------------------------------------------------------------------------------
   // State file (§2.10)
 
-  private async dump(): Promise<void> {
+  /**
+   * Upstream's dump: the registered unikernels and the policies become the stored state —
+   * as one journal record of what changed (store.ts), folded into the state file later.
+   * null once that is durable, else the reason it is not (logged).
+   */
+  private async dump(): Promise<string | null> {
     try {
-      await writeStateFile(this.opts.dbdir, encodeState(stateToDump(this.state)));
+      await this.store.record(stateToDump(this.state));
+      return null;
     } catch (e) {
-      this.log("error", `writing state file: ${errText(e)}`);
+      const why = errText(e);
+      this.log("error", `could not record the change: ${why}`);
+      return why;
     }
   }
 
@@ -991,7 +1104,8 @@ export class Hostd {
       // Wait for the exit handlers (resources freed) to have run.
       const fin = await this.lock.acquire();
       fin();
-      await this.runtimeWrites;
+      // the journal folded into the state file: albatross's own format, up to date
+      await this.store.close();
       await this.spares.close();
       this.console?.close();
       this.stats?.close();
@@ -1001,6 +1115,15 @@ export class Hostd {
     return this.shutdownPromise;
   }
 }
+
+function parsePause(v: string | undefined): { step: string; name: string | null } | null {
+  if (v === undefined || v === "") return null;
+  const i = v.indexOf(",");
+  return i < 0 ? { step: v, name: null } : { step: v.slice(0, i), name: v.slice(i + 1) };
+}
+
+/** The reply of a change that could not be made durable. */
+const recordFailure = (why: string): string => `could not record the change: ${why}`;
 
 /** Run hostd until SIGTERM. */
 export async function runHostd(opts: HostdOptions): Promise<Hostd> {

@@ -129,16 +129,18 @@ let tapQueue: Promise<unknown> = Promise.resolve();
  * Deviation: if a step after the `add` fails, the tap is removed again before the
  * NetError is thrown (upstream leaves it behind).
  */
-export function createTap(bridge: string, ip = "ip"): Promise<string> {
-  const job = tapQueue.then(() => createTapNow(bridge, ip));
+export function createTap(bridge: string, ip = "ip", beforeAdd?: (tap: string) => Promise<void>): Promise<string> {
+  const job = tapQueue.then(() => createTapNow(bridge, ip, beforeAdd));
   tapQueue = job.catch(() => undefined);
   return job;
 }
 
-async function createTapNow(bridge: string, ip: string): Promise<string> {
+async function createTapNow(bridge: string, ip: string, beforeAdd?: (tap: string) => Promise<void>): Promise<string> {
   if (!isValidIfName(bridge)) throw new NetError(`invalid interface name ${JSON.stringify(bridge)}`);
   const { stdout } = await run(ip, ["tuntap", "show"]);
   const tap = nextTapName(parseTuntapShow(stdout));
+  // hostd records the name (its intent, runtime.ts) before the tap exists
+  if (beforeAdd !== undefined) await beforeAdd(tap);
   await run(ip, ["tuntap", "add", tap, "mode", "tap"]);
   try {
     await run(ip, ["link", "set", "dev", tap, "up"]);

@@ -1,69 +1,103 @@
 // The persisted state file `<dbdir>/state` (daemon.md §2.10, wire.md §10): I/O only, the
-// bytes come from the codec (encodeState/decodeState).
+// bytes come from the codec (encodeStatePieces/decodeState).
 //
 // Upstream renames `state` to `state.bak` and then writes `state` in place, so a crash in
-// between leaves no `state` (and the next start comes up empty). We write a temporary file,
-// sync it, hard-link the current `state` as `state.bak` and rename the temporary file over
-// `state`: the result on disk is the same as upstream's (state.bak = previous state), but
-// `state` always holds a complete file.
-import { closeSync, constants as FS, fchmodSync, fdatasyncSync, linkSync, openSync, promises as fsp, renameSync, rmSync, writeSync } from "node:fs";
+// between leaves no `state` (and the next start comes up empty), and a short write leaves
+// a truncated `state`. We write a temporary file in full (every write checked, fdatasync),
+// make the current `state` the new `state.bak` (a hard link renamed into place: `state` is
+// only ever replaced by rename, never written in place, so the link is a faithful copy)
+// and rename the temporary file over `state`, then fsync the directory. The result on disk
+// is upstream's (state.bak = the previous state), but `state` is always a complete file
+// and `state.bak` only ever a file that parsed (hostd wrote it, or parsed it at start).
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { encodeStatePieces } from "../commands/codec.js";
+import type { State } from "../commands/types.js";
+import { errnoOf, readWhole, replaceFile, syncDir, unlinkQuiet, type FileOps } from "./fsio.js";
 
 export const STATE_FILE = "state";
 export const STATE_BACKUP = "state.bak";
 export const STATE_STARTED = "state.started";
 
-const isErrno = (e: unknown, code: string): boolean => (e as NodeJS.ErrnoException | null)?.code === code;
+/** Temporary files of this module (and of a dead hostd: removed at start). */
+const TEMP = /^\.state(\.bak|\.started)?\.tmp\.[0-9]+$/;
+export const isStateTemp = (file: string): boolean => TEMP.test(file);
+
+export interface StateWriteOptions {
+  /** keep the current `state` as `state.bak` (false when the current one did not parse) */
+  readonly backup: boolean;
+  /** called with the time (ms) each piece took to encode: the fold's synchronous steps */
+  readonly onStep?: (ms: number) => void;
+  /** between the synced temporary file and the rename (a test hook) */
+  readonly beforeRename?: () => Promise<void>;
+}
+
+/** Hard-link `from` as `to`, atomically replacing `to` (false if `from` does not exist). */
+async function linkReplace(ops: FileOps, from: string, to: string, tmp: string): Promise<boolean> {
+  await unlinkQuiet(ops, tmp);
+  try {
+    await ops.link(from, tmp);
+  } catch (e) {
+    if (errnoOf(e) === "ENOENT") return false;
+    throw e;
+  }
+  try {
+    await ops.rename(tmp, to);
+  } finally {
+    // rename(2) of a name onto another link of the same file does nothing: `tmp` stays
+    // (e.g. state.started already being this very state)
+    await unlinkQuiet(ops, tmp).catch(() => undefined);
+  }
+  return true;
+}
 
 /**
- * Atomically replace `<dbdir>/state` with `bytes` (mode 0644), keeping the old one as
- * `state.bak`. Synchronous on purpose: it runs under the global lock on every create and
- * the file is small; going through the thread pool costs more than the calls themselves.
- * The data is fdatasync'ed before the rename (upstream does not sync at all).
+ * Atomically and durably replace `<dbdir>/state` with the encoding of `st` (mode 0644),
+ * keeping the previous one as `state.bak`. Written in pieces (one per unikernel), so a
+ * state of any size is never held in one buffer. Returns the bytes written.
  */
-export async function writeStateFile(dbdir: string, bytes: Uint8Array): Promise<void> {
+export async function writeStateFile(ops: FileOps, dbdir: string, st: State, o: StateWriteOptions): Promise<number> {
+  const { size, pieces } = encodeStatePieces(st);
   const target = join(dbdir, STATE_FILE);
-  const tmp = join(dbdir, `.${STATE_FILE}.tmp.${process.pid}`);
-  const fd = openSync(tmp, FS.O_WRONLY | FS.O_CREAT | FS.O_TRUNC, 0o644);
-  try {
-    writeSync(fd, bytes);
-    fchmodSync(fd, 0o644); // the umask must not narrow the mode
-    fdatasyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    const bak = join(dbdir, STATE_BACKUP);
-    rmSync(bak, { force: true });
-    try {
-      linkSync(target, bak);
-    } catch (e) {
-      if (!isErrno(e, "ENOENT")) throw e;
+  // Each piece is encoded when the write loop asks for it, after the previous one was
+  // written (through the thread pool): the event loop runs between pieces.
+  function* timed(): Generator<Uint8Array> {
+    const it = pieces[Symbol.iterator]();
+    for (;;) {
+      const t0 = performance.now();
+      const r = it.next();
+      o.onStep?.(performance.now() - t0);
+      if (r.done === true) return;
+      yield r.value;
     }
-    renameSync(tmp, target);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
   }
+  const written = await replaceFile(ops, target, join(dbdir, `.${STATE_FILE}.tmp.${process.pid}`), timed(), 0o644, async () => {
+    if (o.backup) await linkReplace(ops, target, join(dbdir, STATE_BACKUP), join(dbdir, `.${STATE_BACKUP}.tmp.${process.pid}`));
+    if (o.beforeRename !== undefined) await o.beforeRename();
+  });
+  if (written !== size) throw new Error(`state file: wrote ${written} bytes, expected ${size}`);
+  return written;
 }
 
-/** The bytes of `<dbdir>/state`, or null when there is none. */
-export async function readStateFile(dbdir: string): Promise<Uint8Array | null> {
-  try {
-    return new Uint8Array(await fsp.readFile(join(dbdir, STATE_FILE)));
-  } catch (e) {
-    if (isErrno(e, "ENOENT")) return null;
-    throw e;
-  }
+/** The bytes of `<dbdir>/state` (or another file of dbdir), or null when there is none. */
+export async function readStateFile(ops: FileOps, dbdir: string, file = STATE_FILE): Promise<Uint8Array | null> {
+  return readWhole(ops, join(dbdir, file));
 }
 
-/** Copy `<dbdir>/state` to `<dbdir>/state.started` (daemon.md §2.2 step 6); false if there is no state. */
-export async function copyStateStarted(dbdir: string): Promise<boolean> {
-  try {
-    await fsp.copyFile(join(dbdir, STATE_FILE), join(dbdir, STATE_STARTED));
-    return true;
-  } catch (e) {
-    if (isErrno(e, "ENOENT")) return false;
-    throw e;
-  }
+/**
+ * `<dbdir>/state.started` = the state this start began from (daemon.md §2.2 step 6;
+ * upstream copies the file): a hard link, so it costs no space on a full disk and is
+ * never a partial copy. false if there is no state.
+ */
+export async function linkStateStarted(ops: FileOps, dbdir: string): Promise<boolean> {
+  const ok = await linkReplace(ops, join(dbdir, STATE_FILE), join(dbdir, STATE_STARTED), join(dbdir, `.${STATE_STARTED}.tmp.${process.pid}`));
+  if (ok) await syncDir(ops, dbdir);
+  return ok;
+}
+
+/** Make `<dbdir>/state` a copy (hard link) of `<dbdir>/<from>` (--restore-backup). */
+export async function installStateFrom(ops: FileOps, dbdir: string, from: string): Promise<void> {
+  if (!(await linkReplace(ops, join(dbdir, from), join(dbdir, STATE_FILE), join(dbdir, `.${STATE_FILE}.tmp.${process.pid}`))))
+    throw new Error(`${join(dbdir, from)} does not exist`);
+  await syncDir(ops, dbdir);
 }

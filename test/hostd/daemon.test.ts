@@ -2,7 +2,7 @@
 // bridges and taps, the stand-in tender, the console daemon, and `dromedary hostd`.
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
-import { readFile, writeFile, mkdir, stat } from "node:fs/promises";
+import { readdir, readFile, writeFile, mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { deflateSync, inflateSync } from "node:zlib";
 import { decodeState, encodeWire } from "../../src/commands/codec.js";
@@ -16,6 +16,7 @@ import {
   config,
   exchange,
   exists,
+  foldedState,
   frameOf,
   pidsWith,
   request,
@@ -182,7 +183,7 @@ describe("hostd: unikernels", () => {
       "--standin-run",
     ]);
     // the state file lists it
-    const st = decodeState(new Uint8Array(await readFile(join(env.dbdir, "state"))));
+    const st = await foldedState(env.dbdir);
     assert.deepEqual(st.state.unikernels.map((x) => x.name.label), ["hello"]);
     assert.equal(show(await request(env.socket, ":hello", { kind: "unikernel-create", config: c })), "failure: Unikernel with same name is already running");
     assert.equal(show(await request(env.socket, ":hello", { kind: "unikernel-destroy" })), "success: destroyed unikernel");
@@ -193,7 +194,7 @@ describe("hostd: unikernels", () => {
     // upstream quirk: the woken waiter leaves the name in the restarting set
     assert.equal(show(await request(env.socket, ":hello", { kind: "unikernel-destroy" })), "success: destroyed: removed from restarting");
     assert.equal(show(await request(env.socket, ":hello", { kind: "unikernel-destroy" })), "failure: destroy: not found");
-    assert.deepEqual(decodeState(new Uint8Array(await readFile(join(env.dbdir, "state")))).state.unikernels, []);
+    assert.deepEqual((await foldedState(env.dbdir)).state.unikernels, []);
   });
 
   scenario("console output reaches the console daemon; get returns the image", async (env) => {
@@ -202,7 +203,7 @@ describe("hostd: unikernels", () => {
     await waitFor("console lines", async () => (await consoleLines(env, ":hi")).includes("line 3"));
     // the unikernel exited 0 (quit): gone, state dumped without it
     await waitFor("exit", async () => (await running(env)).length === 0);
-    assert.deepEqual(decodeState(new Uint8Array(await readFile(join(env.dbdir, "state")))).state.unikernels, []);
+    assert.deepEqual((await foldedState(env.dbdir)).state.unikernels, []);
     const c2 = config(new Uint8Array(deflateSync(HELLO)), { compressed: true, argv: argv("--standin-run") });
     assert.equal(show(await request(env.socket, ":img", { kind: "unikernel-create", config: c2 })), "success: created unikernel");
     assert.deepEqual(await readFile(join(env.tmpdir, ":img.img")), Buffer.from(HELLO));
@@ -320,7 +321,7 @@ describe("hostd: unikernels", () => {
     assert.equal(fi.memory, 64);
     assert.deepEqual(fi.bridges, []);
     assert.deepEqual(await taps(env.ns), []);
-    const st = decodeState(new Uint8Array(await readFile(join(env.dbdir, "state"))));
+    const st = await foldedState(env.dbdir);
     assert.equal(st.state.unikernels[0]?.config.memory, 64);
     assert.equal(show(await request(env.socket, ":none", { kind: "unikernel-restart" })), "failure: destroy: not found");
   });
@@ -330,7 +331,7 @@ describe("hostd: unikernels", () => {
     assert.equal(show(await request(env.socket, ":old", { kind: "unikernel-create", config: c })), "success: created unikernel");
     await waitFor("the fallback re-creation", async () => env.hostdLog.some((l) => /created :old: .* --standin-old-mirage --standin-run/.test(l) && !l.includes("--name=")));
     await waitFor("running again", async () => (await running(env)).length === 1);
-    const st = decodeState(new Uint8Array(await readFile(join(env.dbdir, "state"))));
+    const st = await foldedState(env.dbdir);
     assert.equal(st.state.unikernels[0]?.config.addName, false);
   });
 });
@@ -519,6 +520,7 @@ describe("hostd: state and restore", () => {
   scenario("SIGTERM stops the unikernels, frees taps, keeps the state; the next start brings them back", async (env) => {
     const c = config(NET, { bridges: [{ netif: "service", bridge: "br0" }], argv: argv("--standin-run"), startup: 10 });
     assert.equal(show(await request(env.socket, ":x", { kind: "unikernel-create", config: c })), "success: created unikernel");
+    await foldedState(env.dbdir);
     const stateBefore = await readFile(join(env.dbdir, "state"));
     const r = await env.stopHostd("SIGTERM");
     assert.equal(r.code, 0);
@@ -561,22 +563,42 @@ describe("hostd: state and restore", () => {
     const u = successOf(await request(env.socket, ":service.old", { kind: "unikernel-info" }), "unikernel-info").unikernels[0]!.info;
     assert.deepEqual(u.bridges.map((b) => b.hostDevice), ["service"]);
     // the state file is rewritten in the current form [6]
-    const st = decodeState(new Uint8Array(await readFile(join(env.dbdir, "state"))));
+    const st = await foldedState(env.dbdir);
     assert.equal(st.version, 6);
     assert.equal(st.state.unikernels[0]?.config.addName, true);
     assert.ok(await exists(join(env.dbdir, "state.bak")));
     assert.ok(await exists(join(env.dbdir, "state.started")));
   });
 
-  scenario("an unparsable state file: bailing out, exit 0", async (env) => {
+  scenario("an unparsable state file: bailing out with exit 1, naming the backup; --restore-backup starts from it", async (env) => {
+    const c = config(HELLO, { argv: argv("--standin-run") });
+    assert.equal(show(await request(env.socket, ":one", { kind: "unikernel-create", config: c })), "success: created unikernel");
+    await foldedState(env.dbdir);
+    assert.equal(show(await request(env.socket, ":two", { kind: "unikernel-create", config: c })), "success: created unikernel");
+    await foldedState(env.dbdir);
     await env.stopHostd("SIGTERM");
+    // state.bak is the state before :two
+    assert.deepEqual(decodeState(new Uint8Array(await readFile(join(env.dbdir, "state.bak")))).state.unikernels.map((u) => u.name.label), ["one"]);
     await writeFile(join(env.dbdir, "state"), "garbage");
-    const c = env.ns.spawn("node", [(await import("./harness.js")).MAIN, "hostd", "--tmpdir", env.tmpdir, "--dbdir", env.dbdir], { stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    c.stderr?.on("data", (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number | null>((res) => c.once("exit", (x) => res(x)));
-    assert.equal(code, 0);
-    assert.match(err, /bailing out: couldn't parse state: /);
+    const start = async (extra: string[]): Promise<{ code: number | null; err: string }> => {
+      const h = env.ns.spawn("node", [(await import("./harness.js")).MAIN, "hostd", "--tmpdir", env.tmpdir, "--dbdir", env.dbdir, ...extra], { stdio: ["ignore", "ignore", "pipe"] });
+      let err = "";
+      h.stderr?.on("data", (d: Buffer) => (err += d.toString()));
+      const code = await new Promise<number | null>((res) => h.once("exit", (x) => res(x)));
+      return { code, err };
+    };
+    const r = await start([]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /bailing out: couldn't parse .*\/state: .*The backup: .*\/state\.bak parses \(1 unikernels, 1 policies, written .*--restore-backup/);
+    // nothing was touched
+    assert.equal(await readFile(join(env.dbdir, "state"), "utf8"), "garbage");
+    await env.startHostd(["--restore-backup"]);
+    assert.deepEqual(await running(env), [":one"]);
+    assert.ok(env.hostdLog.some((l) => /--restore-backup: starting from .*state\.bak .* moved state to .*set-aside\./.test(l)), env.hostdLog.join("\n"));
+    const aside = (await readdir(env.dbdir)).filter((f) => f.startsWith("set-aside."));
+    assert.equal(aside.length, 1);
+    assert.equal(await readFile(join(env.dbdir, aside[0]!, "state"), "utf8"), "garbage");
+    assert.deepEqual((await foldedState(env.dbdir)).state.unikernels.map((u) => u.name.label), ["one"]);
   });
 });
 

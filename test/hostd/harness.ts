@@ -8,8 +8,9 @@ import { createConnection, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { decodeWire, encodeWire } from "../../src/commands/codec.js";
-import type { Command, Success, UnikernelConfig, Wire } from "../../src/commands/types.js";
+import { decodeState, decodeWire, encodeState, encodeWire } from "../../src/commands/codec.js";
+import type { Command, State, StateVersion, Success, UnikernelConfig, Wire } from "../../src/commands/types.js";
+import { readStored } from "../../src/hostd/store.js";
 import { parseName } from "../../src/policy/name.js";
 import { installStandin } from "../support/standin.js";
 import type { Netns } from "../support/netns.js";
@@ -46,10 +47,26 @@ export interface Env {
   console: ChildProcess | null;
   hostd: ChildProcess | null;
   hostdLog: string[];
-  /** (re)start hostd and wait until it accepts commands */
-  startHostd(extra?: string[]): Promise<ChildProcess>;
+  /**
+   * Where the test sees `path` (a path as the daemons see it): itself, or below
+   * /proc/<pid>/root of the process holding the private mounts (`mounts`).
+   */
+  view(path: string): string;
+  /** (re)start hostd and wait until it accepts commands; `env`: extra environment */
+  startHostd(extra?: string[], env?: NodeJS.ProcessEnv): Promise<ChildProcess>;
   /** SIGKILL or SIGTERM hostd and wait for it to end */
   stopHostd(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * A tmpfs mounted over one of the test's directories (`db` = dbdir, `run` = tmpdir,
+ * `fifo` = <tmpdir>/fifo) with these mount options (e.g. `size=3m`, `nr_inodes=8`), in a
+ * private mount namespace held by a process inside the network namespace: nothing is ever
+ * mounted in the host's namespace, and the mounts vanish with the namespace's processes.
+ */
+export interface TestMount {
+  readonly dir: "db" | "run" | "fifo";
+  readonly options: string;
 }
 
 export interface HostdTestOptions {
@@ -61,6 +78,11 @@ export interface HostdTestOptions {
   consoleArgs?: string[];
   /** small file systems (disk-full tests): a tmpfs of this size (e.g. "4m") as tmpdir / dbdir, unmounted at the end */
   mounts?: { tmpdir?: string; dbdir?: string };
+  /**
+   * tmpfs mounts in a private mount namespace (TestMount): nothing mounted in the host's
+   * namespace even if the test dies; the daemons run in that namespace
+   */
+  privateMounts?: readonly TestMount[];
 }
 
 /** Everything for one test; all removed afterwards, also when the test fails. */
@@ -76,16 +98,36 @@ export async function withHostd<T>(ns: Netns, fn: (env: Env) => Promise<T>, opts
     await execFileP("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0755`, "tmpfs", dir]);
     mounted.push(dir);
   };
+  let keeper: ChildProcess | null = null;
+  if (opts.privateMounts !== undefined && opts.privateMounts.length > 0) {
+    const dirOf = { db, run: tmp, fifo: join(tmp, "fifo") } as const;
+    await mkdir(dirOf.fifo, { recursive: true });
+    const script = [...opts.privateMounts.map((m) => `mount -t tmpfs -o ${m.options} dromedary-test ${dirOf[m.dir]} || exit 1`), "echo ready", "exec sleep 100000"].join("\n");
+    const k = ns.spawn("unshare", ["--mount", "--propagation", "private", "sh", "-c", script], { stdio: ["ignore", "pipe", "inherit"] });
+    keeper = k;
+    await new Promise<void>((resolve, reject) => {
+      k.stdout?.once("data", () => resolve());
+      k.once("exit", (code) => reject(new Error(`mounting the test's tmpfs failed (exit ${code})`)));
+    });
+    if (opts.privateMounts.some((m) => m.dir === "run")) await mkdir(`/proc/${k.pid}/root${dirOf.fifo}`, { recursive: true });
+  }
+  const view = (p: string): string => (keeper === null ? p : `/proc/${keeper.pid}/root${p}`);
+  const spawnIn = (args: string[], options: Parameters<typeof spawn>[2]): ChildProcess =>
+    keeper === null ? ns.spawn("node", args, options) : spawn("nsenter", ["-t", String(keeper.pid), "-m", "-n", "--", "node", ...args], options);
   const env: Env = {
     ns,
     tmpdir: tmp,
     dbdir: db,
-    socket: join(tmp, "util", "vmmd.sock"),
+    socket: view(join(tmp, "util", "vmmd.sock")),
     console: null,
     hostd: null,
     hostdLog: [],
-    async startHostd(extra: string[] = opts.hostdArgs ?? []) {
-      const c = ns.spawn("node", [MAIN, "hostd", "--tmpdir", tmp, "--dbdir", db, ...extra], { stdio: ["ignore", "ignore", "pipe"] });
+    view,
+    async startHostd(extra: string[] = opts.hostdArgs ?? [], extraEnv?: NodeJS.ProcessEnv) {
+      const c = spawnIn([MAIN, "hostd", "--tmpdir", tmp, "--dbdir", db, ...extra], {
+        stdio: ["ignore", "ignore", "pipe"],
+        ...(extraEnv !== undefined ? { env: { ...process.env, ...extraEnv } } : {}),
+      });
       c.stderr?.on("data", (d: Buffer) => env.hostdLog.push(...d.toString("utf8").split("\n").filter((l) => l !== "")));
       env.hostd = c;
       // ready when an info request is answered (connections wait for the restore)
@@ -117,17 +159,17 @@ export async function withHostd<T>(ns: Netns, fn: (env: Env) => Promise<T>, opts
     },
   };
   const startConsole = (): void => {
-    env.console = ns.spawn("node", [MAIN, "console-daemon", "--tmpdir", tmp, ...(opts.consoleArgs ?? [])], { stdio: ["ignore", "ignore", "ignore"] });
+    env.console = spawnIn([MAIN, "console-daemon", "--tmpdir", tmp, ...(opts.consoleArgs ?? [])], { stdio: ["ignore", "ignore", "ignore"] });
   };
   try {
     if (opts.mounts?.tmpdir !== undefined) await tmpfs(tmp, opts.mounts.tmpdir);
     if (opts.mounts?.dbdir !== undefined) await tmpfs(db, opts.mounts.dbdir);
     for (const b of opts.bridges ?? ["br0"]) await ns.addBridge(b);
-    await installStandin(db, ["solo5-hvt", "solo5-spt"]);
+    await installStandin(view(db), ["solo5-hvt", "solo5-spt"]);
     if (opts.consoleAfterMs === undefined) {
       startConsole();
-      await mkdir(join(tmp, "util"), { recursive: true });
-      await waitFor("console socket", () => exists(join(tmp, "util", "console.sock")));
+      await mkdir(view(join(tmp, "util")), { recursive: true });
+      await waitFor("console socket", () => exists(view(join(tmp, "util", "console.sock"))));
       await env.startHostd();
     } else {
       const up = env.startHostd();
@@ -140,6 +182,7 @@ export async function withHostd<T>(ns: Netns, fn: (env: Env) => Promise<T>, opts
   } finally {
     if (env.hostd !== null) await env.stopHostd("SIGTERM").catch(() => undefined);
     if (env.console !== null && env.console.exitCode === null) env.console.kill("SIGKILL");
+    keeper?.kill("SIGKILL");
     // safety net: no tender of this test may survive it (e.g. after a SIGKILLed hostd)
     for (const pid of await pidsWith(base)) {
       try {
@@ -155,6 +198,28 @@ export async function withHostd<T>(ns: Netns, fn: (env: Env) => Promise<T>, opts
 
 const execFileP = (file: string, args: string[]): Promise<unknown> =>
   new Promise((resolve, reject) => execFile(file, args, (e, out) => (e ? reject(e) : resolve(out))));
+
+/**
+ * The state file once the journal is folded into it (hostd folds within about a second
+ * of a change): what albatross would read, decoded.
+ */
+export async function foldedState(dbdir: string, timeoutMs = 15_000): Promise<{ state: State; version: StateVersion }> {
+  return waitFor(
+    "the journal to be folded into the state file",
+    async () => {
+      const { readFile } = await import("node:fs/promises");
+      let file;
+      try {
+        file = decodeState(new Uint8Array(await readFile(join(dbdir, "state"))));
+      } catch {
+        return null;
+      }
+      const stored = await readStored(dbdir);
+      return Buffer.compare(encodeState(file.state), encodeState(stored)) === 0 ? file : null;
+    },
+    timeoutMs,
+  );
+}
 
 /** Connect, send `frames` (raw payloads, each framed), collect all reply wires until the daemon closes. */
 export async function exchange(

@@ -20,12 +20,15 @@ import {
   streamBlockFile,
   type ChunkSource,
 } from "../../src/hostd/blockstore.js";
-import { copyStateStarted, readStateFile, writeStateFile } from "../../src/hostd/statefile.js";
+import { linkStateStarted, readStateFile, writeStateFile } from "../../src/hostd/statefile.js";
+import { nodeFileOps } from "../../src/hostd/fsio.js";
+import { encodeState } from "../../src/commands/codec.js";
+import type { State } from "../../src/commands/types.js";
 import { encodeFrame as frame } from "../../src/commands/framing.js";
 import { FrameError, FrameReader, MemoryBudget } from "../../src/hostd/frames.js";
 import { ensureFifo, FifoSpares, findTender, spawnWithFifo, tenderVersionCached } from "../../src/hostd/process.js";
 import { parseBridgeList } from "../../src/hostd/host.js";
-import { procStartTime, readRuntime, writeRuntime } from "../../src/hostd/runtime.js";
+import { Intents, procStartTime, readIntents, reapIntents } from "../../src/hostd/runtime.js";
 import { connect } from "./harness.js";
 
 let dir: string;
@@ -188,18 +191,22 @@ describe("block files", () => {
 });
 
 describe("state file", () => {
-  it("atomic write keeps the previous version as state.bak, mode 0644; state.started copy", async () => {
+  it("atomic write keeps the previous version as state.bak, mode 0644; state.started is a link", async () => {
     const db = join(dir, "state");
     await mkdir(db);
-    assert.equal(await readStateFile(db), null);
-    assert.equal(await copyStateStarted(db), false);
-    await writeStateFile(db, Uint8Array.of(1));
-    await writeStateFile(db, Uint8Array.of(2));
-    assert.deepEqual(await readStateFile(db), Uint8Array.of(2));
-    assert.deepEqual([...(await readFile(join(db, "state.bak")))], [1]);
+    const one: State = { unikernels: [], policies: [{ name: parseName("a:"), policy: { unikernels: 1n, cpuids: [0], memory: 1, block: 0, bridges: [] } }] };
+    const two: State = { unikernels: [], policies: [] };
+    assert.equal(await readStateFile(nodeFileOps, db), null);
+    assert.equal(await linkStateStarted(nodeFileOps, db), false);
+    await writeStateFile(nodeFileOps, db, one, { backup: true });
+    await writeStateFile(nodeFileOps, db, two, { backup: true });
+    assert.deepEqual(await readStateFile(nodeFileOps, db), encodeState(two));
+    assert.deepEqual(new Uint8Array(await readFile(join(db, "state.bak"))), encodeState(one));
     assert.equal((await stat(join(db, "state"))).mode & 0o777, 0o644);
-    assert.equal(await copyStateStarted(db), true);
-    assert.deepEqual([...(await readFile(join(db, "state.started")))], [2]);
+    assert.equal(await linkStateStarted(nodeFileOps, db), true);
+    // again while state.started already is this state (rename onto the same file does nothing)
+    assert.equal(await linkStateStarted(nodeFileOps, db), true);
+    assert.deepEqual(new Uint8Array(await readFile(join(db, "state.started"))), encodeState(two));
     assert.deepEqual((await readdir(db)).sort(), ["state", "state.bak", "state.started"]);
   });
 });
@@ -389,17 +396,70 @@ describe("host and runtime record", () => {
     assert.deepEqual(parseBridgeList(out), ["br0", "service"]);
   });
 
-  it("runtime record round trip; hostile entries are dropped", async () => {
+  it("intent records: written before each effect, read back; hostile and foreign files are dropped", async () => {
     const t = join(dir, "rt");
     await mkdir(t);
-    assert.deepEqual(await readRuntime(t), []);
-    const e = { name: ":a", pid: process.pid, starttime: procStartTime(process.pid), taps: ["vmmtap3"], image: "/x/:a.img", fifo: "/x/fifo/:a" };
-    await writeRuntime(t, [e]);
-    assert.deepEqual(await readRuntime(t), [e]);
-    await writeFile(join(t, "hostd.running"), JSON.stringify([{ ...e, taps: ["eth0; rm -rf /"] }, { ...e, pid: 1 }, "x"]));
-    assert.deepEqual(await readRuntime(t), []);
-    await writeFile(join(t, "hostd.running"), "{not json");
-    assert.deepEqual(await readRuntime(t), []);
+    assert.deepEqual(await readIntents(t, () => undefined), []);
+    const intents = new Intents(t);
+    await intents.init();
+    const r = await intents.begin(":a", "/x/:a.img", "/x/fifo/:a");
+    await r.addTap("vmmtap3");
+    await r.setPid(process.pid, procStartTime(process.pid));
+    const e = { name: ":a", image: "/x/:a.img", fifo: "/x/fifo/:a", taps: ["vmmtap3"], pid: process.pid, starttime: procStartTime(process.pid) };
+    assert.deepEqual((await readIntents(t, () => undefined)).map((f) => f.intent), [e]);
+    await writeFile(join(t, "hostd.intent", "9-1.json"), JSON.stringify({ ...e, taps: ["eth0; rm -rf /"] }));
+    await writeFile(join(t, "hostd.intent", "9-2.json"), JSON.stringify({ ...e, pid: 1 }));
+    await writeFile(join(t, "hostd.intent", "9-3.json"), "{not json");
+    await writeFile(join(t, "hostd.intent", ".9-4.json.tmp"), "{}");
+    const logged: string[] = [];
+    assert.deepEqual((await readIntents(t, (m) => logged.push(m))).map((f) => f.intent), [e]);
+    assert.equal(logged.length, 3);
+    assert.deepEqual(await readdir(join(t, "hostd.intent")), [r.path.slice(r.path.lastIndexOf("/") + 1)]);
+    await r.remove();
+    assert.deepEqual(await readIntents(t, () => undefined), []);
+    // the record of hostd versions before the intent records is still read
+    await writeFile(join(t, "hostd.running"), JSON.stringify([{ name: ":b", pid: 4242, starttime: "1", taps: [], image: "/x/:b.img", fifo: "/x/fifo/:b" }]));
+    assert.deepEqual((await readIntents(t, () => undefined)).map((f) => f.intent.name), [":b"]);
     assert.match(procStartTime(process.pid) ?? "", /^\d+$/);
+  });
+
+  it("reaping: the tender is found by `-- <image>` (no pid recorded) or by pid + start time; taps, image, FIFO removed", async () => {
+    const t = join(dir, "reap");
+    await mkdir(join(t, "fifo"), { recursive: true });
+    const image = join(t, ":a.img");
+    const fifo = join(t, "fifo", ":a");
+    await writeFile(image, "x");
+    await writeFile(fifo, "x");
+    const { spawn } = await import("node:child_process");
+    const keep = "setInterval(() => {}, 1000)";
+    const byArgv = spawn(process.execPath, ["-e", keep, "--", image], { stdio: "ignore" });
+    const byPid = spawn(process.execPath, ["-e", keep], { stdio: "ignore" });
+    const bystander = spawn(process.execPath, ["-e", keep], { stdio: "ignore" });
+    const ended = (c: typeof byArgv) => new Promise<string | null>((res) => c.once("exit", (_code, sig) => res(sig)));
+    const e1 = ended(byArgv);
+    const e2 = ended(byPid);
+    await new Promise((r) => setTimeout(r, 300));
+    const intents = new Intents(t);
+    await intents.init();
+    const a = await intents.begin(":a", image, fifo);
+    await a.addTap("vmmtap7");
+    const b = await intents.begin(":b", join(t, ":b.img"), join(t, "fifo", ":b"));
+    await b.setPid(byPid.pid!, procStartTime(byPid.pid!));
+    // a recycled pid (start time differs) is never killed
+    const c = await intents.begin(":c", join(t, ":c.img"), join(t, "fifo", ":c"));
+    await c.setPid(bystander.pid!, "1");
+    const destroyed: string[] = [];
+    const found = await readIntents(t, () => undefined);
+    const survivors = await reapIntents(found, async (tap) => void destroyed.push(tap), () => undefined);
+    assert.deepEqual(survivors, []);
+    assert.equal(await e1, "SIGKILL");
+    assert.equal(await e2, "SIGKILL");
+    assert.equal(bystander.exitCode, null);
+    assert.equal(bystander.signalCode, null);
+    bystander.kill("SIGKILL");
+    assert.deepEqual(destroyed, ["vmmtap7"]);
+    assert.deepEqual(await readdir(join(t, "fifo")), []);
+    assert.deepEqual((await readdir(t)).sort(), ["fifo", "hostd.intent"]);
+    assert.deepEqual(await readdir(join(t, "hostd.intent")), []);
   });
 });
