@@ -24,6 +24,10 @@ export interface FileOps {
   unlink(path: string): Promise<void>;
   readdir(path: string): Promise<string[]>;
   mkdir(path: string, mode: number): Promise<void>;
+  /** bytes available to an unprivileged writer on the file system of `path` */
+  freeBytes(path: string): Promise<number>;
+  /** the size of a file, 0 if there is none */
+  sizeOf(path: string): Promise<number>;
 }
 
 const p = {
@@ -57,6 +61,18 @@ export const nodeFileOps: FileOps = {
   readdir: (path) => fs.promises.readdir(path),
   mkdir: async (path, mode) => {
     await fs.promises.mkdir(path, { mode, recursive: true });
+  },
+  freeBytes: async (path) => {
+    const st = await fs.promises.statfs(path);
+    return st.bavail * st.bsize;
+  },
+  sizeOf: async (path) => {
+    try {
+      return (await fs.promises.stat(path)).size;
+    } catch (e) {
+      if (errnoOf(e) === "ENOENT") return 0;
+      throw e;
+    }
   },
 };
 

@@ -22,9 +22,9 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { decodeState } from "../commands/codec.js";
+import { decodeState, encodeStatePieces } from "../commands/codec.js";
 import type { State } from "../commands/types.js";
-import { errText, nodeFileOps, syncDir, unlinkQuiet, type FileOps } from "./fsio.js";
+import { errnoOf, errText, IoError, nodeFileOps, syncDir, unlinkQuiet, type FileOps } from "./fsio.js";
 import {
   applyOps,
   diffState,
@@ -251,6 +251,7 @@ export class Store {
   private unfoldedSince: number | null;
   private retryMs: number;
   private lastFoldError: string | null = null;
+  private lastFoldErrno: string | null = null;
   private closed = false;
   readonly stats: FoldStats = { folds: 0, failed: 0, lastMs: 0, lastBytes: 0, lastMaxStepMs: 0 };
   private readonly delay: number;
@@ -298,19 +299,44 @@ export class Store {
     return this.serial(async () => {
       const ops = diffState(this.durable, target);
       if (ops.length === 0) return 0;
+      const next = applyOps(this.durable, ops);
       try {
         if (this.closed) throw new Error("the store is closed");
         const rec = encodeRecord(ops);
+        if (ops.some((op) => op.kind === "put-unikernel")) await this.checkRoom(rec.length, next);
         const j = await this.currentJournal();
         await j.append(rec);
       } catch (e) {
         throw new RecordError(errText(e));
       }
-      this.durable = applyOps(this.durable, ops);
+      this.durable = next;
       this.unfoldedSince ??= performance.now();
-      this.schedule();
+      if (this.lastFoldError !== null && this.timer !== null) {
+        // a write worked again (space was freed?): retry the failed fold soon
+        clearTimeout(this.timer);
+        this.timer = null;
+        this.retryMs = this.delay;
+        this.schedule(this.delay);
+      } else this.schedule();
       return ops.length;
     });
+  }
+
+  /**
+   * A change that makes the state larger is refused (ENOSPC) unless the disk keeps room
+   * for it and for the next fold, which writes the whole new state file while the old one
+   * and the journal are still there (state.bak may go, see foldNow). Otherwise a nearly
+   * full disk would fill up with journal records that can never be folded, and `state`
+   * would stay behind for good.
+   */
+  private async checkRoom(record: number, next: Snapshot): Promise<void> {
+    const dbdir = this.o.dbdir;
+    const free = (await this.ops.freeBytes(dbdir)) + (await this.ops.sizeOf(join(dbdir, STATE_BACKUP)));
+    const stateSize = encodeStatePieces(stateOf(next)).size;
+    // file systems allocate in blocks, and keep some metadata: a margin
+    const need = record + stateSize + Math.ceil(stateSize / 64) + 64 * 1024;
+    if (free < need)
+      throw new IoError(`not enough space in ${dbdir} for this change and the next fold of the state file (${free} bytes free, ${need} needed)`, "ENOSPC");
   }
 
   private async currentJournal(): Promise<JournalFile> {
@@ -362,14 +388,16 @@ export class Store {
     // for the changes that come in while the state file is written.
     const { snapshot, covered } = await this.serial(async () => {
       const covered = [...this.pending];
-      if (this.journal !== null) {
+      // a journal without records (made ahead by the last fold) stays the current one
+      const rotate = this.journal !== null && this.journal.bytes > JOURNAL_MAGIC.length;
+      if (this.journal !== null && rotate) {
         covered.push(this.journal.generation);
         await this.journal.close().catch(() => undefined);
         this.journal = null;
       }
       this.pending = [];
       this.unfoldedSince = null;
-      if (!this.closed) {
+      if (!this.closed && this.journal === null) {
         // the next generation, made now rather than on the next change's path
         try {
           this.journal = await JournalFile.create(this.ops, this.o.dbdir, this.nextGen);
@@ -383,6 +411,16 @@ export class Store {
     let maxStep = 0;
     let bytes = 0;
     try {
+      if (this.lastFoldErrno === "ENOSPC") {
+        // The disk is full: state.bak is the one copy the fold can do without (it becomes
+        // the current state again right before the rename). The stored state is intact.
+        try {
+          await this.ops.unlink(join(this.o.dbdir, STATE_BACKUP));
+          this.o.log("warn", `disk full: removed ${join(this.o.dbdir, STATE_BACKUP)} to make room for the fold`);
+        } catch (e) {
+          if (errnoOf(e) !== "ENOENT") throw e;
+        }
+      }
       const st = stateOf(snapshot);
       bytes = await writeStateFile(this.ops, this.o.dbdir, st, {
         backup: true,
@@ -398,6 +436,7 @@ export class Store {
       this.unfoldedSince ??= performance.now();
       this.stats.failed++;
       const msg = errText(e);
+      this.lastFoldErrno = errnoOf(e) ?? null;
       if (msg !== this.lastFoldError) this.o.log("error", `could not fold the journal into ${join(this.o.dbdir, STATE_FILE)} (retrying; nothing is lost, the journal keeps the changes): ${msg}`);
       this.lastFoldError = msg;
       this.retryMs = Math.min(this.maxRetry, this.retryMs * 2);
@@ -405,6 +444,7 @@ export class Store {
     }
     if (this.lastFoldError !== null) this.o.log("info", `folded the journal into ${join(this.o.dbdir, STATE_FILE)} again`);
     this.lastFoldError = null;
+    this.lastFoldErrno = null;
     this.retryMs = this.delay;
     await this.serial(async () => {
       try {

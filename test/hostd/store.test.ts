@@ -67,6 +67,8 @@ interface Faults {
   renameFails?: boolean;
   /** link fails with ENOSPC */
   linkFails?: boolean;
+  /** what statfs says is free */
+  free?: number;
 }
 
 function faulty(f: Faults): { ops: FileOps; writes: () => number } {
@@ -97,6 +99,7 @@ function faulty(f: Faults): { ops: FileOps; writes: () => number } {
       if (f.linkFails) throw errno("ENOSPC", "link");
       return nodeFileOps.link(a, b);
     },
+    freeBytes: async (p) => f.free ?? nodeFileOps.freeBytes(p),
   };
   return { ops, writes: () => writes };
 }
@@ -366,6 +369,29 @@ describe("the store under faults", () => {
       sameState(await readStored(d), s([":a", ":c"]));
       await store.close();
     }
+  });
+
+  it("a change that grows the state is refused unless the disk keeps room for the next fold; removals always go in", async () => {
+    const d = await fresh();
+    const f: Faults = {};
+    const { ops } = faulty(f);
+    const { store } = await openStore({ dbdir: d, ops, ...quiet, foldDelayMs: 60_000 }, false);
+    const ab = s([":a", ":b"]);
+    await store.record(ab);
+    await store.fold();
+    const size = (await readFile(join(d, "state"))).length;
+    const bak = 0; // the first fold had no state to keep
+    f.free = 64 * 1024 + 2 * size - bak; // room for the record, not for a state twice as large
+    await assert.rejects(store.record(s([":a", ":b", ":c"])), (e: unknown) =>
+      e instanceof RecordError && /^ENOSPC: not enough space in .* for this change and the next fold of the state file \(\d+ bytes free, \d+ needed\)$/.test(e.message),
+    );
+    sameState(store.snapshot, ab);
+    f.free = 0;
+    assert.equal(await store.record({ unikernels: [ab.unikernels[0]!], policies: ab.policies }), 1); // a removal: always recorded
+    f.free = undefined;
+    await store.record(s([":a", ":c"]));
+    sameState(await readStored(d), s([":a", ":c"]));
+    await store.close();
   });
 
   it("a failing fdatasync: the record fails, that journal file is not written again, a new generation takes over", async () => {
