@@ -4,7 +4,12 @@
 //    (`taskset -c 0 <stand-in> --mem=.. -- <image> ...`) directly until the child exists.
 //    Target: at most 5 ms of overhead (median).
 // 2. hostd's RSS with 200 running stand-in unikernels. Target: at most 150 MB.
-import { spawn } from "node:child_process";
+// 3. A create with 200 running 3 MB unikernels against a create with none (the same 3 MB
+//    image): a change is one journal record, the state file (600 MB here) is folded in the
+//    background. Target: ratio of the medians <= 1.2. Also: the fold's duration and its
+//    longest synchronous step, and how long `info` waits while a fold runs.
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -88,6 +93,77 @@ async function rss200(env: Env): Promise<void> {
   await waitFor("images removed", async () => !(await exists(join(env.tmpdir, ":u0.img"))));
 }
 
+const MB3 = 3 << 20;
+const STATE_ROUNDS = 20;
+
+/** One create of `name` (timed), then its destroy (and the restarting-set quirk). */
+async function probe(env: Env, c: ReturnType<typeof config>): Promise<number> {
+  const t0 = performance.now();
+  const r = show(await request(env.socket, ":probe", { kind: "unikernel-create", config: c }, 60_000));
+  const dt = performance.now() - t0;
+  if (r !== "success: created unikernel") throw new Error(`create failed: ${r}`);
+  const gone = show(await request(env.socket, ":probe", { kind: "unikernel-destroy" }, 60_000));
+  if (gone !== "success: destroyed unikernel") throw new Error(`destroy failed: ${gone}`);
+  await request(env.socket, ":probe", { kind: "unikernel-destroy" }, 60_000);
+  return dt;
+}
+
+const folds = (env: Env): { ms: number; bytes: number; step: number }[] =>
+  env.hostdLog.flatMap((l) => {
+    const m = /folded the journal: \d+ unikernels, (\d+) bytes in ([\d.]+) ms \(longest step ([\d.]+) ms\)/.exec(l);
+    return m === null ? [] : [{ bytes: Number(m[1]), ms: Number(m[2]), step: Number(m[3]) }];
+  });
+
+export async function stateScaling(env: Env): Promise<void> {
+  const image = buildSolo5Elf({ target: "hvt", devices: [], text: randomBytes(MB3) }).bytes;
+  const c = config(image, { argv: argv("--standin-run"), memory: 16 });
+  const measure = async (): Promise<number[]> => {
+    // both phases start with the disk's write-back done (the 200 creates leave 600 MB of
+    // journal to write): the steady state, not the aftermath of the set-up
+    execFileSync("sync");
+    const xs: number[] = [];
+    for (let i = 0; i < STATE_ROUNDS + 3; i++) {
+      const dt = await probe(env, c);
+      if (i >= 3) xs.push(dt);
+    }
+    return xs;
+  };
+  const none = await measure();
+  const t0 = performance.now();
+  for (let i = 0; i < 200; i++) {
+    const r = show(await request(env.socket, `:s${i}`, { kind: "unikernel-create", config: c }, 60_000));
+    if (r !== "success: created unikernel") throw new Error(`create ${i} failed: ${r}`);
+  }
+  const setup = performance.now() - t0;
+  const foldsBefore = folds(env).length;
+  const full = await measure();
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const ratio = median(full) / median(none);
+  console.log(`create with a 3 MB image (median of ${STATE_ROUNDS}): ${fmt(median(none))} with none running, ${fmt(median(full))} with 200 running`);
+  console.log(`  ratio ${ratio.toFixed(2)} (target <= 1.2): ${ratio <= 1.2 ? "met" : "NOT met"}; means ${fmt(mean(none))} / ${fmt(mean(full))}, max ${fmt(Math.max(...none))} / ${fmt(Math.max(...full))}`);
+  console.log(`  (200 creates of 3 MB took ${fmt(setup)}; ${folds(env).length - foldsBefore} folds ran during the ${STATE_ROUNDS + 3} rounds with 200)`);
+  // a fold of the 600 MB state on its own, with `info` asked every 10 ms meanwhile
+  await new Promise((r) => setTimeout(r, 3000));
+  const n0 = folds(env).length;
+  const r = show(await request(env.socket, ":probe", { kind: "unikernel-create", config: c }, 60_000));
+  if (r !== "success: created unikernel") throw new Error(`create failed: ${r}`);
+  const waits: number[] = [];
+  while (folds(env).length === n0 || waits.length === 0) {
+    const t = performance.now();
+    await request(env.socket, ":s0", { kind: "unikernel-info" });
+    waits.push(performance.now() - t);
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  const f = folds(env)[n0]!;
+  const sorted = [...waits].sort((a, b) => a - b);
+  console.log(
+    `fold of ${(f.bytes / 2 ** 20).toFixed(0)} MiB: ${fmt(f.ms)}, longest synchronous step ${fmt(f.step)}; info during the fold: median ${fmt(median(waits))}, p99 ${fmt(sorted[Math.floor(sorted.length * 0.99)]!)}, max ${fmt(sorted[sorted.length - 1]!)} (${waits.length} requests)`,
+  );
+  const t1 = performance.now();
+  await env.stopHostd("SIGTERM");
+  console.log(`SIGTERM shutdown of 201 unikernels (with the last fold): ${fmt(performance.now() - t1)}`);
+}
+
 export async function run(): Promise<void> {
   const a = await netnsAvailable();
   if (!a.ok) {
@@ -99,6 +175,9 @@ export async function run(): Promise<void> {
     await mkdir(base, { recursive: true });
     await withNetns((ns) => withHostd(ns, latency, { hostdArgs: ["-q"] }));
     await withNetns((ns) => withHostd(ns, rss200, { hostdArgs: ["-q"] }));
+    // tmpdir on a tmpfs, as /run/albatross is: the images hostd writes there never reach the
+    // disk, which holds only the dbdir (state file and journal)
+    await withNetns((ns) => withHostd(ns, stateScaling, { hostdArgs: ["-v"], privateMounts: [{ dir: "run", options: "size=2g" }] }));
   } finally {
     await rm(base, { recursive: true, force: true });
   }

@@ -58,7 +58,7 @@ import type {
   Wire,
 } from "./types.js";
 import { WIRE_VERSION } from "./types.js";
-import { encode, encodedSize, type Out } from "./writer.js";
+import { encode, encodedSize, encodePieces, type Out } from "./writer.js";
 
 // =======================================================================================
 // Decoding helpers
@@ -1279,9 +1279,10 @@ export function encodeState(st: State): Bytes {
 
 /**
  * encodeState as pieces whose concatenation is byte for byte `encodeState(st)`: the
- * headers first, then one piece per unikernel entry, encoded only when the iterator gets
- * to it, then the policies. For writing a state file of any size without building it in
- * one buffer (hostd's fold: the entries carry the images). Throws like encodeState.
+ * headers first, then the pieces of each unikernel entry, encoded only when the iterator
+ * gets to it — its images not copied but handed out as they are (encodePieces) — then
+ * the policies. For writing a state file of any size without building it in one buffer
+ * and without copying the images (hostd's fold). Throws like encodeState.
  */
 export function encodeStatePieces(st: State): { readonly size: number; readonly pieces: Iterable<Bytes> } {
   const unikernels = trieOrder(st.unikernels, "unikernel").map((u) => ({ key: nameToString(u.name), config: u.config }));
@@ -1312,7 +1313,7 @@ export function encodeStatePieces(st: State): { readonly size: number; readonly 
   const size = outer.length + seqHeader.length + seqLen;
   function* pieces(): Generator<Bytes> {
     yield Uint8Array.from([...outer, ...seqHeader, ...uHeader]);
-    for (const u of unikernels) yield encode(entry, u);
+    for (const u of unikernels) yield* encodePieces(entry, u, 64 * 1024);
     yield policyBytes;
   }
   return { size, pieces: { [Symbol.iterator]: pieces } };

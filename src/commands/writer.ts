@@ -103,6 +103,9 @@ const utf8Encoder = new TextEncoder();
 class Sizer implements Out {
   size = 0;
   readonly lens: number[] = [];
+  /** content bytes of primitives of at least `threshold` bytes (left out by a split Writer) */
+  big = 0;
+  constructor(private readonly threshold = Infinity) {}
 
   tlv(_tag: number, body: () => void): void {
     const idx = this.lens.length;
@@ -115,6 +118,7 @@ class Sizer implements Out {
   }
   prim(_tag: number, content: Bytes): void {
     this.size += 1 + lengthSize(content.length) + content.length;
+    if (content.length >= this.threshold) this.big += content.length;
   }
   int(v: number): void {
     checkSafe(v);
@@ -154,10 +158,13 @@ class Writer implements Out {
   readonly buf: Uint8Array;
   pos = 0;
   private li = 0;
+  /** contents left out of `buf` (at least `threshold` bytes), with the position they belong at */
+  readonly holes: { pos: number; content: Bytes }[] = [];
 
   constructor(
     size: number,
     private readonly lens: readonly number[],
+    private readonly threshold = Infinity,
   ) {
     this.buf = new Uint8Array(size);
   }
@@ -185,6 +192,10 @@ class Writer implements Out {
   prim(tag: number, content: Bytes): void {
     const n = content.length;
     this.header(tag, n);
+    if (n >= this.threshold) {
+      this.holes.push({ pos: this.pos, content });
+      return;
+    }
     if (n < 32) {
       // TypedArray.set has a fixed cost that dominates for short strings/MACs
       const b = this.buf;
@@ -293,6 +304,28 @@ export function encodedSize<T>(enc: Encoder<T>, v: T): number {
   const sizer = new Sizer();
   enc(sizer, v);
   return sizer.size;
+}
+
+/**
+ * `encode`, but every primitive content of at least `threshold` bytes (an image) is not
+ * copied: it is returned as a piece of its own, between the encoded bytes around it. The
+ * pieces, concatenated, are exactly `encode(enc, v)`.
+ */
+export function encodePieces<T>(enc: Encoder<T>, v: T, threshold: number): Bytes[] {
+  const sizer = new Sizer(threshold);
+  enc(sizer, v);
+  const w = new Writer(sizer.size - sizer.big, sizer.lens, threshold);
+  enc(w, v);
+  if (w.pos !== sizer.size - sizer.big) throw new Error(`DER writer size mismatch (${w.pos} != ${sizer.size - sizer.big})`);
+  const out: Bytes[] = [];
+  let from = 0;
+  for (const h of w.holes) {
+    if (h.pos > from) out.push(w.buf.subarray(from, h.pos));
+    out.push(h.content);
+    from = h.pos;
+  }
+  if (from < w.buf.length) out.push(w.buf.subarray(from));
+  return out;
 }
 
 /** Run `enc` twice (sizes, then bytes) and return the exact-size encoding. */

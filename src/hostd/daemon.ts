@@ -34,7 +34,8 @@ import { DEFAULT_MAX_IMAGE_SIZE, imageTooLarge, readImageManifest, writeImage, w
 import { zlibError } from "./sparse.js";
 import { discoverRootPolicy, missingCommands } from "./host.js";
 import { bridgeExists, createTap, destroyTap, NetError } from "./net.js";
-import { ensureFifo, FifoSpares, findTender, signalProcess, spawnWithFifo, tenderVersionCached } from "./process.js";
+import { ensureFifo, FifoSpares, findTender, signalProcess, tenderVersionCached } from "./process.js";
+import { inProcess, startLauncher, type Launcher } from "./launcher.js";
 import { errText } from "./fsio.js";
 import { Intents, procStartTime, readIntents, reapIntents, type IntentRecord } from "./runtime.js";
 import { linkStateStarted } from "./statefile.js";
@@ -211,6 +212,7 @@ export class Hostd {
   private ready!: Promise<void>;
   private shutdownPromise: Promise<void> | null = null;
   private store!: Store;
+  private launcher: Launcher = inProcess;
   private readonly intents: Intents;
   /** the intent record of each running unikernel, by name text (removed once its resources are freed) */
   private readonly records = new Map<string, IntentRecord>();
@@ -259,6 +261,9 @@ export class Hostd {
 
   async start(): Promise<void> {
     const o = this.opts;
+    // Not upstream: the processes hostd creates are forked by a small helper, started now
+    // while hostd is small (launcher.ts: a fork of hostd costs more the more images it holds).
+    this.launcher = await startLauncher((m) => this.log("error", m));
     // Upstream never creates these (its systemd units do); we create what is missing.
     await fsp.mkdir(join(o.tmpdir, "util"), { recursive: true });
     try {
@@ -836,6 +841,16 @@ export class Hostd {
    * hostd reaps whatever a kill -9 at any point left behind.
    */
   async createUnikernel(name: Name, config: UnikernelConfig, dump: boolean): Promise<Outcome> {
+    // the fold of the state file gives way while a create runs (store.ts)
+    const busy = this.store.busy();
+    try {
+      return await this.createNow(name, config, dump);
+    } finally {
+      busy();
+    }
+  }
+
+  private async createNow(name: Name, config: UnikernelConfig, dump: boolean): Promise<Outcome> {
     const o = this.opts;
     // Step timings, logged at debug level (-v).
     const t0 = performance.now();
@@ -942,7 +957,7 @@ export class Hostd {
       ...(config.addName ? { nameArg: guestNameArg(name, this.core.dropPath) } : {}),
       argv: (config.argv ?? []).map((a) => Buffer.from(a).toString("utf8")),
     });
-    const spawned = await spawnWithFifo(argv, cleanup.fifo);
+    const spawned = await this.launcher.spawnWithFifo(argv, cleanup.fifo);
     if (!spawned.ok) return failCreate(spawned.error);
     this.pauseAt("spawn", name);
     mark("exec");
@@ -1110,6 +1125,7 @@ export class Hostd {
       this.console?.close();
       this.stats?.close();
       for (const c of this.connections) c.destroy();
+      this.launcher.close();
       this.log("info", "shut down");
     })();
     return this.shutdownPromise;

@@ -149,41 +149,64 @@ export async function unlinkQuiet(ops: FileOps, path: string): Promise<void> {
   }
 }
 
+export interface ReplaceOptions {
+  readonly mode: number;
+  /**
+   * fdatasync the file and fsync the directory. Without: the replacement is still atomic
+   * and survives the death of the process (the page cache has it), but not a power loss.
+   */
+  readonly sync: boolean;
+  /** between the synced temporary file and the rename */
+  readonly beforeRename?: () => Promise<void>;
+  /**
+   * fdatasync after about this many bytes, so that a long write never leaves much dirty
+   * data behind for some other file's fsync to wait for (the device flushes it all)
+   */
+  readonly syncEvery?: number;
+  /** awaited before each piece is written (a long write gives way to urgent ones) */
+  readonly pace?: () => Promise<void>;
+}
+
 /**
- * Replace `path` atomically and durably with `pieces` (written in order, each in full):
- * a temporary file `tmp` in the same directory, written, fchmod'ed, fdatasync'ed and
- * renamed over `path`, then the directory fsynced. On any failure the temporary file is
- * removed and `path` is untouched. `beforeRename` runs between the sync and the rename
- * (the state file keeps the previous version as state.bak there).
+ * Replace `path` atomically with `pieces` (written in order, each in full): a temporary
+ * file `tmp` in the same directory, written, fchmod'ed, (synced,) renamed over `path`,
+ * then (with `sync`) the directory fsynced. On any failure the temporary file is removed
+ * and `path` is untouched. Returns the bytes written.
  */
 export async function replaceFile(
   ops: FileOps,
   path: string,
   tmp: string,
   pieces: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
-  mode: number,
-  beforeRename?: () => Promise<void>,
+  o: ReplaceOptions,
 ): Promise<number> {
   let fd: number | null = null;
   let size = 0;
+  let unsynced = 0;
   try {
-    fd = await ops.open(tmp, F.O_WRONLY | F.O_CREAT | F.O_TRUNC, mode);
+    fd = await ops.open(tmp, F.O_WRONLY | F.O_CREAT | F.O_TRUNC, o.mode);
     for await (const piece of pieces) {
+      if (o.pace !== undefined) await o.pace();
       await writeFully(ops, fd, piece, size);
       size += piece.length;
+      unsynced += piece.length;
+      if (o.sync && o.syncEvery !== undefined && unsynced >= o.syncEvery) {
+        await ops.fdatasync(fd);
+        unsynced = 0;
+      }
     }
-    await ops.fchmod(fd, mode); // the umask must not narrow the mode
-    await ops.fdatasync(fd);
+    await ops.fchmod(fd, o.mode); // the umask must not narrow the mode
+    if (o.sync) await ops.fdatasync(fd);
     const f = fd;
     fd = null;
     await ops.close(f);
-    if (beforeRename !== undefined) await beforeRename();
+    if (o.beforeRename !== undefined) await o.beforeRename();
     await ops.rename(tmp, path);
   } catch (e) {
     if (fd !== null) await ops.close(fd).catch(() => undefined);
     await unlinkQuiet(ops, tmp).catch(() => undefined);
     throw e;
   }
-  await syncDir(ops, dirname(path));
+  if (o.sync) await syncDir(ops, dirname(path));
   return size;
 }

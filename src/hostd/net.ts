@@ -1,10 +1,9 @@
 // Tap devices and bridges on Linux (daemon.md §2.4 step 7, §2.6). (The taps' statistics
 // are the stats daemon's: src/stats/reader.ts.)
-// Effectful: runs `ip` through execFile (never a shell) in the CURRENT network
-// namespace, and reads /sys/class/net. The `ip` binary and the sysfs root are
-// parameters so tests and unusual hosts can substitute them.
+// Effectful: runs `ip` (never through a shell; launcher.ts) in the CURRENT network
+// namespace. The `ip` binary is a parameter so tests and unusual hosts can substitute it.
 
-import { execFile } from "node:child_process";
+import { launcher } from "./launcher.js";
 
 export const TAP_PREFIX = "vmmtap";
 
@@ -51,32 +50,19 @@ interface RunResult {
 
 const firstLine = (s: string): string => s.trim().split("\n")[0]?.trim() ?? "";
 
-/** Run a command without a shell; non-zero exit -> NetError with its stderr. */
-function run(cmd: string, args: readonly string[]): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      cmd,
-      [...args],
-      { encoding: "utf8", maxBuffer: 4 * 1024 * 1024, env: { ...process.env, LC_ALL: "C" } },
-      (error, stdout, stderr) => {
-        if (error === null) {
-          resolve({ stdout, stderr });
-          return;
-        }
-        const argv = [cmd, ...args];
-        const e = error as NodeJS.ErrnoException & { code?: number | string; signal?: string | null };
-        if (typeof e.code === "number" || (e.signal !== undefined && e.signal !== null)) {
-          const status = typeof e.code === "number" ? { code: e.code } : { signal: e.signal as string };
-          const why = firstLine(stderr) || ("code" in status ? `exit code ${status.code}` : `signal ${status.signal}`);
-          reject(new NetError(`${argv.join(" ")}: ${why}`, bosRunError(argv, status)));
-        } else {
-          // spawn failure (ENOENT, EACCES, ...)
-          const why = e.message;
-          reject(new NetError(`${argv.join(" ")}: ${why}`, `run [${argv.map(ocamlDump).join("; ")}]: ${why}`));
-        }
-      },
-    );
-  });
+/** Run a command without a shell (through hostd's process launcher); non-zero exit -> NetError with its stderr. */
+async function run(cmd: string, args: readonly string[]): Promise<RunResult> {
+  const r = await launcher().execFile(cmd, args, { maxBuffer: 4 * 1024 * 1024, env: { LC_ALL: "C" } });
+  if (r.error === null) return { stdout: r.stdout, stderr: r.stderr };
+  const argv = [cmd, ...args];
+  const e = r.error;
+  if (e.code !== null || e.signal !== null) {
+    const status = e.code !== null ? { code: e.code } : { signal: e.signal as string };
+    const why = firstLine(r.stderr) || ("code" in status ? `exit code ${status.code}` : `signal ${status.signal}`);
+    throw new NetError(`${argv.join(" ")}: ${why}`, bosRunError(argv, status));
+  }
+  // spawn failure (ENOENT, EACCES, ...)
+  throw new NetError(`${argv.join(" ")}: ${e.message}`, `run [${argv.map(ocamlDump).join("; ")}]: ${e.message}`);
 }
 
 /**

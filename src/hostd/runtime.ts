@@ -14,9 +14,10 @@
 // create that was never recorded in the journal is thereby gone without a trace; one that
 // was is started again by the restore.
 //
-// The records are written like the state (temporary file, fdatasync, rename, directory
-// fsync); what they protect against is the death of the process, which they survive even
-// unsynced, and on tmpfs (/run) the syncs cost next to nothing.
+// A record is replaced atomically (temporary file, rename) but not synced: what it guards
+// against is the death of hostd, and the page cache outlives the process. A power loss
+// takes the tenders and taps with it (and the tmpdir, /run, is a tmpfs); syncing would
+// cost every create several device flushes where tmpdir is on a disk.
 import { promises as fsp, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { errnoOf, errText, nodeFileOps, replaceFile, unlinkQuiet, type FileOps } from "./fsio.js";
@@ -94,7 +95,7 @@ export class IntentRecord {
   async write(next: Intent): Promise<void> {
     if (this.gone) throw new Error(`intent record ${this.path} was removed`);
     const tmp = join(this.path, "..", `.${this.path.slice(this.path.lastIndexOf("/") + 1)}.tmp`);
-    await replaceFile(this.ops, this.path, tmp, [new TextEncoder().encode(JSON.stringify(next))], 0o600);
+    await replaceFile(this.ops, this.path, tmp, [new TextEncoder().encode(JSON.stringify(next))], { mode: 0o600, sync: false });
     this.current = next;
   }
 

@@ -30,7 +30,12 @@ export interface StateWriteOptions {
   readonly onStep?: (ms: number) => void;
   /** between the synced temporary file and the rename (a test hook) */
   readonly beforeRename?: () => Promise<void>;
+  /** awaited before each piece is written (store.ts: a fold gives way to journal records) */
+  readonly pace?: () => Promise<void>;
 }
+
+/** How much of a state file is written before it is flushed (see ReplaceOptions.syncEvery). */
+export const SYNC_EVERY = 8 << 20;
 
 /** Hard-link `from` as `to`, atomically replacing `to` (false if `from` does not exist). */
 async function linkReplace(ops: FileOps, from: string, to: string, tmp: string): Promise<boolean> {
@@ -71,9 +76,16 @@ export async function writeStateFile(ops: FileOps, dbdir: string, st: State, o: 
       yield r.value;
     }
   }
-  const written = await replaceFile(ops, target, join(dbdir, `.${STATE_FILE}.tmp.${process.pid}`), timed(), 0o644, async () => {
-    if (o.backup) await linkReplace(ops, target, join(dbdir, STATE_BACKUP), join(dbdir, `.${STATE_BACKUP}.tmp.${process.pid}`));
-    if (o.beforeRename !== undefined) await o.beforeRename();
+  const written = await replaceFile(ops, target, join(dbdir, `.${STATE_FILE}.tmp.${process.pid}`), timed(), {
+    mode: 0o644,
+    sync: true,
+    // a large state is flushed as it goes, not all at the end (SYNC_EVERY)
+    syncEvery: SYNC_EVERY,
+    ...(o.pace !== undefined ? { pace: o.pace } : {}),
+    beforeRename: async () => {
+      if (o.backup) await linkReplace(ops, target, join(dbdir, STATE_BACKUP), join(dbdir, `.${STATE_BACKUP}.tmp.${process.pid}`));
+      if (o.beforeRename !== undefined) await o.beforeRename();
+    },
   });
   if (written !== size) throw new Error(`state file: wrote ${written} bytes, expected ${size}`);
   return written;

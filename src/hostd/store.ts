@@ -56,6 +56,8 @@ export interface StoreOptions {
 }
 
 export const DEFAULT_FOLD_DELAY_MS = 1000;
+/** The longest a fold waits for pending records before it writes its next piece. */
+const GIVE_WAY_MS = 200;
 
 /** The stored state cannot be used as it is; the message says what to do. */
 export class StoreCorrupt extends Error {
@@ -251,6 +253,10 @@ export class Store {
   private unfoldedSince: number | null;
   private retryMs: number;
   private lastFoldError: string | null = null;
+  /** records asked for and not settled yet, and a promise for when there are none */
+  private recording = 0;
+  private recordsDone: Promise<void> = Promise.resolve();
+  private allRecorded: () => void = () => undefined;
   private lastFoldErrno: string | null = null;
   private closed = false;
   readonly stats: FoldStats = { folds: 0, failed: 0, lastMs: 0, lastBytes: 0, lastMaxStepMs: 0 };
@@ -296,7 +302,8 @@ export class Store {
    * `target` describes stable until this settles (hostd: under its lock).
    */
   record(target: State): Promise<number> {
-    return this.serial(async () => {
+    const done = this.busy();
+    const r = this.serial(async () => {
       const ops = diffState(this.durable, target);
       if (ops.length === 0) return 0;
       const next = applyOps(this.durable, ops);
@@ -320,6 +327,36 @@ export class Store {
       } else this.schedule();
       return ops.length;
     });
+    r.then(done, done);
+    return r;
+  }
+
+  /**
+   * Mark a change under way (a create, whose record comes at its end) until the returned
+   * function is called: the fold gives way to it (see giveWay).
+   */
+  busy(): () => void {
+    if (this.recording++ === 0) this.recordsDone = new Promise((r) => (this.allRecorded = r));
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      if (--this.recording === 0) this.allRecorded();
+    };
+  }
+
+  /**
+   * The fold gives way to changes: before each piece of the state file it waits until no
+   * change is under way (busy) and no record pending — at most GIVE_WAY_MS per piece, so
+   * that a stream of changes cannot starve it. With the state file flushed as it goes
+   * (statefile.ts SYNC_EVERY), a change competes with at most a few MiB of the fold's
+   * writes, not with the whole state.
+   */
+  private async giveWay(): Promise<void> {
+    if (this.recording === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.recordsDone, new Promise<void>((r) => (timer = setTimeout(r, GIVE_WAY_MS)))]);
+    clearTimeout(timer);
   }
 
   /**
@@ -428,6 +465,7 @@ export class Store {
           await this.o.pause?.("fold-written");
         },
         onStep: (ms) => (maxStep = Math.max(maxStep, ms)),
+        pace: () => this.giveWay(),
       });
       await this.o.pause?.("fold-renamed");
     } catch (e) {

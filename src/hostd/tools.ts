@@ -1,5 +1,5 @@
 // Running host tools (ip, mkfifo, ...) without a shell, and errno texts.
-import { execFile } from "node:child_process";
+import { launcher } from "./launcher.js";
 
 export interface ToolResult {
   /** exit code, or null when the program could not be run at all / was killed */
@@ -8,16 +8,12 @@ export interface ToolResult {
   readonly stderr: string;
 }
 
-export function execTool(file: string, args: readonly string[], timeoutMs = 30_000): Promise<ToolResult> {
-  return new Promise((resolve) => {
-    execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: "utf8" }, (error, stdout, stderr) => {
-      if (error === null) resolve({ code: 0, stdout, stderr });
-      else {
-        const code = typeof (error as { code?: unknown }).code === "number" ? ((error as { code: number }).code) : null;
-        resolve({ code, stdout: stdout ?? "", stderr: stderr || (code === null ? strerror(error) : "") });
-      }
-    });
-  });
+/** Run a tool (through hostd's process launcher, launcher.ts). */
+export async function execTool(file: string, args: readonly string[], timeoutMs = 30_000): Promise<ToolResult> {
+  const r = await launcher().execFile(file, args, { timeoutMs, maxBuffer: 16 * 1024 * 1024 });
+  if (r.error === null) return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  const code = r.error.code;
+  return { code, stdout: r.stdout, stderr: r.stderr || (code === null ? strerror({ code: r.error.errno ?? undefined, message: r.error.message }) : "") };
 }
 
 const MESSAGES: Record<string, string> = {
@@ -43,5 +39,6 @@ const MESSAGES: Record<string, string> = {
 export function strerror(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | null)?.code;
   if (code !== undefined && MESSAGES[code] !== undefined) return MESSAGES[code]!;
-  return code ?? (e instanceof Error ? e.message : String(e));
+  const message = (e as { message?: unknown } | null)?.message;
+  return code ?? (typeof message === "string" ? message : String(e));
 }

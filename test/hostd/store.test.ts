@@ -214,6 +214,12 @@ describe("state file encoding in pieces", () => {
       const st: State = { unikernels: Array.from({ length: n }, (_, i) => uk(`t${i % 3}:u${i}`)), policies: n > 0 ? [pol(":"), pol("t1:")] : [] };
       assert.deepEqual(Buffer.concat([...encodeStatePieces(st).pieces]), Buffer.from(encodeState(st)));
     }
+    // images (and other large contents) are handed out as they are, not copied
+    const image = img(100_000, 3);
+    const two: State = { unikernels: [{ name: parseName(":i"), config: config(image, { argv: [img(80_000, 4), img(10, 5)] }) }], policies: [pol(":")] };
+    const parts = [...encodeStatePieces(two).pieces];
+    assert.ok(parts.includes(image));
+    assert.deepEqual(Buffer.concat(parts), Buffer.from(encodeState(two)));
     // lengths beyond 64 KiB and 16 MiB take longer length octets
     for (const size of [70_000, 17 << 20]) {
       const st: State = { unikernels: [{ name: parseName(":big"), config: config(img(size, 1)) }], policies: [] };
