@@ -114,54 +114,94 @@ const folds = (env: Env): { ms: number; bytes: number; step: number }[] =>
     return m === null ? [] : [{ bytes: Number(m[1]), ms: Number(m[2]), step: Number(m[3]) }];
   });
 
-export async function stateScaling(env: Env): Promise<void> {
+/** Medians of the steps of the probe's creates logged since line `from` (hostd -v). */
+function stepMedians(env: Env, from: number): Map<string, number> {
+  const steps = new Map<string, number[]>();
+  for (const l of env.hostdLog.slice(from)) {
+    const m = /create :probe timings \(ms\): (.*)$/.exec(l);
+    if (m === null) continue;
+    let prev = 0;
+    for (const part of m[1]!.split(", ")) {
+      const [name, t] = part.split(" ");
+      const at = Number(t);
+      steps.set(name!, [...(steps.get(name!) ?? []), at - prev]);
+      prev = at;
+    }
+  }
+  return new Map([...steps].map(([k, v]) => [k, median(v)]));
+}
+
+async function stateScaling(env: Env): Promise<void> {
   const image = buildSolo5Elf({ target: "hvt", devices: [], text: randomBytes(MB3) }).bytes;
   const c = config(image, { argv: argv("--standin-run"), memory: 16 });
-  const measure = async (): Promise<number[]> => {
-    // both phases start with the disk's write-back done (the 200 creates leave 600 MB of
+  const measure = async (): Promise<{ times: number[]; steps: Map<string, number> }> => {
+    // every phase starts with the disk's write-back done (200 creates leave 600 MB of
     // journal to write): the steady state, not the aftermath of the set-up
     execFileSync("sync");
-    const xs: number[] = [];
+    const from = env.hostdLog.length;
+    const times: number[] = [];
     for (let i = 0; i < STATE_ROUNDS + 3; i++) {
       const dt = await probe(env, c);
-      if (i >= 3) xs.push(dt);
+      if (i >= 3) times.push(dt);
     }
-    return xs;
+    return { times, steps: stepMedians(env, from) };
   };
-  const none = await measure();
-  const t0 = performance.now();
-  for (let i = 0; i < 200; i++) {
-    const r = show(await request(env.socket, `:s${i}`, { kind: "unikernel-create", config: c }, 60_000));
-    if (r !== "success: created unikernel") throw new Error(`create ${i} failed: ${r}`);
-  }
-  const setup = performance.now() - t0;
+  const create200 = async (): Promise<number> => {
+    const t0 = performance.now();
+    for (let i = 0; i < 200; i++) {
+      const r = show(await request(env.socket, `:s${i}`, { kind: "unikernel-create", config: c }, 60_000));
+      if (r !== "success: created unikernel") throw new Error(`create ${i} failed: ${r}`);
+    }
+    return performance.now() - t0;
+  };
+  const foldsSettled = async (): Promise<void> => {
+    await new Promise((r) => setTimeout(r, 1500)); // a fold scheduled by the last change starts
+    await waitFor("the folds to finish", async () => env.hostdLog.filter((l) => l.includes("folding the journal")).length === folds(env).length, 120_000);
+  };
+  // none, 200 running, none again (after destroying them): the baseline is both "none"
+  // phases together, so that a drift of the machine's load does not decide the ratio
+  const none1 = await measure();
+  const setup = await create200();
   const foldsBefore = folds(env).length;
   const full = await measure();
-  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const ratio = median(full) / median(none);
-  console.log(`create with a 3 MB image (median of ${STATE_ROUNDS}): ${fmt(median(none))} with none running, ${fmt(median(full))} with 200 running`);
-  console.log(`  ratio ${ratio.toFixed(2)} (target <= 1.2): ${ratio <= 1.2 ? "met" : "NOT met"}; means ${fmt(mean(none))} / ${fmt(mean(full))}, max ${fmt(Math.max(...none))} / ${fmt(Math.max(...full))}`);
-  console.log(`  (200 creates of 3 MB took ${fmt(setup)}; ${folds(env).length - foldsBefore} folds ran during the ${STATE_ROUNDS + 3} rounds with 200)`);
+  const during = folds(env).length - foldsBefore;
   // a fold of the 600 MB state on its own, with `info` asked every 10 ms meanwhile
-  await new Promise((r) => setTimeout(r, 3000));
+  await foldsSettled();
   const n0 = folds(env).length;
   const r = show(await request(env.socket, ":probe", { kind: "unikernel-create", config: c }, 60_000));
   if (r !== "success: created unikernel") throw new Error(`create failed: ${r}`);
+  await request(env.socket, ":probe", { kind: "unikernel-destroy" }, 60_000);
+  await request(env.socket, ":probe", { kind: "unikernel-destroy" }, 60_000);
   const waits: number[] = [];
-  while (folds(env).length === n0 || waits.length === 0) {
+  while (folds(env).length === n0) {
     const t = performance.now();
     await request(env.socket, ":s0", { kind: "unikernel-info" });
     waits.push(performance.now() - t);
     await new Promise((res) => setTimeout(res, 10));
   }
   const f = folds(env)[n0]!;
+  for (let i = 0; i < 200; i++) {
+    const d = show(await request(env.socket, `:s${i}`, { kind: "unikernel-destroy" }, 60_000));
+    if (d !== "success: destroyed unikernel") throw new Error(`destroy ${i} failed: ${d}`);
+    await request(env.socket, `:s${i}`, { kind: "unikernel-destroy" }, 60_000);
+  }
+  await foldsSettled();
+  const none2 = await measure();
+
+  const none = [...none1.times, ...none2.times];
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const ratio = median(full.times) / median(none);
+  console.log(
+    `create with a 3 MB image: median ${fmt(median(none))} with none running (${STATE_ROUNDS} before and ${STATE_ROUNDS} after), ${fmt(median(full.times))} with 200 running (${STATE_ROUNDS})`,
+  );
+  console.log(`  ratio ${ratio.toFixed(2)} (target <= 1.2): ${ratio <= 1.2 ? "met" : "NOT met"}; means ${fmt(mean(none))} / ${fmt(mean(full.times))}, max ${fmt(Math.max(...none))} / ${fmt(Math.max(...full.times))}`);
+  const steps = [...full.steps.keys()].map((k) => `${k} ${(none1.steps.get(k) ?? NaN).toFixed(1)}/${(full.steps.get(k) ?? NaN).toFixed(1)}`);
+  console.log(`  inside hostd, median ms per step (none/200): ${steps.join(", ")}`);
+  console.log(`  (200 creates of 3 MB took ${fmt(setup)}; ${during} folds of the 600 MB state ran during the ${STATE_ROUNDS + 3} rounds with 200)`);
   const sorted = [...waits].sort((a, b) => a - b);
   console.log(
     `fold of ${(f.bytes / 2 ** 20).toFixed(0)} MiB: ${fmt(f.ms)}, longest synchronous step ${fmt(f.step)}; info during the fold: median ${fmt(median(waits))}, p99 ${fmt(sorted[Math.floor(sorted.length * 0.99)]!)}, max ${fmt(sorted[sorted.length - 1]!)} (${waits.length} requests)`,
   );
-  const t1 = performance.now();
-  await env.stopHostd("SIGTERM");
-  console.log(`SIGTERM shutdown of 201 unikernels (with the last fold): ${fmt(performance.now() - t1)}`);
 }
 
 export async function run(): Promise<void> {

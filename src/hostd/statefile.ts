@@ -83,7 +83,15 @@ export async function writeStateFile(ops: FileOps, dbdir: string, st: State, o: 
     syncEvery: SYNC_EVERY,
     ...(o.pace !== undefined ? { pace: o.pace } : {}),
     beforeRename: async () => {
-      if (o.backup) await linkReplace(ops, target, join(dbdir, STATE_BACKUP), join(dbdir, `.${STATE_BACKUP}.tmp.${process.pid}`));
+      if (o.backup) {
+        try {
+          await linkReplace(ops, target, join(dbdir, STATE_BACKUP), join(dbdir, `.${STATE_BACKUP}.tmp.${process.pid}`));
+        } catch (e) {
+          // A file system without hard links keeps the older state.bak (still one that
+          // parsed); anything else fails the write.
+          if (!["EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK"].includes(errnoOf(e) ?? "")) throw e;
+        }
+      }
       if (o.beforeRename !== undefined) await o.beforeRename();
     },
   });

@@ -171,6 +171,10 @@ describe("hostd: unikernels", () => {
     const pids = await pidsWith(join(env.tmpdir, ":hello.img"));
     assert.equal(pids.length, 1);
     const cmdline = (await readFile(`/proc/${pids[0]}/cmdline`, "utf8")).split("\0").filter((x) => x !== "");
+    // forked by hostd's small launcher process, not by hostd (launcher.ts)
+    const ppid = Number((await readFile(`/proc/${pids[0]}/stat`, "utf8")).split(") ")[1]!.split(" ")[1]);
+    assert.notEqual(ppid, env.hostd?.pid);
+    assert.match(await readFile(`/proc/${ppid}/cmdline`, "utf8"), /launcher-child\.js/);
     const mac = [...u.bridges[0]!.mac].map((b) => b.toString(16).padStart(2, "0")).join(":");
     assert.deepEqual(cmdline, [
       join(env.dbdir, "solo5-hvt"),

@@ -29,6 +29,8 @@ import { FrameError, FrameReader, MemoryBudget } from "../../src/hostd/frames.js
 import { ensureFifo, FifoSpares, findTender, spawnWithFifo, tenderVersionCached } from "../../src/hostd/process.js";
 import { parseBridgeList } from "../../src/hostd/host.js";
 import { Intents, procStartTime, readIntents, reapIntents } from "../../src/hostd/runtime.js";
+import { inProcess, launcher, startLauncher } from "../../src/hostd/launcher.js";
+import { execTool } from "../../src/hostd/tools.js";
 import { connect } from "./harness.js";
 
 let dir: string;
@@ -387,6 +389,52 @@ describe("FIFOs, tenders, spawn", () => {
     await rd.close();
     const bad = await spawnWithFifo(["dromedary-no-such-program"], p).catch((e: Error) => ({ ok: false as const, error: e.message }));
     assert.equal(bad.ok, false);
+  });
+});
+
+describe("the process launcher (a helper process creates hostd's children)", () => {
+  it("runs tools and spawns tenders in the helper: the same results as in-process; its death falls back without losing exits", async () => {
+    const logged: string[] = [];
+    const l = await startLauncher((m) => logged.push(m));
+    try {
+      assert.equal(launcher(), l);
+      assert.notEqual(l, inProcess);
+      // runs: output, exit codes, a program that does not exist
+      assert.deepEqual(await execTool("sh", ["-c", "echo out; echo err >&2; exit 0"]), { code: 0, stdout: "out\n", stderr: "err\n" });
+      assert.deepEqual(await execTool("sh", ["-c", "echo no >&2; exit 4"]), { code: 4, stdout: "", stderr: "no\n" });
+      assert.deepEqual(await execTool("dromedary-no-such-tool", []), { code: null, stdout: "", stderr: "No such file or directory" });
+      // a tender: the helper is its parent, hostd gets its pid and exit status
+      const p = join(dir, "fifo", ":launched");
+      await mkdir(join(dir, "fifo"), { recursive: true });
+      await ensureFifo(p);
+      const { open } = await import("node:fs/promises");
+      const { constants } = await import("node:fs");
+      const rd = await open(p, constants.O_RDONLY | constants.O_NONBLOCK);
+      const r = await l.spawnWithFifo(["sh", "-c", "echo hi; exit 5"], p);
+      assert.equal(r.ok, true);
+      if (!r.ok) return;
+      assert.deepEqual(await r.value.exited, { kind: "exited", code: 5 });
+      const st = await readFile(`/proc/${process.pid}/task/${process.pid}/children`, "utf8").catch(() => "");
+      assert.ok(!st.split(" ").includes(String(r.value.pid)), "not hostd's own child");
+      const buf = Buffer.alloc(100);
+      const { bytesRead } = await rd.read(buf, 0, 100, null);
+      assert.equal(buf.subarray(0, bytesRead).toString(), "hi\n");
+      const bad = await l.spawnWithFifo(["true"], join(dir, "fifo", ":nobody"));
+      assert.equal(bad.ok, false);
+      // the helper dies while a tender runs: its end is still reported (status lost: 23)
+      const long = await l.spawnWithFifo(["sleep", "1"], p);
+      assert.equal(long.ok, true);
+      if (!long.ok) return;
+      const helperPid = Number((await readFile(`/proc/${long.value.pid}/stat`, "utf8")).split(") ")[1]!.split(" ")[1]);
+      process.kill(helperPid, "SIGKILL");
+      assert.deepEqual(await long.value.exited, { kind: "exited", code: 23 });
+      assert.ok(logged.some((m) => /process launcher exited .*creating processes in hostd itself/.test(m)), logged.join());
+      assert.equal(launcher(), inProcess);
+      assert.deepEqual(await execTool("sh", ["-c", "exit 2"]), { code: 2, stdout: "", stderr: "" });
+      await rd.close();
+    } finally {
+      l.close();
+    }
   });
 });
 
