@@ -1,6 +1,6 @@
 // hostd benchmarks (needs root: runs inside a throw-away network namespace):
 // 1. create -> exec latency: a `create` request to hostd until its reply (the tender has
-//    been exec'd, the state file written) against spawning the same command line
+//    been exec'd, the journal record written) against spawning the same command line
 //    (`taskset -c 0 <stand-in> --mem=.. -- <image> ...`) directly until the child exists.
 //    Target: at most 5 ms of overhead (median).
 // 2. hostd's RSS with 200 running stand-in unikernels. Target: at most 150 MB.
@@ -84,7 +84,7 @@ async function rss200(env: Env): Promise<void> {
   const dt = performance.now() - t0;
   await new Promise((r) => setTimeout(r, 500));
   const after = await rssMB(pid);
-  console.log(`200 creates in ${fmt(dt)} (${fmt(dt / 200)} each, growing state file)`);
+  console.log(`200 creates in ${fmt(dt)} (${fmt(dt / 200)} each)`);
   console.log(`hostd RSS: ${before.toFixed(1)} MB idle, ${after.toFixed(1)} MB with 200 running stand-ins (target <= 150 MB)`);
   // SIGTERM stops them all (hostd frees everything)
   const t1 = performance.now();
