@@ -240,11 +240,6 @@ export class Hostd {
     process.kill(process.pid, "SIGSTOP");
   }
 
-  /** The stored state (for tests and benchmarks). */
-  get stored(): Store {
-    return this.store;
-  }
-
   log(level: Level, msg: string): void {
     if (level === "debug" && !this.opts.verbose) return;
     if (this.opts.quiet && (level === "debug" || level === "info")) return;

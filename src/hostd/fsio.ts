@@ -26,8 +26,8 @@ export interface FileOps {
   mkdir(path: string, mode: number): Promise<void>;
   /** bytes available to an unprivileged writer on the file system of `path` */
   freeBytes(path: string): Promise<number>;
-  /** the size of a file, 0 if there is none */
-  sizeOf(path: string): Promise<number>;
+  /** the bytes removing `path` would free: its size if it is the file's only link, else 0 */
+  reclaimable(path: string): Promise<number>;
 }
 
 const p = {
@@ -66,9 +66,10 @@ export const nodeFileOps: FileOps = {
     const st = await fs.promises.statfs(path);
     return st.bavail * st.bsize;
   },
-  sizeOf: async (path) => {
+  reclaimable: async (path) => {
     try {
-      return (await fs.promises.stat(path)).size;
+      const st = await fs.promises.stat(path);
+      return st.nlink === 1 ? st.size : 0;
     } catch (e) {
       if (errnoOf(e) === "ENOENT") return 0;
       throw e;

@@ -105,7 +105,7 @@ export function applyOps(s: Snapshot, ops: readonly Op[]): Snapshot {
 export const JOURNAL_MAGIC = new TextEncoder().encode("DRMJRNL1");
 const HEADER = 8;
 /** The largest record accepted when reading (a bigger length is corruption or a torn tail). */
-export const MAX_RECORD = 2 ** 31 - 1;
+const MAX_RECORD = 2 ** 31 - 1;
 
 export class JournalCorrupt extends Error {
   constructor(
@@ -249,7 +249,10 @@ export function parseJournal(b: Uint8Array): ParsedJournal {
 // ---------------------------------------------------------------------------------------
 // Journal files
 
-export const JOURNAL_PREFIX = "state.journal.";
+const JOURNAL_PREFIX = "state.journal.";
+
+/** The file name of journal generation `g`. */
+export const journalFile = (g: number): string => `${JOURNAL_PREFIX}${g}`;
 
 /** `state.journal.<n>` -> n (a positive integer), else null. */
 export function journalGeneration(file: string): number | null {
@@ -277,7 +280,7 @@ export class JournalFile {
 
   /** Create `path` (must not exist), with the magic, synced with its directory. */
   static async create(ops: FileOps, dir: string, generation: number): Promise<JournalFile> {
-    const path = `${dir}/${JOURNAL_PREFIX}${generation}`;
+    const path = `${dir}/${journalFile(generation)}`;
     const fd = await ops.open(path, F.O_WRONLY | F.O_CREAT | F.O_EXCL, 0o600);
     try {
       await writeFully(ops, fd, JOURNAL_MAGIC, 0);

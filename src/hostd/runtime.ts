@@ -35,9 +35,9 @@ export interface Intent {
   readonly starttime: string | null;
 }
 
-export const intentDir = (tmpdir: string): string => join(tmpdir, "hostd.intent");
+const intentDir = (tmpdir: string): string => join(tmpdir, "hostd.intent");
 /** The record of hostd versions before the intent records (read once at start, then removed). */
-export const legacyRuntimeFile = (tmpdir: string): string => join(tmpdir, "hostd.running");
+const legacyRuntimeFile = (tmpdir: string): string => join(tmpdir, "hostd.running");
 
 /** Start time and state of a process from /proc, or null if there is no such process. */
 export async function procStat(pid: number): Promise<{ starttime: string; state: string } | null> {

@@ -38,6 +38,7 @@ import {
   JournalCorrupt,
   JOURNAL_MAGIC,
   JournalFile,
+  journalFile,
   journalGeneration,
   parseJournal,
   snapshotOf,
@@ -155,7 +156,7 @@ export async function openStore(o: StoreOptions, restoreBackup: boolean): Promis
   const withRecords: number[] = [];
   const useless: number[] = [];
   for (const g of gens) {
-    const file = `state.journal.${g}`;
+    const file = journalFile(g);
     let bytes: Uint8Array | null;
     try {
       bytes = await readStateFile(ops, dbdir, file);
@@ -178,7 +179,7 @@ export async function openStore(o: StoreOptions, restoreBackup: boolean): Promis
   if (state.error === null && corruptJournal === null) {
     if (restoreBackup) warnings.push(`--restore-backup: ${statePath} and its journal are intact, starting from them`);
     // generations without a record (empty, or only a torn tail) hold nothing: removed
-    for (const g of useless) await unlinkQuiet(ops, join(dbdir, `state.journal.${g}`));
+    for (const g of useless) await unlinkQuiet(ops, join(dbdir, journalFile(g)));
     if (useless.length > 0) await syncDir(ops, dbdir);
     const store = new Store(o, ops, snap, withRecords, gens[gens.length - 1] ?? 0);
     return { store, state: stateOf(snap), warnings };
@@ -211,7 +212,7 @@ export async function openStore(o: StoreOptions, restoreBackup: boolean): Promis
     await ops.rename(join(dbdir, f), join(aside, f));
     moved.push(f);
   };
-  for (const g of gens) await move(`state.journal.${g}`);
+  for (const g of gens) await move(journalFile(g));
   if (source === bak) {
     if (state.state !== null || state.error !== null) await move(STATE_FILE);
     await installStateFrom(ops, dbdir, STATE_BACKUP);
@@ -237,7 +238,7 @@ export async function readStored(dbdir: string, ops: FileOps = nodeFileOps): Pro
     .filter((g): g is number => g !== null)
     .sort((a, b) => a - b);
   for (const g of gens) {
-    const j = parseJournal((await readStateFile(ops, dbdir, `state.journal.${g}`)) ?? new Uint8Array(0));
+    const j = parseJournal((await readStateFile(ops, dbdir, journalFile(g))) ?? new Uint8Array(0));
     for (const r of j.records) snap = applyOps(snap, r);
   }
   return stateOf(snap);
@@ -373,7 +374,8 @@ export class Store {
    */
   private async checkRoom(record: number, next: Snapshot): Promise<void> {
     const dbdir = this.o.dbdir;
-    const free = (await this.ops.freeBytes(dbdir)) + (await this.ops.sizeOf(join(dbdir, STATE_BACKUP)));
+    // state.bak is given up for a fold on a full disk (foldNow)
+    const free = (await this.ops.freeBytes(dbdir)) + (await this.ops.reclaimable(join(dbdir, STATE_BACKUP)));
     const stateSize = encodeStatePieces(stateOf(next)).size;
     // file systems allocate in blocks, and keep some metadata: a margin
     const need = record + stateSize + Math.ceil(stateSize / 64) + 64 * 1024;
@@ -492,7 +494,7 @@ export class Store {
     this.retryMs = this.delay;
     await this.serial(async () => {
       try {
-        for (const g of covered) await unlinkQuiet(this.ops, join(this.o.dbdir, `state.journal.${g}`));
+        for (const g of covered) await unlinkQuiet(this.ops, join(this.o.dbdir, journalFile(g)));
         await syncDir(this.ops, this.o.dbdir);
       } catch (e) {
         // replaying folded records again is harmless: keep them for the next fold to remove
