@@ -70,7 +70,6 @@ import {
   stateToDump,
   statsDisconnected,
   success,
-  uncommitCreate,
   successString,
   TEXT,
   type Cleanup,
@@ -568,20 +567,21 @@ export class Hostd {
   }
 
   private async runStep(step: Step, sock: Socket, reader: FrameReader, header: Header, unlock: () => void): Promise<boolean | "stats"> {
-    const before = this.state;
-    this.state = step.state;
+    // A change that is recorded (dump) becomes the state only once it is durable: the
+    // queries, answered without the lock, never see one that could still fail.
+    if (step.kind !== "reply" || !step.dump) this.state = step.state;
     switch (step.kind) {
       case "reply": {
         if (step.dump) {
-          const why = await this.dump();
+          const why = await this.dump(step.state);
           if (why !== null) {
-            // Not acknowledged, so not made: the change is taken back (under the lock, only
-            // a lost stats connection can have changed the state meanwhile).
-            this.state = { ...before, statsSeq: this.state.statsSeq };
+            // not acknowledged, so not made
             unlock();
             await this.send(sock, header, failure(recordFailure(why)));
             return false;
           }
+          // (under the lock, only a lost stats connection can have changed the state meanwhile)
+          this.state = { ...step.state, statsSeq: this.state.statsSeq };
         }
         unlock();
         await this.send(sock, header, step.outcome);
@@ -972,23 +972,27 @@ export class Hostd {
     }
     this.pauseAt("pid", name);
     const u: RunningUnikernel = { name, config, pid, taps, digest: prepared.digest, started: new Date() };
-    const c = commitCreate(this.state, u, dump);
+    let c = commitCreate(this.state, u, dump);
+    if (c.ok && c.value.dump) {
+      // Recorded before it becomes the state: the queries (answered without the lock) never
+      // see a create that is not durable. Not recorded, not acknowledged: nothing of it may
+      // stay (store.ts).
+      const why = await this.dump(c.value.state);
+      if (why !== null) {
+        await stop(`could not record the change: ${why}`);
+        return failure(recordFailure(why));
+      }
+      this.pauseAt("journal", name);
+      // again on the current state (under the lock, only a lost stats connection can have
+      // changed it meanwhile); the same checks, so the same result
+      c = commitCreate(this.state, u, dump);
+    }
     if (!c.ok) {
       signalProcess(pid, "SIGKILL");
       await exited;
       return failCreate(c.error);
     }
     this.state = c.value.state;
-    if (c.value.dump) {
-      const why = await this.dump();
-      if (why !== null) {
-        // Not recorded, so not acknowledged: nothing of it may stay (store.ts).
-        await stop(`could not record the change: ${why}`);
-        this.state = uncommitCreate(this.state, u, c.value);
-        return failure(recordFailure(why));
-      }
-      this.pauseAt("journal", name);
-    }
     mark("dump");
     for (const l of c.value.log) this.log("warn", l);
     this.log("info", `created ${nameToString(name)}: ${argv.join(" ")} (pid ${pid})`);
@@ -1078,9 +1082,9 @@ export class Hostd {
    * as one journal record of what changed (store.ts), folded into the state file later.
    * null once that is durable, else the reason it is not (logged).
    */
-  private async dump(): Promise<string | null> {
+  private async dump(st: VmmdState = this.state): Promise<string | null> {
     try {
-      await this.store.record(stateToDump(this.state));
+      await this.store.record(stateToDump(st));
       return null;
     } catch (e) {
       const why = errText(e);

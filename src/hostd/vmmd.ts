@@ -11,7 +11,8 @@
 //             checkImageManifest -> [shell: bridges, FIFO, taps] -> consoleAddRequest ->
 //             [shell: Console_add round trip] -> consoleReplyOk -> recheckCreate ->
 //             [shell: exec, pid recorded] -> commitCreate -> [shell: journal record of
-//             stateToDump; if that fails: stop the tender, free its resources, uncommitCreate]
+//             its stateToDump; only once that is durable it becomes the state, else the
+//             tender is stopped and its resources freed]
 //   exit:     handleExit -> (restart waiter woken) restartDecision
 //   destroy / force-create / restart of a running unikernel: the step carries an exit
 //             waiter id; the shell sends SIGTERM and waits until handleExit wakes that id.
@@ -358,21 +359,6 @@ export function commitCreate(s: VmmdState, u: RunningUnikernel, dump: boolean): 
   }
   const st = statsAddRequest(state, u);
   return ok({ state: st.state, statsAdd: st.request, dump, log });
-}
-
-/**
- * Not upstream: a committed create whose change could not be recorded durably (the
- * journal write failed) is taken back — unregistered, its restart waiter (if commitCreate
- * added one) dropped and the Stats_add number returned (it was never sent). The shell
- * has stopped the tender and frees its resources.
- */
-export function uncommitCreate(s: VmmdState, u: RunningUnikernel, c: Committed): VmmdState {
-  const r = removeUnikernel(s.resources, u.name);
-  let state: VmmdState = { ...s, resources: r.ok ? r.value : s.resources, running: s.running.remove(u.name) };
-  const w = state.waiters.get(key(u.name));
-  if (w !== undefined && w.kind === "restart" && w.config === u.config) state = withWaiter(state, u.name, undefined);
-  if (c.statsAdd !== null && state.statsSeq !== null && state.statsSeq === c.statsAdd.header.sequence + 1n) state = { ...state, statsSeq: c.statsAdd.header.sequence };
-  return state;
 }
 
 /** Stats_add for a running unikernel (vmmdev "" on Linux), if a stats connection exists. */

@@ -38,7 +38,6 @@ import {
   shouldRestart,
   stateToDump,
   statsDisconnected,
-  uncommitCreate,
   type Outcome,
   type RunningUnikernel,
   type Step,
@@ -268,7 +267,7 @@ describe("create: manifest, bridges, console, commit", () => {
   });
 });
 
-describe("create: MACs on a bridge, a create taken back", () => {
+describe("create: MACs on a bridge", () => {
   // Two names whose deterministic MACs (24 bits of MD5) collide, found by search.
   function collidingNames(netif: string): [string, string] {
     const seen = new Map<string, string>();
@@ -308,27 +307,6 @@ describe("create: MACs on a bridge, a create taken back", () => {
     assert.equal(recheckCreate(s, n(":x"), net("br0", m)).ok, false); // already running
     const gone = handleExit(s, O, n(":x"))!.state;
     assert.equal(prep(gone, ":x", net("br0", m)).ok, true);
-  });
-
-  it("uncommitCreate takes a commit back: unregistered, its restart waiter and Stats_add number returned", () => {
-    const s0 = { ...initialState(p), statsSeq: 7n };
-    const u: RunningUnikernel = { name: n(":a"), config: cfg({ addName: true }), pid: 5, taps: [], digest: new Uint8Array(32), started: new Date(0) };
-    const c = must(commitCreate(s0, u, true));
-    assert.equal(c.state.waiters.get(":a")?.kind, "restart");
-    const back = uncommitCreate(c.state, u, c);
-    assert.equal(back.running.find(n(":a")), undefined);
-    assert.equal(back.waiters.has(":a"), false);
-    assert.equal(back.statsSeq, 7n);
-    assert.deepEqual(stateToDump(back), stateToDump(s0));
-    // its resources are free again (the policy allows one unikernel)
-    const one = must(insertPolicy(emptyResources(), [], policy({ unikernels: 1n })));
-    const c1 = must(commitCreate(initialState(one), u, true));
-    assert.equal(checkCreate(c1.state, n(":b"), cfg()).ok, false);
-    assert.equal(checkCreate(uncommitCreate(c1.state, u, c1), n(":b"), cfg()).ok, true);
-    // an exit waiter that was there before the commit stays
-    const w = registerExitWaiter(s0, n(":a")).state;
-    const c2 = must(commitCreate(w, u, true));
-    assert.equal(uncommitCreate(c2.state, u, c2).waiters.get(":a")?.kind, "exit");
   });
 });
 
