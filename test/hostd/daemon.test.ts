@@ -290,6 +290,9 @@ describe("hostd: unikernels", () => {
       const fb = name === ":ok0" ? ({ kind: "restart", exitCodes: [4] } as const) : restart;
       assert.equal(show(await request(env.socket, name, { kind: "unikernel-create", config: config(HELLO, { failBehaviour: fb, argv: argv(...args) }) })), "success: created unikernel");
     }
+    // all exit (each exit is recorded in the journal, under the lock, one after the other:
+    // on a loaded machine that takes a while), and none comes back
+    await waitFor("all six to exit", async () => (await running(env)).length === 0, 10_000);
     await sleep(800);
     assert.deepEqual(await running(env), []);
     // all exited and were not restarted: each shows up once in the log of creations
