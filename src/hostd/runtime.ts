@@ -18,9 +18,9 @@
 // against is the death of hostd, and the page cache outlives the process. A power loss
 // takes the tenders and taps with it (and the tmpdir, /run, is a tmpfs); syncing would
 // cost every create several device flushes where tmpdir is on a disk.
-import { promises as fsp, readFileSync } from "node:fs";
+import { promises as fsp, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { errnoOf, errText, nodeFileOps, replaceFile, unlinkQuiet, type FileOps } from "./fsio.js";
+import { errnoOf, errText } from "./fsio.js";
 
 export interface Intent {
   /** the unikernel's name text */
@@ -81,7 +81,6 @@ export class IntentRecord {
   private current: Intent;
   private gone = false;
   constructor(
-    private readonly ops: FileOps,
     readonly path: string,
     first: Intent,
   ) {
@@ -92,10 +91,21 @@ export class IntentRecord {
     return this.current;
   }
 
+  /**
+   * Replace the record (temporary file, rename). Synchronous on purpose: a small file on
+   * the tmpdir's tmpfs takes microseconds, less than a round trip through the thread pool,
+   * and a create writes it two or more times.
+   */
   async write(next: Intent): Promise<void> {
     if (this.gone) throw new Error(`intent record ${this.path} was removed`);
     const tmp = join(this.path, "..", `.${this.path.slice(this.path.lastIndexOf("/") + 1)}.tmp`);
-    await replaceFile(this.ops, this.path, tmp, [new TextEncoder().encode(JSON.stringify(next))], { mode: 0o600, sync: false });
+    try {
+      writeFileSync(tmp, JSON.stringify(next), { mode: 0o600 }); // loops until all is written
+      renameSync(tmp, this.path);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
     this.current = next;
   }
 
@@ -111,7 +121,7 @@ export class IntentRecord {
   /** Everything it names is freed. (Not synced: a record that comes back is reaped harmlessly.) */
   async remove(): Promise<void> {
     this.gone = true;
-    await unlinkQuiet(this.ops, this.path);
+    rmSync(this.path, { force: true });
   }
 }
 
@@ -119,10 +129,7 @@ export class IntentRecord {
 export class Intents {
   private counter = 0;
   readonly dir: string;
-  constructor(
-    tmpdir: string,
-    private readonly ops: FileOps = nodeFileOps,
-  ) {
+  constructor(tmpdir: string) {
     this.dir = intentDir(tmpdir);
   }
 
@@ -132,7 +139,7 @@ export class Intents {
 
   /** Write the first record of a create (before its image and FIFO are made). */
   async begin(name: string, image: string, fifo: string): Promise<IntentRecord> {
-    const r = new IntentRecord(this.ops, join(this.dir, `${process.pid}-${++this.counter}.json`), { name, image, fifo, taps: [], pid: null, starttime: null });
+    const r = new IntentRecord(join(this.dir, `${process.pid}-${++this.counter}.json`), { name, image, fifo, taps: [], pid: null, starttime: null });
     await r.write(r.intent);
     return r;
   }
