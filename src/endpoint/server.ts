@@ -37,7 +37,7 @@ import { wireText } from "../commands/render.js";
 import { SignatureCache } from "../ca/verify.js";
 import { parsed, type ParsedCertificate } from "../ca/x509.js";
 import { checkPolicyMonotonic, deriveFromParsed, type Derived } from "./chain.js";
-import { ChunkReader, writeBytes, writeChunk, writeTerminator } from "./chunks.js";
+import { ChunkReader, writeBytes, writeChunk, writeFramed, writeTerminator } from "./chunks.js";
 import { ReadTimeout } from "../net/frames.js";
 import { ParsedCertificateCache, peerCertificates, validatePeerChain } from "./peer.js";
 import { DaemonConnections } from "./daemons.js";
@@ -172,6 +172,9 @@ const DEFAULTS = {
   maxChainSize: TLS_MAX_CHAIN,
   chainMemory: 64 * 1024 * 1024,
 };
+
+/** A chain this large is taken from Node in one call (peer.ts). */
+const LARGE_CHAIN = 256 * 1024;
 
 /** Aborts the connection without a reply (daemon.md §6: logged, TLS closed). */
 class Abort extends Error {}
@@ -428,7 +431,8 @@ export class Endpoint {
 
   /** Steps before any daemon is contacted: our validation and the derivation (step 1). */
   private async authorize(s: tls.TLSSocket, who: string): Promise<Derived | null> {
-    const certs = peerCertificates(s, this.anchor, this.intermediates);
+    const g = this.gateOf.get(s);
+    const certs = peerCertificates(s, this.anchor, this.intermediates, { large: g !== undefined && g.chainSize !== null && g.chainSize > LARGE_CHAIN });
     if (!certs.ok) {
       this.o.log("error", `${who}: failed to handle TLS connection: ${certs.error}`);
       return null;
@@ -525,7 +529,8 @@ export class Endpoint {
     // step 5: the command, with the derived name
     const w: Wire = { header: { version: WIRE_VERSION, sequence: this.nextSequence(), name }, payload: { kind: "command", command: cmd } };
     try {
-      await writeBytes(fd, encodeFrame(encodeWire(w)), this.o.writeStallMs);
+      // (a create may carry an image of megabytes: not copied once more behind the length)
+      await writeFramed(fd, encodeWire(w), this.o.writeStallMs);
     } catch {
       return failure("couldn't write unikernel to VMMD");
     }

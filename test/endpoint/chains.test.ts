@@ -124,16 +124,19 @@ async function endpoint(o: Parameters<typeof startEndpoint>[2] = {}): Promise<Ru
 }
 
 describe("large client certificate chains", () => {
-  it("a 3 MiB and a 12 MiB chain (a create with the image inside the leaf) reach the daemon intact", async () => {
+  it("a 3 MiB and a 12 MiB chain (a create with the image inside the leaf), and one under a tenant CA, reach the daemon intact", async () => {
     const ep = await endpoint();
     try {
       assert.equal(ep.ep.chainLimitProblem, null, "the native addon raised OpenSSL's limit (is it built? npm run build:addon)");
       const big12 = await bigLeaf(pki.root, "big12", 12 * MiB);
-      for (const l of [big3, big12]) {
+      const viaTenant = await bigLeaf(pki.arc, "tenant3", 3 * MiB);
+      for (const chain of [[big3], [big12], [viaTenant, pki.arc]]) {
+        const l = chain[0]!;
         fake.received.length = 0;
-        const r = await exchange({ port: ep.port, chain: [l], ca: pki.root });
+        const r = await exchange({ port: ep.port, chain, ca: pki.root });
         assert.deepEqual(r.replies.map((w) => w.payload), [okReply], r.error);
-        const [w] = fake.of("vmmd");
+        const w = fake.of("vmmd").at(-1);
+        assert.deepEqual(fake.of("vmmd").map((x) => (x.payload.kind === "command" ? x.payload.command.kind : "")), chain.length > 1 ? ["policy-add", "unikernel-create"] : ["unikernel-create"]);
         assert.ok(w && w.payload.kind === "command" && w.payload.command.kind === "unikernel-create");
         assert.equal(Buffer.compare(Buffer.from(w.payload.command.config.image), images.get(l)!), 0, "the image arrived unchanged");
       }
