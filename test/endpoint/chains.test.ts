@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { decodeWire } from "../../src/commands/codec.js";
 import { ChunkReader } from "../../src/endpoint/chunks.js";
 import { ADDON_ENV } from "../../src/endpoint/addon.js";
-import { FakeDaemons, cmds, exchange, keyPem, leaf, makePki, pem, startEndpoint, tempDir, writeFiles, type Node, type Pki, type Running } from "./support.js";
+import { FakeDaemons, cmds, exchange, keyPem, leaf, make, makePki, pem, startEndpoint, tempDir, writeFiles, type Node, type Pki, type Running } from "./support.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const MiB = 1 << 20;
@@ -225,6 +225,24 @@ describe("large client certificate chains", () => {
       assert.ok(fake.of("vmmd").some((w) => w.payload.kind === "command" && w.payload.command.kind === "unikernel-create"), out.slice(-2000));
     } finally {
       await ep.close();
+    }
+  });
+});
+
+describe("the client side", () => {
+  it("Node's TLS client sends a 12 MiB chain (above) but, like any OpenSSL peer, refuses to receive one over 100 KiB — and it receives only the server's", async () => {
+    const fat = await make({ profile: "server", cn: "fat", issuer: pki.root, albatross: new Uint8Array(200 * 1024).fill(0x41) });
+    const srv = tls.createServer({ ca: pem(pki.root), cert: pem(fat), key: keyPem(fat), minVersion: "TLSv1.3" }, (s) => s.end());
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      const error = await new Promise<string>((resolve) => {
+        const c = tls.connect({ host: "127.0.0.1", port: (srv.address() as net.AddressInfo).port, ca: pem(pki.root), checkServerIdentity: () => undefined });
+        c.on("error", (e: NodeJS.ErrnoException) => resolve(`${e.code} ${e.message}`));
+        c.on("secureConnect", () => resolve("connected"));
+      });
+      assert.match(error, /EXCESSIVE_MESSAGE_SIZE|excessive message size/);
+    } finally {
+      srv.close();
     }
   });
 });
