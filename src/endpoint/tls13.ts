@@ -1,14 +1,16 @@
 // The size of a TLS 1.3 client's certificate chain, read off the wire before OpenSSL reads it.
 //
-// Why: OpenSSL reserves (and zero-fills) the whole declared length of a handshake message as
-// soon as it has read its 4-byte header, and only then waits for the rest. With the chain
-// limit raised to megabytes (native/max-cert-list), a client that sends nothing but the first
-// record of its Certificate message would pin that much memory per connection. And when
-// OpenSSL refuses a chain ("excessive message size") it does not say how large it was. In
-// TLS 1.3 the client's Certificate message is encrypted (client handshake traffic keys), so
-// its length is not visible in the record layer: the endpoint learns the client handshake
-// traffic secret from its own TLS server (the `keylog` event) and decrypts the first record(s)
-// of the client's second flight here — the 4-byte handshake header is all that is read.
+// Why: with the chain limit raised to megabytes (native/max-cert-list), every connection may
+// make OpenSSL hold that much: OpenSSL 3.0 (Node 20) reserves and zero-fills the whole declared
+// length of a handshake message as soon as it has read its 4-byte header (measured: a client
+// that sent 64 KiB of a 12 MiB chain pins 12 MiB), OpenSSL 3.5 (Node 22, 24) what has arrived.
+// So the endpoint must know a chain's size before OpenSSL reads its header, to admit it within
+// a memory budget (gate.ts) — and when OpenSSL refuses a chain ("excessive message size") it
+// does not say how large it was. In TLS 1.3 the client's Certificate message is encrypted
+// (client handshake traffic keys), so its length is not visible in the record layer: the
+// endpoint learns the client handshake traffic secret from its own TLS server (the `keylog`
+// event) and decrypts the first record(s) of the client's second flight here — the 4-byte
+// handshake header is all that is read.
 // The bytes themselves are passed on to OpenSSL unchanged.
 //
 // Pure: bytes in, what is known out (RFC 8446 §5 record layer, §7.1 key schedule, §4.4.2).
