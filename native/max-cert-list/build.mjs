@@ -68,7 +68,9 @@ function main() {
     });
     const built = join(work, "build", "Release", "max_cert_list.node");
     if (r.error || r.status !== 0 || !existsSync(built)) {
-      const tail = `${r.stderr ?? ""}${r.stdout ?? ""}`.trim().split("\n").filter((l) => /error|ERR!/i.test(l)).slice(-1)[0];
+      // the compiler's own error, else node-gyp's reason (`gyp ERR! stack Error: ...`)
+      const lines = `${r.stderr ?? ""}\n${r.stdout ?? ""}`.split("\n").map((l) => l.trim());
+      const tail = lines.find((l) => /\berror:/.test(l)) ?? lines.find((l) => /^gyp ERR! stack Error:/.test(l))?.replace(/^gyp ERR! stack /, "");
       return warn(r.error ? r.error.message : `node-gyp exited ${r.status}${tail ? `: ${tail.trim()}` : ""}`);
     }
     mkdirSync(outDir, { recursive: true });
