@@ -8,7 +8,7 @@
 //   OpenSSL when OpenSSL's own limit refuses it too — the client then gets OpenSSL's alert —
 //   else the connection is closed);
 // * over OpenSSL's default 100 KiB (which needs native/max-cert-list to be accepted): the
-//   connection must first reserve the chain's size from the ChainBudget, shared by all
+//   connection must first reserve the chain's size from a Budget (slots.ts), shared by all
 //   connections; it waits (nothing more read from it) until enough is free, within its
 //   handshake deadline. The reservation is held until the connection closes (OpenSSL keeps
 //   the parsed chain for the session, the endpoint its copies while it handles the request);
@@ -18,6 +18,7 @@
 
 import { Duplex } from "node:stream";
 import type net from "node:net";
+import type { Budget } from "./slots.js";
 import { ClientFlightProbe, HANDSHAKE_CERTIFICATE, trafficKeys, type Verdict } from "./tls13.js";
 
 /** OpenSSL's default limit on a received certificate chain (SSL_MAX_CERT_LIST_DEFAULT). */
@@ -27,61 +28,6 @@ export const TLS_MAX_CHAIN = 16 * 1024 * 1024;
 /** A large chain's handshake gets this much more time per MiB (a client sending >= 1 MiB/s). */
 export const CHAIN_MS_PER_MIB = 1000;
 
-/**
- * Bytes of large client chains held at once. FIFO: a request waits until everything before it
- * was granted (a large chain is not starved by smaller ones).
- */
-export class ChainBudget {
-  private used = 0;
-  private readonly queue: Array<{ bytes: number; grant: () => void }> = [];
-
-  constructor(readonly capacity: number) {}
-
-  get inUse(): number {
-    return this.used;
-  }
-
-  get waiting(): number {
-    return this.queue.length;
-  }
-
-  /**
-   * Reserve `bytes` (at most `capacity`): `grant` is called (at once or later) with a release
-   * function; the returned `cancel` withdraws a request not yet granted, or releases a grant.
-   */
-  request(bytes: number, grant: (release: () => void) => void): () => void {
-    if (bytes > this.capacity) throw new RangeError(`${bytes} bytes over the budget of ${this.capacity}`);
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      this.used -= bytes;
-      this.drain();
-    };
-    let granted = false;
-    const entry = {
-      bytes,
-      grant: () => {
-        granted = true;
-        this.used += bytes;
-        grant(release);
-      },
-    };
-    this.queue.push(entry);
-    this.drain();
-    return () => {
-      if (granted) return release();
-      const i = this.queue.indexOf(entry);
-      if (i >= 0) this.queue.splice(i, 1);
-      this.drain();
-    };
-  }
-
-  private drain(): void {
-    while (this.queue.length > 0 && this.used + this.queue[0]!.bytes <= this.capacity) this.queue.shift()!.grant();
-  }
-}
-
 export interface GateOptions {
   /** the largest client chain accepted (--max-chain-size) */
   readonly maxChainSize: number;
@@ -89,7 +35,7 @@ export interface GateOptions {
   readonly opensslLimit: number;
   /** why OpenSSL's limit was not raised (the addon's load error), null when it was */
   readonly limitProblem: string | null;
-  readonly budget: ChainBudget;
+  readonly budget: Budget;
   readonly handshakeTimeoutMs: number;
   /** log that this connection is refused (the text after the peer) */
   readonly refuse: (gate: ChainGate, message: string) => void;

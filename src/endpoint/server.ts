@@ -41,9 +41,9 @@ import { ChunkReader, writeBytes, writeChunk, writeFramed, writeTerminator } fro
 import { ReadTimeout } from "../net/frames.js";
 import { ParsedCertificateCache, peerCertificates, validatePeerChain } from "./peer.js";
 import { DaemonConnections } from "./daemons.js";
-import { Slots } from "./slots.js";
+import { Budget, Slots } from "./slots.js";
 import { raiseChainLimit } from "./addon.js";
-import { CHAIN_MS_PER_MIB, ChainBudget, ChainGate, OPENSSL_DEFAULT_CHAIN_LIMIT, TLS_MAX_CHAIN } from "./gate.js";
+import { CHAIN_MS_PER_MIB, ChainGate, OPENSSL_DEFAULT_CHAIN_LIMIT, TLS_MAX_CHAIN } from "./gate.js";
 import { parseKeylogLine } from "./tls13.js";
 
 export type SocketKind = "vmmd" | "console" | "stat";
@@ -226,7 +226,7 @@ export class Endpoint {
   /** connections to the daemons, with a spare opened ahead per socket in use */
   readonly daemons: DaemonConnections;
   /** memory for client chains over 100 KiB (gate.ts) */
-  readonly chainBudget: ChainBudget;
+  readonly chainBudget: Budget;
   /** why OpenSSL's 100 KiB chain limit could not be raised; null when it was (or need not be) */
   readonly chainLimitProblem: string | null;
   /** connections whose handshake is under way or done, by the ClientHello's random until the keylog */
@@ -242,7 +242,7 @@ export class Endpoint {
     this.logs = { debug: least <= SEVERITY.debug, info: least <= SEVERITY.info };
     if (!(this.o.maxChainSize >= 1 && this.o.maxChainSize <= TLS_MAX_CHAIN)) throw new RangeError(`maximum chain size must be 1 .. ${TLS_MAX_CHAIN} bytes`);
     if (this.o.chainMemory < this.o.maxChainSize) throw new RangeError("chain memory must be at least the maximum chain size");
-    this.chainBudget = new ChainBudget(this.o.chainMemory);
+    this.chainBudget = new Budget(this.o.chainMemory);
     this.anchor = parsed(opts.ca);
     this.sockets = { vmmd: daemonSocketPath(this.o.tmpdir, "vmmd"), console: daemonSocketPath(this.o.tmpdir, "console"), stat: daemonSocketPath(this.o.tmpdir, "stat") };
     // OpenSSL verifies the client chain against the CA (`ca`), but we act on its verdict

@@ -1,6 +1,6 @@
 // The client-flight probe (src/endpoint/tls13.ts) on real TLS 1.3 traffic — a Node client's
 // bytes recorded on their way to a Node server, whose keylog gives the client handshake
-// traffic secret — and the chain memory budget (src/endpoint/gate.ts).
+// traffic secret — and the budget and slots the endpoint waits for (src/endpoint/slots.ts).
 import "reflect-metadata";
 import assert from "node:assert/strict";
 import { constants } from "node:crypto";
@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import tls from "node:tls";
 import fc from "fast-check";
 import { ClientFlightProbe, MAX_RECORD, MAX_UNREADABLE, expandLabel, openRecord, parseKeylogLine, trafficKeys } from "../../src/endpoint/tls13.js";
-import { ChainBudget } from "../../src/endpoint/gate.js";
+import { Budget, Slots } from "../../src/endpoint/slots.js";
 import { cmds, keyPem, leaf, make, pem, policy, type Node } from "./support.js";
 
 interface Recording {
@@ -178,9 +178,9 @@ describe("TLS 1.3 client flight probe", () => {
   });
 });
 
-describe("chain memory budget", () => {
+describe("budget and slots", () => {
   it("grants in order within the capacity; cancel withdraws or releases", () => {
-    const b = new ChainBudget(10);
+    const b = new Budget(10);
     const got: string[] = [];
     const releases: Record<string, () => void> = {};
     const ask = (name: string, n: number) => b.request(n, (release) => (got.push(name), (releases[name] = release)));
@@ -204,5 +204,23 @@ describe("chain memory budget", () => {
     assert.equal(b.inUse, 0);
     assert.deepEqual(got, ["a", "b", "c"]);
     assert.throws(() => b.request(11, () => undefined), RangeError);
+  });
+
+  it("slots: a waiter gets a freed slot, or null after its timeout (and is then no longer waiting)", async () => {
+    const s = new Slots(1);
+    const alive = setTimeout(() => undefined, 10_000); // (the slots' own timers do not keep the process up)
+    const first = await s.acquire(1000);
+    assert.ok(first);
+    assert.equal(await s.acquire(30), null, "timed out");
+    assert.equal(s.queued, 0);
+    const second = s.acquire(5000);
+    assert.equal(s.queued, 1);
+    first();
+    const release = await second;
+    assert.ok(release);
+    assert.equal(s.inUse, 1);
+    release();
+    assert.equal(s.inUse, 0);
+    clearTimeout(alive);
   });
 });
