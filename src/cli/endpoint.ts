@@ -149,7 +149,7 @@ function registerEndpoint(program: Command): void {
     .option(
       "--chain-memory <BYTES>",
       "client certificate chains over 100 KiB held at once (at least --max-chain-size); a connection whose chain does not fit waits, within its handshake timeout. " +
-        "Memory for client chains: about 5 x (BYTES + max-connections x 100 KiB) at most (measured: a connection holds about 5 x its chain at its peak), 445 MiB with the defaults",
+        "Memory for client chains: about 5 × (BYTES + max-connections × 100 KiB) at most (measured: a connection holds about 5 × its chain at its peak), 445 MiB with the defaults",
       chainBytes("--chain-memory"),
       64 * MiB,
     )

@@ -122,7 +122,7 @@ describe("dromedary endpoint: command line", () => {
     assert.equal(tooSmall.code, 124);
     assert.match(tooSmall.stderr, /--chain-memory \(1048576\) must be at least --max-chain-size \(16777216\)/);
     const help = await run(["endpoint", "--help"]).done;
-    assert.match(help.stdout.replace(/\s+/g, " "), /about 5 x \(BYTES \+ max-connections x 100 KiB\) at most .* 445 MiB with the defaults/);
+    assert.match(help.stdout.replace(/\s+/g, " "), /about 5 × \(BYTES \+ max-connections × 100 KiB\) at most .* 445 MiB with the defaults/);
   });
 
   it("systemd socket activation without LISTEN_FDS fails", async () => {
