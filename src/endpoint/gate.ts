@@ -95,10 +95,11 @@ export class ChainGate extends Duplex {
     this.verdict(this.probe.scan());
   }
 
-  /** The TLS handshake is complete. */
+  /** The TLS handshake is complete (from here on every byte passes, whatever was learnt). */
   handshakeDone(): void {
     this.secured = true;
     clearTimeout(this.deadline);
+    if (!this.open) this.pass();
   }
 
   private fromClient(b: Buffer): void {

@@ -188,9 +188,10 @@ function peerOf(sock: { readonly remoteAddress?: string | undefined; readonly re
 }
 
 /**
- * The gate a TLS socket reads from, when the keylog did not tell (a handshake that failed
- * before its keys): Node's TLSSocket over a JS stream keeps it as _handle._parentWrap.stream
- * (lib/_tls_wrap.js _wrapHandle, lib/internal/js_stream_socket.js). Only for log lines.
+ * The gate a TLS socket reads from: Node's TLSSocket over a JS stream keeps it as
+ * _handle._parentWrap.stream (lib/_tls_wrap.js _wrapHandle, lib/internal/js_stream_socket.js;
+ * Node 20, 22 and 24). Not public: where it is missing, the ClientHello's random found the
+ * gate at the keylog (gateOf).
  */
 function gateBehind(s: tls.TLSSocket): ChainGate | undefined {
   type Inner = { _parentWrap?: { stream?: unknown } } | null | undefined;
@@ -300,14 +301,17 @@ export class Endpoint {
     this.tlsServer.on("keylog", (line: Buffer, s: tls.TLSSocket) => {
       if (line.length < 31 || line.toString("latin1", 0, 31) !== "CLIENT_HANDSHAKE_TRAFFIC_SECRET") return;
       const k = parseKeylogLine(line);
-      const g = k && this.byRandom.get(k.random);
-      if (!k || !g) return;
-      this.byRandom.delete(k.random);
+      if (!k) return;
+      // The gate under this socket; by the ClientHello's random where Node's internals do not
+      // tell (a client chooses its random: two connections may send the same one).
+      const g = gateBehind(s) ?? this.byRandom.get(k.random);
+      if (this.byRandom.get(k.random) === g) this.byRandom.delete(k.random);
+      if (!g) return;
       this.gateOf.set(s, g);
       g.setClientSecret(s.getCipher()?.standardName ?? "", k.secret);
     });
     this.tlsServer.on("secureConnection", (s: tls.TLSSocket) => {
-      this.gateOf.get(s)?.handshakeDone();
+      (this.gateOf.get(s) ?? gateBehind(s))?.handshakeDone();
       if (this.admit(s)) void this.handle(s);
     });
     this.tlsServer.on("tlsClientError", (e: Error & { code?: string }, s: tls.TLSSocket) => {

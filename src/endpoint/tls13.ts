@@ -25,7 +25,8 @@ export const RECORD_HEADER = 5;
 export const MAX_RECORD = (1 << 14) + 2048;
 /**
  * Encrypted records a client may send before one that our keys open (0-RTT data the server
- * rejects is skipped by OpenSSL too, up to 16 KiB): beyond this the probe gives up.
+ * rejects is skipped by OpenSSL too, up to 16 KiB) — and that are held until the keys are
+ * known: beyond this the probe gives up.
  */
 export const MAX_UNREADABLE = 64 * 1024;
 
@@ -170,12 +171,15 @@ export class ClientFlightProbe {
       if (type === CONTENT_HANDSHAKE && this.hello) this.readHello(record.subarray(RECORD_HEADER));
       if (type === CONTENT_APPLICATION_DATA) {
         if (!this.keys) {
-          // before the server's flight: 0-RTT data (or junk), which OpenSSL skips or refuses
-          if ((this.unreadable += record.length) > MAX_UNREADABLE) return this.finish({ kind: "error", message: "encrypted records before the handshake" }, off);
-        } else {
-          const v = this.readProtected(record, this.base + off);
-          if (v) return this.finish(v, off);
+          // Before the keys, nothing encrypted passes: it is 0-RTT data (tried with the keys,
+          // which do not open it, then passed on for OpenSSL to skip) or junk — and were it
+          // let through unread, a chain's header could reach OpenSSL unseen. Held, bounded.
+          this.consume(off);
+          if (this.buf.length > MAX_UNREADABLE) return this.finish({ kind: "error", message: "encrypted records before the handshake" }, 0);
+          return { kind: "pending" };
         }
+        const v = this.readProtected(record, this.base + off);
+        if (v) return this.finish(v, off);
       }
       off += record.length;
     }

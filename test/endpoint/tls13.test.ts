@@ -3,7 +3,7 @@
 // traffic secret — and the budget and slots the endpoint waits for (src/endpoint/slots.ts).
 import "reflect-metadata";
 import assert from "node:assert/strict";
-import { constants } from "node:crypto";
+import { constants, randomBytes } from "node:crypto";
 import net from "node:net";
 import { Duplex } from "node:stream";
 import { describe, it } from "node:test";
@@ -151,7 +151,7 @@ describe("TLS 1.3 client flight probe", () => {
     assert.deepEqual(v, { kind: "error", message: "client records that the handshake keys do not open" });
   });
 
-  it("a record over the record size limit ends it; junk encrypted records before the keys too", () => {
+  it("a record over the record size limit ends it; encrypted records before the keys are held, 64 KiB at most", () => {
     const p = new ClientFlightProbe();
     const huge = Buffer.from([22, 3, 3, (MAX_RECORD + 1) >> 8, (MAX_RECORD + 1) & 0xff]);
     assert.deepEqual(p.push(huge), { kind: "error", message: `a TLS record of ${MAX_RECORD + 1} bytes (at most ${MAX_RECORD})` });
@@ -160,7 +160,22 @@ describe("TLS 1.3 client flight probe", () => {
     let v = q.push(junk);
     for (let i = 0; i < 4 && v.kind === "pending"; i++) v = q.push(junk);
     assert.deepEqual(v, { kind: "error", message: "encrypted records before the handshake" });
-    assert.equal(q.forwardable, 3 * junk.length, "the junk records before the one over the limit were passed on (OpenSSL skips or refuses them)");
+    assert.equal(q.forwardable, 0, "none of it was passed on");
+  });
+
+  it("0-RTT-like records before the keys: held, then tried with the keys, passed on, and the flight after them read", async () => {
+    await ready;
+    const rec = await record(root, server, [small]);
+    const at = firstProtected(rec.bytes);
+    const early = Buffer.concat([Buffer.from([23, 3, 3, 0x01, 0x00]), randomBytes(0x100)]);
+    const bytes = Buffer.concat([rec.bytes.subarray(0, at), early, rec.bytes.subarray(at)]);
+    const p = new ClientFlightProbe();
+    assert.deepEqual(p.push(bytes.subarray(0, at + early.length)), { kind: "pending" });
+    assert.equal(p.forwardable, at, "the early record is held");
+    p.setKeys(trafficKeys(rec.suite, rec.secret)!);
+    assert.deepEqual(p.scan(), { kind: "pending" });
+    assert.equal(p.forwardable, at + early.length, "tried, and passed on (OpenSSL skips rejected 0-RTT data)");
+    assert.deepEqual(p.push(bytes.subarray(at + early.length)), { kind: "message", type: 11, length: certificateMessage([small, root]), at: at + early.length });
   });
 
   it("HKDF-Expand-Label: RFC 8448 §3 client handshake traffic keys", () => {
