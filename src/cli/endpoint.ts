@@ -31,6 +31,8 @@ interface EndpointFlags {
   maxConnections: number;
   maxImageSize: number;
   maxImageUploads: number;
+  maxChainSize: number;
+  chainMemory: number;
   spareConnections: boolean;
 }
 
@@ -48,6 +50,20 @@ function parseIp(v: string): string {
 const positive = (what: string) => (v: string): number => {
   const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
   if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`invalid ${what} '${v}'`);
+  return n;
+};
+
+const MiB = 1 << 20;
+/** the largest chain TLS can carry (a handshake message has a 24-bit length) */
+const TLS_MAX_CHAIN = 16 * MiB;
+
+/** BYTES for the chain flags: 1 .. 16 MiB, plain or with a K/M suffix (KiB/MiB). */
+const chainBytes = (flag: string) => (v: string): number => {
+  const m = /^([0-9]+)([KM]?)$/i.exec(v);
+  const n = m ? Number(m[1]) * (m[2] === "" ? 1 : m[2]!.toUpperCase() === "K" ? 1024 : MiB) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || (flag === "--max-chain-size" && n > TLS_MAX_CHAIN)) {
+    throw new InvalidArgumentError(`invalid ${flag} '${v}', expected ${flag === "--max-chain-size" ? `1 to ${TLS_MAX_CHAIN}` : "a positive number of"} bytes (or with K or M)`);
+  }
   return n;
 };
 
@@ -114,7 +130,7 @@ function registerEndpoint(program: Command): void {
     .option("-v, --verbose", "more log output (twice: debug)", (_v: string, prev: number) => prev + 1, 0)
     .option("-q, --quiet", "no log output")
     .addOption(new Option("--verbosity <LEVEL>", "log level").choices(LEVELS as unknown as string[]))
-    .option("--handshake-timeout <SECONDS>", "abort TLS handshakes taking longer", positive("timeout"), 10)
+    .option("--handshake-timeout <SECONDS>", "abort TLS handshakes taking longer (plus 1 s per MiB of a client certificate chain over 100 KiB)", positive("timeout"), 10)
     .option("--upload-timeout <SECONDS>", "abort uploads (image, block data) idle for longer", positive("timeout"), 30)
     .option(
       "--max-connections <N>",
@@ -129,6 +145,14 @@ function registerEndpoint(program: Command): void {
       positive("number"),
       2,
     )
+    .option("--max-chain-size <BYTES>", "the largest client certificate chain (TLS Certificate message; albatross-client puts a create's compressed image in it); larger ones are refused, logged with their size", chainBytes("--max-chain-size"), TLS_MAX_CHAIN)
+    .option(
+      "--chain-memory <BYTES>",
+      "client certificate chains over 100 KiB held at once (at least --max-chain-size); a connection whose chain does not fit waits, within its handshake timeout. " +
+        "Memory for client chains: about 5 × (BYTES + max-connections × 100 KiB) at most (measured: a connection holds about 5 × its chain at its peak), 445 MiB with the defaults",
+      chainBytes("--chain-memory"),
+      64 * MiB,
+    )
     .option("--no-spare-connections", "connect to a daemon only when a request needs it (default: one connection per daemon in use is opened ahead)")
     .action(async (cacert: string, cert: string, key: string, flags: EndpointFlags, cmd: Command) => {
       const verbosity = verbosityOf(flags);
@@ -137,6 +161,7 @@ function registerEndpoint(program: Command): void {
       if (flags.systemdSocketActivation && cmd.getOptionValueSource("port") === "cli") {
         throw new CliError("Options --port and --systemd-socket-activation are not compatible", EXIT.USAGE);
       }
+      if (flags.chainMemory < flags.maxChainSize) throw new CliError(`--chain-memory (${flags.chainMemory}) must be at least --max-chain-size (${flags.maxChainSize})`, EXIT.USAGE);
       const tmpdir = flags.tmpdir;
       const caPem = readFile(cacert, "CACERT");
       const certPem = readFile(cert, "CERT");
@@ -176,6 +201,8 @@ function registerEndpoint(program: Command): void {
           maxConnections: flags.maxConnections,
           maxImageBytes: flags.maxImageSize,
           maxImageUploads: flags.maxImageUploads,
+          maxChainSize: flags.maxChainSize,
+          chainMemory: flags.chainMemory,
           // one connection to serve: nothing to open ahead for
           spareConnections: flags.spareConnections && !flags.inetd,
         });

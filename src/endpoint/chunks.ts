@@ -122,5 +122,23 @@ export function writeBytes(sock: Duplex, data: Bytes, stallMs?: number): Promise
 /** One chunk: `len(4, BE) || payload`. */
 export const writeChunk = (sock: Duplex, payload: Bytes, stallMs?: number): Promise<void> => writeBytes(sock, encodeFrame(payload), stallMs);
 
+/** Above this a chunk's length goes out as a write of its own instead of a copy of the payload. */
+const COPY_LIMIT = 64 * 1024;
+
+/**
+ * Like writeChunk, but a large payload is not copied behind its length prefix: the two are
+ * written together (corked: one writev for a socket).
+ */
+export function writeFramed(sock: Duplex, payload: Bytes, stallMs?: number): Promise<void> {
+  if (payload.length <= COPY_LIMIT || sock.destroyed || !sock.writable) return writeChunk(sock, payload, stallMs);
+  const prefix = new Uint8Array(4);
+  new DataView(prefix.buffer).setInt32(0, payload.length, false);
+  sock.cork();
+  sock.write(prefix);
+  const done = writeBytes(sock, payload, stallMs);
+  sock.uncork();
+  return done;
+}
+
 /** The zero-length chunk ending a raw stream. */
 export const writeTerminator = (sock: Duplex, stallMs?: number): Promise<void> => writeBytes(sock, new Uint8Array(4), stallMs);

@@ -71,7 +71,11 @@ function unreadable(e: unknown): Result<never> {
  * otherwise add a policy nobody asked for). An error text when there is no client
  * certificate, one does not parse, or the path is too long to walk.
  */
-export function peerCertificates(sock: TLSSocket, ca: ParsedCertificate, cas: ParsedCertificateCache): Result<ParsedCertificate[]> {
+export function peerCertificates(sock: TLSSocket, ca: ParsedCertificate, cas: ParsedCertificateCache, opts: { readonly large?: boolean } = {}): Result<ParsedCertificate[]> {
+  // Node turns a certificate into a JS object with three fingerprints of it: for a chain of
+  // megabytes (`large`: an image inside the leaf) that costs more than the second call saves,
+  // so the leaf is converted once, by the detailed call.
+  if (opts.large) return detailedPath(sock, ca, cas, null);
   // Fast path: a leaf issued directly by the CA (issuer name = CA subject, key ids agreeing)
   // is the whole path. getPeerCertificate(true) turns every certificate into a JS object with
   // fingerprints and all and looks issuers up in the store; it is only needed when there are
@@ -88,10 +92,22 @@ export function peerCertificates(sock: TLSSocket, ca: ParsedCertificate, cas: Pa
     return unreadable(e);
   }
   if (issuedBy(leaf, ca)) return ok([leaf]);
+  return detailedPath(sock, ca, cas, leaf);
+}
 
+/** The path from getPeerCertificate(true): the leaf (parsed already, or here), then its issuers. */
+function detailedPath(sock: TLSSocket, ca: ParsedCertificate, cas: ParsedCertificateCache, parsedLeaf: ParsedCertificate | null): Result<ParsedCertificate[]> {
   // An empty object when the client sent no certificate.
   const detailed = sock.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
   if (!detailed || !detailed.raw) return err("no client certificate");
+  let leaf = parsedLeaf;
+  if (!leaf) {
+    try {
+      leaf = parseCertificate(view(detailed.raw));
+    } catch (e) {
+      return unreadable(e);
+    }
+  }
   const out: ParsedCertificate[] = [leaf];
   const seen = new Set<string>([detailed.fingerprint256]);
   let c: DetailedPeerCertificate | undefined = detailed.issuerCertificate;

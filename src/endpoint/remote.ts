@@ -7,11 +7,14 @@
 // 120 server not trusted, 119 server refused our certificate, 121 other TLS/communication.
 //
 // Large create images: upstream's client puts the (compressed) image into the leaf
-// certificate. OpenSSL-based servers — including our own endpoint, since Node offers no way to
-// raise OpenSSL's 100 KiB limit on a received certificate chain — refuse such chains, so when
-// the command would not fit comfortably (INLINE_IMAGE_LIMIT) the leaf carries an empty image
-// and the image follows the handshake as raw chunks (daemon.md §6 step 2), which upstream's
-// endpoint accepts as well.
+// certificate. OpenSSL-based servers refuse a received certificate chain over 100 KiB unless
+// raised (our endpoint raises it with native/max-cert-list, up to --max-chain-size; without the
+// addon it cannot), so when the command would not fit comfortably (INLINE_IMAGE_LIMIT) the leaf
+// carries an empty image and the image follows the handshake as raw chunks (daemon.md §6
+// step 2), which upstream's endpoint accepts as well — and which holds no chain memory at
+// ours. Sending a large chain is no problem for Node's TLS client (OpenSSL's limit is on
+// receiving; a client receives only the server's chain): `certificate` sends a leaf made by
+// `create --csr` + `sign`, image inside, as it is.
 
 import "reflect-metadata";
 import type { KeyObject } from "node:crypto";

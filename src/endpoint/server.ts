@@ -12,7 +12,11 @@
 // * the image of a streamed create is limited in size;
 // * a TLS client that goes away during a console/stats subscription is noticed at once
 //   (upstream notices on the next write) so the daemon connection is released;
-// * a limit on concurrent connections; no TLS session resumption.
+// * a limit on concurrent connections; no TLS session resumption;
+// * client certificate chains: at most --max-chain-size, and those over OpenSSL's default
+//   100 KiB only within a shared memory budget (gate.ts); OpenSSL's own limit is raised by a
+//   native addon (addon.ts), without which chains over 100 KiB are refused (logged with their
+//   size and why).
 // And one that changes no message: a request's connection to its daemon is opened ahead of
 // it (daemons.ts), nothing is written on it before the request passed every check.
 // Difference: a chain refused by the TLS verification gets no TLS alert (upstream:
@@ -33,11 +37,14 @@ import { wireText } from "../commands/render.js";
 import { SignatureCache } from "../ca/verify.js";
 import { parsed, type ParsedCertificate } from "../ca/x509.js";
 import { checkPolicyMonotonic, deriveFromParsed, type Derived } from "./chain.js";
-import { ChunkReader, writeBytes, writeChunk, writeTerminator } from "./chunks.js";
+import { ChunkReader, writeBytes, writeChunk, writeFramed, writeTerminator } from "./chunks.js";
 import { ReadTimeout } from "../net/frames.js";
 import { ParsedCertificateCache, peerCertificates, validatePeerChain } from "./peer.js";
 import { DaemonConnections } from "./daemons.js";
-import { Slots } from "./slots.js";
+import { Budget, Slots } from "./slots.js";
+import { raiseChainLimit } from "./addon.js";
+import { CHAIN_MS_PER_MIB, ChainGate, OPENSSL_DEFAULT_CHAIN_LIMIT, TLS_MAX_CHAIN } from "./gate.js";
+import { parseKeylogLine } from "./tls13.js";
 
 export type SocketKind = "vmmd" | "console" | "stat";
 /** a request's connection to its daemon, and the socket file it goes to */
@@ -105,8 +112,18 @@ export interface EndpointOptions {
    * per-connection lines below it are not even built.
    */
   readonly logLevel?: LogLevel;
-  /** a TLS handshake taking longer is aborted (default 10 s) */
+  /**
+   * a TLS handshake taking longer is aborted (default 10 s); one with a client chain over
+   * 100 KiB gets 1 s per MiB of it more (gate.ts)
+   */
   readonly handshakeTimeoutMs?: number;
+  /** the largest client certificate chain (its TLS Certificate message) accepted (default 16 MiB) */
+  readonly maxChainSize?: number;
+  /**
+   * the total size of client chains over 100 KiB that connections hold at once (default
+   * 64 MiB, at least maxChainSize); a connection whose chain does not fit waits (gate.ts)
+   */
+  readonly chainMemory?: number;
   /** a raw upload from the client with no data for this long is aborted (default 30 s) */
   readonly uploadIdleMs?: number;
   /** a TLS client (or daemon) not reading what we write for this long is dropped (default 60 s) */
@@ -152,25 +169,41 @@ const DEFAULTS = {
   maxImageUploads: 2,
   maxChunk: 256 * 1024 * 1024,
   maxClientChunk: 4 * 1024 * 1024,
+  maxChainSize: TLS_MAX_CHAIN,
+  chainMemory: 64 * 1024 * 1024,
 };
+
+/** A chain this large is taken from Node in one call (peer.ts). */
+const LARGE_CHAIN = 256 * 1024;
 
 /** Aborts the connection without a reply (daemon.md §6: logged, TLS closed). */
 class Abort extends Error {}
 
 const failure = (msg: string): Payload => ({ kind: "failure", message: new TextEncoder().encode(msg) });
 
-function peerOf(sock: net.Socket): string {
-  // A TLS socket that failed early has lost its address; the TCP socket it wraps has not.
-  const raw = (sock as net.Socket & { _parent?: net.Socket })._parent;
-  const a = sock.remoteAddress ?? raw?.remoteAddress;
-  const port = sock.remotePort ?? raw?.remotePort;
+function peerOf(sock: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined } | undefined): string {
+  const a = sock?.remoteAddress;
   if (!a) return "(local)";
-  return a.includes(":") ? `[${a}]:${port}` : `${a}:${port}`;
+  return a.includes(":") ? `[${a}]:${sock.remotePort}` : `${a}:${sock.remotePort}`;
+}
+
+/**
+ * The gate a TLS socket reads from: Node's TLSSocket over a JS stream keeps it as
+ * _handle._parentWrap.stream (lib/_tls_wrap.js _wrapHandle, lib/internal/js_stream_socket.js;
+ * Node 20, 22 and 24). Not public: where it is missing, the ClientHello's random found the
+ * gate at the keylog (gateOf).
+ */
+function gateBehind(s: tls.TLSSocket): ChainGate | undefined {
+  type Inner = { _parentWrap?: { stream?: unknown } } | null | undefined;
+  const t = s as tls.TLSSocket & { _handle?: Inner; ssl?: Inner };
+  const g = t._handle?._parentWrap?.stream ?? t.ssl?._parentWrap?.stream;
+  return g instanceof ChainGate ? g : undefined;
 }
 
 export class Endpoint {
-  readonly server: tls.Server;
-  private readonly context: tls.SecureContext;
+  /** the listening socket; connections pass through a ChainGate into `tlsServer` */
+  readonly server: net.Server;
+  private readonly tlsServer: tls.Server;
   private readonly o: ResolvedOptions;
   /** whether debug / info lines are printed (see EndpointOptions.logLevel) */
   private readonly logs: { readonly debug: boolean; readonly info: boolean };
@@ -193,6 +226,14 @@ export class Endpoint {
   private readonly sockets: Record<SocketKind, string>;
   /** connections to the daemons, with a spare opened ahead per socket in use */
   readonly daemons: DaemonConnections;
+  /** memory for client chains over 100 KiB (gate.ts) */
+  readonly chainBudget: Budget;
+  /** why OpenSSL's 100 KiB chain limit could not be raised; null when it was (or need not be) */
+  readonly chainLimitProblem: string | null;
+  /** connections whose handshake is under way or done, by the ClientHello's random until the keylog */
+  private readonly gates = new Set<ChainGate>();
+  private readonly byRandom = new Map<string, ChainGate>();
+  private readonly gateOf = new WeakMap<tls.TLSSocket, ChainGate>();
 
   constructor(opts: EndpointOptions) {
     this.o = { ...DEFAULTS, now: () => new Date(), ...opts } as ResolvedOptions;
@@ -200,7 +241,16 @@ export class Endpoint {
     this.imageSlots = new Slots(this.o.maxImageUploads);
     const least = SEVERITY[opts.logLevel ?? "debug"];
     this.logs = { debug: least <= SEVERITY.debug, info: least <= SEVERITY.info };
-    const tlsOptions: tls.SecureContextOptions & tls.TlsOptions = {
+    if (!(this.o.maxChainSize >= 1 && this.o.maxChainSize <= TLS_MAX_CHAIN)) throw new RangeError(`maximum chain size must be 1 .. ${TLS_MAX_CHAIN} bytes`);
+    if (this.o.chainMemory < this.o.maxChainSize) throw new RangeError("chain memory must be at least the maximum chain size");
+    this.chainBudget = new Budget(this.o.chainMemory);
+    this.anchor = parsed(opts.ca);
+    this.sockets = { vmmd: daemonSocketPath(this.o.tmpdir, "vmmd"), console: daemonSocketPath(this.o.tmpdir, "console"), stat: daemonSocketPath(this.o.tmpdir, "stat") };
+    // OpenSSL verifies the client chain against the CA (`ca`), but we act on its verdict
+    // ourselves (`authorized`) instead of `rejectUnauthorized: true`: Node then destroys
+    // refused connections silently — no alert either way, since Node's OpenSSL verify
+    // callback always accepts — and we could not log why a client was refused.
+    this.tlsServer = tls.createServer({
       ca: opts.caPem,
       cert: opts.certPem,
       key: opts.keyPem,
@@ -209,35 +259,78 @@ export class Endpoint {
       // No session resumption (upstream's ocaml-tls server has no session cache either): the
       // command travels in the client certificate, which must be presented — and validated
       // at that moment — on every connection. Node's default would let a client resume with
-      // the certificate of an earlier session (stateless tickets).
+      // the certificate of an earlier session (stateless tickets). (Measured: with tickets on,
+      // a Node server also answers a multi-megabyte client chain with an internal_error
+      // alert after the handshake.)
       secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
-    };
-    this.context = tls.createSecureContext(tlsOptions);
-    this.anchor = parsed(opts.ca);
-    this.sockets = { vmmd: daemonSocketPath(this.o.tmpdir, "vmmd"), console: daemonSocketPath(this.o.tmpdir, "console"), stat: daemonSocketPath(this.o.tmpdir, "stat") };
-    // OpenSSL verifies the client chain against the CA (`ca`), but we act on its verdict
-    // ourselves (`authorized`) instead of `rejectUnauthorized: true`: Node then destroys
-    // refused connections silently — no alert either way, since Node's OpenSSL verify
-    // callback always accepts — and we could not log why a client was refused.
-    this.server = tls.createServer({
-      ...tlsOptions,
-      secureContext: this.context,
       requestCert: true,
       rejectUnauthorized: false,
-      handshakeTimeout: this.o.handshakeTimeoutMs,
+      // The gate's deadline is the handshake timeout (it knows about large chains and the
+      // wait for memory); Node's own only backs it up.
+      handshakeTimeout: 2 * this.o.handshakeTimeoutMs + (TLS_MAX_CHAIN >> 20) * CHAIN_MS_PER_MIB + 1000,
     });
+    // The server's SSL_CTX (Node builds it from the options above; tls.Server keeps it as
+    // _sharedCreds): OpenSSL's limit on a client chain raised to --max-chain-size.
+    const creds = (this.tlsServer as tls.Server & { _sharedCreds?: tls.SecureContext })._sharedCreds;
+    this.chainLimitProblem =
+      this.o.maxChainSize === OPENSSL_DEFAULT_CHAIN_LIMIT ? null : creds ? raiseChainLimit(creds, this.o.maxChainSize) : `this Node's (${process.version}) TLS server keeps no secure context`;
+    if (this.chainLimitProblem !== null && this.o.maxChainSize > OPENSSL_DEFAULT_CHAIN_LIMIT) {
+      this.o.log(
+        "warn",
+        `client certificate chains over ${OPENSSL_DEFAULT_CHAIN_LIMIT} bytes (OpenSSL's default limit) will be refused — e.g. albatross-client's create with the image inside the certificate: ${this.chainLimitProblem}`,
+      );
+    }
+    const opensslLimit = this.chainLimitProblem === null ? this.o.maxChainSize : OPENSSL_DEFAULT_CHAIN_LIMIT;
+    const gateOptions = {
+      maxChainSize: this.o.maxChainSize,
+      opensslLimit,
+      limitProblem: this.chainLimitProblem,
+      budget: this.chainBudget,
+      handshakeTimeoutMs: this.o.handshakeTimeoutMs,
+      refuse: (g: ChainGate, message: string) => this.o.log("error", `error establishing TLS connection from ${peerOf(g)}: ${message}`),
+      waits: (g: ChainGate, message: string) => this.logs.info && this.o.log("info", `${peerOf(g)}: ${message}`),
+      onRandom: (g: ChainGate, random: string) => void this.byRandom.set(random, g),
+      onClose: (g: ChainGate) => {
+        this.gates.delete(g);
+        if (this.byRandom.size > 0) for (const [r, x] of this.byRandom) if (x === g) this.byRandom.delete(r);
+      },
+    };
+    this.server = net.createServer((raw) => this.accept(raw, gateOptions));
     this.server.maxConnections = this.o.maxConnections;
-    this.server.on("secureConnection", (s: tls.TLSSocket) => {
+    // The client handshake traffic secret, for the gate to read the client's chain size.
+    this.tlsServer.on("keylog", (line: Buffer, s: tls.TLSSocket) => {
+      if (line.length < 31 || line.toString("latin1", 0, 31) !== "CLIENT_HANDSHAKE_TRAFFIC_SECRET") return;
+      const k = parseKeylogLine(line);
+      if (!k) return;
+      // The gate under this socket; by the ClientHello's random where Node's internals do not
+      // tell (a client chooses its random: two connections may send the same one).
+      const g = gateBehind(s) ?? this.byRandom.get(k.random);
+      if (this.byRandom.get(k.random) === g) this.byRandom.delete(k.random);
+      if (!g) return;
+      this.gateOf.set(s, g);
+      g.setClientSecret(s.getCipher()?.standardName ?? "", k.secret);
+    });
+    this.tlsServer.on("secureConnection", (s: tls.TLSSocket) => {
+      (this.gateOf.get(s) ?? gateBehind(s))?.handshakeDone();
       if (this.admit(s)) void this.handle(s);
     });
-    this.server.on("tlsClientError", (e: Error & { code?: string }, s: tls.TLSSocket) => {
-      this.o.log("error", `error establishing TLS connection from ${peerOf(s)}: ${oneLine(e)}${hintFor(e)}`);
+    this.tlsServer.on("tlsClientError", (e: Error & { code?: string }, s: tls.TLSSocket) => {
+      const g = this.gateOf.get(s) ?? gateBehind(s);
+      // a chain the gate refused was logged there, with its size
+      if (!g?.refused) this.o.log("error", `error establishing TLS connection from ${peerOf(g)}: ${oneLine(e)}`);
       s.destroy();
     });
     this.server.on("drop", (d?: { remoteAddress?: string; remotePort?: number }) => {
       this.o.log("warn", `too many connections (${this.o.maxConnections}), dropped ${d?.remoteAddress ?? "?"}:${d?.remotePort ?? "?"}`);
     });
     this.server.on("error", (e) => this.o.log("error", `accept failed: ${oneLine(e)}`));
+  }
+
+  /** A new TCP connection: through its gate into the TLS server. */
+  private accept(raw: net.Socket, gateOptions: ConstructorParameters<typeof ChainGate>[1]): void {
+    const g = new ChainGate(raw, gateOptions);
+    this.gates.add(g);
+    this.tlsServer.emit("connection", g);
   }
 
   /** Listen on a TCP address (IPv6 sockets are dual stack), backlog 10. */
@@ -281,14 +374,20 @@ export class Endpoint {
     if (s.authorized) return true;
     const cert = s.getPeerCertificate();
     const why = !cert || !cert.raw ? "no client certificate" : `client certificate refused: ${String(s.authorizationError ?? "not authorized")}`;
-    this.o.log("error", `error establishing TLS connection from ${peerOf(s)}: ${why}`);
+    this.o.log("error", `error establishing TLS connection from ${this.peer(s)}: ${why}`);
     s.destroy();
     return false;
+  }
+
+  /** The client's address, as the TCP connection under the TLS one has it. */
+  private peer(s: tls.TLSSocket): string {
+    return peerOf(this.gateOf.get(s) ?? gateBehind(s));
   }
 
   close(): Promise<void> {
     this.daemons.close();
     for (const s of this.active) s.destroy();
+    for (const g of this.gates) g.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
@@ -299,7 +398,7 @@ export class Endpoint {
   }
 
   private async handle(s: tls.TLSSocket): Promise<void> {
-    const who = peerOf(s);
+    const who = this.peer(s);
     this.active.add(s);
     s.on("error", () => undefined); // reported where it matters (reads/writes)
     let daemon: DaemonLink | null = null;
@@ -336,7 +435,8 @@ export class Endpoint {
 
   /** Steps before any daemon is contacted: our validation and the derivation (step 1). */
   private async authorize(s: tls.TLSSocket, who: string): Promise<Derived | null> {
-    const certs = peerCertificates(s, this.anchor, this.intermediates);
+    const g = this.gateOf.get(s);
+    const certs = peerCertificates(s, this.anchor, this.intermediates, { large: g !== undefined && g.chainSize !== null && g.chainSize > LARGE_CHAIN });
     if (!certs.ok) {
       this.o.log("error", `${who}: failed to handle TLS connection: ${certs.error}`);
       return null;
@@ -433,7 +533,8 @@ export class Endpoint {
     // step 5: the command, with the derived name
     const w: Wire = { header: { version: WIRE_VERSION, sequence: this.nextSequence(), name }, payload: { kind: "command", command: cmd } };
     try {
-      await writeBytes(fd, encodeFrame(encodeWire(w)), this.o.writeStallMs);
+      // (a create may carry an image of megabytes: not copied once more behind the length)
+      await writeFramed(fd, encodeWire(w), this.o.writeStallMs);
     } catch {
       return failure("couldn't write unikernel to VMMD");
     }
@@ -586,19 +687,6 @@ function endTls(s: tls.TLSSocket, last: Bytes, ms: number): Promise<void> {
       resolve();
     });
   });
-}
-
-/**
- * What an operator should know about a handshake failure they cannot fix by reading
- * OpenSSL's text alone. OpenSSL refuses a client certificate chain over 100 KiB (its
- * max_cert_list, which Node does not let us raise): albatross-client puts the image of a
- * `create` into the certificate, so any real unikernel sent that way ends here.
- */
-function hintFor(e: Error & { code?: string }): string {
-  if (e.code === "ERR_SSL_EXCESSIVE_MESSAGE_SIZE" || /excessive message size/i.test(e.message)) {
-    return " (client certificate chain over OpenSSL's 100 KiB limit, e.g. a unikernel image inside the certificate; `dromedary create` streams images after the handshake instead)";
-  }
-  return "";
 }
 
 export function oneLine(e: unknown): string {

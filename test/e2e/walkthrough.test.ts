@@ -4,72 +4,18 @@
 // tender, the endpoint on loopback, every client step a separate `dromedary` process.
 // The resulting chains are also checked with `openssl verify`. Skipped without root/netns.
 import assert from "node:assert/strict";
-import { spawn, execFile } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
 import { pidsWith, waitFor, withHostd } from "../hostd/harness.js";
+import { dromedary, ok, readUntil, startEndpoint } from "./support.js";
 
-const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const pExecFile = promisify(execFile);
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function dromedary(cwd: string, args: string[]): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
-async function ok(cwd: string, args: string[]): Promise<string> {
-  const r = await dromedary(cwd, args);
-  assert.equal(r.code, 0, `dromedary ${args.join(" ")} -> ${r.code}\n${r.stdout}${r.stderr}`);
-  return r.stdout;
-}
-
-/** A client subscription (read mode never ends by itself): collect stdout until `until` shows up. */
-function readUntil(cwd: string, args: string[], until: RegExp, timeoutMs = 15_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    const t = setTimeout(() => {
-      p.kill("SIGKILL");
-      reject(new Error(`no ${until} within ${timeoutMs} ms in: ${out}`));
-    }, timeoutMs);
-    p.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (until.test(out)) {
-        clearTimeout(t);
-        p.kill("SIGTERM");
-        resolve(out);
-      }
-    });
-    p.stderr.on("data", (d: Buffer) => (out += d.toString()));
-  });
-}
-
-const accepts = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const s = connect({ host: "127.0.0.1", port });
-    s.once("connect", () => (s.destroy(), resolve(true)));
-    s.once("error", () => resolve(false));
-  });
 
 let skip: string | false = false;
 before(async () => {
@@ -90,19 +36,9 @@ describe("the albatross README walkthrough with dromedary", () => {
           for (const f of ["ca.key", "cacert.pem", "server.key", "server.pem", "db"]) readFileSync(join(dir, f));
 
           // 2. the endpoint, with the server keypair and the root CA certificate
-          const port = 20000 + Math.floor(Math.random() * 20000);
-          const ep = spawn(process.execPath, [CLI, "endpoint", "cacert.pem", "server.pem", "server.key", "--ip", "127.0.0.1", "--port", String(port), "--tmpdir", env.tmpdir], {
-            cwd: dir,
-            stdio: ["ignore", "ignore", "pipe"],
-          });
-          let epLog = "";
-          ep.stderr.on("data", (d: Buffer) => (epLog += d.toString()));
+          const ep = await startEndpoint(dir, env.tmpdir);
           try {
-            await waitFor("the endpoint to listen", async () => {
-              if (ep.exitCode !== null) throw new Error(`endpoint exited ${ep.exitCode}: ${epLog}`);
-              return accepts(port);
-            });
-            const dest = `127.0.0.1:${port}`;
+            const dest = ep.dest;
 
             // 3. the user asks for a policy: 16 unikernels, 1024 MB, CPUs 0 and 1
             await ok(dir, ["add-policy", "user", "16", "--mem", "1024", "--cpu", "0", "--cpu", "1", "--csr"]);
@@ -155,7 +91,7 @@ describe("the albatross README walkthrough with dromedary", () => {
             }
             assert.equal((await pidsWith("user:hello")).length, 0);
           } finally {
-            ep.kill("SIGTERM");
+            ep.stop();
           }
         }),
       );

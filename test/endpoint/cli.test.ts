@@ -113,6 +113,18 @@ describe("dromedary endpoint: command line", () => {
     assert.equal(r.code, 124);
   });
 
+  it("--max-chain-size and --chain-memory: bounds checked, the worst case in --help", async () => {
+    const files = [f["cacert.pem"]!, f["server.pem"]!, f["server.key"]!, "--tmpdir", tmp];
+    const tooBig = await run(["endpoint", ...files, "--max-chain-size", "17M"]).done;
+    assert.equal(tooBig.code, 124);
+    assert.match(tooBig.stderr, /invalid --max-chain-size '17M', expected 1 to 16777216 bytes/);
+    const tooSmall = await run(["endpoint", ...files, "--chain-memory", "1M"]).done;
+    assert.equal(tooSmall.code, 124);
+    assert.match(tooSmall.stderr, /--chain-memory \(1048576\) must be at least --max-chain-size \(16777216\)/);
+    const help = await run(["endpoint", "--help"]).done;
+    assert.match(help.stdout.replace(/\s+/g, " "), /about 5 × \(BYTES \+ max-connections × 100 KiB\) at most .* 445 MiB with the defaults/);
+  });
+
   it("systemd socket activation without LISTEN_FDS fails", async () => {
     const r = await run(["endpoint", f["cacert.pem"]!, f["server.pem"]!, f["server.key"]!, "--systemd-socket-activation", "--tmpdir", tmp], { env: { LISTEN_FDS: "", LISTEN_PID: "" } }).done;
     assert.equal(r.code, 125);
