@@ -55,15 +55,18 @@ describe("albatross-client's create with the image inside the certificate", () =
               assert.ok(leafDer!.length > size, `${name}.pem's leaf: ${leafDer!.length} bytes for a ${statSync(join(dir, `${name}.img`)).size}-byte image`);
 
               assert.match(await ok(dir, ["certificate", "cacert.pem", `${name}.pem`, `${name}.key`, "--destination", ep.dest]), /success: created unikernel/);
-              await waitFor(`the tender of user:${name}`, async () => (await pidsWith(`user:${name}.img`)).length > 0);
+              // (this test's own tenders: their image lies in its tmpdir — other tests on the
+              // machine may run tenders of the same names)
+              await waitFor(`the tender of user:${name}`, async () => (await pidsWith(`${env.tmpdir}/user:${name}.img`)).length > 0);
               const out = await readUntil(dir, ["console", name, ...remote], /Hello, World/);
               assert.match(out, /console \S+: Hello, World/);
               assert.match(await ok(dir, ["destroy", name, ...remote]), /success: destroyed unikernel/);
             }
             assert.doesNotMatch(ep.log(), /refused|will be refused|excessive/, ep.log());
-            // The tenders (and the console clients read from above) are gone soon after their
-            // replies, not necessarily at once: Node 22 in CI once saw one still exiting.
-            await waitFor("no process of user: left", async () => (await pidsWith("user:")).length === 0);
+            // The tenders are gone soon after their replies, not necessarily at once (Node 22 in
+            // CI once saw one still exiting); this test's own only: their image lies in its
+            // tmpdir (other tests on the machine may run tenders named user:* too).
+            await waitFor("no tender of this test left", async () => (await pidsWith(`${env.tmpdir}/user:`)).length === 0);
           } finally {
             ep.stop();
           }
