@@ -4,7 +4,7 @@ import { performance } from "node:perf_hooks";
 import { deflate, inflate } from "../src/commands/compress.js";
 import { decodeState, decodeWire, encodeState, encodeWire } from "../src/commands/codec.js";
 import type { State, UnikernelConfig, Wire } from "../src/commands/types.js";
-import { parseName } from "../src/policy/name.js";
+import { parseName } from "../src/core/name.js";
 
 const TARGET = 1.2;
 

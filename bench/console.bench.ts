@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { encodeFrame, encodeWire } from "../src/commands/index.js";
 import type { Wire } from "../src/commands/index.js";
 import { startConsoleDaemon } from "../src/hostd/console/daemon.js";
-import { parseName } from "../src/policy/name.js";
+import { parseName } from "../src/core/name.js";
 
 const LINES = 300_000;
 const TARGET = 100_000;

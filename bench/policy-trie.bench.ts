@@ -1,9 +1,9 @@
-// Persistent trie (src/policy/trie.ts): insert/find must stay O(depth · log siblings),
+// Persistent trie (src/core/trie.ts): insert/find must stay O(depth · log siblings),
 // i.e. per-operation cost must not grow linearly with the number of siblings.
 // Target: per-op time at 32k siblings within ~4x of the time at 1k siblings (a linear
 // copy-the-children implementation would be ~32x).
-import { Trie } from "../src/policy/trie.js";
-import type { Name } from "../src/policy/name.js";
+import { Trie } from "../src/core/trie.js";
+import type { Name } from "../src/core/name.js";
 
 // 7919 is prime and no n below is a multiple of it, so the labels are a permutation of 0..n-1.
 function perOp(n: number): { insert: number; find: number } {

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { encodeFrame, encodeWire } from "../src/commands/index.js";
-import { parseName } from "../src/policy/name.js";
+import { parseName } from "../src/core/name.js";
 import { buildSolo5Elf } from "../test/support/elf-builder.js";
 import { SEMI_SPACE_MB, type WorkerResult } from "./stats.bench.js";
 

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { decodeCertExtension, encodeCertExtension } from "../commands/codec.js";
 import { DecodeError, type Bytes } from "../commands/der.js";
 import { WIRE_VERSION, type Command } from "../commands/types.js";
-import { LABEL_ERROR, isLabel } from "../policy/name.js";
+import { LABEL_ERROR, isLabel } from "../core/name.js";
 import { fineWithPolicy, isSmaller, usable } from "../policy/policy.js";
 import { allowedLeafCommand, chainPolicies, checkPolicyMonotonic, MAX_CHAIN_LENGTH } from "../endpoint/chain.js";
 import { describeCommand } from "../commands/render.js";

@@ -15,7 +15,7 @@ import { constants as fsc, promises as fs } from "node:fs";
 import { promisify } from "node:util";
 import { cryptoProvider, type X509Certificate } from "@peculiar/x509";
 import { TAG, type Bytes } from "../commands/der.js";
-import { bytesKey, LruCache } from "../endpoint/lru.js";
+import { bytesKey, LruCache } from "../core/lru.js";
 import { OID, bytesEqual } from "./asn1.js";
 import { parsed, type AlgorithmIdentifier, type SubjectPublicKeyInfo } from "./x509.js";
 

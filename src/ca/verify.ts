@@ -11,9 +11,9 @@ import { DecodeError } from "../commands/der.js";
 import type { Policy } from "../commands/types.js";
 import { isSmaller } from "../policy/policy.js";
 import { chainPolicies, deriveCommand, type Derived, type PolicyAt } from "../endpoint/chain.js";
-import type { Path } from "../policy/name.js";
+import type { Path } from "../core/name.js";
 import { OID, bytesEqual, dnEquals, dnToString } from "./asn1.js";
-import { bytesKey, LruCache } from "../endpoint/lru.js";
+import { bytesKey, LruCache } from "../core/lru.js";
 import { verifySignature, verifySignatureAsync } from "./keys.js";
 import {
   CertificateError,

@@ -12,8 +12,8 @@ import { CertificateError, certificatesFromPem } from "../ca/x509.js";
 import { describeCommand } from "../commands/render.js";
 import { toJson } from "../commands/show.js";
 import type { PolicyAt } from "../endpoint/chain.js";
-import { nameToString, pathToString } from "../policy/name.js";
-import { formatPolicy } from "../policy/policy.js";
+import { nameToString, pathToString } from "../core/name.js";
+import { formatPolicy } from "../commands/render.js";
 import { commandJson } from "./jsonview.js";
 import { CliError, EXIT } from "./output.js";
 

@@ -19,7 +19,7 @@ import {
 } from "../commands/types.js";
 import { KEY_TYPES, type KeyType } from "../ca/keys.js";
 import { writeCommandRequest } from "../csr/request.js";
-import { pathName, rootName, rootPath, type Name, type Path } from "../policy/name.js";
+import { pathName, rootName, rootPath, type Name, type Path } from "../core/name.js";
 import { leafCommonName } from "../endpoint/chain.js";
 import { usable } from "../policy/policy.js";
 import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";

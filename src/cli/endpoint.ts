@@ -10,7 +10,7 @@ import { CliError, EXIT } from "./output.js";
 import { parseDestination, FlagError, type RemoteHost } from "./flags.js";
 import type { Command as Cmd } from "../commands/types.js";
 import type { KeyType } from "../ca/keys.js";
-import type { Name } from "../policy/name.js";
+import type { Name } from "../core/name.js";
 
 const DEFAULT_TMPDIR = "/run/albatross";
 const LEVELS = ["quiet", "error", "warning", "info", "debug"] as const;

@@ -6,7 +6,7 @@
 
 import { isIP } from "node:net";
 import type { BlockDevice, NetDevice } from "../commands/types.js";
-import { NameError, parseName, parsePath, type Name, type Path } from "../policy/name.js";
+import { NameError, parseName, parsePath, type Name, type Path } from "../core/name.js";
 
 export class FlagError extends Error {
   constructor(message: string) {

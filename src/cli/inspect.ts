@@ -16,7 +16,7 @@ import { dnToString, OID } from "../ca/asn1.js";
 import { albatrossExtension, parseCertificate, type Extension, type ParsedCertificate } from "../ca/x509.js";
 import { parseCsr, type ParsedCsr } from "../csr/csr.js";
 import { deriveFromParsed } from "../endpoint/chain.js";
-import { compareLabels, nameEquals, nameLabels, nameToString, type Name } from "../policy/name.js";
+import { compareLabels, nameEquals, nameLabels, nameToString, type Name } from "../core/name.js";
 import { parseNameArg } from "./flags.js";
 import { commandJson, configView, stateUnikernelJson, wireJson } from "./jsonview.js";
 import { CliError } from "./output.js";

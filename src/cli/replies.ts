@@ -10,7 +10,7 @@ import { decodeWire } from "../commands/codec.js";
 import { createLimitedInflate, inflate } from "../commands/compress.js";
 import type { Bytes } from "../commands/der.js";
 import type { Wire } from "../commands/types.js";
-import { nameToString, type Name } from "../policy/name.js";
+import { nameToString, type Name } from "../core/name.js";
 import { wireJson } from "./jsonview.js";
 import { EXIT } from "./output.js";
 import { describeCommand, nameText, rfc3339, wireText } from "../commands/render.js";

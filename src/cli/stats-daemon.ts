@@ -3,7 +3,7 @@
 import v8 from "node:v8";
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
-import { parseName, rootName, type Name } from "../policy/name.js";
+import { parseName, rootName, type Name } from "../core/name.js";
 import { existingDir, intInRange, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
 import { CliError, EXIT } from "./output.js";
 // only the bounds: the daemons themselves are loaded when run

@@ -3,7 +3,7 @@
 // prints albatross' text; with --json, one JSON object per message.)
 
 import type { Ifdata, StatsData, Wire } from "../commands/types.js";
-import { nameToString } from "../policy/name.js";
+import { nameToString } from "../core/name.js";
 
 /** albatross reports memory in pages (Linux); solo5 hosts use 4 KiB pages. */
 const PAGE = 4096;

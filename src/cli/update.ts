@@ -7,7 +7,7 @@ import https from "node:https";
 import { decodeWire, encodeWire } from "../commands/codec.js";
 import { deflate } from "../commands/compress.js";
 import type { Command, UnikernelConfig, UnikernelInfo, Wire } from "../commands/types.js";
-import type { Name } from "../policy/name.js";
+import type { Name } from "../core/name.js";
 import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";
 import { EXIT } from "./output.js";
 import { DEFAULT_REPLY_FRAME_LIMIT, STARTED_AT, processReplies, processSink, type Sink } from "./replies.js";

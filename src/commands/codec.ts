@@ -22,7 +22,7 @@ import {
   nameToString,
   parseName,
   type Name,
-} from "../policy/name.js";
+} from "../core/name.js";
 import type {
   BlockDevice,
   BlockDeviceEntry,

@@ -24,8 +24,8 @@ import type {
   UnikernelInfo,
   Wire,
 } from "./types.js";
-import { nameToString, type Name } from "../policy/name.js";
-import { formatPolicy } from "../policy/policy.js";
+import { nameToString, type Name } from "../core/name.js";
+import { sortedIds, sortedStrings } from "../core/sets.js";
 
 // --- primitives ---
 
@@ -145,6 +145,20 @@ export function infoText(i: UnikernelInfo, withArgv = false): string {
     ` bridge ${i.bridges.map((n) => `${n.unikernelDevice} -> ${n.hostDevice} (mac ${macText(n.mac)})`).join(", ")}` +
     ` ${digest} #cpus ${i.numcpus} linux_boot_partition ${opt(i.linuxBootPartition, safeText, "not specified")}`;
   return withArgv ? `${s} argv ${argvText(i.argv)}` : s;
+}
+
+/**
+ * One-line rendering, upstream's `Policy.pp` verbatim (it appears in the daemon's
+ * `policy restore error: couldn't insert policy <p> for <name>: ...`), e.g.
+ * `policy: 1 unikernels 0 CPUids 10 MB memory 5 MB block, bridges: service` or
+ * `policy: 2 unikernels 0,1 CPUids 512 MB memory no block` (CPU ids joined by `,`
+ * without space, bridges by `, `).
+ */
+export function formatPolicy(p: Policy): string {
+  const block = p.block === undefined ? "no" : `${p.block} MB`;
+  const bridges = sortedStrings(p.bridges);
+  const sep = bridges.length === 0 ? "" : ", bridges: ";
+  return `policy: ${p.unikernels} unikernels ${sortedIds(p.cpuids).join(",")} CPUids ${p.memory} MB memory ${block} block${sep}${bridges.join(", ")}`;
 }
 
 /** Policy.pp: `policy: 1 unikernels 0,1 CPUids 512 MB memory no block, bridges: br0`. */

@@ -8,7 +8,7 @@
 //   Name        -> its text form (`foo:bar`, `:`) via nameToString
 //   undefined object fields are omitted; arrays and plain objects are converted deeply.
 
-import { nameToString, type Name } from "../policy/name.js";
+import { nameToString, type Name } from "../core/name.js";
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 

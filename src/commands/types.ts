@@ -8,7 +8,7 @@
 // - Sets (cpuids, exit codes) are ascending arrays without duplicates; lists that upstream
 //   keeps as lists (block devices, bridges) keep their decoded order.
 
-import type { Name } from "../policy/name.js";
+import type { Name } from "../core/name.js";
 
 export type Bytes = Uint8Array;
 

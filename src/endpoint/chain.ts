@@ -7,9 +7,9 @@ import { decodeCertExtension } from "../commands/codec.js";
 import { DecodeError } from "../commands/der.js";
 import { describeCommand } from "../commands/render.js";
 import type { Command, Policy } from "../commands/types.js";
-import { NameError, parseLabel, pathToString, type Name, type Path } from "../policy/name.js";
+import { NameError, parseLabel, pathToString, type Name, type Path } from "../core/name.js";
 import { isSmaller } from "../policy/policy.js";
-import { err, ok, type Result } from "../policy/result.js";
+import { err, ok, type Result } from "../core/result.js";
 import { albatrossExtension, parsed, subjectCN, CertificateError, type ParsedCertificate } from "../ca/x509.js";
 
 export interface PolicyAt {

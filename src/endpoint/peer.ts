@@ -17,8 +17,8 @@ import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from "node:t
 import { verifyParsedChain, type SignatureCache } from "../ca/verify.js";
 import { bytesEqual, dnEquals } from "../ca/asn1.js";
 import { CertificateError, authorityKeyId, parseCertificate, subjectKeyId, type ParsedCertificate } from "../ca/x509.js";
-import { err, ok, type Result } from "../policy/result.js";
-import { bytesKey, LruCache } from "./lru.js";
+import { err, ok, type Result } from "../core/result.js";
+import { bytesKey, LruCache } from "../core/lru.js";
 
 /** More certificates than this in the path are never walked (upstream refuses >= 10 anyway). */
 const WALK_LIMIT = 16;

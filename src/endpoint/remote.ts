@@ -34,7 +34,7 @@ import { KeyError, generateKey, keyMatchesSpki, privateKeyFromPem, privateKeyToP
 import { verifyChain } from "../ca/verify.js";
 import { CertificateError, albatrossExtension, certificateFromDer, fromPemAll, parseCertificate, parsed, toPem, type ParsedCertificate } from "../ca/x509.js";
 import { fineWithPolicy, isSmaller } from "../policy/policy.js";
-import { type Name } from "../policy/name.js";
+import { type Name } from "../core/name.js";
 import { leafCommonName as chainLeafCommonName } from "./chain.js";
 import { CliError, EXIT } from "../cli/output.js";
 import { ChunkReader, writeChunk, writeTerminator, type ChunkEvent } from "./chunks.js";

@@ -32,7 +32,7 @@ import { decodeWire, encodeWire } from "../commands/codec.js";
 import type { Bytes } from "../commands/der.js";
 import { encodeFrame } from "../commands/framing.js";
 import { WIRE_VERSION, type Command, type Payload, type Wire } from "../commands/types.js";
-import { nameToString, pathName } from "../policy/name.js";
+import { nameToString, pathName } from "../core/name.js";
 import { wireText } from "../commands/render.js";
 import { SignatureCache } from "../ca/verify.js";
 import { parsed, type ParsedCertificate } from "../ca/x509.js";

@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createDeflate, createInflate } from "node:zlib";
-import { nameFileComponent, parseName, type Name } from "../policy/name.js";
-import { err, ok, type Result } from "../policy/result.js";
+import { nameFileComponent, parseName, type Name } from "../core/name.js";
+import { err, ok, type Result } from "../core/result.js";
 import { inflateInto, isZeros, putPieces, SparseSink, TooLarge, writeAll, WriteFailed, zlibError } from "./sparse.js";
 
 export const MB = 1 << 20;

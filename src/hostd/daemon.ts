@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { decodeWire, encodeWire } from "../commands/codec.js";
 import { WIRE_VERSION, type Command, type Header, type Policy, type UnikernelConfig, type Wire } from "../commands/types.js";
-import { nameToString, rootName, type Name } from "../policy/name.js";
+import { nameToString, rootName, type Name } from "../core/name.js";
 import { connectUnix, connectUnixPatiently } from "../net/frames.js";
 import { emptyResources, findBlock, insertBlock } from "../policy/resources.js";
 import { tenderCommandLine, tenderNotFound, parseTenderVersion, guestNameArg } from "../solo5/tender.js";

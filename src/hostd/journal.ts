@@ -20,7 +20,7 @@
 import { crc32 } from "node:zlib";
 import { decodePolicy, decodeUnikernelConfig, encodePolicy, encodeUnikernelConfig } from "../commands/codec.js";
 import type { Policy, State, StatePolicy, StateUnikernel, UnikernelConfig } from "../commands/types.js";
-import { nameToString, parseName, type Name } from "../policy/name.js";
+import { nameToString, parseName, type Name } from "../core/name.js";
 import { policyEquals } from "../policy/policy.js";
 import { F, IoError, syncDir, unlinkQuiet, writeFully, type FileOps } from "./fsio.js";
 

@@ -16,7 +16,7 @@
 // the next hostd (runtime.ts) like any other.
 import { execFile, fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { err, ok, type Result } from "../policy/result.js";
+import { err, ok, type Result } from "../core/result.js";
 import { spawnWithFifo, type Spawned } from "./process.js";
 import { procStat } from "./runtime.js";
 import type { ExitStatus } from "./types.js";

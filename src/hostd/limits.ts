@@ -7,7 +7,7 @@ import type { Socket } from "node:net";
 import { encodeWire } from "../commands/codec.js";
 import { encodeFrame } from "../commands/framing.js";
 import { WIRE_VERSION, type Wire } from "../commands/types.js";
-import { rootName } from "../policy/name.js";
+import { rootName } from "../core/name.js";
 
 /** Defaults of --max-connections and --idle-timeout. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;

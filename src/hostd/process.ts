@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { accessSync, closeSync, constants as FS, linkSync, lstatSync, openSync, promises as fsp, rmSync, statSync, unlinkSync } from "node:fs";
 import { delimiter, join } from "node:path";
-import { err, ok, type Result } from "../policy/result.js";
+import { err, ok, type Result } from "../core/result.js";
 import type { ExitStatus } from "./types.js";
 import { execTool, strerror } from "./tools.js";
 

@@ -34,8 +34,9 @@ import type {
   Wire,
 } from "../commands/types.js";
 import { WIRE_VERSION } from "../commands/types.js";
-import { nameToString, pathName, rootPath, type Name, type Path } from "../policy/name.js";
-import { bridgeOf, formatPolicy, policyEquals } from "../policy/policy.js";
+import { nameToString, pathName, rootPath, type Name, type Path } from "../core/name.js";
+import { formatPolicy } from "../commands/render.js";
+import { bridgeOf, policyEquals } from "../policy/policy.js";
 import {
   blockName,
   checkBlock,
@@ -52,8 +53,8 @@ import {
   removeUnikernel,
   type Resources,
 } from "../policy/resources.js";
-import { err, ok, type Result } from "../policy/result.js";
-import { Trie } from "../policy/trie.js";
+import { err, ok, type Result } from "../core/result.js";
+import { Trie } from "../core/trie.js";
 import { checkManifest, type Solo5Abi, type Solo5Device } from "../solo5/elf.js";
 import { deterministicMac, formatMac, tenderCandidates, type TenderTarget } from "../solo5/tender.js";
 import type { ExitStatus } from "./types.js";

@@ -7,7 +7,7 @@
 // every list it prints is sorted (numerically for CPU ids, bytewise for bridges), as
 // upstream prints `IS.elements` / `String_set.elements`.
 import type { NetDevice, Policy, UnikernelConfig } from "../commands/types.js";
-import { compareLabel } from "./name.js";
+import { sortedIds, sortedStrings } from "../core/sets.js";
 
 /** Upstream's root policy unikernel count and "no limit" console budget: OCaml max_int. */
 export const rootPolicyUnikernels: bigint = (1n << 62n) - 1n;
@@ -20,16 +20,6 @@ export function bridgeOf(dev: NetDevice): string {
 /** The host bridges of a config, in config order (duplicates kept), as `Unikernel.bridges`. */
 export function configBridges(config: UnikernelConfig): string[] {
   return config.bridges.map(bridgeOf);
-}
-
-/** Ascending, duplicate-free copy of a set of CPU ids. */
-export function sortedIds(ids: Iterable<number>): number[] {
-  return [...new Set(ids)].sort((a, b) => a - b);
-}
-
-/** Bytewise-ascending, duplicate-free copy of a set of strings. */
-export function sortedStrings(xs: Iterable<string>): string[] {
-  return [...new Set(xs)].sort(compareLabel);
 }
 
 /** `a \ b`, ascending. */
@@ -108,18 +98,4 @@ export function policyEquals(a: Policy, b: Policy): boolean {
     setEquals(a.cpuids, b.cpuids) &&
     setEquals(a.bridges, b.bridges)
   );
-}
-
-/**
- * One-line rendering, upstream's `Policy.pp` verbatim (it appears in the daemon's
- * `policy restore error: couldn't insert policy <p> for <name>: ...`), e.g.
- * `policy: 1 unikernels 0 CPUids 10 MB memory 5 MB block, bridges: service` or
- * `policy: 2 unikernels 0,1 CPUids 512 MB memory no block` (CPU ids joined by `,`
- * without space, bridges by `, `).
- */
-export function formatPolicy(p: Policy): string {
-  const block = p.block === undefined ? "no" : `${p.block} MB`;
-  const bridges = sortedStrings(p.bridges);
-  const sep = bridges.length === 0 ? "" : ", bridges: ";
-  return `policy: ${p.unikernels} unikernels ${sortedIds(p.cpuids).join(",")} CPUids ${p.memory} MB memory ${block} block${sep}${joinComma(bridges)}`;
 }

@@ -5,10 +5,11 @@
 // Subtrees are label-list subtrees of the tries (see trie.ts), so — as upstream — a
 // unikernel or block device `:foo` counts as inside the subtree of path `foo:`.
 import type { Policy, PolicyEntry, UnikernelConfig } from "../commands/types.js";
-import { isPrefix, nameDisplay, nameLabels, nameToString, pathEquals, pathName, type Name, type Path } from "./name.js";
-import { configBridges, idsDiff, isSmaller, rootPolicyUnikernels, sortedIds, sortedStrings } from "./policy.js";
-import { err, ok, type Result } from "./result.js";
-import { Trie } from "./trie.js";
+import { isPrefix, nameDisplay, nameLabels, nameToString, pathEquals, pathName, type Name, type Path } from "../core/name.js";
+import { sortedIds, sortedStrings } from "../core/sets.js";
+import { configBridges, idsDiff, isSmaller, rootPolicyUnikernels } from "./policy.js";
+import { err, ok, type Result } from "../core/result.js";
+import { Trie } from "../core/trie.js";
 
 /** A registered block device: declared size in MB and whether a unikernel uses it. */
 export interface BlockState {

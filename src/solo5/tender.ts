@@ -3,8 +3,8 @@
 // Pure: no I/O (MD5 from node:crypto is plain computation).
 
 import { createHash } from "node:crypto";
-import type { Name } from "../policy/name.js";
-import { nameToString } from "../policy/name.js";
+import type { Name } from "../core/name.js";
+import { nameToString } from "../core/name.js";
 import type { Solo5Target } from "./elf.js";
 
 export type TenderTarget = "hvt" | "spt";

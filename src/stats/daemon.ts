@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { decodeWire, encodeFrame, encodeWire, END, FrameDecoder } from "../commands/index.js";
 import type { Command, Wire } from "../commands/index.js";
-import { rootName, nameToString, type Name } from "../policy/name.js";
+import { rootName, nameToString, type Name } from "../core/name.js";
 import { connectUnix } from "../net/frames.js";
 import { listenInherited, listenUnix } from "../net/listen.js";
 import type { UnikernelSnapshot } from "./metrics.js";

@@ -3,7 +3,7 @@
 // Pure; the process around it is influx-daemon.ts.
 
 import type { Ifdata, KinfoMem, Rusage, StatsData, Timeval, VmmStat } from "../commands/types.js";
-import { nameToString, type Name } from "../policy/name.js";
+import { nameToString, type Name } from "../core/name.js";
 
 const u64 = (v: bigint): string => `${BigInt.asUintN(64, v)}i`;
 const u32 = (v: number): string => `${BigInt.asUintN(32, BigInt(v))}i`;

@@ -8,7 +8,7 @@
 // `bridge` (the host bridge) and `tap`. Network directions are the unikernel's: it
 // receives what the tap transmits.
 
-import { nameToString, pathToString, type Name } from "../policy/name.js";
+import { nameToString, pathToString, type Name } from "../core/name.js";
 import type { StatsData } from "../commands/types.js";
 import type { HostFacts, InterfaceReading, Readings } from "./sample.js";
 

@@ -7,7 +7,7 @@
 // is split around the parenthesised command name (which may contain spaces and parentheses)
 // into [pid, comm, field3, ...], at least 52 entries; statm needs at least 7.
 
-import { err, ok, type Result } from "../policy/result.js";
+import { err, ok, type Result } from "../core/result.js";
 
 /** The fields of /proc/<pid>/stat that are used (counts as the kernel keeps them). */
 export interface ProcStat {

@@ -11,7 +11,7 @@ import http from "node:http";
 import { createRequire } from "node:module";
 import type * as Prom from "prom-client";
 import { baseLabels, HEALTH_METRICS, ifaceLabels, UNIKERNEL_METRICS, type Labels, type MetricDef, type Shared, type UnikernelSnapshot } from "./metrics.js";
-import { nameToString } from "../policy/name.js";
+import { nameToString } from "../core/name.js";
 import type { HostFacts } from "./sample.js";
 import { MAX_METRICS_CONNECTIONS } from "./limits.js";
 

@@ -22,8 +22,8 @@
 //   parses again (upstream unregisters it as if it had exited).
 
 import type { Header, StatsData, Wire } from "../commands/types.js";
-import { dropPrefix, isPrefix, nameToString, type Name } from "../policy/name.js";
-import { Trie } from "../policy/trie.js";
+import { dropPrefix, isPrefix, nameToString, type Name } from "../core/name.js";
+import { Trie } from "../core/trie.js";
 
 /** One (unikernel netif, host tap) pair of a registration. */
 export interface Nic {

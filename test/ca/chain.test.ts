@@ -3,7 +3,7 @@ import "reflect-metadata";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { checkPolicyMonotonic, deriveCommand } from "../../src/endpoint/chain.js";
-import { nameToString } from "../../src/policy/name.js";
+import { nameToString } from "../../src/core/name.js";
 import { consoleCmd, make, policy, vectorCerts } from "./helpers.js";
 import type { Command } from "../../src/commands/types.js";
 

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { verifyAlbatrossChain } from "../../src/ca/verify.js";
 import { certificatesFromPem, fromPemAll } from "../../src/ca/x509.js";
-import { nameToString } from "../../src/policy/name.js";
+import { nameToString } from "../../src/core/name.js";
 import { ROOT } from "./helpers.js";
 
 const DIR = join(ROOT, "fixtures/certs");

@@ -144,7 +144,7 @@ describe("--socket - (upstream vectors)", () => {
       assert.equal(r.code, 121, r.stderr);
       const w = decodeWire(dumped(r.stdout));
       assert.equal(w.payload.kind === "command" && w.payload.command.kind, kind);
-      const { nameToString } = await import("../../src/policy/name.js");
+      const { nameToString } = await import("../../src/core/name.js");
       assert.equal(nameToString(w.header.name), name);
     });
   }

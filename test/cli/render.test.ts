@@ -16,7 +16,7 @@ import { commonNameFor, destinationOf } from "../../src/cli/client.js";
 import { escapeOcaml, hexdump, infoText, policyText, rfc3339, statsText, wireText } from "../../src/commands/render.js";
 import { endpointOf } from "../../src/cli/socket.js";
 import { jobAndBuild } from "../../src/cli/update.js";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 
 describe("flag parsers", () => {
   test("block specs", () => {

@@ -10,7 +10,7 @@ import { inflateSync } from "node:zlib";
 import { deflate } from "../../src/commands/compress.js";
 import { encodeFrame } from "../../src/commands/framing.js";
 import type { Wire } from "../../src/commands/types.js";
-import { nameToString } from "../../src/policy/name.js";
+import { nameToString } from "../../src/core/name.js";
 import { CLI, fakeDaemon, runCli, tempDir, utf8, type FakeConn } from "./helpers.js";
 
 let tmp: { dir: string; cleanup: () => void };

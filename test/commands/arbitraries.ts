@@ -40,7 +40,7 @@ import type {
   UnikernelInfo,
   Wire,
 } from "../../src/commands/types.js";
-import { compareLabels, nameLabels, type Name } from "../../src/policy/name.js";
+import { compareLabels, nameLabels, type Name } from "../../src/core/name.js";
 
 type Bytes = Uint8Array;
 

@@ -39,7 +39,7 @@ import {
   setOf,
   tlv,
 } from "../../src/commands/der.js";
-import { parseName, rootName } from "../../src/policy/name.js";
+import { parseName, rootName } from "../../src/core/name.js";
 import { hex, throwsDecode, unhex, utf8 } from "./helpers.js";
 
 const hdr = (name = ":foo", version = 5) => seq(encInt(version), encInt64(0n), encUtf8(name));

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import { toJson } from "../../src/commands/show.js";
-import { parseName, rootName } from "../../src/policy/name.js";
+import { parseName, rootName } from "../../src/core/name.js";
 import { utf8 } from "./helpers.js";
 
 describe("toJson", () => {

@@ -16,7 +16,7 @@ import {
   type UnikernelConfig,
   type Wire,
 } from "../../src/commands/index.js";
-import { compareLabels, nameLabels, nameToString, parseName, rootName } from "../../src/policy/name.js";
+import { compareLabels, nameLabels, nameToString, parseName, rootName } from "../../src/core/name.js";
 import { b64vector, hex, hexVector, readVector, unhex, utf8 } from "./helpers.js";
 
 const consoleFoo: Wire = {

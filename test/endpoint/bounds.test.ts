@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import tls from "node:tls";
 import { encodeFrame } from "../../src/commands/framing.js";
-import { nameToString } from "../../src/policy/name.js";
+import { nameToString } from "../../src/core/name.js";
 import { ChunkReader } from "../../src/endpoint/chunks.js";
 import { decodeWire } from "../../src/commands/codec.js";
 import type { Wire } from "../../src/commands/types.js";

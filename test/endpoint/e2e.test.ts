@@ -6,7 +6,7 @@ import "reflect-metadata";
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import type { Command, Wire } from "../../src/commands/types.js";
-import { parseName, rootName } from "../../src/policy/name.js";
+import { parseName, rootName } from "../../src/core/name.js";
 import { runRemote } from "../../src/endpoint/remote.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";

@@ -3,7 +3,7 @@ import "reflect-metadata";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import tls from "node:tls";
-import { nameToString } from "../../src/policy/name.js";
+import { nameToString } from "../../src/core/name.js";
 import type { Wire } from "../../src/commands/types.js";
 import {
   FakeDaemons,

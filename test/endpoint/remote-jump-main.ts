@@ -4,7 +4,7 @@ import "reflect-metadata";
 import { remoteJump } from "../../src/cli/endpoint.js";
 import { parseDestination } from "../../src/cli/flags.js";
 import { runMain } from "../../src/cli/output.js";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 import type { Command } from "../../src/commands/types.js";
 import { Command as Program } from "commander";
 

@@ -7,7 +7,7 @@ import type { Command, Wire } from "../../src/commands/types.js";
 import { CliError } from "../../src/cli/output.js";
 import { decodeCertExtension } from "../../src/commands/codec.js";
 import { albatrossExtension, parseCertificate } from "../../src/ca/x509.js";
-import { parseName, rootName, nameToString } from "../../src/policy/name.js";
+import { parseName, rootName, nameToString } from "../../src/core/name.js";
 import { inflateSync } from "node:zlib";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { encodeWire } from "../../src/commands/codec.js";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { argv, commandWire, config, exchange, frameOf, request, show, successOf, type Env } from "../hostd/harness.js";
 import { allLeftovers, deadline, scenario, withEndpoint, zeroBomb } from "./support.js";

@@ -7,7 +7,7 @@ import { createDeflate } from "node:zlib";
 import { join } from "node:path";
 import { it } from "node:test";
 import type { Command, Wire } from "../../src/commands/types.js";
-import { parseName, type Name } from "../../src/policy/name.js";
+import { parseName, type Name } from "../../src/core/name.js";
 import { runRemote } from "../../src/endpoint/remote.js";
 import type { EndpointOptions } from "../../src/endpoint/server.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";

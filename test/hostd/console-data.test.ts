@@ -5,8 +5,8 @@ import fc from "fast-check";
 import { decodeWire, encodeFrame, encodeWire, END, FrameDecoder } from "../../src/commands/index.js";
 import { encodeConsoleData } from "../../src/hostd/console/data.js";
 import type { ConsoleEntry } from "../../src/hostd/console/ring.js";
-import { parseName } from "../../src/policy/name.js";
-import type { Name } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
+import type { Name } from "../../src/core/name.js";
 
 function reference(version: number, name: Name, entries: readonly ConsoleEntry[]): Uint8Array {
   const frames = entries.map((e) =>

@@ -2,8 +2,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { ConsoleState, SUBSCRIBED, WAITING_FOR_VM } from "../../src/hostd/console/state.js";
-import { nameToString } from "../../src/policy/name.js";
-import type { Path } from "../../src/policy/name.js";
+import { nameToString } from "../../src/core/name.js";
+import type { Path } from "../../src/core/name.js";
 
 const ROOT: Path = [];
 const FOO: Path = ["foo"];

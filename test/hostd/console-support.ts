@@ -8,7 +8,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { decodeWire, encodeFrame, encodeWire, END, FrameDecoder } from "../../src/commands/index.js";
 import type { Command, Wire } from "../../src/commands/index.js";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 
 export function tempTmpdir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(os.tmpdir(), "dromedary-console-"));

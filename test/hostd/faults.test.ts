@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { decodeState } from "../../src/commands/codec.js";
 import { readStored } from "../../src/hostd/store.js";
 import { encodeRecord } from "../../src/hostd/journal.js";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { argv, config, exists, pidsWith, request, show, successOf, taps, waitFor, withHostd, type Env, type HostdTestOptions } from "./harness.js";

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { decodeState, decodeWire, encodeState, encodeWire } from "../../src/commands/codec.js";
 import type { Command, State, StateVersion, Success, UnikernelConfig, Wire } from "../../src/commands/types.js";
 import { readStored } from "../../src/hostd/store.js";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 import { installStandin } from "../support/standin.js";
 import type { Netns } from "../support/netns.js";
 

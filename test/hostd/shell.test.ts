@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 import {
   blockBytes,
   createBlockFile,

@@ -12,7 +12,7 @@ import { crc32 } from "node:zlib";
 import fc from "fast-check";
 import { decodeState, encodeState, encodeStatePieces } from "../../src/commands/codec.js";
 import type { Policy, State, UnikernelConfig } from "../../src/commands/types.js";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 import { F, IoError, nodeFileOps, writeFully, type FileOps } from "../../src/hostd/fsio.js";
 import {
   applyOps,

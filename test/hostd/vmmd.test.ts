@@ -6,7 +6,7 @@ import { deflateSync } from "node:zlib";
 import { readSolo5Abi, readSolo5Manifest } from "../../src/solo5/elf.js";
 import { decodeState, encodeState } from "../../src/commands/codec.js";
 import type { Command, Header, Policy, State, Success, UnikernelConfig, Wire } from "../../src/commands/types.js";
-import { parseName, type Name } from "../../src/policy/name.js";
+import { parseName, type Name } from "../../src/core/name.js";
 import { emptyResources, findBlock, insertBlock, insertPolicy, type Resources } from "../../src/policy/resources.js";
 import {
   beginShutdown,

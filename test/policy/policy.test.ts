@@ -3,10 +3,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { Policy } from "../../src/commands/types.js";
+import { formatPolicy } from "../../src/commands/render.js";
 import {
   bridgeOf,
   fineWithPolicy,
-  formatPolicy,
   isSmaller,
   policyEquals,
   rootPolicyUnikernels,

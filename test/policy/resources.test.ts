@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Policy, UnikernelConfig } from "../../src/commands/types.js";
-import { nameToString, parseName, parsePath, rootPath } from "../../src/policy/name.js";
+import { nameToString, parseName, parsePath, rootPath } from "../../src/core/name.js";
 import { rootPolicyUnikernels } from "../../src/policy/policy.js";
 import {
   blockName,
@@ -24,7 +24,7 @@ import {
   usage,
   type Resources,
 } from "../../src/policy/resources.js";
-import type { Result } from "../../src/policy/result.js";
+import type { Result } from "../../src/core/result.js";
 import { p1, u } from "./fixtures.js";
 
 const N = parseName;

@@ -14,7 +14,7 @@ import {
   tenderTarget,
   unsupportedTarget,
 } from "../../src/solo5/tender.js";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 
 describe("tender lookup", () => {
   it("lists the four candidates in upstream order", () => {

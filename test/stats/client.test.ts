@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { StatsData, Wire } from "../../src/commands/types.js";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 import { encodeWire } from "../../src/commands/codec.js";
 import { processReplies, type Sink } from "../../src/cli/replies.js";
 import type { FrameEvent } from "../../src/cli/socket.js";

@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 import { startInflux } from "../../src/stats/influx-daemon.js";
 import { ask, sleep, startDaemon, startTender, waitFor, wire, withDir } from "./support.js";
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { StatsData } from "../../src/commands/types.js";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 import { influxLines, influxName } from "../../src/stats/influx.js";
 import { parseInfluxTarget } from "../../src/stats/influx-daemon.js";
 

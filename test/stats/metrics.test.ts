@@ -6,7 +6,7 @@ import { execFile, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import parsePrometheus, { type ParsedFamily } from "parse-prometheus-text-format";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 import type { UnikernelSnapshot } from "../../src/stats/metrics.js";
 import { StatsMetrics, type Health } from "../../src/stats/prometheus.js";
 import { statsData, type HostFacts, type Readings } from "../../src/stats/sample.js";

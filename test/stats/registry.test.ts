@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { Header, StatsData } from "../../src/commands/types.js";
-import { nameToString, parseName, type Name } from "../../src/policy/name.js";
+import { nameToString, parseName, type Name } from "../../src/core/name.js";
 import {
   finishRound,
   handle,

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { decodeWire, encodeWire } from "../../src/commands/codec.js";
 import { encodeFrame } from "../../src/commands/framing.js";
 import type { Command, StatsData, Wire } from "../../src/commands/types.js";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 import { startStatsDaemon, type StatsDaemon, type StatsDaemonOptions } from "../../src/stats/daemon.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { standinTender } from "../support/standin.js";

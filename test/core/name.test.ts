@@ -17,7 +17,7 @@ import {
   rootName,
   rootPath,
   type Name,
-} from "../../src/policy/name.js";
+} from "../../src/core/name.js";
 
 const n = (path: string[], label: string | null = null): Name => ({ path, label });
 

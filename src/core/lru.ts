@@ -4,7 +4,7 @@
 // keyed by the exact bytes they were computed from: a hostile client can only fill a cache
 // up to its bound, never make one answer for bytes it was not computed from.
 
-import type { Bytes } from "../commands/der.js";
+type Bytes = Uint8Array;
 
 export class LruCache<K, V> {
   // A Map iterates in insertion order: re-inserting on every hit keeps the least recently

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { LruCache, bytesKey } from "../../src/endpoint/lru.js";
+import { LruCache, bytesKey } from "../../src/core/lru.js";
 
 test("LruCache evicts the least recently used entry beyond its capacity", () => {
   const c = new LruCache<string, number>(2);

@@ -2,8 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Trie } from "../../src/policy/trie.js";
-import { compareLabels, nameLabels, nameToString, parseName, parsePath, rootName, type Name } from "../../src/policy/name.js";
+import { Trie } from "../../src/core/trie.js";
+import { compareLabels, nameLabels, nameToString, parseName, parsePath, rootName, type Name } from "../../src/core/name.js";
 
 const N = parseName;
 const show = (xs: Array<[Name, number]>): Array<[string, number]> => xs.map(([k, v]) => [nameToString(k), v]);
