@@ -41,7 +41,7 @@ import { issueCertificate, validity, type Profile } from "../src/ca/issue.js";
 import { generateKey, privateKeyToPem, spkiDer } from "../src/ca/keys.js";
 import { certificateFromDer, parseCertificate, parsed, toPem, type ParsedCertificate } from "../src/ca/x509.js";
 import { verifySignature, verifySignatureAsync } from "../src/ca/keys.js";
-import { deriveFromParsed } from "../src/endpoint/chain.js";
+import { deriveFromParsed } from "../src/ca/chain.js";
 import { DaemonConnections } from "../src/endpoint/daemons.js";
 import { Endpoint } from "../src/endpoint/server.js";
 

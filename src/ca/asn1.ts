@@ -1,7 +1,7 @@
 // Small X.509-level ASN.1 *reading* helpers on top of the strict DER layer
 // (src/commands/der.ts): object identifiers, BIT STRINGs, UTCTime/GeneralizedTime for
 // certificate validity, arbitrary-size INTEGER contents (serials), distinguished names.
-// Writing is @peculiar/x509's (src/ca/issue.ts, src/csr/csr.ts); the one name we build,
+// Writing is @peculiar/x509's (src/ca/issue.ts, src/ca/csr.ts); the one name we build,
 // `CN=<name>`, is made with its Name class here. Pure: no I/O.
 
 import "reflect-metadata";

@@ -18,10 +18,10 @@ import { DecodeError, type Bytes } from "../commands/der.js";
 import { WIRE_VERSION, type Command } from "../commands/types.js";
 import { LABEL_ERROR, isLabel } from "../core/name.js";
 import { fineWithPolicy, isSmaller, usable } from "../policy/policy.js";
-import { allowedLeafCommand, chainPolicies, checkPolicyMonotonic, MAX_CHAIN_LENGTH } from "../endpoint/chain.js";
+import { allowedLeafCommand, chainPolicies, checkPolicyMonotonic, MAX_CHAIN_LENGTH } from "./chain.js";
 import { describeCommand } from "../commands/render.js";
-import { fileNameProblem } from "../csr/request.js";
-import { csrCommonName, parseCsrPem, CsrError } from "../csr/csr.js";
+import { fileNameProblem } from "./request.js";
+import { csrCommonName, parseCsrPem, CsrError } from "./csr.js";
 import { dnToString, encodeCnName } from "./asn1.js";
 import { DAY, issueCertificate, validity, type Profile } from "./issue.js";
 import {

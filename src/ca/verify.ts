@@ -10,7 +10,7 @@ import { decodeCertExtension } from "../commands/codec.js";
 import { DecodeError } from "../commands/der.js";
 import type { Policy } from "../commands/types.js";
 import { isSmaller } from "../policy/policy.js";
-import { chainPolicies, deriveCommand, type Derived, type PolicyAt } from "../endpoint/chain.js";
+import { chainPolicies, deriveCommand, type Derived, type PolicyAt } from "./chain.js";
 import type { Path } from "../core/name.js";
 import { OID, bytesEqual, dnEquals, dnToString } from "./asn1.js";
 import { bytesKey, LruCache } from "../core/lru.js";

@@ -1,5 +1,5 @@
 // Strict reading of X.509 v3 certificates (RFC 5280), PEM, and the few building blocks the
-// builders (src/ca/issue.ts, src/csr/csr.ts, both on @peculiar/x509's generators) share.
+// builders (src/ca/issue.ts, src/ca/csr.ts, both on @peculiar/x509's generators) share.
 //
 // Why the parser is ours and not @peculiar/x509's: certificates arrive from hostile TLS
 // clients and must be refused precisely, and the library (asn1-schema on asn1js) is

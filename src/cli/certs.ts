@@ -11,7 +11,7 @@ import { verifyAlbatrossChain, type AlbatrossReport } from "../ca/verify.js";
 import { CertificateError, certificatesFromPem } from "../ca/x509.js";
 import { describeCommand } from "../commands/render.js";
 import { toJson } from "../commands/show.js";
-import type { PolicyAt } from "../endpoint/chain.js";
+import type { PolicyAt } from "../ca/chain.js";
 import { nameToString, pathToString } from "../core/name.js";
 import { formatPolicy } from "../commands/render.js";
 import { commandJson } from "./jsonview.js";

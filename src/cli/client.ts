@@ -18,9 +18,9 @@ import {
   type Wire,
 } from "../commands/types.js";
 import { KEY_TYPES, type KeyType } from "../ca/keys.js";
-import { writeCommandRequest } from "../csr/request.js";
+import { writeCommandRequest } from "../ca/request.js";
 import { pathName, rootName, rootPath, type Name, type Path } from "../core/name.js";
-import { leafCommonName } from "../endpoint/chain.js";
+import { leafCommonName } from "../ca/chain.js";
 import { usable } from "../policy/policy.js";
 import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";
 import {

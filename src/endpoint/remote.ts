@@ -35,7 +35,7 @@ import { verifyChain } from "../ca/verify.js";
 import { CertificateError, albatrossExtension, certificateFromDer, fromPemAll, parseCertificate, parsed, toPem, type ParsedCertificate } from "../ca/x509.js";
 import { fineWithPolicy, isSmaller } from "../policy/policy.js";
 import { type Name } from "../core/name.js";
-import { leafCommonName as chainLeafCommonName } from "./chain.js";
+import { leafCommonName as chainLeafCommonName } from "../ca/chain.js";
 import { CliError, EXIT } from "../cli/output.js";
 import { ChunkReader, writeChunk, writeTerminator, type ChunkEvent } from "./chunks.js";
 import { targetOf, type ReplyPattern } from "./server.js";

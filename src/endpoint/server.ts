@@ -36,7 +36,7 @@ import { nameToString, pathName } from "../core/name.js";
 import { wireText } from "../commands/render.js";
 import { SignatureCache } from "../ca/verify.js";
 import { parsed, type ParsedCertificate } from "../ca/x509.js";
-import { checkPolicyMonotonic, deriveFromParsed, type Derived } from "./chain.js";
+import { checkPolicyMonotonic, deriveFromParsed, type Derived } from "../ca/chain.js";
 import { ChunkReader, writeBytes, writeChunk, writeFramed, writeTerminator } from "./chunks.js";
 import { ReadTimeout } from "../net/frames.js";
 import { ParsedCertificateCache, peerCertificates, validatePeerChain } from "./peer.js";

@@ -2,7 +2,7 @@
 import "reflect-metadata";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { checkPolicyMonotonic, deriveCommand } from "../../src/endpoint/chain.js";
+import { checkPolicyMonotonic, deriveCommand } from "../../src/ca/chain.js";
 import { nameToString } from "../../src/core/name.js";
 import { consoleCmd, make, policy, vectorCerts } from "./helpers.js";
 import type { Command } from "../../src/commands/types.js";

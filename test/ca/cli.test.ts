@@ -5,7 +5,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeCommandRequest } from "../../src/csr/request.js";
+import { writeCommandRequest } from "../../src/ca/request.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { readPrivateKeyFile } from "../../src/ca/keys.js";
 import { certificatesFromPem, toPem } from "../../src/ca/x509.js";

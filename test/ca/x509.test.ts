@@ -35,7 +35,7 @@ import {
   subjectKeyId,
   toPem,
 } from "../../src/ca/x509.js";
-import { buildCsr, csrToPem, parseCsr, parseCsrPem, CsrError } from "../../src/csr/csr.js";
+import { buildCsr, csrToPem, parseCsr, parseCsrPem, CsrError } from "../../src/ca/csr.js";
 import { ext } from "../../src/ca/x509.js";
 import { consoleCmd, make, openssl, tempDir, vectorCerts } from "./helpers.js";
 import { encodeCertExtension } from "../../src/commands/codec.js";

@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { inflateSync } from "node:zlib";
 import { decodeCertExtension } from "../../src/commands/codec.js";
 import { albatrossExtension } from "../../src/ca/x509.js";
-import { parseCsrPem } from "../../src/csr/csr.js";
+import { parseCsrPem } from "../../src/ca/csr.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { runCli, tempDir } from "./helpers.js";
 

@@ -10,7 +10,7 @@ import type { Command, Policy } from "../commands/types.js";
 import { NameError, parseLabel, pathToString, type Name, type Path } from "../core/name.js";
 import { isSmaller } from "../policy/policy.js";
 import { err, ok, type Result } from "../core/result.js";
-import { albatrossExtension, parsed, subjectCN, CertificateError, type ParsedCertificate } from "../ca/x509.js";
+import { albatrossExtension, parsed, subjectCN, CertificateError, type ParsedCertificate } from "./x509.js";
 
 export interface PolicyAt {
   readonly path: Path;

@@ -11,8 +11,8 @@ import "reflect-metadata";
 import type { KeyObject } from "node:crypto";
 import { Extension as X509Extension, Pkcs10CertificateRequestGenerator } from "@peculiar/x509";
 import { Cursor, DecodeError, TAG, type Bytes } from "../commands/der.js";
-import { OID, cnName, readName, readOid, commonName, dnToString, type DistinguishedName } from "../ca/asn1.js";
-import { oneLine, signingKeys, verifySignature, webCrypto } from "../ca/keys.js";
+import { OID, cnName, readName, readOid, commonName, dnToString, type DistinguishedName } from "./asn1.js";
+import { oneLine, signingKeys, verifySignature, webCrypto } from "./keys.js";
 import {
   fromPemAll,
   readExtensions,
@@ -22,7 +22,7 @@ import {
   type Extension,
   type SignedLayout,
   type SubjectPublicKeyInfo,
-} from "../ca/x509.js";
+} from "./x509.js";
 
 export class CsrError extends Error {
   constructor(message: string) {

@@ -4,8 +4,8 @@
 import { join } from "node:path";
 import { encodeCertExtension } from "../commands/codec.js";
 import { WIRE_VERSION, type Command } from "../commands/types.js";
-import { KeyError, generateKey, pathExists, readPrivateKeyFile, writeNewFile, writePrivateKeyFile, type KeyType } from "../ca/keys.js";
-import { ext } from "../ca/x509.js";
+import { KeyError, generateKey, pathExists, readPrivateKeyFile, writeNewFile, writePrivateKeyFile, type KeyType } from "./keys.js";
+import { ext } from "./x509.js";
 import { CsrError, buildCsr, csrToPem } from "./csr.js";
 
 export class RequestError extends Error {
