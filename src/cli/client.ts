@@ -43,7 +43,10 @@ import { existingDir } from "./options.js";
 import { CliError, EXIT } from "./output.js";
 import { DEFAULT_REPLY_FRAME_LIMIT, STARTED_AT, processReplies, processSink, type Sink } from "./replies.js";
 import { hexdump } from "../commands/render.js";
-import { FrameReader, connectUnix, endpointOf, sendUpload, socketPath, ttyProgress, wireFrame, writeAll } from "./socket.js";
+import { ReplyReader, connectDaemon, wireFrame, writeAll } from "../transport/local.js";
+import { endpointOf, socketPath } from "../transport/routes.js";
+import { sendUpload } from "../transport/upload.js";
+import { ttyProgress } from "../client/progress.js";
 import { runUpdate } from "./update.js";
 
 // ---------------------------------------------------------------------------------------
@@ -214,13 +217,13 @@ async function sendLocal(cmd: Command, name: Name, o: DestinationOptions, sink: 
   const file = socket ?? socketPath(o.tmpdir, ep.socket);
   let sock;
   try {
-    sock = await connectUnix(file);
+    sock = await connectDaemon(file);
   } catch (e) {
     sink.err((e as Error).message);
     return EXIT.CONNECT;
   }
   try {
-    const reader = new FrameReader(sock, DEFAULT_REPLY_FRAME_LIMIT);
+    const reader = new ReplyReader(sock, DEFAULT_REPLY_FRAME_LIMIT);
     try {
       await writeAll(sock, wireFrame(wire));
     } catch (e) {

@@ -289,7 +289,7 @@ export async function remoteJump(cmd: Cmd, name: Name, o: RemoteJumpOptions, upl
   if (!o.destination) throw new CliError("no destination provided", EXIT.USAGE);
   const { runRemote, fileUpload } = await import("../endpoint/remote.js");
   const { processReplies, processSink, STARTED_AT } = await import("./replies.js");
-  const { ttyProgress } = await import("./socket.js");
+  const { ttyProgress } = await import("../client/progress.js");
   const sink = processSink(o.json ?? false);
   return runRemote({
     destination: o.destination,

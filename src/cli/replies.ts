@@ -14,7 +14,8 @@ import { nameToString, type Name } from "../core/name.js";
 import { wireJson } from "./jsonview.js";
 import { EXIT } from "./output.js";
 import { describeCommand, nameText, rfc3339, wireText } from "../commands/render.js";
-import type { FrameEvent, ReplyMode } from "./socket.js";
+import type { FrameEvent } from "../transport/local.js";
+import type { ReplyMode } from "../transport/routes.js";
 import { StatsTable } from "./stats-table.js";
 
 /** Where output goes; injectable for tests. */
@@ -148,7 +149,7 @@ class DumpTarget {
 
 /**
  * Process reply frames until the exchange is over; returns the exit status.
- * `next` yields frame events (socket.ts FrameReader), so tests can feed frames directly.
+ * `next` yields frame events (transport/local.ts ReplyReader), so tests can feed frames directly.
  */
 export async function processReplies(next: () => Promise<FrameEvent>, mode: ReplyMode, opts: ReplyOptions): Promise<number> {
   const { sink } = opts;

@@ -12,7 +12,8 @@ import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";
 import { EXIT } from "./output.js";
 import { DEFAULT_REPLY_FRAME_LIMIT, STARTED_AT, processReplies, processSink, type Sink } from "./replies.js";
 import { hex, hexdump, wireText } from "../commands/render.js";
-import { FrameReader, connectUnix, socketPath, wireFrame, writeAll, type FrameEvent } from "./socket.js";
+import { ReplyReader, connectDaemon, wireFrame, writeAll, type FrameEvent } from "../transport/local.js";
+import { socketPath } from "../transport/routes.js";
 import type { DestinationOptions } from "./client.js";
 
 /** Largest binary we download. */
@@ -122,13 +123,13 @@ async function oneJump(
   }
   let sock;
   try {
-    sock = await connectUnix(socketFile);
+    sock = await connectDaemon(socketFile);
   } catch (e) {
     sink.err((e as Error).message);
     return { ok: false, code: EXIT.CONNECT };
   }
   try {
-    const reader = new FrameReader(sock, DEFAULT_REPLY_FRAME_LIMIT);
+    const reader = new ReplyReader(sock, DEFAULT_REPLY_FRAME_LIMIT);
     await writeAll(sock, wireFrame(wire));
     return { ok: true, event: await reader.next() };
   } catch (e) {

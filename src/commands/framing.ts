@@ -6,7 +6,11 @@
 
 import type { Bytes } from "./der.js";
 
-export const DEFAULT_MAX_FRAME = 64 * 1024 * 1024;
+/**
+ * The decoder's cap when its user gives none (tests, tools). The daemons' and clients' limits
+ * are their own (src/transport/requests.ts DEFAULT_MAX_FRAME, the --max-frame flags).
+ */
+const FALLBACK_MAX_FRAME = 64 * 1024 * 1024;
 
 /** Returned by FrameDecoder.next() when a length <= 0 was read. */
 export const END: unique symbol = Symbol("END");
@@ -61,7 +65,7 @@ export class FrameDecoder {
   private pending: number | null = null;
 
   constructor(opts: FrameOptions = {}) {
-    const max = opts.maxFrame ?? DEFAULT_MAX_FRAME;
+    const max = opts.maxFrame ?? FALLBACK_MAX_FRAME;
     if (!Number.isSafeInteger(max) || max < 0) throw new RangeError(`invalid maxFrame ${max}`);
     this.maxFrame = max;
     this.admit = opts.admit;
@@ -167,7 +171,7 @@ export interface FrameStreamOptions extends FrameOptions {
 }
 
 /**
- * The event queue behind every socket frame reader (src/net/frames.ts adapts it to a
+ * The event queue behind every socket frame reader (src/transport/frames.ts adapts it to a
  * socket), without I/O: bytes, EOF and errors are pushed in and decoded at once; `take()`
  * hands out the events in order. The first eof/error (or, with `stopAtEnd`, the first end
  * marker) is the last event: later input is ignored and `take()` then reports a clean eof.

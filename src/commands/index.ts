@@ -26,7 +26,7 @@ export {
   decodeState,
   compareUtf8,
 } from "./codec.js";
-export { encodeFrame, FrameDecoder, FrameError, readFrames, END, END_FRAME, DEFAULT_MAX_FRAME } from "./framing.js";
+export { encodeFrame, FrameDecoder, FrameError, readFrames, END, END_FRAME } from "./framing.js";
 export type { FrameOptions, ReadFramesOptions } from "./framing.js";
 export { deflate, inflate, createLimitedInflate, InflateError } from "./compress.js";
 export { toJson, bytesToHex, macToString } from "./show.js";

@@ -21,7 +21,7 @@
 // default, the age leaves that race to daemons configured with an idle timeout under it.
 
 import net from "node:net";
-import { connectUnix } from "../net/frames.js";
+import { connectUnix } from "../transport/frames.js";
 
 /** The longest a spare connection is kept before it is closed unused. */
 export const SPARE_MAX_AGE_MS = 10_000;

@@ -37,8 +37,8 @@ import { fineWithPolicy, isSmaller } from "../policy/policy.js";
 import { type Name } from "../core/name.js";
 import { leafCommonName as chainLeafCommonName } from "../ca/chain.js";
 import { CliError, EXIT } from "../cli/output.js";
-import { ChunkReader, writeChunk, writeTerminator, type ChunkEvent } from "./chunks.js";
-import { targetOf, type ReplyPattern } from "./server.js";
+import { ChunkReader, writeChunk, writeTerminator, type ChunkEvent } from "../transport/chunks.js";
+import { endpointOf, type ReplyMode } from "../transport/routes.js";
 
 export { parseDestination } from "../cli/flags.js";
 
@@ -63,14 +63,14 @@ export interface Destination {
   readonly port: number;
 }
 
-/** Same shape as src/cli/socket.ts FrameEvent, so src/cli/replies.ts processReplies works on it. */
+/** Same shape as src/transport/local.ts FrameEvent, so src/cli/replies.ts processReplies works on it. */
 export type RemoteFrameEvent =
   | { readonly kind: "frame"; readonly payload: Bytes }
   | { readonly kind: "end" }
   | { readonly kind: "error"; readonly message: string };
 
 /** Processes the reply frames; returns the exit status (e.g. src/cli/replies.ts processReplies). */
-export type ReplyHandler = (next: () => Promise<RemoteFrameEvent>, mode: ReplyPattern) => Promise<number>;
+export type ReplyHandler = (next: () => Promise<RemoteFrameEvent>, mode: ReplyMode) => Promise<number>;
 
 export interface ProgressSink {
   update(sent: number, total: number): void;
@@ -391,7 +391,7 @@ export function* pieces(b: Bytes, piece = IMAGE_PIECE): Generator<Bytes> {
  * Read the replies through `handler`; a TLS alert refusing our certificate (in TLS 1.3 it
  * arrives after the handshake, with the first read) turns into exit 119.
  */
-export async function readReplies(s: tls.TLSSocket, mode: ReplyPattern, handler: ReplyHandler, warn: (msg: string) => void = defaultWarn): Promise<number> {
+export async function readReplies(s: tls.TLSSocket, mode: ReplyMode, handler: ReplyHandler, warn: (msg: string) => void = defaultWarn): Promise<number> {
   const reader = new ChunkReader(s, { maxChunk: REPLY_FRAME_LIMIT, highWater: 64 });
   let authAlert: string | null = null;
   let frames = 0;
@@ -516,7 +516,7 @@ export async function runRemote(o: RemoteOptions): Promise<number> {
   }
   const s = await connectTls({ destination: o.destination, creds, serverCa });
   try {
-    const { next } = targetOf(command);
+    const { mode: next } = endpointOf(command);
     const uploadChunks = image ? pieces(image) : o.upload;
     const fu = !image && o.upload && "consumed" in o.upload ? (o.upload as FileUpload) : null;
     const total = image ? image.length : fu ? fu.size : o.uploadSize ?? 0;
@@ -571,11 +571,11 @@ export interface CertificateOptions {
 }
 
 /** The reply pattern for a ready leaf: from its command, `read` if it has none that decodes. */
-export function modeOfLeaf(leaf: ParsedCertificate): ReplyPattern {
+export function modeOfLeaf(leaf: ParsedCertificate): ReplyMode {
   const v = albatrossExtension(leaf);
   if (v === undefined) return "read";
   try {
-    return targetOf(decodeCertExtension(v).command).next;
+    return endpointOf(decodeCertExtension(v).command).mode;
   } catch {
     return "read";
   }

@@ -25,7 +25,6 @@
 import "reflect-metadata";
 import { constants as cryptoConstants } from "node:crypto";
 import net from "node:net";
-import path from "node:path";
 import tls from "node:tls";
 import type { X509Certificate } from "@peculiar/x509";
 import { decodeWire, encodeWire } from "../commands/codec.js";
@@ -37,8 +36,9 @@ import { wireText } from "../commands/render.js";
 import { SignatureCache } from "../ca/verify.js";
 import { parsed, type ParsedCertificate } from "../ca/x509.js";
 import { checkPolicyMonotonic, deriveFromParsed, type Derived } from "../ca/chain.js";
-import { ChunkReader, writeBytes, writeChunk, writeFramed, writeTerminator } from "./chunks.js";
-import { ReadTimeout } from "../net/frames.js";
+import { ChunkReader, writeBytes, writeChunk, writeFramed, writeTerminator } from "../transport/chunks.js";
+import { ReadTimeout } from "../transport/frames.js";
+import { endpointOf, socketPath, type SocketKind } from "../transport/routes.js";
 import { ParsedCertificateCache, peerCertificates, validatePeerChain } from "./peer.js";
 import { DaemonConnections } from "./daemons.js";
 import { Budget, Slots } from "./slots.js";
@@ -46,34 +46,8 @@ import { raiseChainLimit } from "./addon.js";
 import { CHAIN_MS_PER_MIB, ChainGate, OPENSSL_DEFAULT_CHAIN_LIMIT, TLS_MAX_CHAIN } from "./gate.js";
 import { parseKeylogLine } from "./tls13.js";
 
-export type SocketKind = "vmmd" | "console" | "stat";
 /** a request's connection to its daemon, and the socket file it goes to */
 type DaemonLink = { readonly sock: net.Socket; readonly file: string };
-export type ReplyPattern = "single" | "read" | "dump";
-
-/** Vmm_commands.endpoint (daemon.md §1): target daemon and reply pattern of a command. */
-export function targetOf(cmd: Command): { socket: SocketKind; next: ReplyPattern } {
-  switch (cmd.kind) {
-    case "block-dump":
-      return { socket: "vmmd", next: "dump" };
-    case "stats-subscribe":
-      return { socket: "stat", next: "read" };
-    case "stats-add":
-    case "stats-remove":
-    case "stats-initial":
-      return { socket: "stat", next: "single" };
-    case "console-list-inactive":
-      return { socket: "console", next: "single" };
-    case "console-add":
-    case "console-subscribe":
-      return { socket: "console", next: "read" };
-    default:
-      return { socket: "vmmd", next: "single" };
-  }
-}
-
-const SOCKET_FILE: Record<SocketKind, string> = { vmmd: "vmmd.sock", console: "console.sock", stat: "stat.sock" };
-export const daemonSocketPath = (tmpdir: string, kind: SocketKind): string => path.join(tmpdir, "util", SOCKET_FILE[kind]);
 
 /** Does the command continue with a raw upload from the TLS client (daemon.md §6 step 6)? */
 export function hasBlockUpload(cmd: Command): boolean {
@@ -245,7 +219,7 @@ export class Endpoint {
     if (this.o.chainMemory < this.o.maxChainSize) throw new RangeError("chain memory must be at least the maximum chain size");
     this.chainBudget = new Budget(this.o.chainMemory);
     this.anchor = parsed(opts.ca);
-    this.sockets = { vmmd: daemonSocketPath(this.o.tmpdir, "vmmd"), console: daemonSocketPath(this.o.tmpdir, "console"), stat: daemonSocketPath(this.o.tmpdir, "stat") };
+    this.sockets = { vmmd: socketPath(this.o.tmpdir, "vmmd"), console: socketPath(this.o.tmpdir, "console"), stat: socketPath(this.o.tmpdir, "stat") };
     // OpenSSL verifies the client chain against the CA (`ca`), but we act on its verdict
     // ourselves (`authorized`) instead of `rejectUnauthorized: true`: Node then destroys
     // refused connections silently — no alert either way, since Node's OpenSSL verify
@@ -492,7 +466,7 @@ export class Endpoint {
     }
 
     // step 3
-    const { socket: kind, next } = targetOf(cmd);
+    const { socket: kind, mode: next } = endpointOf(cmd);
     const file = this.sockets[kind];
     let fd: net.Socket;
     try {

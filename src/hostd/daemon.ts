@@ -10,7 +10,7 @@ import { performance } from "node:perf_hooks";
 import { decodeWire, encodeWire } from "../commands/codec.js";
 import { WIRE_VERSION, type Command, type Header, type Policy, type UnikernelConfig, type Wire } from "../commands/types.js";
 import { nameToString, rootName, type Name } from "../core/name.js";
-import { connectUnix, connectUnixPatiently } from "../net/frames.js";
+import { connectUnix, connectUnixPatiently } from "../transport/frames.js";
 import { emptyResources, findBlock, insertBlock } from "../policy/resources.js";
 import { tenderCommandLine, tenderNotFound, parseTenderVersion, guestNameArg } from "../solo5/tender.js";
 import {
@@ -27,7 +27,7 @@ import {
   streamBlockFile,
   writeBlockData,
 } from "./blockstore.js";
-import { FrameError, FrameReader, MemoryBudget, ReadTimeout, writeFrame } from "./frames.js";
+import { FrameError, FrameReader, MemoryBudget, ReadTimeout, writeFrame } from "../transport/requests.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_MEMORY, refuseConnection, TEXT_TOO_MANY } from "./limits.js";
 import { NameOwners } from "./owners.js";
 import { DEFAULT_MAX_IMAGE_SIZE, imageTooLarge, readImageManifest, writeImage, writtenImageNotes } from "./image.js";

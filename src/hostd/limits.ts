@@ -15,7 +15,7 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 export const TEXT_TOO_MANY = "too many connections";
 /** Default of hostd's --max-image-size: the largest inflated image (image.ts). */
 export const DEFAULT_MAX_IMAGE_SIZE = 256 * 1024 * 1024;
-/** Default of hostd's --max-request-memory (frames/frames.ts MemoryBudget). */
+/** Default of hostd's --max-request-memory (transport/requests.ts MemoryBudget). */
 export const DEFAULT_MAX_REQUEST_MEMORY = 1024 * 1024 * 1024;
 
 /**

@@ -8,7 +8,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { decodeWire, encodeFrame, encodeWire, END, FrameDecoder, WIRE_VERSION } from "../commands/index.js";
 import type { Name } from "../core/name.js";
-import { connectUnix } from "../net/frames.js";
+import { connectUnix } from "../transport/frames.js";
 import { influxLines } from "./influx.js";
 import { DEFAULT_INFLUX_PORT, MAX_INFLUX_QUEUED_BYTES } from "./limits.js";
 

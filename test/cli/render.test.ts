@@ -14,7 +14,7 @@ import {
 } from "../../src/cli/flags.js";
 import { commonNameFor, destinationOf } from "../../src/cli/client.js";
 import { escapeOcaml, hexdump, infoText, policyText, rfc3339, statsText, wireText } from "../../src/commands/render.js";
-import { endpointOf } from "../../src/cli/socket.js";
+import { endpointOf } from "../../src/transport/routes.js";
 import { jobAndBuild } from "../../src/cli/update.js";
 import { parseName } from "../../src/core/name.js";
 

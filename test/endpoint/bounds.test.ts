@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import tls from "node:tls";
 import { encodeFrame } from "../../src/commands/framing.js";
 import { nameToString } from "../../src/core/name.js";
-import { ChunkReader } from "../../src/endpoint/chunks.js";
+import { ChunkReader } from "../../src/transport/chunks.js";
 import { decodeWire } from "../../src/commands/codec.js";
 import type { Wire } from "../../src/commands/types.js";
 import { cmds, endpointFixture, exchange, fail, failureText, keyPem, leaf, pem, str, type FakeDaemons, type Node, type Pki, type Running } from "./support.js";

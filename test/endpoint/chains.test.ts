@@ -15,7 +15,7 @@ import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { decodeWire } from "../../src/commands/codec.js";
-import { ChunkReader } from "../../src/endpoint/chunks.js";
+import { ChunkReader } from "../../src/transport/chunks.js";
 import { ADDON_ENV } from "../../src/endpoint/addon.js";
 import { FakeDaemons, cmds, exchange, keyPem, leaf, make, makePki, pem, startEndpoint, tempDir, writeFiles, type Node, type Pki, type Running } from "./support.js";
 

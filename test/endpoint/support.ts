@@ -12,7 +12,7 @@ import { encodeFrame } from "../../src/commands/framing.js";
 import type { Command, Data, Payload, Policy, Success, UnikernelConfig, Wire } from "../../src/commands/types.js";
 import { privateKeyToPem } from "../../src/ca/keys.js";
 import { toPem } from "../../src/ca/x509.js";
-import { ChunkReader, writeBytes } from "../../src/endpoint/chunks.js";
+import { ChunkReader, writeBytes } from "../../src/transport/chunks.js";
 import { Endpoint, type EndpointOptions, type LogLevel } from "../../src/endpoint/server.js";
 import { make, policy, type MakeOptions, type Node } from "../ca/helpers.js";
 

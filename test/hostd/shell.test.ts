@@ -25,7 +25,7 @@ import { nodeFileOps } from "../../src/hostd/fsio.js";
 import { encodeState } from "../../src/commands/codec.js";
 import type { State } from "../../src/commands/types.js";
 import { encodeFrame as frame } from "../../src/commands/framing.js";
-import { FrameError, FrameReader, MemoryBudget } from "../../src/hostd/frames.js";
+import { FrameError, FrameReader, MemoryBudget } from "../../src/transport/requests.js";
 import { ensureFifo, FifoSpares, findTender, spawnWithFifo, tenderVersionCached } from "../../src/hostd/process.js";
 import { parseBridgeList } from "../../src/hostd/host.js";
 import { Intents, procStartTime, readIntents, reapIntents } from "../../src/hostd/runtime.js";

@@ -6,7 +6,7 @@ import type { StatsData, Wire } from "../../src/commands/types.js";
 import { parseName } from "../../src/core/name.js";
 import { encodeWire } from "../../src/commands/codec.js";
 import { processReplies, type Sink } from "../../src/cli/replies.js";
-import type { FrameEvent } from "../../src/cli/socket.js";
+import type { FrameEvent } from "../../src/transport/local.js";
 import { StatsTable } from "../../src/cli/stats-table.js";
 import { runCli } from "../cli/helpers.js";
 

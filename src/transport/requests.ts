@@ -3,7 +3,7 @@
 // for the raw chunks of a block upload (the same framing).
 import type { Socket } from "node:net";
 import { FrameError, encodeFrame } from "../commands/framing.js";
-import { ReadTimeout, SocketFrames } from "../net/frames.js";
+import { ReadTimeout, SocketFrames } from "./frames.js";
 
 export { FrameError, ReadTimeout };
 
@@ -73,7 +73,7 @@ export class FrameReader {
   }
 
   /**
-   * With `timeoutMs`, rejects with ReadTimeout (src/net/frames.ts) when no complete frame
+   * With `timeoutMs`, rejects with ReadTimeout (src/transport/frames.ts) when no complete frame
    * (or end) arrives in time; the reader stays usable.
    */
   next(timeoutMs?: number): Promise<Uint8Array | null> {

@@ -6,7 +6,7 @@
 import type { Duplex } from "node:stream";
 import type { Bytes } from "../commands/der.js";
 import { FrameError, encodeFrame } from "../commands/framing.js";
-import { SocketFrames } from "../net/frames.js";
+import { SocketFrames } from "./frames.js";
 
 /** What `ChunkReader.next()` yields. */
 export type ChunkEvent =
@@ -48,7 +48,7 @@ export class ChunkReader {
   }
 
   /**
-   * The next event. With `timeoutMs`, rejects with ReadTimeout (src/net/frames.ts) when
+   * The next event. With `timeoutMs`, rejects with ReadTimeout (src/transport/frames.ts) when
    * nothing arrives in time (the reader stays usable; the caller normally destroys the socket).
    */
   async next(timeoutMs?: number): Promise<ChunkEvent> {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ReadTimeout, SocketFrames, connectUnixPatiently, retryDelay } from "../../src/net/frames.js";
+import { ReadTimeout, SocketFrames, connectUnixPatiently, retryDelay } from "../../src/transport/frames.js";
 
 // A PassThrough stands in for the socket: writes arrive as "data" events.
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r));

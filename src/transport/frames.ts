@@ -1,9 +1,9 @@
-// The socket side of reading length-prefixed frames (wire.md §3): feeds a stream socket's
-// bytes, EOF and errors into the pure FrameStream (commands/framing.ts) and applies
-// backpressure. Shared by the local client (cli/socket.ts), the TLS endpoint and the remote
-// client (endpoint/chunks.ts) and hostd (hostd/frames.ts); each adapts the events to its
-// own types and texts. Also the one Unix socket connect (client, endpoint, hostd).
-// Its own module because none of those subsystems should depend on another.
+// The one frame reader on stream sockets (wire.md §3): feeds a Unix or TLS socket's bytes,
+// EOF and errors into the pure FrameStream (commands/framing.ts), with backpressure
+// (highWater/highBytes/lowBytes), read timeouts and a frame size limit. Its views, each only
+// options plus the events in its caller's terms: local.ts ReplyReader (the local client),
+// chunks.ts ChunkReader (the TLS endpoint, both sides, and the remote client), requests.ts
+// FrameReader (a daemon's requests, with a memory budget). Also the one Unix socket connect.
 
 import net from "node:net";
 import type { Duplex } from "node:stream";
