@@ -8,7 +8,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { encodeFrame, encodeWire } from "../src/commands/index.js";
 import type { Wire } from "../src/commands/index.js";
-import { startConsoleDaemon } from "../src/hostd/console/daemon.js";
+import { startConsoleDaemon } from "../src/console/daemon.js";
 import { parseName } from "../src/core/name.js";
 
 const LINES = 300_000;

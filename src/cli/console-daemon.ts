@@ -1,9 +1,9 @@
 // `dromedary console-daemon`: the albatross-console equivalent (daemon.md §0, §3).
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
-import { startConsoleDaemon } from "../hostd/console/daemon.js";
+import { startConsoleDaemon } from "../console/daemon.js";
 import { existingDir, parseIdleTimeout, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
-import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "../hostd/limits.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "../transport/limits.js";
 import { CliError, EXIT } from "./output.js";
 
 export const DEFAULT_TMPDIR = "/run/albatross";

@@ -7,7 +7,8 @@ import { registerStatsDaemonCommands } from "./stats-daemon.js";
 import { existingDir, intInRange, parseIdleTimeout, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
 import { EXIT } from "./output.js";
 import { DEFAULT_MAX_FRAME } from "../transport/requests.js";
-import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IMAGE_SIZE, DEFAULT_MAX_REQUEST_MEMORY } from "../hostd/limits.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "../transport/limits.js";
+import { DEFAULT_MAX_IMAGE_SIZE, DEFAULT_MAX_REQUEST_MEMORY } from "../hostd/limits.js";
 
 export const DEFAULT_HOSTD_TMPDIR = "/run/albatross";
 export const DEFAULT_DBDIR = "/var/lib/albatross";

@@ -28,7 +28,8 @@ import {
   writeBlockData,
 } from "./blockstore.js";
 import { FrameError, FrameReader, MemoryBudget, ReadTimeout, writeFrame } from "../transport/requests.js";
-import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_MEMORY, refuseConnection, TEXT_TOO_MANY } from "./limits.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, refuseConnection, TEXT_TOO_MANY } from "../transport/limits.js";
+import { DEFAULT_MAX_REQUEST_MEMORY } from "./limits.js";
 import { NameOwners } from "./owners.js";
 import { DEFAULT_MAX_IMAGE_SIZE, imageTooLarge, readImageManifest, writeImage, writtenImageNotes } from "./image.js";
 import { zlibError } from "./sparse.js";

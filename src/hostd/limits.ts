@@ -1,34 +1,7 @@
-// Limits on the daemons' Unix sockets (hostd and the console daemon; not upstream, which
-// accepts connections until it runs out of file descriptors and keeps idle ones forever):
-// a cap on concurrent connections — one beyond it gets `Failure "too many connections"`
-// and is closed — and an idle timeout for connections that wait for their next request.
-// Also the defaults of hostd's other bounds (here, so the command line need not load hostd).
-import type { Socket } from "node:net";
-import { encodeWire } from "../commands/codec.js";
-import { encodeFrame } from "../commands/framing.js";
-import { WIRE_VERSION, type Wire } from "../commands/types.js";
-import { rootName } from "../core/name.js";
+// The defaults of hostd's bounds, in a module of their own so that the command line need
+// not load hostd (the socket limits shared with the console daemon: transport/limits.ts).
 
-/** Defaults of --max-connections and --idle-timeout. */
-export const DEFAULT_MAX_CONNECTIONS = 1024;
-export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
-export const TEXT_TOO_MANY = "too many connections";
 /** Default of hostd's --max-image-size: the largest inflated image (image.ts). */
 export const DEFAULT_MAX_IMAGE_SIZE = 256 * 1024 * 1024;
 /** Default of hostd's --max-request-memory (transport/requests.ts MemoryBudget). */
 export const DEFAULT_MAX_REQUEST_MEMORY = 1024 * 1024 * 1024;
-
-/**
- * Answer a connection beyond the cap with a Failure `text` (header: wire version 5,
- * sequence 0, the root name: no request was read) and close it. What the client sends
- * meanwhile is read and dropped, so it sees the reply rather than a reset.
- */
-export function refuseConnection(sock: Socket, text: string): void {
-  sock.on("error", () => undefined);
-  sock.on("data", () => undefined);
-  const timer = setTimeout(() => sock.destroy(), 2_000);
-  timer.unref();
-  sock.once("close", () => clearTimeout(timer));
-  const w: Wire = { header: { version: WIRE_VERSION, sequence: 0n, name: rootName }, payload: { kind: "failure", message: new TextEncoder().encode(text) } };
-  sock.end(encodeFrame(encodeWire(w)));
-}

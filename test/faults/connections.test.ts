@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Socket } from "node:net";
 import { decodeWire, encodeWire } from "../../src/commands/codec.js";
 import type { Wire } from "../../src/commands/types.js";
-import { startConsoleDaemon } from "../../src/hostd/console/daemon.js";
+import { startConsoleDaemon } from "../../src/console/daemon.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { argv, commandWire, config, connect, frameOf, request, show, sleep, waitFor, type Env } from "../hostd/harness.js";
 import { deadline, scenario } from "./support.js";

@@ -3,8 +3,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { decodeWire, encodeFrame, encodeWire, END, FrameDecoder } from "../../src/commands/index.js";
-import { encodeConsoleData } from "../../src/hostd/console/data.js";
-import type { ConsoleEntry } from "../../src/hostd/console/ring.js";
+import { encodeConsoleData } from "../../src/console/data.js";
+import type { ConsoleEntry } from "../../src/console/ring.js";
 import { parseName } from "../../src/core/name.js";
 import type { Name } from "../../src/core/name.js";
 

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { systemdListenFd } from "../../src/cli/options.js";
 import { CliError } from "../../src/cli/output.js";
-import { oneShot, replyText, tempTmpdir, wire } from "./console-support.js";
+import { oneShot, replyText, tempTmpdir, wire } from "./support.js";
 
 // dist/test/hostd -> repository root
 const root = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../..");

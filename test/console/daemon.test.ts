@@ -6,9 +6,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { encodeFrame } from "../../src/commands/index.js";
 import type { Command, Wire } from "../../src/commands/index.js";
-import { startConsoleDaemon } from "../../src/hostd/console/daemon.js";
-import type { ConsoleDaemon } from "../../src/hostd/console/daemon.js";
-import { consoleLine, FifoWriter, mkfifo, oneShot, replyText, tempTmpdir, WireClient, wire } from "./console-support.js";
+import { startConsoleDaemon } from "../../src/console/daemon.js";
+import type { ConsoleDaemon } from "../../src/console/daemon.js";
+import { consoleLine, FifoWriter, mkfifo, oneShot, replyText, tempTmpdir, WireClient, wire } from "./support.js";
 
 const add = (budget = 5n): Command => ({ kind: "console-add", budget });
 const subCount = (count: number): Command => ({ kind: "console-subscribe", sinceCount: { kind: "count", count } });

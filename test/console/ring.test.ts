@@ -1,8 +1,8 @@
 // The 1024-entry console ring (daemon.md §3, upstream Vmm_ring).
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Ring, RING_SIZE } from "../../src/hostd/console/ring.js";
-import type { ConsoleEntry } from "../../src/hostd/console/ring.js";
+import { Ring, RING_SIZE } from "../../src/console/ring.js";
+import type { ConsoleEntry } from "../../src/console/ring.js";
 
 const line = (i: number): Uint8Array => new TextEncoder().encode(`line ${i}`);
 const text = (e: ConsoleEntry): string => new TextDecoder().decode(e.line);

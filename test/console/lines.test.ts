@@ -2,8 +2,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { initialSplitState, READ_SIZE, splitRead, splitReads, TRUNCATED_SUFFIX } from "../../src/hostd/console/lines.js";
-import type { SplitState } from "../../src/hostd/console/lines.js";
+import { initialSplitState, READ_SIZE, splitRead, splitReads, TRUNCATED_SUFFIX } from "../../src/console/lines.js";
+import type { SplitState } from "../../src/console/lines.js";
 
 const te = new TextEncoder();
 const b = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0)); // latin1, byte-exact

@@ -1,7 +1,7 @@
 // Console daemon bookkeeping: paths, labels, budgets, subscribers (daemon.md §3).
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { ConsoleState, SUBSCRIBED, WAITING_FOR_VM } from "../../src/hostd/console/state.js";
+import { ConsoleState, SUBSCRIBED, WAITING_FOR_VM } from "../../src/console/state.js";
 import { nameToString } from "../../src/core/name.js";
 import type { Path } from "../../src/core/name.js";
 

@@ -10,9 +10,9 @@
 //   D      = a3 len  S                       -- Data: console [3] (EXPLICIT)
 //   S      = 30 len  18 len <time>  0c len <line bytes>
 
-import { encodeHeader } from "../../commands/index.js";
-import { formatGeneralizedTime } from "../../commands/der.js";
-import type { Name } from "../../core/name.js";
+import { encodeHeader } from "../commands/index.js";
+import { formatGeneralizedTime } from "../commands/der.js";
+import type { Name } from "../core/name.js";
 import type { ConsoleEntry } from "./ring.js";
 
 const lenSize = (n: number): number => (n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x1000000 ? 4 : 5);

@@ -7,16 +7,16 @@ import fs, { constants as fsc, promises as fsp } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { decodeWire, encodeFrame, encodeWire, END, FrameDecoder } from "../../commands/index.js";
-import type { Command, Header, Wire } from "../../commands/index.js";
-import { makeName, nameFileComponent, nameToString } from "../../core/name.js";
-import type { Label, Name, Path } from "../../core/name.js";
+import { decodeWire, encodeFrame, encodeWire, END, FrameDecoder } from "../commands/index.js";
+import type { Command, Header, Wire } from "../commands/index.js";
+import { makeName, nameFileComponent, nameToString } from "../core/name.js";
+import type { Label, Name, Path } from "../core/name.js";
 import { encodeConsoleData } from "./data.js";
 import { initialSplitState, splitReads } from "./lines.js";
 import type { SplitState } from "./lines.js";
 import type { ConsoleEntry, Ring } from "./ring.js";
 import { ConsoleState, NAME_USED, OPENING, PATH_USED } from "./state.js";
-import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, refuseConnection, TEXT_TOO_MANY } from "../limits.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, refuseConnection, TEXT_TOO_MANY } from "../transport/limits.js";
 
 export const CONSOLE_SOCKET_NAME = "console.sock";
 /** Commands to the console daemon are tiny; a larger frame is hostile (override: --max-frame). */

@@ -9,8 +9,8 @@
 // 1024-entry ring per line would be absurd — so this is a state machine, not a persistent
 // value.
 
-import { compareLabel, makeName, nameToString, pathToString } from "../../core/name.js";
-import type { Label, Name, Path } from "../../core/name.js";
+import { compareLabel, makeName, nameToString, pathToString } from "../core/name.js";
+import type { Label, Name, Path } from "../core/name.js";
 import { Ring } from "./ring.js";
 
 export const DEFAULT_MAX_SUBSCRIBERS = 5;
