@@ -14,8 +14,8 @@ import { toJson } from "../commands/show.js";
 import type { PolicyAt } from "../ca/chain.js";
 import { nameToString, pathToString } from "../core/name.js";
 import { formatPolicy } from "../commands/render.js";
-import { commandJson } from "./jsonview.js";
-import { CliError, EXIT } from "./output.js";
+import { commandJson } from "../client/jsonview.js";
+import { CliError, EXIT } from "../core/exit.js";
 
 function intArg(what: string) {
   return (v: string): number => {

@@ -1,77 +1,24 @@
-// albatross-client's command subcommands (cli.md §1–§3): flags -> Command -> one of
-// local socket / `--socket -` dump / CSR; replies and exit codes in replies.ts.
+// albatross-client's command subcommands (cli.md §1–§3): flags -> Command, sent by
+// client/jump.ts (local socket, `--socket -` dump, CSR, or --destination).
 
 import { statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import { Argument, InvalidArgumentError, Option, type Command as Cmd } from "commander";
-import { encodeWire } from "../commands/codec.js";
+import { Argument, Option, type Command as Cmd } from "commander";
 import { deflate } from "../commands/compress.js";
-import { END_FRAME } from "../commands/framing.js";
-import {
-  WIRE_VERSION,
-  type BlockDevice,
-  type Command,
-  type NetDevice,
-  type Policy,
-  type UnikernelArguments,
-  type UnikernelConfig,
-  type Wire,
-} from "../commands/types.js";
-import { KEY_TYPES, type KeyType } from "../ca/keys.js";
-import { writeCommandRequest } from "../ca/request.js";
+import type { BlockDevice, Command, NetDevice, Policy, UnikernelArguments, UnikernelConfig } from "../commands/types.js";
+import { KEY_TYPES } from "../ca/keys.js";
 import { pathName, rootName, rootPath, type Name, type Path } from "../core/name.js";
-import { leafCommonName } from "../ca/chain.js";
 import { usable } from "../policy/policy.js";
 import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";
-import {
-  FlagError,
-  hasDuplicates,
-  intSet,
-  parseBlockSpec,
-  parseBridgeTap,
-  parseCompressionLevel,
-  parseDestination,
-  parseHttpHost,
-  parseIntStrict,
-  parseNameArg,
-  parseNetSpec,
-  parsePathArg,
-  parseTimestamp,
-  type RemoteHost,
-} from "./flags.js";
-import { existingDir } from "./options.js";
-import { CliError, EXIT } from "./output.js";
-import { DEFAULT_REPLY_FRAME_LIMIT, STARTED_AT, processReplies, processSink, type Sink } from "./replies.js";
-import { hexdump } from "../commands/render.js";
-import { ReplyReader, connectDaemon, wireFrame, writeAll } from "../transport/local.js";
-import { endpointOf, socketPath } from "../transport/routes.js";
-import { sendUpload } from "../transport/upload.js";
-import { ttyProgress } from "../client/progress.js";
-import { runUpdate } from "./update.js";
+import { FlagError, hasDuplicates, intSet, parseBlockSpec, parseBridgeTap, parseCompressionLevel, parseDestination, parseHttpHost, parseIntStrict, parseNameArg, parseNetSpec, parsePathArg, parseTimestamp } from "./flags.js";
+import { existingDir, repeatable, wrap } from "./options.js";
+import { CliError, EXIT } from "../core/exit.js";
+import { defaultLevel, destinationOf, jump, type DestinationOptions } from "../client/jump.js";
+import { processSink } from "../client/replies.js";
+import { runUpdate } from "../client/update.js";
 
 // ---------------------------------------------------------------------------------------
 // option plumbing
-
-/** Wrap a FlagError-throwing parser for commander (bad values are usage errors, exit 124). */
-export function wrap<T>(parse: (s: string) => T): (s: string) => T {
-  return (s: string) => {
-    try {
-      return parse(s);
-    } catch (e) {
-      if (e instanceof FlagError) throw new InvalidArgumentError(e.message);
-      throw e;
-    }
-  };
-}
-
-/**
- * A repeatable option whose default list is replaced (not extended) by the first explicit
- * value, like cmdliner's `opt_all` with a default.
- */
-export function repeatable<T>(parse: (s: string) => T, dflt: readonly T[]): (s: string, prev: readonly T[]) => readonly T[] {
-  const p = wrap(parse);
-  return (s, prev) => (prev === dflt ? [p(s)] : [...prev, p(s)]);
-}
 
 const intArg = (what: string) => wrap((s: string) => parseIntStrict(s, what));
 
@@ -87,23 +34,7 @@ const existingFile = (what: string) =>
     return s;
   });
 
-
 export const DEFAULT_TMPDIR = "/run/albatross";
-
-/** Options common to every command subcommand (cli.md §1). */
-export interface DestinationOptions {
-  socket?: string;
-  destination?: RemoteHost;
-  csr?: boolean;
-  ca: string;
-  caKey: string;
-  serverCa: string;
-  keyType: KeyType;
-  keyPasswordFile?: string;
-  tmpdir: string;
-  json?: boolean;
-  verbose?: boolean;
-}
 
 function addDestinationOptions(c: Cmd): Cmd {
   return c
@@ -120,145 +51,7 @@ function addDestinationOptions(c: Cmd): Cmd {
     .option("-v, --verbose", "show arguments (argv) in configurations and infos");
 }
 
-export type Destination =
-  | { readonly kind: "local"; readonly socket?: string }
-  | { readonly kind: "remote"; readonly host: RemoteHost }
-  | { readonly kind: "csr" };
 
-export function destinationOf(o: Pick<DestinationOptions, "socket" | "destination" | "csr">): Destination {
-  const n = (o.csr ? 1 : 0) + (o.destination ? 1 : 0) + (o.socket !== undefined ? 1 : 0);
-  if (n > 1) throw new CliError("The options --csr, --destination, and --socket are mutually exclusive");
-  if (o.csr) return { kind: "csr" };
-  if (o.destination) return { kind: "remote", host: o.destination };
-  return o.socket !== undefined ? { kind: "local", socket: o.socket } : { kind: "local" };
-}
-
-/** Compression level default: 0 locally, 9 for --destination / --csr (wire.md §12). */
-export const defaultLevel = (d: Destination, given: number | undefined): number =>
-  given ?? (d.kind === "local" ? 0 : 9);
-
-/** cli.md §1.1: the CommonName of a leaf / CSR for a command and name. */
-export function commonNameFor(cmd: Command, name: Name): string {
-  const cn = leafCommonName(cmd, name);
-  if (cn === null) throw new CliError("non-empty path");
-  return cn;
-}
-
-// ---------------------------------------------------------------------------------------
-// sending a command
-
-export interface Upload {
-  readonly file: string;
-  readonly level: number;
-}
-
-/** Header of a locally sent request: version 5, sequence 0, the target name. */
-export const requestWire = (cmd: Command, name: Name): Wire => ({
-  header: { version: WIRE_VERSION, sequence: 0n, name },
-  payload: { kind: "command", command: cmd },
-});
-
-async function readPassword(file: string): Promise<string> {
-  try {
-    // one line; a trailing newline is not part of the password
-    return (await readFile(file, "utf8")).replace(/\r?\n$/, "");
-  } catch (e) {
-    throw new CliError(`--key-password-file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-/** Upstream `jump`: send `cmd` for `name` to the destination; the exit status. */
-export async function jump(cmd: Command, name: Name, o: DestinationOptions, upload?: Upload): Promise<number> {
-  const dest = destinationOf(o);
-  const sink = processSink(o.json ?? false);
-  switch (dest.kind) {
-    case "remote": {
-      // Imported lazily: the TLS client (and @peculiar/x509) is only loaded for remote mode.
-      const { remoteJump } = await import("./endpoint.js");
-      const caKeyPassword = o.keyPasswordFile !== undefined ? await readPassword(o.keyPasswordFile) : undefined;
-      return remoteJump(cmd, name, { ...o, destination: dest.host, ...(caKeyPassword !== undefined ? { caKeyPassword } : {}) }, upload);
-    }
-    case "csr": {
-      const cn = commonNameFor(cmd, name);
-      if (cn === "") {
-        // Upstream dies with an uncaught exception here (exit 125, cli.md §1.3).
-        throw new CliError("a request for the root path has an empty common name, which cannot name the key and request files", EXIT.INTERNAL);
-      }
-      let r;
-      try {
-        r = await writeCommandRequest({
-          cn,
-          command: cmd,
-          keyType: o.keyType,
-          dir: process.cwd(),
-          overwrite: true,
-          ...(o.keyPasswordFile !== undefined ? { keyPassword: await readPassword(o.keyPasswordFile) } : {}),
-        });
-      } catch (e) {
-        throw new CliError(`error while creating CSR: ${(e as Error).message}`);
-      }
-      // As albatross-client, an existing <CN>.req is replaced — but never silently.
-      if (sink.json) sink.out(JSON.stringify({ event: "csr", request: r.reqFile, key: r.keyFile, reusedKey: r.reusedKey, replacedRequest: r.replacedRequest, cn }));
-      else sink.out(`${r.replacedRequest ? "replaced" : "wrote"} ${r.reqFile} (${r.reusedKey ? "reused" : "new"} key ${r.keyFile})`);
-      return EXIT.OK;
-    }
-    case "local":
-      return sendLocal(cmd, name, o, sink, dest.socket, upload);
-  }
-}
-
-async function sendLocal(cmd: Command, name: Name, o: DestinationOptions, sink: Sink, socket: string | undefined, upload?: Upload): Promise<number> {
-  const wire = requestWire(cmd, name);
-  if (socket === "-") {
-    process.stdout.write(`out:\n${hexdump(encodeWire(wire))}\n`);
-    return EXIT.COMMUNICATION;
-  }
-  const ep = endpointOf(cmd);
-  const file = socket ?? socketPath(o.tmpdir, ep.socket);
-  let sock;
-  try {
-    sock = await connectDaemon(file);
-  } catch (e) {
-    sink.err((e as Error).message);
-    return EXIT.CONNECT;
-  }
-  try {
-    const reader = new ReplyReader(sock, DEFAULT_REPLY_FRAME_LIMIT);
-    try {
-      await writeAll(sock, wireFrame(wire));
-    } catch (e) {
-      sink.err(`communication failure: ${(e as Error).message}`);
-      return EXIT.COMMUNICATION;
-    }
-    let uploadFailed = false;
-    if (upload) {
-      const progress = ttyProgress(`uploading ${upload.file}`);
-      const r = await sendUpload(sock, {
-        file: upload.file,
-        level: upload.level,
-        progress: progress.update,
-        shouldStop: () => reader.hasInput,
-      });
-      progress.done();
-      if (!r.ok && r.fileError !== undefined) {
-        // Upstream ends the stream and sends a Failure after it (daemons ignore it).
-        uploadFailed = true;
-        sink.err(r.fileError);
-        try {
-          await writeAll(sock, END_FRAME);
-          await writeAll(sock, wireFrame({ header: wire.header, payload: { kind: "failure", message: new TextEncoder().encode(r.fileError) } }));
-        } catch {
-          // the reply (if any) tells the rest
-        }
-      }
-      // A write error means the daemon stopped reading (it replied early); read that reply.
-    }
-    const code = await processReplies(() => reader.next(), ep.mode, { sink, startedAt: STARTED_AT, verbose: o.verbose ?? false });
-    return uploadFailed && code === EXIT.OK ? EXIT.INTERNAL : code;
-  } finally {
-    sock.destroy();
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // building commands from flags (pure apart from reading the image)

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { startConsoleDaemon } from "../console/daemon.js";
 import { existingDir, parseIdleTimeout, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "../transport/limits.js";
-import { CliError, EXIT } from "./output.js";
+import { CliError, EXIT } from "../core/exit.js";
 
 export const DEFAULT_TMPDIR = "/run/albatross";
 

@@ -5,7 +5,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { registerConsoleDaemonCommand } from "./console-daemon.js";
 import { registerStatsDaemonCommands } from "./stats-daemon.js";
 import { existingDir, intInRange, parseIdleTimeout, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
-import { EXIT } from "./output.js";
+import { EXIT } from "../core/exit.js";
 import { DEFAULT_MAX_FRAME } from "../transport/requests.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "../transport/limits.js";
 import { DEFAULT_MAX_IMAGE_SIZE, DEFAULT_MAX_REQUEST_MEMORY } from "../hostd/limits.js";

@@ -6,11 +6,9 @@ import { isIP } from "node:net";
 import net from "node:net";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { existingDir, systemdListenFd } from "./options.js";
-import { CliError, EXIT } from "./output.js";
-import { parseDestination, FlagError, type RemoteHost } from "./flags.js";
-import type { Command as Cmd } from "../commands/types.js";
-import type { KeyType } from "../ca/keys.js";
-import type { Name } from "../core/name.js";
+import { CliError, EXIT } from "../core/exit.js";
+import { parseDestination, FlagError } from "./flags.js";
+import type { Destination as RemoteHost } from "../client/remote.js";
 
 const DEFAULT_TMPDIR = "/run/albatross";
 const LEVELS = ["quiet", "error", "warning", "info", "debug"] as const;
@@ -264,8 +262,8 @@ function registerCertificate(program: Command): void {
         throw new CliError("the server CA was given twice (CACERT and --server-ca)", EXIT.USAGE);
       }
       const serverCa = serverCaArg ?? flags.serverCa;
-      const { runCertificate } = await import("../endpoint/remote.js");
-      const { processReplies, processSink, STARTED_AT } = await import("./replies.js");
+      const { runCertificate } = await import("../client/remote.js");
+      const { processReplies, processSink, STARTED_AT } = await import("../client/replies.js");
       const sink = processSink(flags.json ?? false);
       const keyPassword = flags.keyPasswordFile !== undefined ? readFile(flags.keyPasswordFile, "--key-password-file").replace(/\r?\n$/, "") : undefined;
       process.exitCode = await runCertificate({
@@ -280,45 +278,6 @@ function registerCertificate(program: Command): void {
     });
 }
 
-/**
- * `--destination` for every command subcommand (cli.md §1.2): what src/cli/client.ts `jump`
- * calls for `{ kind: "remote" }` — `return remoteJump(cmd, name, o, upload);`. Replies are
- * printed by replies.ts (text or --json), uploads show ttyProgress on a terminal.
- */
-export async function remoteJump(cmd: Cmd, name: Name, o: RemoteJumpOptions, upload?: { file: string; level: number }): Promise<number> {
-  if (!o.destination) throw new CliError("no destination provided", EXIT.USAGE);
-  const { runRemote, fileUpload } = await import("../endpoint/remote.js");
-  const { processReplies, processSink, STARTED_AT } = await import("./replies.js");
-  const { ttyProgress } = await import("../client/progress.js");
-  const sink = processSink(o.json ?? false);
-  return runRemote({
-    destination: o.destination,
-    command: cmd,
-    name,
-    ca: o.ca,
-    caKey: o.caKey,
-    serverCa: o.serverCa,
-    keyType: o.keyType,
-    ...(o.caKeyPassword !== undefined ? { caKeyPassword: o.caKeyPassword } : {}),
-    ...(upload ? { upload: await fileUpload(upload.file, upload.level) } : {}),
-    progress: (label) => ttyProgress(upload ? `${label} ${upload.file}` : label),
-    replies: (next, mode) => processReplies(next, mode, { sink, startedAt: STARTED_AT, verbose: o.verbose ?? false }),
-    warn: (m) => sink.err(`warning: ${m}`),
-  });
-}
-
-/** The subset of client.ts DestinationOptions remote mode uses. */
-export interface RemoteJumpOptions {
-  destination?: RemoteHost;
-  ca: string;
-  caKey: string;
-  serverCa: string;
-  keyType: KeyType;
-  /** password of an encrypted --ca-key (from --key-password-file) */
-  caKeyPassword?: string;
-  json?: boolean;
-  verbose?: boolean;
-}
 
 /** Registers `endpoint` and `certificate`. */
 export function registerEndpointCommands(program: Command): void {

@@ -1,11 +1,12 @@
 // Command line value parsers of albatross-client (cli.md §1, §2), with upstream's error texts.
 //
 // Pure: every function takes the argument text and returns a typed value or throws FlagError
-// with the one-line message the user sees. The commander glue (client.ts) wraps these into
+// with the one-line message the user sees. The commander glue (options.ts wrap) wraps these into
 // InvalidArgumentError, so a bad value is a usage error (exit 124) like cmdliner's.
 
 import { isIP } from "node:net";
 import type { BlockDevice, NetDevice } from "../commands/types.js";
+import type { Destination as RemoteHost } from "../client/remote.js";
 import { NameError, parseName, parsePath, type Name, type Path } from "../core/name.js";
 
 export class FlagError extends Error {
@@ -156,11 +157,6 @@ export function parseTimestamp(s: string): Date {
 }
 
 // --- destinations (cli.md §1) ---
-
-export interface RemoteHost {
-  readonly host: string;
-  readonly port: number;
-}
 
 const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 

@@ -4,7 +4,7 @@
 // command there). A plain command rather than commander's built-in help command, so that an
 // unknown COMMAND is a usage error (exit 124) like any unknown command.
 import { Argument, type Command } from "commander";
-import { CliError, EXIT } from "./output.js";
+import { CliError, EXIT } from "../core/exit.js";
 
 export function registerHelpCommand(program: Command): void {
   program.helpCommand(false);

@@ -1,7 +1,7 @@
 // `dromedary install-units`: write the systemd units of the daemons (packaging/systemd/,
 // src/systemd/) with this installation's binary in ExecStart=, and say what to run next.
 import type { Command } from "commander";
-import { CliError, EXIT } from "./output.js";
+import { CliError, EXIT } from "../core/exit.js";
 
 interface InstallUnitsFlags {
   prefix?: string;

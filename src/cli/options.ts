@@ -1,7 +1,8 @@
 // Option value parsers shared by every command group (client, daemons, endpoint).
 import { statSync } from "node:fs";
 import { InvalidArgumentError } from "commander";
-import { CliError, EXIT } from "./output.js";
+import { FlagError } from "./flags.js";
+import { CliError, EXIT } from "../core/exit.js";
 
 /**
  * `--tmpdir`/`--dbdir`: an explicitly given directory must exist (cmdliner's `dir`
@@ -45,3 +46,24 @@ export const intInRange = (min: number, max: number, unit = "") => (v: string): 
 export const parseMaxConnections = intInRange(1, 1_000_000);
 /** `--idle-timeout SECONDS` of the daemons' Unix sockets. */
 export const parseIdleTimeout = intInRange(1, 86_400, " seconds");
+
+/** Wrap a FlagError-throwing parser for commander (bad values are usage errors, exit 124). */
+export function wrap<T>(parse: (s: string) => T): (s: string) => T {
+  return (s: string) => {
+    try {
+      return parse(s);
+    } catch (e) {
+      if (e instanceof FlagError) throw new InvalidArgumentError(e.message);
+      throw e;
+    }
+  };
+}
+
+/**
+ * A repeatable option whose default list is replaced (not extended) by the first explicit
+ * value, like cmdliner's `opt_all` with a default.
+ */
+export function repeatable<T>(parse: (s: string) => T, dflt: readonly T[]): (s: string, prev: readonly T[]) => readonly T[] {
+  const p = wrap(parse);
+  return (s, prev) => (prev === dflt ? [p(s)] : [...prev, p(s)]);
+}

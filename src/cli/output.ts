@@ -1,30 +1,6 @@
-// Turning results into text or JSON, and errors into exit codes (cli.md §3).
+// Errors into exit codes (cli.md §3): the one place the command line ends a run.
 import type { Command } from "commander";
-
-/** Exit codes of albatross-client (cli.md §3). */
-export const EXIT = {
-  OK: 0,
-  CHAIN_INVALID: 116,
-  REMOTE_FAILURE: 117,
-  HTTP: 118,
-  LOCAL_AUTH: 119,
-  REMOTE_AUTH: 120,
-  COMMUNICATION: 121,
-  CONNECT: 122,
-  USAGE: 124,
-  INTERNAL: 125,
-} as const;
-
-/** An error meant for the user: one line, and the exit code to leave with. */
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number = EXIT.USAGE,
-  ) {
-    super(message);
-    this.name = "CliError";
-  }
-}
+import { CliError, EXIT } from "../core/exit.js";
 
 /**
  * Settings every (sub)command needs: throw instead of exiting (so the exit code is ours), and

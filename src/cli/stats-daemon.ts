@@ -5,7 +5,7 @@ import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { parseName, rootName, type Name } from "../core/name.js";
 import { existingDir, intInRange, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
-import { CliError, EXIT } from "./output.js";
+import { CliError, EXIT } from "../core/exit.js";
 // only the bounds: the daemons themselves are loaded when run
 import { MAX_INFLUX_QUEUED_BYTES, MAX_METRICS_CONNECTIONS, STATS_DEFAULTS } from "../stats/limits.js";
 

@@ -5,9 +5,12 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type net from "node:net";
-import { pipeline } from "node:stream";
+import { pipeline, type Duplex } from "node:stream";
 import { createDeflate } from "node:zlib";
 import { END_FRAME, encodeFrame } from "../commands/framing.js";
+import type { Bytes } from "../commands/der.js";
+import { CliError, EXIT } from "../core/exit.js";
+import { writeChunk, writeTerminator } from "./chunks.js";
 import { writeAll } from "./local.js";
 
 export interface UploadOptions {
@@ -65,4 +68,66 @@ export async function sendUpload(sock: net.Socket, opts: UploadOptions): Promise
     return { ok: false, writeError: (e as NodeJS.ErrnoException).code ?? (e as Error).message };
   }
   return { ok: true, sent: src.bytesRead };
+}
+
+// ---------------------------------------------------------------------------------------
+// the remote client: an upload as chunks after the TLS handshake
+
+export interface ProgressSink {
+  update(sent: number, total: number): void;
+  done(): void;
+}
+
+/**
+ * A file as an upload stream, as upstream's client sends it (wire.md §3.1): read in
+ * 4096-byte pieces, each piece — or each piece of zlib output when `level` > 0 (one zlib
+ * stream) — one chunk. `consumed` tells how much of the file was read (for progress).
+ */
+export interface FileUpload extends AsyncIterable<Bytes> {
+  readonly size: number;
+  readonly consumed: number;
+}
+
+export async function fileUpload(file: string, level: number): Promise<FileUpload> {
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch (e) {
+    throw new CliError(`${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.USAGE);
+  }
+  const src = createReadStream(file, { highWaterMark: UPLOAD_PIECE });
+  // pipeline: a read error destroys the deflate stream too, so iterating it throws
+  const out: AsyncIterable<Buffer> = level > 0 ? pipeline(src, createDeflate({ level }), () => undefined) : src;
+  return {
+    size,
+    get consumed() {
+      return src.bytesRead;
+    },
+    async *[Symbol.asyncIterator]() {
+      for await (const b of out) yield new Uint8Array(b.buffer, b.byteOffset, b.length);
+    },
+  };
+}
+
+/** Send raw chunks over TLS (skipping empty ones, which would end the stream) and the terminator. */
+export async function sendChunks(
+  s: Duplex,
+  chunks: AsyncIterable<Bytes> | Iterable<Bytes>,
+  progress?: { sink: ProgressSink; total: number; consumed?: () => number },
+): Promise<{ ok: true; sent: number } | { ok: false; error: string }> {
+  let sent = 0;
+  try {
+    for await (const c of chunks) {
+      if (c.length === 0) continue;
+      await writeChunk(s, c);
+      sent += c.length;
+      progress?.sink.update(progress.consumed ? progress.consumed() : sent, progress.total);
+    }
+    await writeTerminator(s);
+    return { ok: true, sent };
+  } catch (e) {
+    return { ok: false, error: (e as NodeJS.ErrnoException).code ?? (e as Error).message };
+  } finally {
+    progress?.sink.done();
+  }
 }

@@ -12,10 +12,10 @@ import {
   parseNetSpec,
   parseTimestamp,
 } from "../../src/cli/flags.js";
-import { commonNameFor, destinationOf } from "../../src/cli/client.js";
+import { commonNameFor, destinationOf } from "../../src/client/jump.js";
 import { escapeOcaml, hexdump, infoText, policyText, rfc3339, statsText, wireText } from "../../src/commands/render.js";
 import { endpointOf } from "../../src/transport/routes.js";
-import { jobAndBuild } from "../../src/cli/update.js";
+import { jobAndBuild } from "../../src/client/update.js";
 import { parseName } from "../../src/core/name.js";
 
 describe("flag parsers", () => {

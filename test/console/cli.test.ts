@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { systemdListenFd } from "../../src/cli/options.js";
-import { CliError } from "../../src/cli/output.js";
+import { CliError } from "../../src/core/exit.js";
 import { oneShot, replyText, tempTmpdir, wire } from "./support.js";
 
 // dist/test/hostd -> repository root

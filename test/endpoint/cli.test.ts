@@ -7,7 +7,7 @@ import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { FakeDaemons, cmds, defaultBehaviour, keyPem, leaf, makePki, pem, tempDir, writeFiles, type Pki } from "./support.js";
-import { runCertificate } from "../../src/endpoint/remote.js";
+import { runCertificate } from "../../src/client/remote.js";
 
 const MAIN = fileURLToPath(new URL("./cli-main.js", import.meta.url));
 const JUMP = fileURLToPath(new URL("./remote-jump-main.js", import.meta.url));

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import type { Command, Wire } from "../../src/commands/types.js";
 import { parseName, rootName } from "../../src/core/name.js";
-import { runRemote } from "../../src/endpoint/remote.js";
+import { runRemote } from "../../src/client/remote.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { config, withHostd } from "../hostd/harness.js";

@@ -1,7 +1,7 @@
-// Runs src/cli/endpoint.ts remoteJump as client.ts would for `--destination` (until client.ts
+// Runs src/client/jump.ts remoteJump as client.ts would for `--destination` (until client.ts
 // calls it): argv = HOST:PORT CA CAKEY SERVERCA KIND NAME [FILE] [--json].
 import "reflect-metadata";
-import { remoteJump } from "../../src/cli/endpoint.js";
+import { remoteJump } from "../../src/client/jump.js";
 import { parseDestination } from "../../src/cli/flags.js";
 import { runMain } from "../../src/cli/output.js";
 import { parseName } from "../../src/core/name.js";

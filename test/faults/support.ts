@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { it } from "node:test";
 import type { Command, Wire } from "../../src/commands/types.js";
 import { parseName, type Name } from "../../src/core/name.js";
-import { runRemote } from "../../src/endpoint/remote.js";
+import { runRemote } from "../../src/client/remote.js";
 import type { EndpointOptions } from "../../src/endpoint/server.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
 import { exists, pidsWith, show, taps, withHostd, type Env } from "../hostd/harness.js";

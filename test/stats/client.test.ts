@@ -1,13 +1,13 @@
-// `dromedary stats`: a table per sample on a terminal (src/cli/stats-table.ts), albatross'
+// `dromedary stats`: a table per sample on a terminal (src/client/stats-table.ts), albatross'
 // text when piped, JSON lines with --json; NAME as argument or -n.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { StatsData, Wire } from "../../src/commands/types.js";
 import { parseName } from "../../src/core/name.js";
 import { encodeWire } from "../../src/commands/codec.js";
-import { processReplies, type Sink } from "../../src/cli/replies.js";
+import { processReplies, type Sink } from "../../src/client/replies.js";
 import type { FrameEvent } from "../../src/transport/local.js";
-import { StatsTable } from "../../src/cli/stats-table.js";
+import { StatsTable } from "../../src/client/stats-table.js";
 import { runCli } from "../cli/helpers.js";
 
 function stats(utimeS: number, txBytes: bigint): StatsData {

@@ -4,14 +4,15 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { describe, it } from "node:test";
 import type { Command, Wire } from "../../src/commands/types.js";
-import { CliError } from "../../src/cli/output.js";
+import { CliError } from "../../src/core/exit.js";
 import { decodeCertExtension } from "../../src/commands/codec.js";
 import { albatrossExtension, parseCertificate } from "../../src/ca/x509.js";
 import { parseName, rootName, nameToString } from "../../src/core/name.js";
 import { inflateSync } from "node:zlib";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { INLINE_IMAGE_LIMIT, fileUpload, leafCommonName, makeLeaf, runCertificate, runRemote, splitImage, type RemoteOptions } from "../../src/endpoint/remote.js";
+import { fileUpload } from "../../src/transport/upload.js";
+import { INLINE_IMAGE_LIMIT, leafCommonName, makeLeaf, runCertificate, runRemote, splitImage, type RemoteOptions } from "../../src/client/remote.js";
 import {
   FakeDaemons,
   cmds,
@@ -29,7 +30,7 @@ import {
   writeFiles,
   type Pki,
   type Running,
-} from "./support.js";
+} from "../endpoint/support.js";
 
 let pki: Pki;
 let tmp: string;

@@ -18,10 +18,7 @@
 
 import "reflect-metadata";
 import type { KeyObject } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
-import { pipeline } from "node:stream";
-import { createDeflate } from "node:zlib";
+import { readFile } from "node:fs/promises";
 import tls from "node:tls";
 import type { X509Certificate } from "@peculiar/x509";
 import { decodeCertExtension, encodeCertExtension } from "../commands/codec.js";
@@ -36,11 +33,10 @@ import { CertificateError, albatrossExtension, certificateFromDer, fromPemAll, p
 import { fineWithPolicy, isSmaller } from "../policy/policy.js";
 import { type Name } from "../core/name.js";
 import { leafCommonName as chainLeafCommonName } from "../ca/chain.js";
-import { CliError, EXIT } from "../cli/output.js";
-import { ChunkReader, writeChunk, writeTerminator, type ChunkEvent } from "../transport/chunks.js";
+import { CliError, EXIT } from "../core/exit.js";
+import { ChunkReader, writeTerminator, type ChunkEvent } from "../transport/chunks.js";
+import { sendChunks, type FileUpload, type ProgressSink } from "../transport/upload.js";
 import { endpointOf, type ReplyMode } from "../transport/routes.js";
-
-export { parseDestination } from "../cli/flags.js";
 
 /** cli.md §4.1: leaves made for one command live 300 s (and start 10 s in the past). */
 export const LEAF_SECONDS = 300;
@@ -63,19 +59,14 @@ export interface Destination {
   readonly port: number;
 }
 
-/** Same shape as src/transport/local.ts FrameEvent, so src/cli/replies.ts processReplies works on it. */
+/** Same shape as src/transport/local.ts FrameEvent, so src/client/replies.ts processReplies works on it. */
 export type RemoteFrameEvent =
   | { readonly kind: "frame"; readonly payload: Bytes }
   | { readonly kind: "end" }
   | { readonly kind: "error"; readonly message: string };
 
-/** Processes the reply frames; returns the exit status (e.g. src/cli/replies.ts processReplies). */
+/** Processes the reply frames; returns the exit status (e.g. src/client/replies.ts processReplies). */
 export type ReplyHandler = (next: () => Promise<RemoteFrameEvent>, mode: ReplyMode) => Promise<number>;
-
-export interface ProgressSink {
-  update(sent: number, total: number): void;
-  done(): void;
-}
 
 export interface Credentials {
   /** the leaf, then the CA chain it was issued by */
@@ -326,61 +317,6 @@ function oneLine(e: unknown): string {
 // ---------------------------------------------------------------------------------------
 // a session: upload, replies
 
-/**
- * A file as an upload stream, as upstream's client sends it (wire.md §3.1): read in
- * 4096-byte pieces, each piece — or each piece of zlib output when `level` > 0 (one zlib
- * stream) — one chunk. `consumed` tells how much of the file was read (for progress).
- */
-export interface FileUpload extends AsyncIterable<Bytes> {
-  readonly size: number;
-  readonly consumed: number;
-}
-
-export const UPLOAD_PIECE = 4096;
-
-export async function fileUpload(file: string, level: number): Promise<FileUpload> {
-  let size: number;
-  try {
-    size = (await stat(file)).size;
-  } catch (e) {
-    throw new CliError(`${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.USAGE);
-  }
-  const src = createReadStream(file, { highWaterMark: UPLOAD_PIECE });
-  // pipeline: a read error destroys the deflate stream too, so iterating it throws
-  const out: AsyncIterable<Buffer> = level > 0 ? pipeline(src, createDeflate({ level }), () => undefined) : src;
-  return {
-    size,
-    get consumed() {
-      return src.bytesRead;
-    },
-    async *[Symbol.asyncIterator]() {
-      for await (const b of out) yield new Uint8Array(b.buffer, b.byteOffset, b.length);
-    },
-  };
-}
-
-/** Send raw chunks (skipping empty ones, which would end the stream) and the terminator. */
-export async function sendUpload(
-  s: tls.TLSSocket,
-  chunks: AsyncIterable<Bytes> | Iterable<Bytes>,
-  progress?: { sink: ProgressSink; total: number; consumed?: () => number },
-): Promise<{ ok: true; sent: number } | { ok: false; error: string }> {
-  let sent = 0;
-  try {
-    for await (const c of chunks) {
-      if (c.length === 0) continue;
-      await writeChunk(s, c);
-      sent += c.length;
-      progress?.sink.update(progress.consumed ? progress.consumed() : sent, progress.total);
-    }
-    await writeTerminator(s);
-    return { ok: true, sent };
-  } catch (e) {
-    return { ok: false, error: (e as NodeJS.ErrnoException).code ?? (e as Error).message };
-  } finally {
-    progress?.sink.done();
-  }
-}
 
 /** Bytes in pieces of `piece`. */
 export function* pieces(b: Bytes, piece = IMAGE_PIECE): Generator<Bytes> {
@@ -526,7 +462,7 @@ export async function runRemote(o: RemoteOptions): Promise<number> {
       // A write failure means the server stopped reading (it answered or gave up): the
       // replies tell the rest.
       const progress = sink ? { sink, total, ...(fu ? { consumed: () => fu.consumed } : {}) } : undefined;
-      await sendUpload(s, guard(uploadChunks, (e) => (uploadError = e)), progress);
+      await sendChunks(s, guard(uploadChunks, (e) => (uploadError = e)), progress);
       if (uploadError !== null) {
         // upstream ends the stream; the endpoint never reads past it
         await writeTerminator(s).catch(() => undefined);
@@ -546,7 +482,7 @@ export async function runRemote(o: RemoteOptions): Promise<number> {
   }
 }
 
-/** Stop iterating (instead of throwing into sendUpload) when the source fails. */
+/** Stop iterating (instead of throwing into sendChunks) when the source fails. */
 async function* guard(src: AsyncIterable<Bytes> | Iterable<Bytes>, onError: (e: unknown) => void): AsyncGenerator<Bytes> {
   try {
     for await (const c of src) yield c;

@@ -12,7 +12,7 @@ import type { Bytes } from "../commands/der.js";
 import type { Wire } from "../commands/types.js";
 import { nameToString, type Name } from "../core/name.js";
 import { wireJson } from "./jsonview.js";
-import { EXIT } from "./output.js";
+import { EXIT } from "../core/exit.js";
 import { describeCommand, nameText, rfc3339, wireText } from "../commands/render.js";
 import type { FrameEvent } from "../transport/local.js";
 import type { ReplyMode } from "../transport/routes.js";

@@ -9,12 +9,12 @@ import { deflate } from "../commands/compress.js";
 import type { Command, UnikernelConfig, UnikernelInfo, Wire } from "../commands/types.js";
 import type { Name } from "../core/name.js";
 import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";
-import { EXIT } from "./output.js";
+import { EXIT } from "../core/exit.js";
 import { DEFAULT_REPLY_FRAME_LIMIT, STARTED_AT, processReplies, processSink, type Sink } from "./replies.js";
 import { hex, hexdump, wireText } from "../commands/render.js";
 import { ReplyReader, connectDaemon, wireFrame, writeAll, type FrameEvent } from "../transport/local.js";
 import { socketPath } from "../transport/routes.js";
-import type { DestinationOptions } from "./client.js";
+import type { DestinationOptions } from "./jump.js";
 
 /** Largest binary we download. */
 export const MAX_BINARY_BYTES = 1 << 30;
