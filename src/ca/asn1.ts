@@ -7,6 +7,7 @@
 import "reflect-metadata";
 import { Name } from "@peculiar/x509";
 import { Cursor, DecodeError, TAG, type Bytes, type Tlv } from "../commands/der.js";
+import { hex } from "../core/hex.js";
 
 export const TAG_UTCTIME = 0x17;
 export const TAG_PRINTABLE = 0x13;
@@ -337,5 +338,3 @@ export function bytesEqual(a: Bytes, b: Bytes): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
-
-export const hex = (b: Bytes): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");

@@ -32,7 +32,8 @@ import {
 } from "@peculiar/x509";
 import { Cursor, type Bytes } from "../commands/der.js";
 import { ALBATROSS_OID } from "../commands/types.js";
-import { bytesEqual, hex } from "./asn1.js";
+import { bytesEqual } from "./asn1.js";
+import { hex } from "../core/hex.js";
 import { oneLine, signingKeys, spkiDer, webCrypto } from "./keys.js";
 import { CertificateError, keyId, parseCertificate, readSpki, serialFromRandom } from "./x509.js";
 

@@ -16,12 +16,12 @@ import { X509Certificate } from "@peculiar/x509";
 import { createHash } from "node:crypto";
 import { Cursor, DecodeError, TAG, type Bytes } from "../commands/der.js";
 import { ALBATROSS_OID } from "../commands/types.js";
+import { hex } from "../core/hex.js";
 import {
   OID,
   bytesEqual,
   commonName,
   dnEquals,
-  hex,
   readCertTime,
   readIntegerContent,
   readName,

@@ -8,6 +8,7 @@ import { isIP } from "node:net";
 import type { BlockDevice, NetDevice } from "../commands/types.js";
 import type { Destination as RemoteHost } from "../client/remote.js";
 import { NameError, parseName, parsePath, type Name, type Path } from "../core/name.js";
+import { parseMac as macOf } from "../solo5/tender.js";
 
 export class FlagError extends Error {
   constructor(message: string) {
@@ -100,9 +101,9 @@ export function parseBlockSpec(s: string): BlockDevice {
 
 /** MAC address `xx:xx:xx:xx:xx:xx` (also `-` separated, like Macaddr.of_string). */
 export function parseMac(s: string): Uint8Array {
-  const m = /^([0-9a-f]{2})([:-])([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})$/i.exec(s);
-  if (!m) throw new FlagError(`invalid MAC address ${JSON.stringify(s)} (expected xx:xx:xx:xx:xx:xx)`);
-  return Uint8Array.from([m[1], m[3], m[4], m[5], m[6], m[7]].map((h) => Number.parseInt(h!, 16)));
+  const mac = macOf(s);
+  if (!mac) throw new FlagError(`invalid MAC address ${JSON.stringify(s)} (expected xx:xx:xx:xx:xx:xx)`);
+  return mac;
 }
 
 /** `--net SPEC`: `netif[@mac]` or `netif:bridge[@mac]`. */

@@ -14,7 +14,8 @@ import { parseCsr, type ParsedCsr } from "../ca/csr.js";
 import { deriveFromParsed } from "../ca/chain.js";
 import { compareLabels, nameLabels, nameToString, type Name } from "../core/name.js";
 import { commandJson, stateUnikernelJson, wireJson } from "./jsonview.js";
-import { configText, dataText, describeCommand, hex, nameText, policyText, successText } from "../commands/render.js";
+import { configText, dataText, describeCommand, nameText, policyText, successText } from "../commands/render.js";
+import { hex } from "../core/hex.js";
 
 // ---------------------------------------------------------------------------------------
 // recognising input (pure)

@@ -25,6 +25,7 @@ import type {
   Wire,
 } from "./types.js";
 import { nameToString, type Name } from "../core/name.js";
+import { hex } from "../core/hex.js";
 import { sortedIds, sortedStrings } from "../core/sets.js";
 
 // --- primitives ---
@@ -83,7 +84,6 @@ export function hexdump(b: Bytes): string {
   return lines.join("\n");
 }
 
-export const hex = (b: Bytes): string => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
 export const macText = (m: Bytes): string => Array.from(m, (x) => x.toString(16).padStart(2, "0")).join(":");
 

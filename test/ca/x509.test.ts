@@ -6,7 +6,8 @@ import * as assert from "node:assert/strict";
 import { createPublicKey } from "node:crypto";
 import { readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { OID, encodeCnName, hex } from "../../src/ca/asn1.js";
+import { OID, encodeCnName } from "../../src/ca/asn1.js";
+import { hex } from "../../src/core/hex.js";
 import { issueCertificate, validity, type Profile } from "../../src/ca/issue.js";
 import {
   KEY_TYPES,
