@@ -839,10 +839,13 @@ export class Hostd {
   async createUnikernel(name: Name, config: UnikernelConfig, dump: boolean): Promise<Outcome> {
     // the fold of the state file gives way while a create runs (store.ts)
     const busy = this.store.busy();
+    // a recorded create's large image is written to the journal's image file meanwhile (store.ts)
+    const staged = dump && checkCreate(this.state, name, config).ok ? this.store.stageImage(config) : null;
     try {
       return await this.createNow(name, config, dump);
     } finally {
       busy();
+      await staged?.release();
     }
   }
 

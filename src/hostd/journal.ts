@@ -14,6 +14,14 @@
 // state file already holds changes nothing: a crash between a fold and the removal of the
 // folded journal is harmless.
 //
+// A large image is not copied into the record: it is written (and fsynced, with the
+// directory) into an image file of the journal, `state.image.<n>`, while the create runs,
+// and the record (`I`) names that file: value = u32 BE image length, u32 BE CRC-32 of the
+// image, u16 BE file name length, the file name, then the DER of the configuration with
+// an empty image. The file is durable before the record that names it is written; it is
+// removed with the journal generation that names it (after the fold), or at start when no
+// record names it (a create that was never acknowledged).
+//
 // A record cut short by a crash (the file ends inside it, or its checksum fails and only
 // zeros or nothing follow) is a "torn tail": it was never acknowledged and is ignored.
 // Anything else that does not parse is corruption, reported with its offset.
@@ -27,8 +35,21 @@ import { F, IoError, syncDir, unlinkQuiet, writeFully, type FileOps } from "./fs
 // ---------------------------------------------------------------------------------------
 // Operations and snapshots (pure)
 
+/** An image kept in an image file of the journal instead of in the record. */
+export interface ImageRef {
+  /** `state.image.<n>` in the journal's directory */
+  readonly file: string;
+  readonly length: number;
+  /** CRC-32 of the image */
+  readonly crc: number;
+}
+
 export type Op =
-  | { readonly kind: "put-unikernel"; readonly name: Name; readonly config: UnikernelConfig }
+  /**
+   * With `image`, the record names the image file and `config.image` is not written (when
+   * parsed: `config.image` is empty until the file is read, resolveImages)
+   */
+  | { readonly kind: "put-unikernel"; readonly name: Name; readonly config: UnikernelConfig; readonly image?: ImageRef }
   | { readonly kind: "remove-unikernel"; readonly name: Name }
   | { readonly kind: "put-policy"; readonly name: Name; readonly policy: Policy }
   | { readonly kind: "remove-policy"; readonly name: Name };
@@ -118,6 +139,34 @@ export class JournalCorrupt extends Error {
 }
 
 const KIND = { "put-unikernel": 0x55, "remove-unikernel": 0x75, "put-policy": 0x50, "remove-policy": 0x70 } as const;
+/** put-unikernel with its image in an image file (ImageRef) */
+const KIND_IMAGE_FILE = 0x49;
+const NO_IMAGE = new Uint8Array(0);
+
+function encodeImageRef(ref: ImageRef, config: UnikernelConfig): Uint8Array {
+  const file = enc.encode(ref.file);
+  const der = encodeUnikernelConfig({ ...config, image: NO_IMAGE });
+  const out = new Uint8Array(10 + file.length + der.length);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setUint32(0, ref.length);
+  view.setUint32(4, ref.crc);
+  view.setUint16(8, file.length);
+  out.set(file, 10);
+  out.set(der, 10 + file.length);
+  return out;
+}
+
+function decodeImageRef(value: Uint8Array): { ref: ImageRef; config: UnikernelConfig } {
+  if (value.length < 10) throw new Error("an image file reference is cut short");
+  const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
+  const fileLen = view.getUint16(8);
+  if (10 + fileLen > value.length) throw new Error("an image file reference is cut short");
+  const file = dec.decode(value.subarray(10, 10 + fileLen));
+  if (imageFileNumber(file) === null) throw new Error(`bad image file name ${JSON.stringify(file)}`);
+  const config = decodeUnikernelConfig(value.subarray(10 + fileLen));
+  if (config.image.length !== 0) throw new Error("an image file reference carries an image");
+  return { ref: { file, length: view.getUint32(0), crc: view.getUint32(4) }, config };
+}
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
 
@@ -125,6 +174,7 @@ const dec = new TextDecoder("utf-8", { fatal: true });
 export function encodeRecord(ops: readonly Op[]): Uint8Array {
   const parts = ops.map((op) => {
     const name = enc.encode(nameToString(op.name));
+    if (op.kind === "put-unikernel" && op.image !== undefined) return { kind: KIND_IMAGE_FILE, name, value: encodeImageRef(op.image, op.config) };
     const value =
       op.kind === "put-unikernel" ? encodeUnikernelConfig(op.config) : op.kind === "put-policy" ? encodePolicy(op.policy) : new Uint8Array(0);
     return { kind: KIND[op.kind], name, value };
@@ -182,6 +232,12 @@ function decodePayload(b: Uint8Array, base: number): Op[] {
           if (name.label === null) throw new Error("a unikernel name must have a label");
           ops.push({ kind: "put-unikernel", name, config: decodeUnikernelConfig(value) });
           break;
+        case KIND_IMAGE_FILE: {
+          if (name.label === null) throw new Error("a unikernel name must have a label");
+          const { ref, config } = decodeImageRef(value);
+          ops.push({ kind: "put-unikernel", name, config, image: ref });
+          break;
+        }
         case KIND["put-policy"]:
           if (name.label !== null) throw new Error("a policy name must be a path");
           ops.push({ kind: "put-policy", name, policy: decodePolicy(value) });
@@ -259,6 +315,46 @@ export function journalGeneration(file: string): number | null {
   if (!file.startsWith(JOURNAL_PREFIX)) return null;
   const g = file.slice(JOURNAL_PREFIX.length);
   return /^[1-9][0-9]{0,14}$/.test(g) ? Number(g) : null;
+}
+
+const IMAGE_PREFIX = "state.image.";
+
+/** The name of image file `n` of the journal. */
+export const imageFile = (n: number): string => `${IMAGE_PREFIX}${n}`;
+
+/** `state.image.<n>` -> n (a positive integer), else null. */
+export function imageFileNumber(file: string): number | null {
+  if (!file.startsWith(IMAGE_PREFIX)) return null;
+  const n = file.slice(IMAGE_PREFIX.length);
+  return /^[1-9][0-9]{0,14}$/.test(n) ? Number(n) : null;
+}
+
+/**
+ * The images of a parsed journal's records read from their image files (I/O through
+ * `read`): each op naming one gets its config with the image, and keeps the reference
+ * (for the file's bookkeeping). Throws JournalCorrupt when a named file is missing or
+ * does not hold the image the record describes (length, CRC-32): it was fsynced before
+ * that record was written.
+ */
+export async function resolveImages(records: Op[][], read: (file: string) => Promise<Uint8Array | null>): Promise<Op[][]> {
+  const out: Op[][] = [];
+  for (const r of records) {
+    const ops: Op[] = [];
+    for (const op of r) {
+      if (op.kind !== "put-unikernel" || op.image === undefined) {
+        ops.push(op);
+        continue;
+      }
+      const ref = op.image;
+      const bytes = await read(ref.file);
+      if (bytes === null) throw new Error(`the image file ${ref.file} of ${nameToString(op.name)} is missing`);
+      if (bytes.length !== ref.length || crc32(bytes) >>> 0 !== ref.crc)
+        throw new Error(`the image file ${ref.file} of ${nameToString(op.name)} is not the image recorded (${bytes.length} bytes, ${ref.length} recorded)`);
+      ops.push({ ...op, config: { ...op.config, image: bytes } });
+    }
+    out.push(ops);
+  }
+  return out;
 }
 
 /**

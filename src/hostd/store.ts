@@ -5,6 +5,13 @@
 //   full, fdatasync'ed; the journal file and its directory were synced when it was
 //   created). If that fails, `record` throws and nothing is considered stored: the caller
 //   fails the command and rolls its in-memory change back.
+// - A large image does not go into the record: a create hands it to `stageImage` first,
+//   which writes it into an image file of the journal (journal.ts) and fsyncs it and the
+//   directory while the create goes on; the record then names the file, and is written
+//   only once the file is durable. The record stays small (its fdatasync is short) and the
+//   image's write overlaps the rest of the create. An image file belongs to the journal
+//   generation whose record names it and goes with it; one that no record names (a create
+//   that failed, or a crash before its record) is removed.
 // - The journal is folded into `state` in the background: at most `foldDelayMs` (1 s)
 //   after the first change that is not in `state` yet, one fold at a time, and at
 //   shutdown. A fold takes the durable snapshot, starts a new journal generation, writes
@@ -27,22 +34,28 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { crc32 } from "node:zlib";
 import { decodeState, encodeStatePieces } from "../commands/codec.js";
-import type { State } from "../commands/types.js";
-import { errnoOf, errText, IoError, nodeFileOps, syncDir, unlinkQuiet, type FileOps } from "./fsio.js";
+import type { State, UnikernelConfig } from "../commands/types.js";
+import { errnoOf, errText, F, IoError, nodeFileOps, syncDir, unlinkQuiet, writeFully, type FileOps } from "./fsio.js";
 import {
   applyOps,
   diffState,
   emptySnapshot,
   encodeRecord,
+  imageFile,
+  imageFileNumber,
   JournalCorrupt,
   JOURNAL_MAGIC,
   JournalFile,
   journalFile,
   journalGeneration,
   parseJournal,
+  resolveImages,
   snapshotOf,
   stateOf,
+  type ImageRef,
+  type Op,
   type Snapshot,
 } from "./journal.js";
 import { installStateFrom, isStateTemp, readStateFile, STATE_BACKUP, STATE_FILE, writeStateFile } from "./statefile.js";
@@ -59,9 +72,27 @@ export interface StoreOptions {
   readonly maxRetryMs?: number;
   /** test hook, awaited at these steps of every fold */
   readonly pause?: (step: FoldStep) => Promise<void>;
+  /** images of at least this many bytes are staged into image files (default 1 MiB) */
+  readonly imageFileFrom?: number;
 }
 
 export const DEFAULT_FOLD_DELAY_MS = 1000;
+/** The smallest image stageImage puts into a file: a smaller one costs less in the record. */
+export const IMAGE_FILE_FROM = 1024 * 1024;
+
+/** An image being written into an image file ahead of its record (Store.stageImage). */
+export interface StagedImage {
+  /** Done with it: the file is removed unless a record names it (call once the create is over). */
+  release(): Promise<void>;
+}
+
+interface Staged {
+  readonly ref: ImageRef;
+  /** resolves with null once the file is durable, or with the error */
+  readonly written: Promise<unknown>;
+  /** a record names it (the file now belongs to that journal generation) */
+  owned: boolean;
+}
 /** The longest a fold waits for pending records before it writes its next piece. */
 const GIVE_WAY_MS = 200;
 
@@ -149,6 +180,9 @@ export async function openStore(o: StoreOptions, restoreBackup: boolean): Promis
     .map((f) => journalGeneration(f))
     .filter((g): g is number => g !== null)
     .sort((a, b) => a - b);
+  const imageFiles = files.filter((f) => imageFileNumber(f) !== null);
+  /** the image files named by each generation's records */
+  const imagesOf = new Map<number, string[]>();
 
   const state = await loadState(ops, dbdir, STATE_FILE);
   let corruptJournal: { file: string; error: string } | null = null;
@@ -166,7 +200,10 @@ export async function openStore(o: StoreOptions, restoreBackup: boolean): Promis
     }
     try {
       const j = parseJournal(bytes ?? new Uint8Array(0));
-      for (const r of j.records) snap = applyOps(snap, r);
+      const records = await resolveImages(j.records, (f) => readStateFile(ops, dbdir, f));
+      for (const r of records) snap = applyOps(snap, r);
+      const named = imagesNamed(records);
+      if (named.length > 0) imagesOf.set(g, named);
       (j.records.length > 0 ? withRecords : useless).push(g);
       if (j.torn !== null) warnings.push(`${join(dbdir, file)}: ignored a torn record at byte ${j.end} (${j.torn}): a change that was never acknowledged`);
     } catch (e) {
@@ -180,8 +217,14 @@ export async function openStore(o: StoreOptions, restoreBackup: boolean): Promis
     if (restoreBackup) warnings.push(`--restore-backup: ${statePath} and its journal are intact, starting from them`);
     // generations without a record (empty, or only a torn tail) hold nothing: removed
     for (const g of useless) await unlinkQuiet(ops, join(dbdir, journalFile(g)));
-    if (useless.length > 0) await syncDir(ops, dbdir);
-    const store = new Store(o, ops, snap, withRecords, gens[gens.length - 1] ?? 0);
+    // image files no record names: a create that was never acknowledged, or a folded
+    // generation's whose removal was cut short
+    const named = new Set([...imagesOf.values()].flat());
+    const orphans = imageFiles.filter((f) => !named.has(f));
+    for (const f of orphans) await unlinkQuiet(ops, join(dbdir, f));
+    if (useless.length > 0 || orphans.length > 0) await syncDir(ops, dbdir);
+    const lastImage = Math.max(0, ...imageFiles.map((f) => imageFileNumber(f)!));
+    const store = new Store(o, ops, snap, withRecords, gens[gens.length - 1] ?? 0, imagesOf, lastImage);
     return { store, state: stateOf(snap), warnings };
   }
 
@@ -213,6 +256,8 @@ export async function openStore(o: StoreOptions, restoreBackup: boolean): Promis
     moved.push(f);
   };
   for (const g of gens) await move(journalFile(g));
+  // the journal's image files go with it
+  for (const f of imageFiles) await move(f);
   if (source === bak) {
     if (state.state !== null || state.error !== null) await move(STATE_FILE);
     await installStateFrom(ops, dbdir, STATE_BACKUP);
@@ -222,8 +267,13 @@ export async function openStore(o: StoreOptions, restoreBackup: boolean): Promis
   warnings.push(
     `--restore-backup: starting from ${join(dbdir, source.file)} (written ${source.mtime ?? "at an unknown time"}); moved ${moved.join(", ") || "nothing"} to ${aside}`,
   );
-  return { store: new Store(o, ops, snapshotOf(source.state), [], gens[gens.length - 1] ?? 0), state: source.state, warnings };
+  const lastImage = Math.max(0, ...imageFiles.map((f) => imageFileNumber(f)!));
+  return { store: new Store(o, ops, snapshotOf(source.state), [], gens[gens.length - 1] ?? 0, new Map(), lastImage), state: source.state, warnings };
 }
+
+/** The image files the records name. */
+const imagesNamed = (records: readonly Op[][]): string[] =>
+  records.flatMap((r) => r.flatMap((op) => (op.kind === "put-unikernel" && op.image !== undefined ? [op.image.file] : [])));
 
 /**
  * The stored state as a restart would see it (`state` with the journal replayed), read
@@ -239,7 +289,7 @@ export async function readStored(dbdir: string, ops: FileOps = nodeFileOps): Pro
     .sort((a, b) => a - b);
   for (const g of gens) {
     const j = parseJournal((await readStateFile(ops, dbdir, journalFile(g))) ?? new Uint8Array(0));
-    for (const r of j.records) snap = applyOps(snap, r);
+    for (const r of await resolveImages(j.records, (f) => readStateFile(ops, dbdir, f))) snap = applyOps(snap, r);
   }
   return stateOf(snap);
 }
@@ -268,6 +318,10 @@ export class Store {
   readonly stats: FoldStats = { folds: 0, failed: 0, lastMs: 0, lastBytes: 0, lastMaxStepMs: 0 };
   private readonly delay: number;
   private readonly maxRetry: number;
+  /** images being written ahead of their records, by the config that carries them */
+  private readonly staged = new Map<UnikernelConfig, Staged>();
+  private nextImage: number;
+  private readonly imageFileFrom: number;
 
   constructor(
     private readonly o: StoreOptions,
@@ -275,8 +329,13 @@ export class Store {
     snapshot: Snapshot,
     generations: readonly number[],
     lastGeneration: number,
+    /** the image files named by the records of each journal generation on disk */
+    private readonly imagesOf: Map<number, string[]> = new Map(),
+    lastImage = 0,
   ) {
     this.durable = snapshot;
+    this.nextImage = lastImage + 1;
+    this.imageFileFrom = o.imageFileFrom ?? IMAGE_FILE_FROM;
     this.pending = [...generations];
     this.nextGen = lastGeneration + 1;
     this.unfoldedSince = generations.length > 0 ? performance.now() : null;
@@ -302,6 +361,44 @@ export class Store {
   }
 
   /**
+   * Start writing `config`'s image into an image file of the journal (made durable with
+   * its directory), for the record of a change that puts `config` (see the module
+   * comment). null when the image is small: it goes into the record. The caller releases
+   * it once that change is recorded or given up.
+   */
+  stageImage(config: UnikernelConfig): StagedImage | null {
+    if (this.closed || config.image.length < this.imageFileFrom || this.staged.has(config)) return null;
+    const file = imageFile(this.nextImage++);
+    const path = join(this.o.dbdir, file);
+    const write = async (): Promise<void> => {
+      const fd = await this.ops.open(path, F.O_WRONLY | F.O_CREAT | F.O_EXCL, 0o600);
+      try {
+        await writeFully(this.ops, fd, config.image, 0);
+        await this.ops.fsync(fd);
+      } finally {
+        await this.ops.close(fd);
+      }
+      await syncDir(this.ops, this.o.dbdir);
+    };
+    const written = write().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    // (computed while the file is written on the thread pool)
+    const entry: Staged = { ref: { file, length: config.image.length, crc: crc32(config.image) >>> 0 }, written, owned: false };
+    this.staged.set(config, entry);
+    return {
+      release: async () => {
+        if (this.staged.get(config) !== entry) return;
+        this.staged.delete(config);
+        if (entry.owned) return;
+        await written;
+        await unlinkQuiet(this.ops, path).catch((e: unknown) => this.o.log("warn", `removing ${path}: ${errText(e)}`));
+      },
+    };
+  }
+
+  /**
    * Make `target` the durable state: one journal record with the difference (nothing
    * if there is none). Resolves with the number of operations once they are durable;
    * throws RecordError when they are not (then nothing changed). Callers keep the state
@@ -310,18 +407,41 @@ export class Store {
   record(target: State): Promise<number> {
     const done = this.busy();
     const r = this.serial(async () => {
-      const ops = diffState(this.durable, target);
-      if (ops.length === 0) return 0;
-      const next = applyOps(this.durable, ops);
+      const diff = diffState(this.durable, target);
+      if (diff.length === 0) return 0;
+      const next = applyOps(this.durable, diff);
+      // the staged images' files are named instead of the images written
+      const staged: Staged[] = [];
+      const ops = diff.map((op): Op => {
+        if (op.kind !== "put-unikernel") return op;
+        const st = this.staged.get(op.config);
+        if (st === undefined) return op;
+        staged.push(st);
+        return { ...op, image: st.ref };
+      });
+      let j: JournalFile | null = null;
       try {
         if (this.closed) throw new Error("the store is closed");
         const rec = encodeRecord(ops);
-        if (ops.some((op) => op.kind === "put-unikernel")) await this.checkRoom(rec.length, next);
-        const j = await this.currentJournal();
+        const grows = ops.some((op) => op.kind === "put-unikernel");
+        for (const st of staged) {
+          const failed = await st.written;
+          if (failed !== null) {
+            // a full disk says so as an unstaged change would (checkRoom), else the write's error
+            if (grows) await this.checkRoom(rec.length, next);
+            throw failed;
+          }
+        }
+        if (grows) await this.checkRoom(rec.length, next);
+        j = await this.currentJournal();
         await j.append(rec);
       } catch (e) {
+        // A journal that could not be cut back may hold the record after all: its image
+        // files stay with that generation (removed with it, or at start if unnamed).
+        if (j !== null && !j.usable) this.own(j.generation, staged);
         throw new RecordError(errText(e));
       }
+      this.own(j.generation, staged);
       this.durable = next;
       this.unfoldedSince ??= performance.now();
       if (this.lastFoldError !== null && this.timer !== null) {
@@ -381,6 +501,12 @@ export class Store {
     const need = record + stateSize + Math.ceil(stateSize / 64) + 64 * 1024;
     if (free < need)
       throw new IoError(`not enough space in ${dbdir} for this change and the next fold of the state file (${free} bytes free, ${need} needed)`, "ENOSPC");
+  }
+
+  private own(generation: number, staged: readonly Staged[]): void {
+    if (staged.length === 0) return;
+    for (const st of staged) st.owned = true;
+    this.imagesOf.set(generation, [...(this.imagesOf.get(generation) ?? []), ...staged.map((st) => st.ref.file)]);
   }
 
   private async currentJournal(): Promise<JournalFile> {
@@ -495,6 +621,12 @@ export class Store {
     await this.serial(async () => {
       try {
         for (const g of covered) await unlinkQuiet(this.ops, join(this.o.dbdir, journalFile(g)));
+        // their image files: the state file holds the images now (a crash before this
+        // leaves files no record names: removed at start)
+        for (const g of covered) {
+          for (const f of this.imagesOf.get(g) ?? []) await unlinkQuiet(this.ops, join(this.o.dbdir, f));
+          this.imagesOf.delete(g);
+        }
         await syncDir(this.ops, this.o.dbdir);
       } catch (e) {
         // replaying folded records again is harmless: keep them for the next fold to remove

@@ -5,6 +5,7 @@
 // nothing that was not recorded. The same for a kill in the middle of a fold.
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { encodeState } from "../../src/commands/codec.js";
@@ -17,6 +18,12 @@ import { encodeWire } from "../../src/commands/codec.js";
 
 const NET = buildSolo5Elf({ target: "hvt", devices: [{ name: "service", type: "net" }] }).bytes;
 const C = config(NET, { bridges: [{ netif: "service", bridge: "br0" }], argv: argv("--standin-run") });
+// :victim's image is large (2 MiB): its create writes it into an image file of the journal
+// (store.ts) while the create goes on, and the journal record names that file
+const BIG = new Uint8Array(2 * 1024 * 1024);
+BIG.set(NET);
+BIG.set(randomBytes(BIG.length - NET.length), NET.length);
+const CV = config(BIG, { bridges: [{ netif: "service", bridge: "br0" }], argv: argv("--standin-run") });
 
 let skip: string | false = false;
 before(async () => {
@@ -59,7 +66,7 @@ describe("hostd: kill -9 at each step of a create", () => {
           await env.stopHostd("SIGTERM");
           await env.startHostd([], { DROMEDARY_TEST_PAUSE_AT: `${step},:victim` });
           // the create of :victim, whose reply never comes
-          const pending = exchange(env.socket, [encodeWire(commandWire(":victim", { kind: "unikernel-create", config: C }))], 60_000);
+          const pending = exchange(env.socket, [encodeWire(commandWire(":victim", { kind: "unikernel-create", config: CV }))], 60_000);
           await waitFor(`hostd to pause at ${step}`, async () => env.hostdLog.some((l) => l === `hostd: [TEST] paused at ${step}`));
           const killed = await env.stopHostd("SIGKILL");
           assert.equal(killed.signal, "SIGKILL");
@@ -70,9 +77,12 @@ describe("hostd: kill -9 at each step of a create", () => {
           // create survives (as with any commit whose reply is lost).
           const expected = step === "journal" ? [":keep", ":victim"] : [":keep"];
           await assertOnly(env, expected);
+          // the start folded the journal: no image file of it is left (an unrecorded one
+          // is removed, a recorded one went with its generation)
+          assert.deepEqual((await readdir(env.dbdir)).filter((f) => f.startsWith("state.image.")), []);
           if (step === "tap" || step === "spawn" || step === "pid") {
             // the name is free again: one tender, one MAC on the bridge
-            assert.equal(show(await request(env.socket, ":victim", { kind: "unikernel-create", config: C })), "success: created unikernel");
+            assert.equal(show(await request(env.socket, ":victim", { kind: "unikernel-create", config: CV })), "success: created unikernel");
             await assertOnly(env, [":keep", ":victim"]);
           }
           assert.ok(

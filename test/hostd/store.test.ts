@@ -511,3 +511,109 @@ describe("corrupt stored state", () => {
     await assert.rejects(openStore({ dbdir: d, ...quiet }, true), /--restore-backup: nothing intact to start from/);
   });
 });
+
+describe("image files of the journal", () => {
+  // images of at least 1000 bytes are staged into files here (hostd: 1 MiB)
+  const big = (name: string, fill: number): { name: ReturnType<typeof parseName>; config: UnikernelConfig } => ({
+    name: parseName(name),
+    config: config(img(3000, fill), {}),
+  });
+  const files = async (d: string): Promise<string[]> => (await readdir(d)).sort();
+
+  it("a staged image is named by a small record, replayed from its file, and removed with its generation by the fold", async () => {
+    const d = await fresh();
+    const { store } = await openStore({ dbdir: d, ...quiet, foldDelayMs: 60_000, imageFileFrom: 1000 }, false);
+    const a = big(":a", 7);
+    const small = uk(":s");
+    assert.equal(store.stageImage(small.config), null); // small: into the record
+    const staged = store.stageImage(a.config)!;
+    const s1: State = { unikernels: [a, small], policies: [pol(":")] };
+    assert.equal(await store.record(s1), 3);
+    await staged.release(); // recorded: the file stays
+    assert.deepEqual(await files(d), ["state.image.1", "state.journal.1"]);
+    assert.deepEqual(new Uint8Array(await readFile(join(d, "state.image.1"))), a.config.image);
+    const j = parseJournal(new Uint8Array(await readFile(join(d, "state.journal.1"))));
+    const put = j.records[0]!.find((o) => o.kind === "put-unikernel" && o.name.label === "a")!;
+    assert.ok(put.kind === "put-unikernel" && put.image?.file === "state.image.1" && put.config.image.length === 0);
+    assert.ok((await readFile(join(d, "state.journal.1"))).length < 1000); // the image is not in the record
+    sameState(await readStored(d), s1);
+    const again = await openStore({ dbdir: d, ...quiet, foldDelayMs: 60_000 }, false);
+    sameState(again.state, s1);
+    await again.store.close();
+    // that close folded: albatross's state file holds the image; the journal and its image file are gone
+    assert.deepEqual(await files(d), ["state"]);
+    sameState(decodeState(new Uint8Array(await readFile(join(d, "state")))).state, s1);
+    await store.close().catch(() => undefined);
+  });
+
+  it("an image no record names is removed: released after a failed create at once, left by a crash at the next start", async () => {
+    const d = await fresh();
+    const { store } = await openStore({ dbdir: d, ...quiet, foldDelayMs: 60_000, imageFileFrom: 1000 }, false);
+    const gone = store.stageImage(big(":x", 1).config)!;
+    const crashed = store.stageImage(big(":y", 2).config)!;
+    await gone.release();
+    await new Promise((r) => setTimeout(r, 50)); // the second one's write is done
+    assert.deepEqual(await files(d), ["state.image.2"]);
+    void crashed; // never released nor recorded: the process "dies"
+    const again = await openStore({ dbdir: d, ...quiet, foldDelayMs: 60_000, imageFileFrom: 1000 }, false);
+    assert.deepEqual(await files(d), []);
+    // numbers go on after the largest one seen, never reusing a name
+    const b = big(":b", 3);
+    const st = again.store.stageImage(b.config)!;
+    await again.store.record({ unikernels: [b], policies: [] });
+    await st.release();
+    assert.deepEqual(await files(d), ["state.image.3", "state.journal.1"]);
+    await again.store.close();
+  });
+
+  it("a failed image write fails the record, which changes nothing; a full disk says so as for an image in the record", async () => {
+    const d = await fresh();
+    const f = faulty({});
+    const { store } = await openStore({ dbdir: d, ops: f.ops, ...quiet, foldDelayMs: 60_000, imageFileFrom: 1000 }, false);
+    await store.record({ unikernels: [], policies: [pol(":")] });
+    f.ops.write = async () => {
+      throw Object.assign(new Error("EIO: injected, write"), { code: "EIO" });
+    };
+    const a = big(":a", 4);
+    const st = store.stageImage(a.config)!;
+    await assert.rejects(store.record({ unikernels: [a], policies: [pol(":")] }), (e: unknown) => e instanceof RecordError && /EIO: injected/.test(e.message));
+    await st.release();
+    sameState(store.snapshot, { unikernels: [], policies: [pol(":")] });
+    assert.deepEqual(await files(d), ["state.journal.1"]);
+    // ENOSPC on the image: the record fails with checkRoom's text
+    const full = faulty({ space: 0, free: 0 });
+    Object.assign(f.ops, { write: full.ops.write, freeBytes: full.ops.freeBytes });
+    const st2 = store.stageImage(a.config)!;
+    await assert.rejects(store.record({ unikernels: [a], policies: [pol(":")] }), /not enough space in .* for this change and the next fold/);
+    await st2.release();
+    assert.deepEqual(await files(d), ["state.journal.1"]);
+    await store.close().catch(() => undefined);
+  });
+
+  it("a record naming a missing or changed image file is corruption; --restore-backup sets the journal and its images aside", async () => {
+    for (const damage of ["missing", "changed"] as const) {
+      const d = await fresh();
+      const { store } = await openStore({ dbdir: d, ...quiet, foldDelayMs: 60_000, imageFileFrom: 1000 }, false);
+      await store.record({ unikernels: [uk(":one")], policies: [pol(":")] });
+      await store.fold();
+      const a = big(":a", 5);
+      const st = store.stageImage(a.config)!;
+      await store.record({ unikernels: [uk(":one"), a], policies: [pol(":")] });
+      await st.release();
+      if (damage === "missing") await rm(join(d, "state.image.1"));
+      else await writeFile(join(d, "state.image.1"), img(3000, 6));
+      await assert.rejects(
+        openStore({ dbdir: d, ...quiet }, false),
+        (e: unknown) =>
+          e instanceof StoreCorrupt &&
+          new RegExp(`journal .*state\\.journal\\.2 is corrupt: the image file state\\.image\\.1 of :a ${damage === "missing" ? "is missing" : "is not the image recorded"}`).test(e.message),
+      );
+      const r = await openStore({ dbdir: d, ...quiet }, true);
+      assert.deepEqual(r.state.unikernels.map((u) => u.name.label), ["one"]);
+      const aside = (await readdir(d)).find((f) => f.startsWith("set-aside."))!;
+      assert.deepEqual((await readdir(join(d, aside))).sort(), damage === "missing" ? ["state.journal.2"] : ["state.image.1", "state.journal.2"]);
+      await r.store.close();
+      await store.close().catch(() => undefined);
+    }
+  });
+});
