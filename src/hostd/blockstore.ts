@@ -133,12 +133,14 @@ export async function writeBlockData(path: string, data: { readonly compressed: 
   try {
     if (data.compressed) await inflateInto(data.bytes, sink);
     else await putPieces(data.bytes, sink);
+    await sink.flush();
     return ok(undefined);
   } catch (e) {
     if (e instanceof TooLarge) return err("data exceeds block size");
     if (e instanceof WriteFailed) return err("error writing to file descriptor");
     return err(`failed to uncompress: ${zlibError(e)}`);
   } finally {
+    await sink.settle();
     await fh.close().catch(() => undefined);
   }
 }

@@ -1,6 +1,7 @@
 // A unikernel's image on disk (daemon.md §2.4 steps 3.1–3.3, 3.5, 3.6), bounded: a large image
 // is inflated as a stream straight into <tmpdir>/<name>.img — zlib works on the thread pool,
-// the event loop only sees 64 KiB pieces — never held whole in memory; its size is checked
+// the event loop only sees 512 KiB batches (sparse.ts), a few of them being written at once —
+// never held whole in memory; its size is checked
 // against --max-image-size while it grows (a decompression bomb stops at the limit, costing
 // no more than a few pieces of memory); its SHA-256 is computed on the way. Runs of zeros
 // are not written but left as holes (a bomb of zeros costs no disk either; the tenders read
@@ -111,6 +112,7 @@ export async function writeImage(path: string, config: { readonly compressed: bo
     else if (e instanceof WriteFailed) result = err(`error writing image ${path}: ${errno(e.reason)}`);
     else result = err(`failed to uncompress: ${zlibError(e)}`);
   } finally {
+    await sink.settle();
     await fh.close().catch(() => undefined);
   }
   if (!result.ok) await fsp.rm(path, { force: true }).catch(() => undefined);

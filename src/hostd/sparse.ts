@@ -8,8 +8,15 @@ import type { promises as fsp } from "node:fs";
 import { createInflate } from "node:zlib";
 import type { Bytes } from "../commands/der.js";
 
-/** The piece size of the inflate stream and of plain writes. */
+/** The unit of hole detection (a piece of zeros is not written) and of image file reads. */
 export const PIECE = 64 * 1024;
+/**
+ * The inflate stream's output size, and the most one write takes: fewer thread-pool round
+ * trips than a PIECE each (an 8 MiB image is 16 of them, not 256).
+ */
+export const BATCH = 8 * PIECE;
+/** Writes a sink keeps in flight (at different offsets) while the next batch is inflated. */
+const IN_FLIGHT = 4;
 const ZEROS = Buffer.alloc(PIECE);
 
 /** More than `limit` bytes were offered. */
@@ -37,11 +44,16 @@ export async function writeAll(fh: fsp.FileHandle, data: Uint8Array, at: number)
 
 /**
  * Writes pieces at increasing offsets into a file that is all holes (new or truncated to
- * 0), skipping all-zero pieces, refusing to grow beyond `limit`; optionally hashes (SHA-256)
- * everything it is given.
+ * 0), skipping all-zero PIECEs, refusing to grow beyond `limit`; optionally hashes
+ * (SHA-256) everything it is given. Up to IN_FLIGHT writes run at once (each at its own
+ * offset; `put` waits when that many are under way), so the inflate and the writes overlap;
+ * `finish` waits for them all, `settle` too without throwing (before the file is closed).
+ * A piece handed to `put` must not change afterwards.
  */
 export class SparseSink {
   private readonly hash: Hash | null;
+  private readonly writes = new Set<Promise<void>>();
+  private failed: { readonly reason: unknown } | null = null;
   size = 0;
   constructor(
     private readonly fh: fsp.FileHandle,
@@ -52,20 +64,52 @@ export class SparseSink {
   }
 
   async put(piece: Uint8Array): Promise<void> {
+    if (this.failed !== null) throw new WriteFailed(this.failed.reason);
     if (this.size + piece.length > this.limit) throw new TooLarge();
     this.hash?.update(piece);
-    const at = this.size;
+    const base = this.size;
     this.size += piece.length;
-    if (isZeros(piece)) return;
-    try {
-      await writeAll(this.fh, piece, at);
-    } catch (e) {
-      throw new WriteFailed(e);
+    // the runs of PIECEs that are not all zeros, each one write
+    let run = -1;
+    for (let at = 0; ; at = Math.min(at + PIECE, piece.length)) {
+      const end = at === piece.length;
+      const zeros = end || isZeros(piece.subarray(at, at + PIECE));
+      if (!zeros && run < 0) run = at;
+      else if (zeros && run >= 0) {
+        await this.write(piece.subarray(run, at), base + run);
+        run = -1;
+      }
+      if (end) break;
     }
   }
 
-  /** Set the file's length to what was put (trailing holes included). */
+  private async write(data: Uint8Array, at: number): Promise<void> {
+    while (this.writes.size >= IN_FLIGHT) await Promise.race(this.writes);
+    if (this.failed !== null) throw new WriteFailed(this.failed.reason);
+    const w: Promise<void> = writeAll(this.fh, data, at).then(
+      () => void this.writes.delete(w),
+      (e: unknown) => {
+        this.writes.delete(w);
+        this.failed ??= { reason: e };
+      },
+    );
+    this.writes.add(w);
+  }
+
+  /** Wait for the writes under way (their errors are finish's). */
+  async settle(): Promise<void> {
+    while (this.writes.size > 0) await Promise.all(this.writes);
+  }
+
+  /** Wait for every write under way; throws WriteFailed if one failed. */
+  async flush(): Promise<void> {
+    await this.settle();
+    if (this.failed !== null) throw new WriteFailed(this.failed.reason);
+  }
+
+  /** Set the file's length to what was put (trailing holes included), once every write is done. */
   async finish(): Promise<void> {
+    await this.flush();
     try {
       await this.fh.truncate(this.size);
     } catch (e) {
@@ -81,12 +125,12 @@ export class SparseSink {
 }
 
 /**
- * Inflate one zlib stream into `sink`, piece by piece: the inflate runs on the thread pool
+ * Inflate one zlib stream into `sink`, batch by batch: the inflate runs on the thread pool
  * and only as fast as the sink takes its output (async iteration pulls), so at most a few
- * pieces are in memory. Throws the sink's errors, or zlib's for invalid or truncated data.
+ * batches are in memory. Throws the sink's errors, or zlib's for invalid or truncated data.
  */
 export async function inflateInto(data: Bytes, sink: { put(piece: Uint8Array): Promise<void> }): Promise<void> {
-  const z = createInflate({ chunkSize: PIECE });
+  const z = createInflate({ chunkSize: BATCH });
   z.end(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   try {
     for await (const piece of z as AsyncIterable<Buffer>) await sink.put(piece);
@@ -97,7 +141,7 @@ export async function inflateInto(data: Bytes, sink: { put(piece: Uint8Array): P
 
 /** Hand an in-memory buffer to `sink` in pieces (the event loop turns between them). */
 export async function putPieces(data: Bytes, sink: { put(piece: Uint8Array): Promise<void> }): Promise<void> {
-  for (let at = 0; at < data.length; at += PIECE) await sink.put(data.subarray(at, at + PIECE));
+  for (let at = 0; at < data.length; at += BATCH) await sink.put(data.subarray(at, at + BATCH));
 }
 
 /** zlib's error as one line: `invalid zlib data: <zlib's message>`. */
