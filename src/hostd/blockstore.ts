@@ -8,14 +8,14 @@ import { pipeline } from "node:stream/promises";
 import { createDeflate, createInflate } from "node:zlib";
 import { nameFileComponent, parseName, type Name } from "../core/name.js";
 import { err, ok, type Result } from "../core/result.js";
+import { blockDir, blockFile } from "./paths.js";
 import { inflateInto, isZeros, putPieces, SparseSink, TooLarge, writeAll, WriteFailed, zlibError } from "./sparse.js";
 
 export const MB = 1 << 20;
 /** Upstream reads and uploads block data in pieces of this size (daemon.md §7). */
 export const PIECE = 4096;
 
-export const blockDir = (dbdir: string): string => join(dbdir, "block");
-export const blockFile = (dbdir: string, name: Name): string => join(blockDir(dbdir), nameFileComponent(name));
+export { blockDir, blockFile } from "./paths.js";
 
 /** size in MB -> bytes; `overflow while computing bytes` for size <= 0 or beyond 2^53. */
 export function blockBytes(sizeMB: number): Result<number> {

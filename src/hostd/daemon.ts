@@ -6,64 +6,37 @@ import { promisify } from "node:util";
 import * as zlib from "node:zlib";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
 import { decodeWire, encodeWire } from "../commands/codec.js";
 import { WIRE_VERSION, type Command, type Header, type Policy, type UnikernelConfig, type Wire } from "../commands/types.js";
 import { nameToString, rootName, type Name } from "../core/name.js";
 import { connectUnix, connectUnixPatiently } from "../transport/frames.js";
-import { emptyResources, findBlock, insertBlock } from "../policy/resources.js";
-import { tenderCommandLine, tenderNotFound, parseTenderVersion, guestNameArg } from "../solo5/tender.js";
-import {
-  blockFile,
-  blockFileExists,
-  createBlockFile,
-  drainChunks,
-  commitUpload,
-  createUploadFile,
-  readBlockFile,
-  receiveBlockStream,
-  removeBlockFile,
-  scanBlockDir,
-  streamBlockFile,
-  writeBlockData,
-} from "./blockstore.js";
+import { emptyResources, insertBlock } from "../policy/resources.js";
+import { scanBlockDir } from "./blockstore.js";
+import { runBlockStep, type BlockHost } from "./blocks.js";
 import { FrameError, FrameReader, MemoryBudget, ReadTimeout, writeFrame } from "../transport/requests.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, refuseConnection, TEXT_TOO_MANY } from "../transport/limits.js";
 import { DEFAULT_MAX_REQUEST_MEMORY } from "./limits.js";
 import { NameOwners } from "./owners.js";
-import { DEFAULT_MAX_IMAGE_SIZE, imageTooLarge, readImageManifest, writeImage, writtenImageNotes } from "./image.js";
+import { DEFAULT_MAX_IMAGE_SIZE, imageTooLarge, readImageManifest } from "./image.js";
 import { zlibError } from "./sparse.js";
 import { discoverRootPolicy, missingCommands } from "./host.js";
-import { bridgeExists, createTap, destroyTap, NetError } from "./net.js";
-import { ensureFifo, FifoSpares, findTender, signalProcess, tenderVersionCached } from "./process.js";
+import { destroyTap, NetError } from "./net.js";
+import { FifoSpares, signalProcess } from "./process.js";
 import { inProcess, startLauncher, type Launcher } from "./launcher.js";
 import { errText } from "./fsio.js";
-import { Intents, procStartTime, readIntents, reapIntents, type IntentRecord } from "./runtime.js";
+import { Intents, readIntents, reapIntents, type IntentRecord } from "./runtime.js";
 import { linkStateStarted } from "./statefile.js";
+import { createUnikernel, PAUSE_STEPS, recordFailure, type CreateHost, type PauseStep } from "./create.js";
 import { nodeFileOps } from "./fsio.js";
 import { openStore, StoreCorrupt, type FoldStep, type Store } from "./store.js";
 import { formatExit, type ExitStatus } from "./types.js";
 import {
-  blockAdded,
-  blockRemoved,
   beginShutdown,
-  checkCreate,
-  checkImageManifest,
-  commitCreate,
-  consoleAddRequest,
-  consoleReplyOk,
-  createFailureText,
   failure,
-  fifoPath,
   handleCommand,
   handleExit,
-  imagePath,
-  imageTarget,
   initialState,
-  macFor,
-  recheckCreate,
   replyWire,
-  requiredBridges,
   restartDecision,
   restartChecked,
   restoreOrder,
@@ -75,9 +48,7 @@ import {
   TEXT,
   type Cleanup,
   type Outcome,
-  type RunningUnikernel,
   type Step,
-  type TapAssignment,
   type VmmdOptions,
   type VmmdState,
 } from "./vmmd.js";
@@ -114,14 +85,8 @@ export interface HostdOptions {
   readonly foldDelayMs?: number;
 }
 
-/**
- * The steps of a create (and of a fold) where DROMEDARY_TEST_PAUSE_AT=<step>[,<name>]
- * stops hostd (SIGSTOP, after a `[TEST] paused at <step>` line on stderr), for the create
- * of <name> only if one is given. TEST ONLY: the crash-consistency tests kill hostd there
- * (test/hostd/crash.test.ts).
- */
-export const PAUSE_STEPS = ["intent", "image", "fifo", "tap", "console", "spawn", "pid", "journal", "fold-written", "fold-renamed"] as const;
-export type PauseStep = (typeof PAUSE_STEPS)[number];
+// the test hook's steps (create.ts)
+export { PAUSE_STEPS, type PauseStep };
 
 /**
  * A start-up failure and the process exit status it leads to: 125 (upstream), or 1 when
@@ -189,7 +154,6 @@ const QUERIES: ReadonlySet<Command["kind"]> = new Set(["unikernel-info", "uniker
 /** The commands that change what runs under a name: one at a time per name (owners.ts). */
 const LIFECYCLE: ReadonlySet<Command["kind"]> = new Set(["unikernel-create", "unikernel-force-create", "unikernel-destroy", "unikernel-restart"]);
 
-const MB = 1 << 20;
 const deflateAsync = promisify(zlib.deflate);
 const inflateAsync = promisify(zlib.inflate);
 
@@ -217,6 +181,10 @@ export class Hostd {
   /** the intent record of each running unikernel, by name text (removed once its resources are freed) */
   private readonly records = new Map<string, IntentRecord>();
   private readonly pause = parsePause(process.env["DROMEDARY_TEST_PAUSE_AT"]);
+  /** what a create needs of the daemon (create.ts) */
+  private readonly createHost: CreateHost;
+  /** what the block commands need of it (blocks.ts) */
+  private readonly blockHost: BlockHost;
   readonly socketPath: string;
   readonly consolePath: string;
 
@@ -230,6 +198,47 @@ export class Hostd {
     this.consolePath = opts.consoleSocket ?? join(opts.tmpdir, "util", "console.sock");
     this.spares = new FifoSpares(join(opts.tmpdir, "fifo"));
     this.intents = new Intents(opts.tmpdir);
+    const d = this;
+    this.createHost = {
+      get state() {
+        return d.state;
+      },
+      set state(s: VmmdState) {
+        d.state = s;
+      },
+      core: this.core,
+      get store() {
+        return d.store;
+      },
+      intents: this.intents,
+      spares: this.spares,
+      get launcher() {
+        return d.launcher;
+      },
+      verbose: opts.verbose,
+      log: (level, msg) => this.log(level, msg),
+      pauseAt: (step, name) => this.pauseAt(step, name),
+      consoleRequest: (w) => this.consoleRequest(w),
+      statsRequest: (w) => this.statsRequest(w),
+      freeResources: (c) => this.freeResources(c),
+      dump: (st) => this.dump(st),
+      running: (name, pid, intent, exited) => {
+        this.records.set(nameToString(name), intent);
+        void exited.then((status) => this.onExit(name, pid, status));
+      },
+    };
+    this.blockHost = {
+      get state() {
+        return d.state;
+      },
+      set state(s: VmmdState) {
+        d.state = s;
+      },
+      dbdir: opts.dbdir,
+      idleMs: this.idleMs,
+      lock: () => this.lock.acquire(),
+      send: (sock, header, o) => this.send(sock, header, o),
+    };
   }
 
   /** The test hook (PAUSE_STEPS): stop here if asked to. */
@@ -644,110 +653,12 @@ export class Hostd {
         }
         return false;
       }
-      case "block-add": {
-        const c = await createBlockFile(this.opts.dbdir, step.name, step.size);
-        if (!c.ok) {
-          unlock();
-          await this.send(sock, header, failure(c.error));
-          return false;
-        }
-        if (step.data !== undefined && step.data.bytes.length > 0) {
-          // a failed write (a full disk, too much data) leaves no device behind
-          const wr = await writeBlockData(blockFile(this.opts.dbdir, step.name), step.data, step.size * MB);
-          if (!wr.ok) {
-            await removeBlockFile(this.opts.dbdir, step.name);
-            unlock();
-            await this.send(sock, header, failure(wr.error));
-            return false;
-          }
-        }
-        const r = blockAdded(this.state, step.name, step.size);
-        if (r.ok) this.state = r.value;
-        unlock();
-        await this.send(sock, header, r.ok ? successString(TEXT.addedBlock) : failure(r.error));
-        return false;
-      }
-      case "block-remove": {
-        const rm = await removeBlockFile(this.opts.dbdir, step.name);
-        if (!rm.ok) {
-          unlock();
-          await this.send(sock, header, failure(rm.error));
-          return false;
-        }
-        const r = blockRemoved(this.state, step.name);
-        if (r.ok) this.state = r.value;
-        unlock();
-        await this.send(sock, header, r.ok ? successString(TEXT.removedBlock) : failure(r.error));
-        return false;
-      }
-      case "block-set": {
-        // The upload goes to a temporary file (blockstore.ts), read with the lock released;
-        // it replaces the device's file under the lock, if the device is still there and
-        // unused. A failed upload changes nothing.
-        const tmp = await createUploadFile(this.opts.dbdir, step.name);
-        unlock();
-        const upload = this.uploadSource(reader);
-        let result: string | null;
-        if (!tmp.ok) {
-          // drain the upload, then report
-          result = (await drainChunks(upload)) ?? tmp.error;
-        } else {
-          result = await receiveBlockStream(tmp.value, step.size * MB, step.compressed, upload);
-          if (result === null) {
-            const release = await this.lock.acquire();
-            try {
-              result = await this.commitBlockUpload(tmp.value, step.name);
-            } finally {
-              release();
-            }
-          }
-          if (result !== null) await fsp.rm(tmp.value, { force: true }).catch(() => undefined);
-        }
-        await this.send(sock, header, result === null ? successString(TEXT.setBlock) : failure(result));
-        return false;
-      }
-      case "block-set-old": {
-        const tmp = await createUploadFile(this.opts.dbdir, step.name);
-        let out: Outcome = successString(TEXT.setBlock);
-        if (!tmp.ok) out = failure(tmp.error);
-        else {
-          const wr = await writeBlockData(tmp.value, step.data, step.size * MB);
-          const c = wr.ok ? await this.commitBlockUpload(tmp.value, step.name) : wr.error;
-          if (c !== null) {
-            out = failure(c);
-            await fsp.rm(tmp.value, { force: true }).catch(() => undefined);
-          }
-        }
-        unlock();
-        await this.send(sock, header, out);
-        return false;
-      }
-      case "block-dump": {
-        if (!(await blockFileExists(this.opts.dbdir, step.name))) {
-          unlock();
-          await this.send(sock, header, failure(TEXT.fileMissing));
-          return false;
-        }
-        if (step.old) {
-          const data = await readBlockFile(this.opts.dbdir, step.name);
-          unlock();
-          if (!data.ok) await this.send(sock, header, failure(data.error));
-          else {
-            const compressed = step.level !== 0;
-            const image = compressed ? await deflateAsync(data.value, { level: Math.max(1, Math.min(9, step.level)) }) : data.value;
-            await this.send(sock, header, success({ kind: "old-block-device-image", compressed, image }));
-          }
-          return false;
-        }
-        unlock();
-        await this.send(sock, header, success({ kind: "block-device-image", compressed: step.level !== 0 }));
-        const outcome = await streamBlockFile(blockFile(this.opts.dbdir, step.name), step.level, (piece) =>
-          writeFrame(sock, encodeWire({ header, payload: { kind: "data", data: { kind: "block-data", data: piece } } })),
-        );
-        if (outcome === "done") await writeFrame(sock, encodeWire({ header, payload: { kind: "data", data: { kind: "block-end" } } }));
-        else if (outcome === "read-error") await this.send(sock, header, failure(TEXT.streamingError));
-        return false;
-      }
+      case "block-add":
+      case "block-remove":
+      case "block-set":
+      case "block-set-old":
+      case "block-dump":
+        return runBlockStep(this.blockHost, step, sock, reader, header, unlock);
       case "stats-initial": {
         this.stats?.close();
         // The connection's reader is handed over (a second reader would see the same bytes).
@@ -764,20 +675,6 @@ export class Hostd {
         return "stats";
       }
     }
-  }
-
-  /** Under the lock: the finished upload `tmp` becomes the block device's file; null or the failure. */
-  private async commitBlockUpload(tmp: string, name: Name): Promise<string | null> {
-    const b = findBlock(this.state.resources, name);
-    if (b === undefined) return TEXT.setNotFound; // removed during the upload
-    if (b.active) return TEXT.setInUse; // taken by a unikernel during the upload
-    const c = await commitUpload(tmp, this.opts.dbdir, name, b.size * MB);
-    return c.ok ? null : c.error;
-  }
-
-  /** The chunks of a block upload; one that stalls for --idle-timeout ends it with `error while reading stream`. */
-  private uploadSource(reader: FrameReader): { next(): Promise<Uint8Array | null> } {
-    return { next: () => reader.next(this.idleMs) };
   }
 
   private exitPromise(id: number): Promise<ExitStatus> {
@@ -830,182 +727,9 @@ export class Hostd {
   // -------------------------------------------------------------------------------------
   // Create (§2.4), under the lock
 
-  /**
-   * Create `name`; `dump` = record the change durably (the journal, store.ts) before the
-   * reply — a create that cannot be recorded is stopped again and fails. Every resource is
-   * written into the create's intent record (runtime.ts) before it is made, so a restarted
-   * hostd reaps whatever a kill -9 at any point left behind.
-   */
-  async createUnikernel(name: Name, config: UnikernelConfig, dump: boolean): Promise<Outcome> {
-    // the fold of the state file gives way while a create runs (store.ts)
-    const busy = this.store.busy();
-    // a recorded create's large image is written to the journal's image file meanwhile (store.ts)
-    const staged = dump && checkCreate(this.state, name, config).ok ? this.store.stageImage(config) : null;
-    try {
-      return await this.createNow(name, config, dump);
-    } finally {
-      busy();
-      await staged?.release();
-    }
-  }
-
-  private async createNow(name: Name, config: UnikernelConfig, dump: boolean): Promise<Outcome> {
-    const o = this.opts;
-    // Step timings, logged at debug level (-v).
-    const t0 = performance.now();
-    const marks: string[] = [];
-    const mark = (step: string): void => {
-      if (this.opts.verbose) marks.push(`${step} ${(performance.now() - t0).toFixed(2)}`);
-    };
-    const p = checkCreate(this.state, name, config);
-    if (!p.ok) return failure(p.error);
-    const cleanup = { image: imagePath(this.core, name), fifo: fifoPath(this.core, name), taps: [] as string[] };
-    let intent: IntentRecord;
-    try {
-      intent = await this.intents.begin(nameToString(name), cleanup.image, cleanup.fifo);
-    } catch (e) {
-      return failure(`could not record the create's intent in ${this.intents.dir}: ${errText(e)}`);
-    }
-    this.pauseAt("intent", name);
-    /** Free what was made; the intent record goes once that worked (else the next start reaps it). */
-    const free = async (c: Cleanup): Promise<string | null> => {
-      const ce = await this.freeResources(c);
-      if (ce === null) await intent.remove().catch((e: unknown) => this.log("warn", `removing ${intent.path}: ${errText(e)}`));
-      return ce;
-    };
-    // Step 8's FIFO is made in the background from here on (mkfifo is a process execution);
-    // its result is only looked at in step 8, so errors keep upstream's order. If an earlier
-    // step fails, a FIFO made here is removed again.
-    const fifoJob = ensureFifo(cleanup.fifo, this.spares);
-    const early = async (msg: string, image: boolean): Promise<Outcome> => {
-      const f = await fifoJob;
-      await free({ image: image ? cleanup.image : "", fifo: f.ok && f.value.created ? cleanup.fifo : "", taps: [] });
-      return failure(msg);
-    };
-    // §2.4 steps 3.1, 3.2 and 3.6 at once: the image is inflated as a stream into its file
-    // (bounded by --max-image-size, hashed on the way), then its notes are read from there
-    // (image.ts). Upstream writes the file only after the manifest check; a failure in
-    // between removes it again here. Upstream does not clean up what the following steps
-    // created when one of them fails; we do (image file, FIFO, taps created so far).
-    const written = await writeImage(cleanup.image, config, this.core.maxImageBytes);
-    if (!written.ok) return early(written.error, false);
-    const notes = await writtenImageNotes(written.value, cleanup.image);
-    const target = imageTarget(this.core, notes.abi);
-    if (!target.ok) return early(target.error, true);
-    const prepared = { digest: written.value.digest, ...target.value };
-    this.pauseAt("image", name);
-    mark("image");
-    const tender = await findTender(prepared.candidates);
-    if (tender === null) return early(tenderNotFound(prepared.candidates), true);
-    mark("lookup");
-    const v = await tenderVersionCached(tender);
-    if (v.code !== 0)
-      return early(`cmd ${tender} --version exits: ${v.error ?? (v.code === null ? "killed" : `exited with ${v.code}`)}`, true);
-    const vr = parseTenderVersion(v.lines.join("\n"), prepared.abi.version);
-    if (vr !== null) return early(vr, true);
-    mark("version");
-    const m = checkImageManifest(notes.manifest, config);
-    if (!m.ok) return early(m.error, true);
-    for (const b of requiredBridges(config)) if (!(await bridgeExists(b))) return early(`interface ${b} does not exist`, true);
-    mark("bridges");
-    const fifo = await fifoJob;
-    if (!fifo.ok) return early(fifo.error, true);
-    this.pauseAt("fifo", name);
-    const fail = (msg: string): Promise<Outcome> => free(cleanup).then(() => failure(msg));
-    const taps: TapAssignment[] = [];
-    for (const nd of config.bridges) {
-      const bridge = nd.bridge ?? nd.netif;
-      try {
-        const tap = await createTap(bridge, "ip", (t) => intent.addTap(t));
-        cleanup.taps.push(tap);
-        this.pauseAt("tap", name);
-        taps.push({ netif: nd.netif, bridge, tap, mac: macFor(name, nd.netif, nd.mac) });
-      } catch (e) {
-        return fail(e instanceof NetError ? e.upstream : errText(e));
-      }
-    }
-
-    // step 4: console
-    mark("taps");
-    const ca = consoleAddRequest(this.state, name);
-    this.state = ca.state;
-    const consoleReply = await this.consoleRequest(ca.request);
-    const failCreate = async (why: string): Promise<Outcome> => {
-      this.log("warn", `create ${nameToString(name)}: ${why}`);
-      const ce = await free(cleanup);
-      return failure(createFailureText(ce ?? undefined));
-    };
-    if (consoleReply === null || !consoleReplyOk(ca.request, consoleReply)) return failCreate("console failed");
-    this.pauseAt("console", name);
-
-    // step 5: re-check, exec
-    mark("console");
-    const rc = recheckCreate(this.state, name, config);
-    if (!rc.ok) return failCreate(rc.error);
-    const argv = tenderCommandLine({
-      tender,
-      cpuids: config.cpuids,
-      memory: config.memory,
-      nets: taps.map((t) => ({ netif: t.netif, tap: t.tap, mac: t.mac })),
-      blocks: config.blockDevices.map((b) => ({
-        name: b.name,
-        path: join(o.dbdir, "block", nameToString({ path: name.path, label: b.device ?? b.name })),
-        ...(b.sectorSize !== undefined ? { sectorSize: b.sectorSize } : {}),
-      })),
-      image: cleanup.image,
-      ...(config.addName ? { nameArg: guestNameArg(name, this.core.dropPath) } : {}),
-      argv: (config.argv ?? []).map((a) => Buffer.from(a).toString("utf8")),
-    });
-    const spawned = await this.launcher.spawnWithFifo(argv, cleanup.fifo);
-    if (!spawned.ok) return failCreate(spawned.error);
-    this.pauseAt("spawn", name);
-    mark("exec");
-    const { pid, exited } = spawned.value;
-    const stop = async (why: string): Promise<void> => {
-      signalProcess(pid, "SIGKILL");
-      await exited;
-      this.log("warn", `create ${nameToString(name)}: ${why}`);
-      await free(cleanup);
-    };
-    try {
-      await intent.setPid(pid, procStartTime(pid));
-    } catch (e) {
-      const why = `could not record the create's intent in ${this.intents.dir}: ${errText(e)}`;
-      await stop(why);
-      return failure(why);
-    }
-    this.pauseAt("pid", name);
-    const u: RunningUnikernel = { name, config, pid, taps, digest: prepared.digest, started: new Date() };
-    let c = commitCreate(this.state, u, dump);
-    if (c.ok && c.value.dump) {
-      // Recorded before it becomes the state: the queries (answered without the lock) never
-      // see a create that is not durable. Not recorded, not acknowledged: nothing of it may
-      // stay (store.ts).
-      const why = await this.dump(c.value.state);
-      if (why !== null) {
-        await stop(`could not record the change: ${why}`);
-        return failure(recordFailure(why));
-      }
-      this.pauseAt("journal", name);
-      // again on the current state (under the lock, only a lost stats connection can have
-      // changed it meanwhile); the same checks, so the same result
-      c = commitCreate(this.state, u, dump);
-    }
-    if (!c.ok) {
-      signalProcess(pid, "SIGKILL");
-      await exited;
-      return failCreate(c.error);
-    }
-    this.state = c.value.state;
-    mark("dump");
-    for (const l of c.value.log) this.log("warn", l);
-    this.log("info", `created ${nameToString(name)}: ${argv.join(" ")} (pid ${pid})`);
-    this.records.set(nameToString(name), intent);
-    if (c.value.statsAdd !== null) await this.statsRequest(c.value.statsAdd);
-    void exited.then((status) => this.onExit(name, pid, status));
-    mark("stats");
-    if (this.opts.verbose) this.log("debug", `create ${nameToString(name)} timings (ms): ${marks.join(", ")}`);
-    return successString(TEXT.created);
+  /** Create `name` (create.ts); `dump` = record the change durably before the reply. */
+  private createUnikernel(name: Name, config: UnikernelConfig, dump: boolean): Promise<Outcome> {
+    return createUnikernel(this.createHost, name, config, dump);
   }
 
   /** Image, FIFO, taps — in this order, stopping at the first error (returned). */
@@ -1141,8 +865,6 @@ function parsePause(v: string | undefined): { step: string; name: string | null 
   return i < 0 ? { step: v, name: null } : { step: v.slice(0, i), name: v.slice(i + 1) };
 }
 
-/** The reply of a change that could not be made durable. */
-const recordFailure = (why: string): string => `could not record the change: ${why}`;
 
 /** Run hostd until SIGTERM. */
 export async function runHostd(opts: HostdOptions): Promise<Hostd> {

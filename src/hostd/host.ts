@@ -3,7 +3,7 @@ import { promises as fsp } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import type { Policy } from "../commands/types.js";
 import { execTool } from "./tools.js";
-import { whichInPath } from "./process.js";
+import { whichInPath } from "../solo5/tender.js";
 import { blockDir } from "./blockstore.js";
 
 /** Root policy `unikernels` (2^62 - 1). */

@@ -1,8 +1,9 @@
-// Processes of hostd's shell: console FIFOs, tender lookup and `--version`, spawning the
-// unikernel under taskset with the FIFO as stdio, and waiting for it (daemon.md §2.4, §2.7).
+// Processes of hostd's shell: console FIFOs, spawning the unikernel under taskset with the
+// FIFO as stdio, and waiting for it (daemon.md §2.4, §2.7). The tender itself (lookup,
+// `--version`, its command line) is src/solo5/tender.ts'.
 import { spawn } from "node:child_process";
-import { accessSync, closeSync, constants as FS, linkSync, lstatSync, openSync, promises as fsp, rmSync, statSync, unlinkSync } from "node:fs";
-import { delimiter, join } from "node:path";
+import { closeSync, constants as FS, linkSync, lstatSync, openSync, promises as fsp, rmSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
 import { err, ok, type Result } from "../core/result.js";
 import type { ExitStatus } from "./types.js";
 import { execTool, strerror } from "./tools.js";
@@ -103,95 +104,6 @@ export class FifoSpares {
       }
     })();
   }
-}
-
-/** An executable regular file? (synchronous: a stat and an access on local files, µs each) */
-export async function isExecutableFile(path: string): Promise<boolean> {
-  try {
-    if (!statSync(path).isFile()) return false;
-    accessSync(path, FS.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** `command` as execvp would find it in $PATH, or null. */
-export async function whichInPath(command: string, pathEnv = process.env["PATH"] ?? ""): Promise<string | null> {
-  for (const dir of pathEnv.split(delimiter)) {
-    if (dir === "") continue;
-    const p = join(dir, command);
-    if (await isExecutableFile(p)) return p;
-  }
-  return null;
-}
-
-/**
- * The first usable tender among `candidates` (absolute paths are tested as files, bare
- * names are looked up in $PATH). The returned string is the candidate itself, so a
- * tender found in $PATH appears as a bare name on the command line, as upstream.
- */
-export async function findTender(candidates: readonly string[]): Promise<string | null> {
-  for (const c of candidates) {
-    if (c.includes("/") ? await isExecutableFile(c) : (await whichInPath(c)) !== null) return c;
-  }
-  return null;
-}
-
-type VersionOutput = { code: number | null; lines: string[]; error?: string };
-const versionCache = new Map<string, { readonly id: string; readonly out: VersionOutput }>();
-
-/**
- * `tenderVersionOutput`, remembered per tender file: upstream runs `--version` on every
- * create; the answer only changes when the file does, so a successful answer is reused
- * while the resolved file's identity (device, inode, size, mtime, ctime) is unchanged.
- * Saves a process execution (~2 ms) per create.
- */
-export async function tenderVersionCached(tender: string): Promise<VersionOutput> {
-  const file = tender.includes("/") ? tender : await whichInPath(tender);
-  let id: string | null = null;
-  if (file !== null) {
-    try {
-      const st = statSync(file);
-      id = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-    } catch {
-      id = null;
-    }
-  }
-  const hit = file === null ? undefined : versionCache.get(file);
-  if (hit !== undefined && id !== null && hit.id === id) return hit.out;
-  const out = await tenderVersionOutput(tender);
-  if (file !== null && id !== null && out.code === 0) versionCache.set(file, { id, out });
-  return out;
-}
-
-/** Run `<tender> --version` with both output streams collected into one line list. */
-export async function tenderVersionOutput(tender: string): Promise<VersionOutput> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let child;
-    try {
-      child = spawn(tender, ["--version"], { stdio: ["ignore", "pipe", "pipe"] });
-    } catch (e) {
-      resolve({ code: null, lines: [], error: strerror(e) });
-      return;
-    }
-    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-    // stderr is "merged into stdout" (the real tenders print the ABI line on stderr).
-    child.stdout.on("data", (d: Buffer) => chunks.push(d));
-    child.stderr.on("data", (d: Buffer) => chunks.push(d));
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      resolve({ code: null, lines: [], error: strerror(e) });
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      const text = Buffer.concat(chunks).toString("utf8");
-      const lines = text.split("\n");
-      if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
-      resolve({ code, lines });
-    });
-  });
 }
 
 export interface Spawned {

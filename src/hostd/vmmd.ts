@@ -6,13 +6,14 @@
 // A command either is answered right away (`reply` steps) or needs work from the shell,
 // which it then drives through the phase functions below:
 //
-//   create:   checkCreate -> [shell: intent record, image file (inflate, digest), its ELF
-//             notes] -> imageTarget -> [shell: tender lookup + --version] ->
-//             checkImageManifest -> [shell: bridges, FIFO, taps] -> consoleAddRequest ->
-//             [shell: Console_add round trip] -> consoleReplyOk -> recheckCreate ->
-//             [shell: exec, pid recorded] -> commitCreate -> [shell: journal record of
-//             its stateToDump; only once that is durable it becomes the state, else the
-//             tender is stopped and its resources freed]
+//   create:   a typed sequence of phases (see "Create as a sequence" below; the shell's
+//             side is create.ts): beginCreate -> [shell: intent record, image file
+//             (inflate, digest), its ELF notes] -> imageWritten -> [shell: tender lookup +
+//             --version] -> tenderFound -> [shell: bridges, FIFO, taps] -> tapsMade ->
+//             consoleAdd -> [shell: Console_add round trip] -> consoleAdded -> execPlan ->
+//             [shell: exec, pid recorded] -> started -> [shell: journal record of its
+//             stateToDump; only once that is durable it becomes the state, else the tender
+//             is stopped and its resources freed]
 //   exit:     handleExit -> (restart waiter woken) restartDecision
 //   destroy / force-create / restart of a running unikernel: the step carries an exit
 //             waiter id; the shell sends SIGTERM and waits until handleExit wakes that id.
@@ -56,8 +57,18 @@ import {
 import { err, ok, type Result } from "../core/result.js";
 import { Trie } from "../core/trie.js";
 import { checkManifest, type Solo5Abi, type Solo5Device } from "../solo5/elf.js";
-import { deterministicMac, formatMac, tenderCandidates, type TenderTarget } from "../solo5/tender.js";
+import {
+  deterministicMac,
+  formatMac,
+  guestNameArg,
+  tenderCandidates,
+  tenderCommandLine,
+  tenderTarget,
+  unsupportedTarget,
+  type TenderTarget,
+} from "../solo5/tender.js";
 import type { ExitStatus } from "./types.js";
+import { blockFile, fifoPath, imagePath } from "./paths.js";
 
 // ---------------------------------------------------------------------------------------
 // State
@@ -165,10 +176,8 @@ export const findRunning = (s: VmmdState, name: Name): RunningUnikernel | undefi
 // ---------------------------------------------------------------------------------------
 // Files and names
 
-export const imagePath = (o: Pick<VmmdOptions, "tmpdir">, name: Name): string => `${o.tmpdir.replace(/\/+$/, "")}/${nameToString(name)}.img`;
-export const fifoPath = (o: Pick<VmmdOptions, "tmpdir">, name: Name): string => `${o.tmpdir.replace(/\/+$/, "")}/fifo/${nameToString(name)}`;
-export const blockPathFor = (o: Pick<VmmdOptions, "dbdir">, block: Name): string =>
-  `${o.dbdir.replace(/\/+$/, "")}/block/${nameToString(block)}`;
+// (paths.ts; re-exported: the core names the files a create makes and an exit frees)
+export { imagePath, fifoPath };
 
 // ---------------------------------------------------------------------------------------
 // Replies
@@ -255,8 +264,9 @@ export interface Target {
 /** §2.4 step 3.3 (after the shell wrote the image and read its ABI note): the target and tender candidates. */
 export function imageTarget(o: Pick<VmmdOptions, "dbdir">, abi: Result<Solo5Abi>): Result<Target> {
   if (!abi.ok) return abi;
-  const { target, version } = abi.value;
-  if (target !== "hvt" && target !== "spt") return err(`unsupported solo5 target ${target}`);
+  const { version } = abi.value;
+  const target = tenderTarget(abi.value.target);
+  if (target === null) return err(unsupportedTarget(abi.value.target));
   return ok({ abi: { target, version }, candidates: tenderCandidates(o.dbdir, target, version) });
 }
 
@@ -373,6 +383,120 @@ export function statsAddRequest(s: VmmdState, u: RunningUnikernel): { state: Vmm
     },
   };
   return { state: { ...s, statsSeq: s.statsSeq + 1n }, request };
+}
+
+// ---------------------------------------------------------------------------------------
+// Create as a sequence (§2.4)
+//
+// The phases of a create, each a pure function that takes what the phase before returned:
+// a value of a type only this module makes (Phase), so the shell cannot call them out of
+// order, skip one, or hand one phase's input to another — the compiler checks the order the
+// comment at the top describes. Each wraps the checks above (tested one by one) and carries
+// forward what later phases need.
+
+declare const PHASE: unique symbol;
+/** A value of phase P of a create; only this module makes them. */
+type Phase<P extends string, T> = T & { readonly [PHASE]: P };
+
+interface CreateBase {
+  readonly name: Name;
+  readonly config: UnikernelConfig;
+  /** the files the create makes (its intent record names them) */
+  readonly image: string;
+  readonly fifo: string;
+}
+
+/** A phase value from its fields (the one place they are made). */
+const phase = <V>(v: Omit<V, typeof PHASE>): V => v as V;
+const base = (c: CreateBase): CreateBase => ({ name: c.name, config: c.config, image: c.image, fifo: c.fifo });
+
+/** Steps 1 and 2 passed: write the image next. */
+export type CreateBegun = Phase<"begun", CreateBase>;
+/** The image is written: look up its tender among `candidates` (checked for ABI `abi.version`) next. */
+export type CreateImaged = Phase<"imaged", CreateBase & { readonly digest: Bytes; readonly target: Target }>;
+/** The tender is found and the manifest matches: check `bridges`, make the FIFO and one tap per `config.bridges` next. */
+export type CreateTendered = Phase<"tendered", CreateBase & { readonly digest: Bytes; readonly tender: string; readonly bridges: readonly string[] }>;
+/** The taps are made: Console_add next. */
+export type CreateNetworked = Phase<"networked", Networked>;
+interface Networked extends CreateBase {
+  readonly digest: Bytes;
+  readonly tender: string;
+  readonly taps: readonly TapAssignment[];
+}
+/** Console_add is to be sent: `request`. */
+export type CreateConsolePending = Phase<"console", Networked & { readonly request: Wire }>;
+/** The console is ready: the re-check and the command line next. */
+export type CreateConsoled = Phase<"consoled", Networked>;
+/** Ready to exec `argv`, then register the pid. */
+export type CreateReady = Phase<"ready", Networked & { readonly argv: readonly string[] }>;
+const networked = (n: Networked): Networked => ({ ...base(n), digest: n.digest, tender: n.tender, taps: n.taps });
+
+/** Steps 1 and 2: the create may go ahead (checkCreate). */
+export function beginCreate(s: VmmdState, o: Pick<VmmdOptions, "tmpdir">, name: Name, config: UnikernelConfig): Result<CreateBegun> {
+  const c = checkCreate(s, name, config);
+  if (!c.ok) return c;
+  return ok(phase<CreateBegun>({ name, config, image: imagePath(o, name), fifo: fifoPath(o, name) }));
+}
+
+/** Step 3.3, once the shell wrote the image and read its ABI note: the target and tender candidates (imageTarget). */
+export function imageWritten(b: CreateBegun, o: Pick<VmmdOptions, "dbdir">, digest: Bytes, abi: Result<Solo5Abi>): Result<CreateImaged> {
+  const t = imageTarget(o, abi);
+  if (!t.ok) return t;
+  return ok(phase<CreateImaged>({ ...base(b), digest, target: t.value }));
+}
+
+/** Steps 3.4–3.5, once the shell found and checked `tender`: the manifest against the config (checkImageManifest). */
+export function tenderFound(i: CreateImaged, tender: string, manifest: Result<readonly Solo5Device[]>): Result<CreateTendered> {
+  const m = checkImageManifest(manifest, i.config);
+  if (!m.ok) return m;
+  return ok(phase<CreateTendered>({ ...base(i), digest: i.digest, tender, bridges: requiredBridges(i.config) }));
+}
+
+/** Step 8's taps were made, one per `config.bridges` in order: each network device with its MAC (macFor). */
+export function tapsMade(t: CreateTendered, taps: readonly string[]): CreateNetworked {
+  if (taps.length !== t.config.bridges.length) throw new RangeError(`${taps.length} taps for ${t.config.bridges.length} network devices`);
+  const assigned = t.config.bridges.map((nd, i): TapAssignment => ({ netif: nd.netif, bridge: bridgeOf(nd), tap: taps[i]!, mac: macFor(t.name, nd.netif, nd.mac) }));
+  return phase<CreateNetworked>({ ...base(t), digest: t.digest, tender: t.tender, taps: assigned });
+}
+
+/** Step 4: the Console_add request (consoleAddRequest). */
+export function consoleAdd(s: VmmdState, n: CreateNetworked): { state: VmmdState; pending: CreateConsolePending } {
+  const ca = consoleAddRequest(s, n.name);
+  return { state: ca.state, pending: phase<CreateConsolePending>({ ...networked(n), request: ca.request }) };
+}
+
+/** The console's reply (null: none came): go on, or `console failed` (consoleReplyOk). */
+export function consoleAdded(p: CreateConsolePending, reply: Wire | null): Result<CreateConsoled> {
+  if (reply === null || !consoleReplyOk(p.request, reply)) return err("console failed");
+  return ok(phase<CreateConsoled>(networked(p)));
+}
+
+/** Step 5: the re-check right before exec (recheckCreate), and the command line to exec. */
+export function execPlan(s: VmmdState, o: Pick<VmmdOptions, "dbdir" | "dropPath">, c: CreateConsoled): Result<CreateReady> {
+  const rc = recheckCreate(s, c.name, c.config);
+  if (!rc.ok) return rc;
+  const { config, name } = c;
+  const argv = tenderCommandLine({
+    tender: c.tender,
+    cpuids: config.cpuids,
+    memory: config.memory,
+    nets: c.taps.map((t) => ({ netif: t.netif, tap: t.tap, mac: t.mac })),
+    blocks: config.blockDevices.map((b) => ({
+      name: b.name,
+      path: blockFile(o.dbdir, blockName(name, b.device ?? b.name)),
+      ...(b.sectorSize !== undefined ? { sectorSize: b.sectorSize } : {}),
+    })),
+    image: c.image,
+    ...(config.addName ? { nameArg: guestNameArg(name, o.dropPath) } : {}),
+    argv: (config.argv ?? []).map((a) => Buffer.from(a).toString("utf8")),
+  });
+  return ok(phase<CreateReady>({ ...networked(c), argv }));
+}
+
+/** Steps 5 and 7, the tender running as `pid`: register it (commitCreate; again on the current state after the record). */
+export function started(s: VmmdState, r: CreateReady, pid: number, at: Date, dump: boolean): Result<Committed> & { readonly unikernel: RunningUnikernel } {
+  const unikernel: RunningUnikernel = { name: r.name, config: r.config, pid, taps: r.taps, digest: r.digest, started: at };
+  return { ...commitCreate(s, unikernel, dump), unikernel };
 }
 
 // ---------------------------------------------------------------------------------------

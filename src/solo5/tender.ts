@@ -1,8 +1,13 @@
-// The Solo5 tender: lookup candidates, `--version` check, the command line albatross
-// executes (daemon.md §2.4 step 4, §2.7) and deterministic MAC addresses (wire.md §2).
-// Pure: no I/O (MD5 from node:crypto is plain computation).
+// Everything about the Solo5 tender (daemon.md §2.4 steps 3-4, §2.7): the targets it runs,
+// where it is looked for and the lookup itself, its `--version` check, and the command line
+// albatross executes; and deterministic MAC addresses (wire.md §2). Pure but for the two
+// marked I/O functions at the end (lookup: stat/access; `--version`: runs the tender).
 
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { accessSync, constants as FS, statSync } from "node:fs";
+import { delimiter, join } from "node:path";
+import { err, ok, type Result } from "../core/result.js";
 import type { Name } from "../core/name.js";
 import { nameToString } from "../core/name.js";
 import type { Solo5Target } from "./elf.js";
@@ -183,4 +188,114 @@ export function parseMac(s: string): Uint8Array | null {
   const m = /^([0-9a-fA-F]{2})([:-])([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})$/.exec(s);
   if (m === null) return null;
   return Uint8Array.from([m[1], m[3], m[4], m[5], m[6], m[7]], (h) => parseInt(h!, 16));
+}
+
+// ---------------------------------------------------------------------------------------
+// I/O: the lookup and `--version`
+
+/** How an errno error reads in a message (hostd: its strerror texts). */
+export type ErrnoText = (e: unknown) => string;
+const errnoCode: ErrnoText = (e) => (e as NodeJS.ErrnoException | null)?.code ?? String(e);
+
+/** An executable regular file? (synchronous: a stat and an access on local files, µs each) */
+export async function isExecutableFile(path: string): Promise<boolean> {
+  try {
+    if (!statSync(path).isFile()) return false;
+    accessSync(path, FS.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `command` as execvp would find it in $PATH, or null. */
+export async function whichInPath(command: string, pathEnv = process.env["PATH"] ?? ""): Promise<string | null> {
+  for (const dir of pathEnv.split(delimiter)) {
+    if (dir === "") continue;
+    const p = join(dir, command);
+    if (await isExecutableFile(p)) return p;
+  }
+  return null;
+}
+
+/**
+ * The first usable tender among `candidates` (absolute paths are tested as files, bare
+ * names are looked up in $PATH). The returned string is the candidate itself, so a
+ * tender found in $PATH appears as a bare name on the command line, as upstream.
+ */
+export async function findTender(candidates: readonly string[]): Promise<string | null> {
+  for (const c of candidates) {
+    if (c.includes("/") ? await isExecutableFile(c) : (await whichInPath(c)) !== null) return c;
+  }
+  return null;
+}
+
+export type VersionOutput = { code: number | null; lines: string[]; error?: string };
+const versionCache = new Map<string, { readonly id: string; readonly out: VersionOutput }>();
+
+/**
+ * `tenderVersionOutput`, remembered per tender file: upstream runs `--version` on every
+ * create; the answer only changes when the file does, so a successful answer is reused
+ * while the resolved file's identity (device, inode, size, mtime, ctime) is unchanged.
+ * Saves a process execution (~2 ms) per create.
+ */
+export async function tenderVersionCached(tender: string, strerror: ErrnoText = errnoCode): Promise<VersionOutput> {
+  const file = tender.includes("/") ? tender : await whichInPath(tender);
+  let id: string | null = null;
+  if (file !== null) {
+    try {
+      const st = statSync(file);
+      id = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    } catch {
+      id = null;
+    }
+  }
+  const hit = file === null ? undefined : versionCache.get(file);
+  if (hit !== undefined && id !== null && hit.id === id) return hit.out;
+  const out = await tenderVersionOutput(tender, strerror);
+  if (file !== null && id !== null && out.code === 0) versionCache.set(file, { id, out });
+  return out;
+}
+
+/** Run `<tender> --version` with both output streams collected into one line list. */
+export async function tenderVersionOutput(tender: string, strerror: ErrnoText = errnoCode): Promise<VersionOutput> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let child;
+    try {
+      child = spawn(tender, ["--version"], { stdio: ["ignore", "pipe", "pipe"] });
+    } catch (e) {
+      resolve({ code: null, lines: [], error: strerror(e) });
+      return;
+    }
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    // stderr is "merged into stdout" (the real tenders print the ABI line on stderr).
+    child.stdout.on("data", (d: Buffer) => chunks.push(d));
+    child.stderr.on("data", (d: Buffer) => chunks.push(d));
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      resolve({ code: null, lines: [], error: strerror(e) });
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      const text = Buffer.concat(chunks).toString("utf8");
+      const lines = text.split("\n");
+      if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
+      resolve({ code, lines });
+    });
+  });
+}
+
+/**
+ * §2.4 steps 3.4 and 4: the tender to run an image of ABI `abiVersion` — the first of
+ * `candidates` found (tenderCandidates), whose `--version` exits 0 and names that ABI.
+ * The failures are upstream's texts.
+ */
+export async function findCheckedTender(candidates: readonly string[], abiVersion: number, strerror?: ErrnoText): Promise<Result<string>> {
+  const tender = await findTender(candidates);
+  if (tender === null) return err(tenderNotFound(candidates));
+  const v = await tenderVersionCached(tender, strerror);
+  if (v.code !== 0) return err(`cmd ${tender} --version exits: ${v.error ?? (v.code === null ? "killed" : `exited with ${v.code}`)}`);
+  const vr = parseTenderVersion(v.lines.join("\n"), abiVersion);
+  return vr === null ? ok(tender) : err(vr);
 }

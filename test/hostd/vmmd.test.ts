@@ -4,6 +4,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { deflateSync } from "node:zlib";
 import { readSolo5Abi, readSolo5Manifest } from "../../src/solo5/elf.js";
+import { formatMac } from "../../src/solo5/tender.js";
 import { decodeState, encodeState } from "../../src/commands/codec.js";
 import type { Command, Header, Policy, State, Success, UnikernelConfig, Wire } from "../../src/commands/types.js";
 import { parseName, type Name } from "../../src/core/name.js";
@@ -35,6 +36,14 @@ import {
   restartDecision,
   restoreOrder,
   restorePolicies,
+  beginCreate,
+  imageWritten,
+  tenderFound,
+  tapsMade,
+  consoleAdd,
+  consoleAdded,
+  execPlan,
+  started,
   shouldRestart,
   stateToDump,
   statsDisconnected,
@@ -790,5 +799,48 @@ describe("state file and start-up", () => {
   it("paths of image and FIFO", () => {
     assert.equal(imagePath({ tmpdir: "/run/albatross/" }, n("foo:hello")), "/run/albatross/foo:hello.img");
     assert.equal(fifoPath({ tmpdir: "/run/albatross" }, n(":hello")), "/run/albatross/fifo/:hello");
+  });
+});
+
+describe("create as a typed sequence of phases (what the shell, create.ts, drives)", () => {
+  it("each phase takes the one before's value; together: the checks, the command line and the registration", () => {
+    const r0 = withPolicy(must(insertBlock(emptyResources(), n(":data"), 10)), "", policy());
+    const s0 = initialState(r0);
+    const c = unikernelConfig(NET, {
+      bridges: [{ netif: "service", bridge: "br0" }],
+      blockDevices: [{ name: "storage", device: "data", sectorSize: 4096 }],
+      addName: true,
+      argv: [new TextEncoder().encode("-l *:debug")],
+    });
+    const begun = must(beginCreate(s0, O, n(":web"), c));
+    assert.equal(begun.image, imagePath(O, n(":web")));
+    assert.equal(begun.fifo, fifoPath(O, n(":web")));
+    const digest = new Uint8Array(32).fill(7);
+    const imaged = must(imageWritten(begun, O, digest, { ok: true, value: readSolo5Abi(NET) }));
+    assert.deepEqual(imaged.target.candidates, ["/var/lib/alb/solo5-hvt.2", "solo5-hvt.2", "/var/lib/alb/solo5-hvt", "solo5-hvt"]);
+    // the manifest lists no block device "storage": refused, as checkImageManifest does
+    assert.deepEqual(tenderFound(imaged, "solo5-hvt", { ok: true, value: readSolo5Manifest(NET) }), checkImageManifest({ ok: true, value: readSolo5Manifest(NET) }, c));
+    const both = [...readSolo5Manifest(NET), { name: "storage", type: "block" as const }];
+    const tendered = must(tenderFound(imaged, "solo5-hvt", { ok: true, value: both }));
+    assert.deepEqual(tendered.bridges, ["br0"]);
+    const networked = tapsMade(tendered, ["vmmtap7"]);
+    assert.deepEqual(networked.taps, [{ netif: "service", bridge: "br0", tap: "vmmtap7", mac: macFor(n(":web"), "service", undefined) }]);
+    const ca = consoleAdd(s0, networked);
+    assert.deepEqual(ca.pending.request, consoleAddRequest(s0, n(":web")).request);
+    assert.deepEqual(consoleAdded(ca.pending, null), { ok: false, error: "console failed" });
+    const consoled = must(consoleAdded(ca.pending, { header: ca.pending.request.header, payload: { kind: "reply", reply: { kind: "empty" } } }));
+    const ready = must(execPlan(ca.state, O, consoled));
+    assert.deepEqual(ready.argv, [
+      "taskset", "-c", "0", "solo5-hvt", "--mem=32",
+      "--net:service=vmmtap7", `--net-mac:service=${formatMac(macFor(n(":web"), "service", undefined))}`,
+      "--block:storage=/var/lib/alb/block/:data", "--block-sector-size:storage=4096",
+      "--", "/run/alb/:web.img", "--name=web", "-l *:debug",
+    ]);
+    const done = started(ca.state, ready, 42, new Date(0), true);
+    const u = done.unikernel;
+    assert.deepEqual([u.pid, u.digest, u.taps], [42, digest, networked.taps]);
+    assert.deepEqual(done, { ...commitCreate(ca.state, u, true), unikernel: u });
+    // the re-check sees what changed meanwhile
+    assert.deepEqual(execPlan(run(ca.state, ":web", c), O, consoled), { ok: false, error: "Unikernel with same name is already running" });
   });
 });
