@@ -10,12 +10,11 @@ import { KEY_TYPES } from "../ca/keys.js";
 import { pathName, rootName, rootPath, type Name, type Path } from "../core/name.js";
 import { usable } from "../policy/policy.js";
 import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";
-import { FlagError, hasDuplicates, intSet, parseBlockSpec, parseBridgeTap, parseCompressionLevel, parseDestination, parseHttpHost, parseIntStrict, parseNameArg, parseNetSpec, parsePathArg, parseTimestamp } from "./flags.js";
+import { FlagError, hasDuplicates, intSet, parseBlockSpec, parseBridgeTap, parseCompressionLevel, parseDestination, parseIntStrict, parseNameArg, parseNetSpec, parsePathArg, parseTimestamp } from "./flags.js";
 import { existingDir, repeatable, wrap } from "./options.js";
 import { CliError, EXIT } from "../core/exit.js";
 import { defaultLevel, destinationOf, jump, type DestinationOptions } from "../client/jump.js";
 import { processSink } from "../client/replies.js";
-import { runUpdate } from "../client/update.js";
 
 // ---------------------------------------------------------------------------------------
 // option plumbing
@@ -36,7 +35,7 @@ const existingFile = (what: string) =>
 
 export const DEFAULT_TMPDIR = "/run/albatross";
 
-function addDestinationOptions(c: Cmd): Cmd {
+export function addDestinationOptions(c: Cmd): Cmd {
   return c
     .option("--socket <PATH>", "local Unix domain socket to connect to; '-' prints the encoded message and exits 121")
     .option("-d, --destination <HOST[:PORT]>", "remote albatross TLS endpoint (port 1025 by default)", wrap(parseDestination))
@@ -274,26 +273,7 @@ export function registerClientCommands(program: Cmd): void {
       }),
     );
 
-  sub("update", "update a unikernel from a builder-web binary repository")
-    .addArgument(nameArgument())
-    .addOption(new Option("--http-host <URL>", "builder-web base URL").argParser(wrap(parseHttpHost)).default("https://builds.robur.coop"))
-    .option("--dryrun, --dry-run", "only check, do not change anything")
-    .addOption(levelOpt())
-    .action(
-      act(async (name: Name, o: Opts) => {
-        const d = destinationOf(o);
-        if (d.kind === "csr") throw new CliError("update with CSR not supported");
-        if (d.kind === "remote") return jump({ kind: "unikernel-info" }, name, o); // reports the missing TLS client
-        return runUpdate({
-          name,
-          httpHost: o.httpHost as string,
-          dryRun: Boolean(o.dryRun),
-          level: defaultLevel(d, o.compressionLevel as number | undefined),
-          socket: d.socket,
-          options: o,
-        });
-      }),
-    );
+  // `update` is registered by fleet.ts (with rollback and fleet)
 
   // --- policies ---
 

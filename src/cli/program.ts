@@ -6,6 +6,7 @@ import { Command } from "commander";
 import { registerCertCommands } from "./certs.js";
 import { registerDaemonCommands } from "./daemons.js";
 import { registerClientCommands } from "./client.js";
+import { registerFleetCommands } from "./fleet.js";
 import { registerInspectCommands } from "./inspect.js";
 import { registerEndpointCommands } from "./endpoint.js";
 import { registerCompletionCommand } from "./completion.js";
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .description("Deploy MirageOS/Solo5 unikernels; wire-compatible with albatross 2.x")
     .version("version 0.1.0 protocol version 5", "--version");
   registerClientCommands(program);
+  registerFleetCommands(program);
   registerCertCommands(program);
   registerDaemonCommands(program);
   registerInspectCommands(program);

@@ -15,7 +15,7 @@ import {
 import { commonNameFor, destinationOf } from "../../src/client/jump.js";
 import { escapeOcaml, hexdump, infoText, policyText, rfc3339, statsText, wireText } from "../../src/commands/render.js";
 import { endpointOf } from "../../src/transport/routes.js";
-import { jobAndBuild } from "../../src/client/update.js";
+import { jobAndBuild } from "../../src/fleet/builder.js";
 import { parseName } from "../../src/core/name.js";
 
 describe("flag parsers", () => {
