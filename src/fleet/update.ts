@@ -93,7 +93,7 @@ export async function updateOne(c: UpdateContext): Promise<UpdateOutcome> {
     // upstream: any error asking for the info is a communication failure (121)
     return failed("info", (e as Error).message, e instanceof TargetError && e.exitCode !== EXIT.CONNECT ? e.exitCode : EXIT.COMMUNICATION, "old");
   }
-  if (!info) return failed("info", `not exactly one solo5 unikernel named ${nameToString(c.name)}`, EXIT.COMMUNICATION, "old");
+  if (!info) return failed("info", `unexpected reply: not exactly one solo5 unikernel named ${nameToString(c.name)}`, EXIT.COMMUNICATION, "old");
   const oldDigest = hex(info.digest);
 
   // 2. the builder: running build, latest build, the changes
@@ -171,7 +171,7 @@ export async function updateOne(c: UpdateContext): Promise<UpdateOutcome> {
     }
     return failed("deploy", `${msg}; restoring the previous image failed too: ${r}`, EXIT.INTERNAL, "unknown");
   }
-  c.say(`host ${c.target.label} [unikernel: ${nameToString(c.name)}]: success: ${text}`, { event: "deployed", digest: newDigest, reply: text });
+  c.say(`host [unikernel: ${nameToString(c.name)}]: success: ${text}`, { event: "deployed", digest: newDigest, reply: text });
   try {
     await c.store.deployed(c.target.label, c.name, newDigest);
   } catch (e) {

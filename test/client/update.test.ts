@@ -70,13 +70,18 @@ const redirect = (to: string): Route => (_req, res) => {
 };
 
 async function daemonWith(infos: UnikernelInfo[], createReply: "ok" | "fail" = "ok"): Promise<void> {
+  let running = infos;
   daemon = await fakeDaemon(sock, async (c) => {
     const req = await c.request();
     requests.push(req);
     const cmd = req.payload.kind === "command" ? req.payload.command : null;
     if (cmd?.kind === "unikernel-info") {
-      await c.send(req, { kind: "reply", reply: { kind: "unikernel-info", unikernels: infos.map((i) => ({ name: req.header.name, info: i })) } });
-    } else if (createReply === "ok") {
+      await c.send(req, { kind: "reply", reply: { kind: "unikernel-info", unikernels: running.map((i) => ({ name: req.header.name, info: i })) } });
+    } else if (cmd?.kind === "unikernel-get") {
+      await c.send(req, { kind: "reply", reply: { kind: "unikernel-image", compressed: false, image: oldImage } });
+    } else if (cmd?.kind === "unikernel-force-create" && createReply === "ok") {
+      const d = createHash("sha256").update(cmd.config.image).digest();
+      running = running.map((i) => ({ ...i, digest: new Uint8Array(d), started: new Date() }));
       await c.send(req, { kind: "reply", reply: { kind: "string", text: utf8("created unikernel") } });
     } else {
       await c.send(req, { kind: "failure", message: utf8("could not create unikernel: console failed") });
@@ -86,7 +91,9 @@ async function daemonWith(infos: UnikernelInfo[], createReply: "ok" | "fail" = "
 }
 
 const hashPath = `/hash?sha256=${digest.toString("hex")}`;
-const update = (...extra: string[]) => runCli(["update", "hello", "--socket", sock, "--http-host", base, ...extra]);
+const newHashPath = `/hash?sha256=${createHash("sha256").update(newImage).digest("hex")}`;
+const update = (...extra: string[]) =>
+  runCli(["update", "hello", "--socket", sock, "--http-host", base, "--health-timeout", "0", "--state-dir", path.join(tmp.dir, "state"), ...extra]);
 
 describe("update", () => {
   test("already up to date", async () => {
@@ -115,11 +122,15 @@ describe("update", () => {
     routes["/job/hello/build/latest"] = redirect("/job/hello/build/u2");
     routes["/job/hello/build/u2/main-binary"] = redirect("/job/hello/build/u2/f/bin/hello.hvt");
     routes["/job/hello/build/u2/f/bin/hello.hvt"] = (_req, res) => res.end(Buffer.from(newImage));
+    routes[newHashPath] = redirect("/job/hello/build/u2");
     const r = await update();
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `compare at ${base}/compare/u1/u2\nhost [unikernel: :hello]: success: created unikernel\n`);
-    assert.equal(requests.length, 2);
-    const fc = requests[1]!.payload;
+    // no package information from this builder: said on stderr, the update goes on
+    assert.match(r.stderr, /no package changes from the builder: compare: HTTP 404; opam-switch: not found/);
+    // info, get (the previous image is kept), force-create
+    assert.deepEqual(requests.map((q) => (q.payload.kind === "command" ? q.payload.command.kind : q.payload.kind)), ["unikernel-info", "unikernel-get", "unikernel-force-create"]);
+    const fc = requests[2]!.payload;
     if (fc.kind !== "command" || fc.command.kind !== "unikernel-force-create") assert.fail("no force-create");
     const c = fc.command.config;
     assert.equal(c.compressed, false);
@@ -139,8 +150,11 @@ describe("update", () => {
     routes[hashPath] = redirect("/job/hello/build/u1");
     routes["/job/hello/build/latest"] = redirect("/job/hello/build/u2");
     routes["/job/hello/build/u2/main-binary"] = (_req, res) => res.end(Buffer.from(newImage));
+    routes[newHashPath] = redirect("/job/hello/build/u2");
     const r = await update();
     assert.equal(r.code, 117);
+    // refused with the old image still running: nothing to roll back
+    assert.doesNotMatch(r.stdout, /rolled back/);
   });
 
   const httpErrors: [string, () => void, RegExp][] = [
@@ -181,7 +195,7 @@ describe("update", () => {
       const r = await update();
       assert.equal(r.code, 118, r.stderr);
       assert.match(r.stderr, re);
-      assert.equal(r.stderr.trimEnd().split("\n").length, 1);
+      assert.equal(r.stderr.trimEnd().split("\n").filter((l) => !/no package changes from the builder/.test(l)).length, 1, r.stderr);
     });
   }
 
@@ -189,7 +203,9 @@ describe("update", () => {
     await daemonWith([info]);
     routes[hashPath] = redirect("/job/hello/build/u1");
     routes["/job/hello/build/latest"] = redirect("/job/hello/build/u2");
-    routes["/job/hello/build/u2/main-binary"] = (_req, res) => res.end(Buffer.from(buildSolo5Elf({ target: "hvt", devices: [] }).bytes));
+    const bad = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;
+    routes["/job/hello/build/u2/main-binary"] = (_req, res) => res.end(Buffer.from(bad));
+    routes[`/hash?sha256=${createHash("sha256").update(bad).digest("hex")}`] = redirect("/job/hello/build/u2");
     const r = await update();
     assert.equal(r.code, 125);
     assert.match(r.stderr, /manifest failed: specified bridge\(s\) does not match/);

@@ -40,6 +40,9 @@
  *     --standin-ip=A.B.C.D      while sleeping or running, answer ARP requests and
  *                               ICMP echo requests for this IPv4 address on every
  *                               attached net device (so `ping` through the tap works)
+ * - An image whose bytes contain `STANDIN-GUEST-EXIT=N;` is a guest that fails at boot:
+ *   after the banner and "Hello, World" it exits with N whatever the guest arguments say
+ *   (a broken build of a unikernel whose configuration is fine).
  * - SIGTERM/SIGINT: hvt prints "<prog>: Exiting on signal N" and exits 1; spt dies
  *   by the signal (as measured).
  */
@@ -243,11 +246,43 @@ static uint32_t le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* `STANDIN-GUEST-EXIT=N;` somewhere in the image: the exit code of a failing guest, else -1 */
+static int image_exit = -1;
+
+static void scan_image_marker(int fd)
+{
+    static const char marker[] = "STANDIN-GUEST-EXIT=";
+    char buf[65536 + sizeof marker + 8];
+    size_t keep = 0;
+    off_t off = 0;
+    for (;;) {
+        ssize_t r = pread(fd, buf + keep, sizeof buf - keep - 1, off);
+        if (r <= 0)
+            return;
+        off += r;
+        size_t n = keep + (size_t)r;
+        buf[n] = 0;
+        for (size_t i = 0; i + sizeof marker - 1 < n; i++) {
+            if (memcmp(buf + i, marker, sizeof marker - 1) != 0)
+                continue;
+            char *end;
+            long v = strtol(buf + i + sizeof marker - 1, &end, 10);
+            if (*end == ';' && v >= 0 && v <= 255) {
+                image_exit = (int)v;
+                return;
+            }
+        }
+        keep = n < sizeof marker + 4 ? n : sizeof marker + 4;
+        memmove(buf, buf + n - keep, keep);
+    }
+}
+
 static void load_kernel(const char *file)
 {
     int fd = open(file, O_RDONLY);
     if (fd == -1)
         err(1, "%s: Could not open", file);
+    scan_image_marker(fd);
     size_t sz;
     uint8_t *abi = load_note(fd, file, ABI1_TYPE, 4, 16, &sz);
     if (abi == NULL)
@@ -718,6 +753,8 @@ int main(int argc, char **argv)
     }
     out("\n**** Solo5 standalone test_hello ****\n\n");
     out("Hello, World\nCommand line is: '%s'\n", cmdline);
+    if (image_exit >= 0)
+        guest_exit(image_exit);
 
     int code = 0;
     long sleep_ms = 0, lines = 0, line_bytes = -1;
