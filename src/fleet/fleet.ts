@@ -257,7 +257,7 @@ export async function fleetUpdate(o: FleetUpdateOptions): Promise<FleetUpdateEnt
         dryRun: o.dryRun,
         health: o.health,
         ...(o.confirm ? { confirm: o.confirm } : {}),
-        say: (text, ev) => o.say(h.name, `${label}: ${text}`, { host: h.name, unikernel: label, ...ev }),
+        say: (text, ev) => o.say(h.name, text.split("\n").map((l) => `${label}: ${l}`).join("\n"), { host: h.name, unikernel: label, ...ev }),
         warn: (text) => o.warn(h.name, `${label}: ${text}`),
       });
       if (unknownToBuilder(outcome)) {
