@@ -91,6 +91,36 @@ export function localTarget(o: { socket?: string; tmpdir: string; label?: string
   };
 }
 
+/**
+ * Credentials for commands without an image (info, get), shared by every host reached with
+ * the same CA and key: the leaf carries only the command and the name, so `fleet info` makes
+ * one leaf, not one per host. Reused for at most half the leaf's lifetime.
+ */
+const leafCache = new Map<string, { until: number; ready: Promise<{ creds: import("../endpoint/remote.js").Credentials; serverCa: import("../ca/x509.js").ParsedCertificate[] }> }>();
+
+async function sharedLeaf(o: RemoteTargetOptions, cmd: Command, name: Name) {
+  const r = await import("../endpoint/remote.js");
+  const { keyMatchesSpki } = await import("../ca/keys.js");
+  const { CliError } = await import("../cli/output.js");
+  const key = JSON.stringify([o.ca, o.caKey, o.serverCa, o.keyType, cmd.kind, cmd.kind === "unikernel-get" ? cmd.level : 0, nameToString(name)]);
+  const hit = leafCache.get(key);
+  if (hit && hit.until > Date.now()) return hit.ready;
+  const ready = (async () => {
+    const caChain = await r.readCertificates(o.ca, "CA certificate");
+    const caKey = await r.readKey(o.caKey, o.caKeyPassword);
+    const cn = r.leafCommonName(cmd, name);
+    if (!keyMatchesSpki(caKey, caChain[0]!.publicKey.der)) throw new CliError("Public key of certificate doesn't match private key", EXIT.USAGE);
+    const now = new Date();
+    const creds = await r.makeLeaf({ command: cmd, cn, caChain, caKey, keyType: o.keyType, now });
+    const serverCa = await r.readCertificates(o.serverCa, "server CA");
+    await r.checkOwnChain(creds, serverCa, now);
+    return { creds, serverCa };
+  })();
+  leafCache.set(key, { until: Date.now() + (r.LEAF_SECONDS * 1000) / 2, ready });
+  ready.catch(() => leafCache.delete(key));
+  return ready;
+}
+
 /** hostd behind a TLS endpoint (`--destination`), a leaf issued by `ca`/`caKey` per command. */
 export function remoteTarget(o: RemoteTargetOptions): Target {
   return {
@@ -98,25 +128,36 @@ export function remoteTarget(o: RemoteTargetOptions): Target {
     async send(cmd, name) {
       const what = describe(cmd, name);
       // loaded lazily: the TLS client and @peculiar/x509 only when a remote host is asked
-      const { runRemote } = await import("../endpoint/remote.js");
+      const r = await import("../endpoint/remote.js");
       const { CliError } = await import("../cli/output.js");
       let reply: Wire | null = null;
+      const onMessage = (w: Wire): void => {
+        reply ??= w;
+      };
       let code: number;
       try {
-        code = await runRemote({
-          destination: { host: o.host, port: o.port },
-          command: cmd,
-          name,
-          ca: o.ca,
-          caKey: o.caKey,
-          ...(o.caKeyPassword !== undefined ? { caKeyPassword: o.caKeyPassword } : {}),
-          serverCa: o.serverCa,
-          keyType: o.keyType,
-          onMessage: (w) => {
-            reply ??= w;
-          },
-          warn: () => undefined,
-        });
+        if (cmd.kind === "unikernel-info" || cmd.kind === "unikernel-get") {
+          const { creds, serverCa } = await sharedLeaf(o, cmd, name);
+          const s = await r.connectTls({ destination: { host: o.host, port: o.port }, creds, serverCa });
+          try {
+            code = await r.readReplies(s, "single", r.messageHandler(onMessage), () => undefined);
+          } finally {
+            s.destroy();
+          }
+        } else {
+          code = await r.runRemote({
+            destination: { host: o.host, port: o.port },
+            command: cmd,
+            name,
+            ca: o.ca,
+            caKey: o.caKey,
+            ...(o.caKeyPassword !== undefined ? { caKeyPassword: o.caKeyPassword } : {}),
+            serverCa: o.serverCa,
+            keyType: o.keyType,
+            onMessage,
+            warn: () => undefined,
+          });
+        }
       } catch (e) {
         if (e instanceof CliError) throw new TargetError(e.message, e.exitCode);
         throw new TargetError(`${what}: ${(e as Error).message}`, EXIT.COMMUNICATION);
