@@ -9,6 +9,9 @@ import { Builder, HttpFailure, jobAndBuild } from "../../src/fleet/builder.js";
 import { diffFromCompare, diffFromSwitches, parseOpamSwitch, renderDiff } from "../../src/fleet/diff.js";
 import { FleetFileError, parseFleet, selectHosts } from "../../src/fleet/file.js";
 import { bounded } from "../../src/fleet/fleet.js";
+import { checkHealth } from "../../src/fleet/health.js";
+import type { Target } from "../../src/fleet/target.js";
+import { parseName } from "../../src/policy/name.js";
 import { opamSwitchText, startBuilder, type BuilderStandin } from "../support/builder.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 
@@ -203,5 +206,58 @@ describe("fleet file", () => {
     });
     assert.deepEqual(r, [...Array(20).keys()].map((x) => x * 2));
     assert.equal(peak, 4);
+  });
+});
+
+describe("health check", () => {
+  const digest = new Uint8Array(32).fill(7);
+  const info = (started: Date) => ({
+    typ: "solo5" as const,
+    failBehaviour: { kind: "quit" as const },
+    cpuids: [0],
+    memory: 32,
+    digest,
+    blockDevices: [],
+    bridges: [],
+    started,
+    numcpus: 1,
+  });
+  /** A host whose info answers come from `next` (one call per info). */
+  const target = (next: () => ReturnType<typeof info> | null): Target => ({
+    label: "t",
+    send: async () => {
+      const i = next();
+      return { kind: "unikernel-info", unikernels: i ? [{ name: parseName("hello"), info: i }] : [] };
+    },
+  });
+  const d = "07".repeat(32);
+  const steady = target(() => info(new Date(1000)));
+
+  test("running the whole time, with an HTTP URL answering 2xx / not, a TCP port", async () => {
+    let status = 503;
+    const s = await serve((_q, res) => {
+      res.writeHead(status);
+      res.end();
+    });
+    try {
+      assert.deepEqual(await checkHealth(steady, parseName("hello"), d, { seconds: 0.3, url: `${s.url}/health` }), { ok: false, reason: `within 0.3 s: ${s.url}/health answered HTTP 503` });
+      status = 204;
+      assert.deepEqual(await checkHealth(steady, parseName("hello"), d, { seconds: 0.3, url: `${s.url}/health` }), { ok: true });
+      const port = Number(new URL(s.url).port);
+      assert.deepEqual(await checkHealth(steady, parseName("hello"), d, { seconds: 0.3, tcp: { host: "127.0.0.1", port } }), { ok: true });
+    } finally {
+      await s.close();
+    }
+    const closed = await checkHealth(steady, parseName("hello"), d, { seconds: 0.3, tcp: { host: "127.0.0.1", port: 1 } });
+    assert.ok(!closed.ok && /127\.0\.0\.1:1: ECONNREFUSED/.test(closed.reason));
+  });
+
+  test("gone, restarted, or another image: failed at once", async () => {
+    assert.deepEqual(await checkHealth(target(() => null), parseName("hello"), d, { seconds: 5 }), { ok: false, reason: "the unikernel is no longer running" });
+    let n = 0;
+    const restarted = target(() => info(new Date(n++ === 0 ? 1000 : 2000)));
+    assert.deepEqual(await checkHealth(restarted, parseName("hello"), d, { seconds: 5 }), { ok: false, reason: "the unikernel was restarted (it exited)" });
+    const other = await checkHealth(steady, parseName("hello"), "00".repeat(32), { seconds: 5 });
+    assert.ok(!other.ok && /runs another image/.test(other.reason));
   });
 });
