@@ -124,8 +124,12 @@ function confirmer(o: Opts): ((q: string) => Promise<boolean>) | undefined {
   if (o.yes || o.dryRun || o.json || !process.stdin.isTTY || !process.stdout.isTTY) return undefined;
   return async (q) => {
     const rl = createInterface({ input: process.stdin, output: process.stdout });
+    const ac = new AbortController();
+    rl.on("SIGINT", () => ac.abort()); // Ctrl-C at the question: no
     try {
-      return /^y(es)?$/i.test((await rl.question(`${q} [y/N] `)).trim());
+      return /^y(es)?$/i.test((await rl.question(`${q} [y/N] `, { signal: ac.signal })).trim());
+    } catch {
+      return false;
     } finally {
       rl.close();
     }

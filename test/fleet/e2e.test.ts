@@ -6,6 +6,7 @@
 // rolled back and stopping the rollout, a good build rolled out, and a manual rollback.
 // Skipped without root/netns.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,7 +16,7 @@ import { startBuilder } from "../support/builder.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
 import { withHostd, type Env } from "../hostd/harness.js";
-import { dromedary, ok, startEndpoint, type RunningEndpoint } from "../e2e/support.js";
+import { CLI, dromedary, ok, startEndpoint, type RunningEndpoint } from "../e2e/support.js";
 
 let skip: string | false = false;
 before(async () => {
@@ -217,6 +218,31 @@ describe("fleet info and fleet update against three hosts", () => {
           const again = await dromedary(dir, ["rollback", "hello", "--fleet", "fleet.json", "--host", "b", "--state-dir", stateDir]);
           assert.equal(again.code, 0);
           assert.match(again.stdout, /already running the previous image/);
+        });
+
+        await t.test("an interrupted rollout finishes the host in progress and stops: each host on its old or new image", async () => {
+          const five = image("hello-5");
+          builder.addBuild("hello", { image: five, packages: { ...pkgs3, hello: "1.4.0" } });
+          const p = spawn(process.execPath, [CLI, "fleet", "update", "--fleet", "fleet.json", "--state-dir", stateDir, "--group", "hello", "--yes", "--health-timeout", "3"], {
+            cwd: dir,
+            stdio: ["ignore", "pipe", "pipe"],
+          });
+          let out = "";
+          let err = "";
+          p.stderr.on("data", (d: Buffer) => (err += d.toString()));
+          const code = await new Promise<number | null>((resolve) => {
+            p.stdout.on("data", (d: Buffer) => {
+              out += d.toString();
+              if (/a: :?hello: health check: 3 s/.test(out) && p.exitCode === null) p.kill("SIGINT");
+            });
+            p.on("close", (c) => resolve(c));
+          });
+          assert.equal(code, 0, out + err);
+          assert.match(err, /interrupted: finishing the update in progress/);
+          assert.match(out, /summary:\n {2}a :?hello: updated .*\n {2}b: not-started/);
+          const now = await running();
+          assert.equal(now["a/hello"], sha(five));
+          assert.equal(now["b/hello"], sha(hello1));
         });
       });
     } finally {
