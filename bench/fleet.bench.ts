@@ -17,10 +17,11 @@ import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { parseFleet } from "../src/fleet/file.js";
+import { parseDestination, parseHttpHost } from "../src/cli/flags.js";
 import { fleetInfo } from "../src/fleet/fleet.js";
 import { Builder } from "../src/fleet/builder.js";
 import { infos, remoteTarget } from "../src/fleet/target.js";
-import { rootName } from "../src/policy/name.js";
+import { rootName } from "../src/core/name.js";
 import { startBuilder } from "../test/support/builder.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -89,7 +90,7 @@ export async function run(): Promise<void> {
     console.log(`ratio fleet info ${HOSTS} hosts / info 1 host: ${m.toFixed(2)} (range ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}; target <= 2) ${m <= 2 ? "OK" : "MISSED"}`);
 
     // in one process: the client library alone
-    const f = parseFleet(JSON.stringify(fleet), join(dir, "fleet.json"));
+    const f = parseFleet(JSON.stringify(fleet), join(dir, "fleet.json"), { destination: (s) => parseDestination(s), httpHost: parseHttpHost });
     const b = new Builder({ base: builder.url });
     const h0 = f.hosts[0]!;
     const single = async (): Promise<number> => {

@@ -8,7 +8,7 @@ import { Argument, InvalidArgumentError, Option, type Command as Cmd } from "com
 import { encodeWire } from "../commands/codec.js";
 import { hexdump } from "../commands/render.js";
 import { WIRE_VERSION } from "../commands/types.js";
-import { rootName, type Name } from "../policy/name.js";
+import { rootName, type Name } from "../core/name.js";
 import { Builder, DEFAULT_HTTP_TIMEOUT_MS, HttpFailure } from "../fleet/builder.js";
 import { FleetFileError, readFleet, selectHosts, type FleetHost } from "../fleet/file.js";
 import { DEFAULT_CONCURRENCY, MAX_CONCURRENCY, fleetInfo, fleetUpdate, renderInfo, renderSummary, targetOf } from "../fleet/fleet.js";
@@ -16,11 +16,14 @@ import type { HealthSpec } from "../fleet/health.js";
 import { RollbackStore, StoreError, defaultStateDir } from "../fleet/store.js";
 import { TargetError, localTarget, remoteTarget, type Target } from "../fleet/target.js";
 import { outcomeExit, rollbackNow, updateOne } from "../fleet/update.js";
-import { DEFAULT_TMPDIR, addDestinationOptions, defaultLevel, destinationOf, wrap, type DestinationOptions } from "./client.js";
+import { defaultLevel, destinationOf, type DestinationOptions } from "../client/jump.js";
+import { DEFAULT_TMPDIR, addDestinationOptions } from "./client.js";
+import { wrap } from "./options.js";
 import { FlagError, parseCompressionLevel, parseDestination, parseHttpHost, parseNameArg } from "./flags.js";
-import { CliError, EXIT } from "./output.js";
+import { CliError, EXIT } from "../core/exit.js";
 
 const DEFAULT_BUILDER = "https://builds.robur.coop";
+const FLEET_PARSERS = { destination: (s: string) => parseDestination(s), httpHost: parseHttpHost };
 const DEFAULT_HEALTH_SECONDS = 10;
 const MAX_HEALTH_SECONDS = 3600;
 const DEFAULT_WINDOW_HOURS = 168;
@@ -240,7 +243,7 @@ export function registerFleetCommands(program: Cmd): void {
         let level: number;
         if (o.fleet !== undefined || o.host !== undefined) {
           if (o.fleet === undefined || o.host === undefined) throw new CliError("--fleet and --host go together");
-          const fleet = await readFleet(o.fleet as string);
+          const fleet = await readFleet(o.fleet as string, FLEET_PARSERS);
           target = targetOf(fleetHost(fleet.hosts, o.host as string));
           level = (o.compressionLevel as number | undefined) ?? 9;
         } else {
@@ -271,7 +274,7 @@ export function registerFleetCommands(program: Cmd): void {
     ),
   ).action(
     act(async (action: "info" | "update", o: Opts) => {
-      const fleet = await readFleet(o.fleet as string);
+      const fleet = await readFleet(o.fleet as string, FLEET_PARSERS);
       const hosts = selectHosts(fleet, o.group as string | undefined);
       const builder = o.builder === false ? null : builderOf(o, fleet.builder);
       const json = Boolean(o.json);

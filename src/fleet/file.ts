@@ -14,7 +14,6 @@
 
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { FlagError, parseDestination, parseHttpHost } from "../cli/flags.js";
 import { KEY_TYPES, type KeyType } from "../ca/keys.js";
 
 export const MAX_FLEET_FILE_BYTES = 1 << 20;
@@ -40,12 +39,21 @@ export interface Fleet {
 
 export class FleetFileError extends Error {}
 
+/**
+ * How `destination` and `builder` are read: the command line's own parsers (cli/flags.ts
+ * parseDestination, parseHttpHost), so a fleet file accepts exactly what the flags do.
+ */
+export interface FleetParsers {
+  readonly destination: (s: string) => { host: string; port: number };
+  readonly httpHost: (s: string) => string;
+}
+
 const HOST_KEYS = new Set(["name", "destination", "server-ca", "ca", "ca-key", "groups", "key-type"]);
 const TOP_KEYS = new Set(["builder", "hosts"]);
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 /** Parse the fleet file's text; `file` gives the directory relative paths are resolved against. */
-export function parseFleet(text: string, file: string): Fleet {
+export function parseFleet(text: string, file: string, parse: FleetParsers): Fleet {
   const where = path.basename(file);
   const fail = (msg: string): never => {
     throw new FleetFileError(`${where}: ${msg}`);
@@ -63,7 +71,7 @@ export function parseFleet(text: string, file: string): Fleet {
   if (top["builder"] !== undefined) {
     if (typeof top["builder"] !== "string") fail("\"builder\" must be a string");
     try {
-      builder = parseHttpHost(top["builder"] as string);
+      builder = parse.httpHost(top["builder"] as string);
     } catch (e) {
       fail(`"builder": ${(e as Error).message}`);
     }
@@ -89,9 +97,9 @@ export function parseFleet(text: string, file: string): Fleet {
     seen.add(name);
     let dest;
     try {
-      dest = parseDestination(s("destination"));
+      dest = parse.destination(s("destination"));
     } catch (e) {
-      return fail(`${at} (${name}): destination: ${e instanceof FlagError ? e.message : String(e)}`);
+      return fail(`${at} (${name}): destination: ${(e as Error).message}`);
     }
     if (dest.host === "-") fail(`${at} (${name}): destination "-" is not a host`);
     const groupsV = o["groups"] ?? [];
@@ -114,7 +122,7 @@ export function parseFleet(text: string, file: string): Fleet {
   return { file, ...(builder !== undefined ? { builder } : {}), hosts };
 }
 
-export async function readFleet(file: string): Promise<Fleet> {
+export async function readFleet(file: string, parse: FleetParsers): Promise<Fleet> {
   let size: number;
   try {
     size = (await stat(file)).size;
@@ -122,7 +130,7 @@ export async function readFleet(file: string): Promise<Fleet> {
     throw new FleetFileError(`--fleet: no '${file}' file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   if (size > MAX_FLEET_FILE_BYTES) throw new FleetFileError(`--fleet: ${file} is larger than ${MAX_FLEET_FILE_BYTES} bytes`);
-  return parseFleet(await readFile(file, "utf8"), file);
+  return parseFleet(await readFile(file, "utf8"), file, parse);
 }
 
 /** The hosts of a group (all without one); an error for a group no host has. */

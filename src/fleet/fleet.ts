@@ -7,9 +7,9 @@
 // failure (rolled back or not) stops the rollout unless keepGoing; a stop request (SIGINT)
 // lets the running update finish — so each host is left on its old or its new image.
 
-import { hex } from "../commands/render.js";
+import { hex } from "../core/hex.js";
 import type { UnikernelInfoEntry } from "../commands/types.js";
-import { nameToString, rootName, type Name } from "../policy/name.js";
+import { nameToString, rootName, type Name } from "../core/name.js";
 import type { Build, Builder } from "./builder.js";
 import type { FleetHost } from "./file.js";
 import type { HealthSpec } from "./health.js";

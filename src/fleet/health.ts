@@ -6,8 +6,8 @@
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
-import { hex } from "../commands/render.js";
-import type { Name } from "../policy/name.js";
+import { hex } from "../core/hex.js";
+import type { Name } from "../core/name.js";
 import { infos, type Target } from "./target.js";
 
 export interface HealthSpec {

@@ -13,8 +13,8 @@ import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { UnikernelConfig, UnikernelInfo } from "../commands/types.js";
-import { hex } from "../commands/render.js";
-import { nameToString, type Name } from "../policy/name.js";
+import { hex } from "../core/hex.js";
+import { nameToString, type Name } from "../core/name.js";
 
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env["DROMEDARY_STATE_DIR"]) return env["DROMEDARY_STATE_DIR"];

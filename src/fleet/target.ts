@@ -7,9 +7,10 @@ import { inflate } from "../commands/compress.js";
 import { WIRE_VERSION, type Command, type Success, type UnikernelConfig, type UnikernelInfoEntry, type Wire } from "../commands/types.js";
 import type { KeyType } from "../ca/keys.js";
 import { safeText } from "../commands/render.js";
-import { nameToString, type Name } from "../policy/name.js";
-import { EXIT } from "../cli/output.js";
-import { FrameReader, connectUnix, socketPath, wireFrame, writeAll } from "../cli/socket.js";
+import { nameToString, type Name } from "../core/name.js";
+import { CliError, EXIT } from "../core/exit.js";
+import { ReplyReader, connectDaemon, wireFrame, writeAll } from "../transport/local.js";
+import { socketPath } from "../transport/routes.js";
 
 /** Largest image accepted from `get` (inflated). */
 export const MAX_IMAGE_BYTES = 1 << 30;
@@ -63,12 +64,12 @@ export function localTarget(o: { socket?: string; tmpdir: string; label?: string
       const what = describe(cmd, name);
       let sock;
       try {
-        sock = await connectUnix(file);
+        sock = await connectDaemon(file);
       } catch (e) {
         throw new TargetError((e as Error).message, EXIT.CONNECT);
       }
       try {
-        const reader = new FrameReader(sock, REPLY_FRAME_LIMIT);
+        const reader = new ReplyReader(sock, REPLY_FRAME_LIMIT);
         const wire: Wire = { header: { version: WIRE_VERSION, sequence: 0n, name }, payload: { kind: "command", command: cmd } };
         await writeAll(sock, wireFrame(wire));
         const ev = await reader.next();
@@ -96,12 +97,11 @@ export function localTarget(o: { socket?: string; tmpdir: string; label?: string
  * the same CA and key: the leaf carries only the command and the name, so `fleet info` makes
  * one leaf, not one per host. Reused for at most half the leaf's lifetime.
  */
-const leafCache = new Map<string, { until: number; ready: Promise<{ creds: import("../endpoint/remote.js").Credentials; serverCa: import("../ca/x509.js").ParsedCertificate[] }> }>();
+const leafCache = new Map<string, { until: number; ready: Promise<{ creds: import("../client/remote.js").Credentials; serverCa: import("../ca/x509.js").ParsedCertificate[] }> }>();
 
 async function sharedLeaf(o: RemoteTargetOptions, cmd: Command, name: Name) {
-  const r = await import("../endpoint/remote.js");
+  const r = await import("../client/remote.js");
   const { keyMatchesSpki } = await import("../ca/keys.js");
-  const { CliError } = await import("../cli/output.js");
   const key = JSON.stringify([o.ca, o.caKey, o.serverCa, o.keyType, cmd.kind, cmd.kind === "unikernel-get" ? cmd.level : 0, nameToString(name)]);
   const hit = leafCache.get(key);
   if (hit && hit.until > Date.now()) return hit.ready;
@@ -128,9 +128,8 @@ export function remoteTarget(o: RemoteTargetOptions): Target {
     async send(cmd, name) {
       const what = describe(cmd, name);
       // loaded lazily: the TLS client and @peculiar/x509 only when a remote host is asked
-      const r = await import("../endpoint/remote.js");
-      const { CliError } = await import("../cli/output.js");
-      let reply: Wire | null = null;
+      const r = await import("../client/remote.js");
+          let reply: Wire | null = null;
       const onMessage = (w: Wire): void => {
         reply ??= w;
       };

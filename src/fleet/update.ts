@@ -10,12 +10,12 @@
 // with the other in hostd, the previous image is kept before anything is touched, and a
 // failed health check puts it back. `rollbackNow` is `dromedary rollback NAME`.
 
-import { hex } from "../commands/render.js";
+import { hex } from "../core/hex.js";
 import { deflate } from "../commands/compress.js";
 import type { UnikernelInfo } from "../commands/types.js";
-import { nameToString, type Name } from "../policy/name.js";
+import { nameToString, type Name } from "../core/name.js";
 import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";
-import { EXIT } from "../cli/output.js";
+import { EXIT } from "../core/exit.js";
 import { HttpFailure, type Build, type Builder } from "./builder.js";
 import { isEmptyDiff, renderDiff, type BuildDiff } from "./diff.js";
 import { checkHealth, type HealthSpec } from "./health.js";

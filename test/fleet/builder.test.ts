@@ -7,11 +7,14 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { Builder, HttpFailure, jobAndBuild } from "../../src/fleet/builder.js";
 import { diffFromCompare, diffFromSwitches, parseOpamSwitch, renderDiff } from "../../src/fleet/diff.js";
-import { FleetFileError, parseFleet, selectHosts } from "../../src/fleet/file.js";
+import { FleetFileError, parseFleet as parseWith, selectHosts } from "../../src/fleet/file.js";
+import { parseDestination, parseHttpHost } from "../../src/cli/flags.js";
+
+const parseFleet = (text: string, file: string) => parseWith(text, file, { destination: (s) => parseDestination(s), httpHost: parseHttpHost });
 import { bounded } from "../../src/fleet/fleet.js";
 import { checkHealth } from "../../src/fleet/health.js";
 import type { Target } from "../../src/fleet/target.js";
-import { parseName } from "../../src/policy/name.js";
+import { parseName } from "../../src/core/name.js";
 import { opamSwitchText, startBuilder, type BuilderStandin } from "../support/builder.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 
