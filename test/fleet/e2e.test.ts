@@ -231,11 +231,15 @@ describe("fleet info and fleet update against three hosts", () => {
           });
           let out = "";
           let err = "";
+          let interrupted = false;
           p.stderr.on("data", (d: Buffer) => (err += d.toString()));
           const code = await new Promise<number | null>((resolve) => {
             p.stdout.on("data", (d: Buffer) => {
               out += d.toString();
-              if (/a: :?hello: health check: 3 s/.test(out) && p.exitCode === null) p.kill("SIGINT");
+              if (!interrupted && /a: :?hello: health check: 3 s/.test(out)) {
+                interrupted = true; // once: a second Ctrl-C quits at once
+                p.kill("SIGINT");
+              }
             });
             p.on("close", (c) => resolve(c));
           });
