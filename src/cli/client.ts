@@ -137,7 +137,7 @@ export async function createCommand(
 
 export function policyOf(
   unikernels: number,
-  f: { mem: number; cpu: readonly number[]; size?: number; bridge: readonly string[] },
+  f: { mem: number; cpu: readonly number[]; size?: number | undefined; bridge: readonly string[] },
   warn: (s: string) => void,
 ): Policy {
   const cpuids = intSet(f.cpu);

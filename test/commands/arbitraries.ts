@@ -45,10 +45,15 @@ import { compareLabels, nameLabels, type Name } from "../../src/core/name.js";
 type Bytes = Uint8Array;
 
 /** Drop keys whose value is undefined (decoders omit absent optional fields). */
-function clean<T extends object>(o: T): T {
+/** `T` with its possibly-undefined properties made optional (what `clean` returns). */
+type Clean<T> = { [K in keyof T as undefined extends T[K] ? never : K]: T[K] } & {
+  [K in keyof T as undefined extends T[K] ? K : never]?: Exclude<T[K], undefined>;
+};
+
+function clean<T extends object>(o: T): Clean<T> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
-  return out as T;
+  return out as Clean<T>;
 }
 
 /** fc.record with ordinary prototypes (deepStrictEqual compares prototypes). */

@@ -60,7 +60,7 @@ interface Faults {
   /** the n-th write call (1-based, counted from now) returns 0 */
   zeroAt?: number;
   /** bytes that still fit on the "disk" (writes beyond: partial, then ENOSPC) */
-  space?: number;
+  space?: number | undefined; // undefined again: the fault is lifted
   /** fdatasync fails with EIO */
   syncFails?: boolean;
   /** rename fails with EIO */
@@ -68,7 +68,7 @@ interface Faults {
   /** link fails with ENOSPC */
   linkFails?: boolean;
   /** what statfs says is free */
-  free?: number;
+  free?: number | undefined;
 }
 
 function faulty(f: Faults): { ops: FileOps; writes: () => number } {
@@ -153,7 +153,7 @@ describe("journal records", () => {
     const a = encodeRecord([ops[1]!]);
     const b = encodeRecord([ops[3]!]);
     const flipped = file(a, b);
-    flipped[JOURNAL_MAGIC.length + 10] ^= 0xff; // inside a's payload
+    flipped[JOURNAL_MAGIC.length + 10]! ^= 0xff; // inside a's payload
     assert.throws(() => parseJournal(flipped), (e: unknown) => e instanceof JournalCorrupt && e.offset === JOURNAL_MAGIC.length && /checksum/.test(e.message));
     assert.throws(() => parseJournal(Buffer.from("NOTAJRNL")), /bad magic/);
     // a record whose checksum is right but whose content is not an operation
@@ -485,7 +485,7 @@ describe("corrupt stored state", () => {
     const d = await withHistory();
     const jf = join(d, "state.journal.3");
     const j = new Uint8Array(await readFile(jf));
-    j[JOURNAL_MAGIC.length + 12] ^= 0x55;
+    j[JOURNAL_MAGIC.length + 12]! ^= 0x55; // inside the first record
     await writeFile(jf, j);
     await assert.rejects(
       openStore({ dbdir: d, ...quiet }, false),

@@ -620,7 +620,8 @@ describe("block devices", () => {
       replyOf(cmd(s, "foo:b", { kind: "block-add", size: 5 })).text,
       "failure: block device policy limit of 10 MB (used 6 MB) would be exceeded by the request (5 MB)",
     );
-    const noblock = initialState(withPolicy(emptyResources(), "bar", policy({ block: undefined })));
+    const { block: _, ...unblocked } = policy();
+    const noblock = initialState(withPolicy(emptyResources(), "bar", unblocked));
     assert.equal(replyOf(cmd(noblock, "bar:x", { kind: "block-add", size: 1 })).text, "failure: no block devices are allowed by policy");
     assert.equal(replyOf(cmd(s, "foo:z", { kind: "block-add", size: 0 })).text, "failure: overflow while computing bytes");
     assert.equal(replyOf(cmd(s, "foo:z", { kind: "block-add", size: -3 })).text, "failure: overflow while computing bytes");

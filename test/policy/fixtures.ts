@@ -16,3 +16,8 @@ export const u: UnikernelConfig = {
 };
 
 export const p1: Policy = { unikernels: 1n, cpuids: [0], memory: 10, block: 5, bridges: ["service"] };
+
+/** `p` without block storage (the field absent, as a decoded policy without it). */
+export function withoutBlock({ block: _, ...rest }: Policy): Policy {
+  return rest;
+}

@@ -25,7 +25,7 @@ import {
   type Resources,
 } from "../../src/policy/resources.js";
 import type { Result } from "../../src/core/result.js";
-import { p1, u } from "./fixtures.js";
+import { p1, u, withoutBlock } from "./fixtures.js";
 
 const N = parseName;
 const P = parsePath;
@@ -88,7 +88,7 @@ test("R8 check block alpha:bar 10 MB in r1", () => {
 });
 
 test("R9 p1 with block absent at alpha; check block alpha:bar 5", () => {
-  const r = get(insertPolicy(emptyResources(), P("alpha"), { ...p1, block: undefined }));
+  const r = get(insertPolicy(emptyResources(), P("alpha"), withoutBlock(p1)));
   fails(checkBlock(r, N("alpha:bar"), 5), "no block devices are allowed by policy");
 });
 
@@ -117,7 +117,7 @@ test("R15 sub-policy with block 10", () => {
 });
 
 test("R16 sub-policy with block absent", () => {
-  ok(insertPolicy(r1, P("alpha:beta"), { ...p1, block: undefined }));
+  ok(insertPolicy(r1, P("alpha:beta"), withoutBlock(p1)));
 });
 
 test("R17 sub-policy with bridges {service2}", () => {
@@ -167,7 +167,7 @@ test("R26 root: block 3", () => {
 });
 
 test("R27 root: block absent", () => {
-  fails(insertPolicy(r1, rootPath, { ...p1, block: undefined }), "policy above allows 0 MB block storage, which is fewer than 5 MB");
+  fails(insertPolicy(r1, rootPath, withoutBlock(p1)), "policy above allows 0 MB block storage, which is fewer than 5 MB");
 });
 
 test("R28 root: bridges {service, foo}", () => {
@@ -389,7 +389,7 @@ test("insertPolicy current usage: memory", () => {
 test("insertPolicy current usage: block storage (absent limit counts as 0)", () => {
   const r = get(insertBlock(emptyResources(), N("f:disk"), 20));
   fails(insertPolicy(r, P("f"), { ...p1, block: 10 }), "unikernel would exceed running block storage limit set by policy to 10 MB, used 20 MB");
-  fails(insertPolicy(r, P("f"), { ...p1, block: undefined }), "unikernel would exceed running block storage limit set by policy to 0 MB, used 20 MB");
+  fails(insertPolicy(r, P("f"), withoutBlock(p1)), "unikernel would exceed running block storage limit set by policy to 0 MB, used 20 MB");
   ok(insertPolicy(r, P("f"), { ...p1, block: 20 }));
 });
 

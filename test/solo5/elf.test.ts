@@ -191,7 +191,7 @@ describe("readSolo5Info on malformed images", () => {
   it("checks manifest entries like upstream", () => {
     const dev = { name: "service", type: 2 };
     const first = { name: "", type: RESERVED };
-    const m = (rawEntries: ElfBuildOptions["rawEntries"]): Uint8Array =>
+    const m = (rawEntries: NonNullable<ElfBuildOptions["rawEntries"]>): Uint8Array =>
       buildSolo5Elf({ rawEntries }).bytes;
     throwsElf(() => readSolo5Manifest(m([dev])), "expected RESERVED_FIRST");
     throwsElf(() => readSolo5Manifest(m([{ name: "x", type: RESERVED }])), "expected RESERVED_FIRST");

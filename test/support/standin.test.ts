@@ -37,7 +37,9 @@ const img = (name: string): string => join(dir, name);
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "dromedary-standin-test-"));
   await makeTestImages(dir);
-  [hvt, spt] = await installStandin(join(dir, "bin"));
+  const [h, s] = await installStandin(join(dir, "bin"));
+  if (h === undefined || s === undefined) throw new Error("installStandin: a path for each of the two default names");
+  [hvt, spt] = [h, s];
 });
 after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
