@@ -10,11 +10,10 @@ import { Cursor, DecodeError, TAG, type Bytes, type Tlv } from "../commands/der.
 import { hex } from "../core/hex.js";
 
 export const TAG_UTCTIME = 0x17;
-export const TAG_PRINTABLE = 0x13;
-export const TAG_T61 = 0x14;
-export const TAG_IA5 = 0x16;
-export const TAG_UNIVERSAL = 0x1c;
-export const TAG_BMP = 0x1e;
+const TAG_PRINTABLE = 0x13;
+const TAG_T61 = 0x14;
+const TAG_IA5 = 0x16;
+const TAG_BMP = 0x1e;
 
 export const OID = {
   commonName: "2.5.4.3",
@@ -229,7 +228,7 @@ function timeFast(b: Bytes, start: number, end: number, tag: number): Date | nul
 
 // --- Distinguished names ---
 
-export interface Attribute {
+interface Attribute {
   readonly oid: string;
   /** the string value (any directory string type); other types as `#<hex DER>` */
   readonly value: string;

@@ -11,7 +11,7 @@ import "reflect-metadata";
 import type { KeyObject } from "node:crypto";
 import { Extension as X509Extension, Pkcs10CertificateRequestGenerator } from "@peculiar/x509";
 import { Cursor, DecodeError, TAG, type Bytes } from "../commands/der.js";
-import { OID, cnName, readName, readOid, commonName, dnToString, type DistinguishedName } from "./asn1.js";
+import { OID, cnName, readName, readOid, commonName, type DistinguishedName } from "./asn1.js";
 import { oneLine, signingKeys, verifySignature, webCrypto } from "./keys.js";
 import {
   fromPemAll,
@@ -140,4 +140,3 @@ export function parseCsrPem(text: string): ParsedCsr {
 }
 
 export const csrCommonName = (c: ParsedCsr): string | null => commonName(c.subject);
-export const csrSubjectText = (c: ParsedCsr): string => dnToString(c.subject);

@@ -90,7 +90,7 @@ function authorityKeyIdFor(issuerKey: KeyObject): AuthorityKeyIdentifierExtensio
  * §4: keyUsage, basicConstraints and extKeyUsage critical, the rest not. The root has no key
  * identifiers; authorityKeyIdentifier is `[0] keyIdentifier` only.
  */
-export function profileExtensions(r: Pick<IssueRequest, "profile" | "spki" | "issuerKey" | "albatross">): X509Extension[] {
+function profileExtensions(r: Pick<IssueRequest, "profile" | "spki" | "issuerKey" | "albatross">): X509Extension[] {
   const ids = r.profile !== "root";
   const fixed = FIXED[r.profile]();
   const out: X509Extension[] = [];

@@ -93,7 +93,7 @@ function computeKeyKind(key: KeyObject): KeyKind {
   }
 }
 
-export function publicKeyOf(key: KeyObject): KeyObject {
+function publicKeyOf(key: KeyObject): KeyObject {
   return key.type === "private" ? createPublicKey(key) : key;
 }
 
@@ -290,7 +290,7 @@ export function isEncryptedPem(pem: string): boolean {
  * `... PRIVATE KEY` block. Without this, OpenSSL only says `DECODER routines::unsupported`
  * for the common mistake of giving a certificate (`foo.pem`) where its key (`foo.key`) belongs.
  */
-export function notAPrivateKey(pem: string): string | null {
+function notAPrivateKey(pem: string): string | null {
   if (/^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/m.test(pem)) return null;
   if (pem.trim() === "") return "not a private key (the file is empty)";
   const label = /^-----BEGIN ([\x20-\x2c\x2e-\x7e]{1,64})-----/m.exec(pem)?.[1];

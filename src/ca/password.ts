@@ -12,7 +12,7 @@ export class PasswordError extends Error {
 }
 
 /** The first line of `file` (without its line ending). An empty password is refused. */
-export async function readPasswordFile(file: string): Promise<string> {
+async function readPasswordFile(file: string): Promise<string> {
   let text: string;
   try {
     text = await fs.readFile(file, "utf8");
@@ -24,10 +24,10 @@ export async function readPasswordFile(file: string): Promise<string> {
   return pw;
 }
 
-export const interactive = (): boolean => Boolean(process.stdin.isTTY);
+const interactive = (): boolean => Boolean(process.stdin.isTTY);
 
 /** Ask on the terminal without echo (prompt on stderr). */
-export async function promptPassword(question: string): Promise<string> {
+async function promptPassword(question: string): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
   // readline echoes typed characters through _writeToOutput; silence it while reading.
   const r = rl as unknown as { _writeToOutput: (s: string) => void };

@@ -8,7 +8,7 @@ import { KeyError, generateKey, pathExists, readPrivateKeyFile, writeNewFile, wr
 import { ext } from "./x509.js";
 import { CsrError, buildCsr, csrToPem } from "./csr.js";
 
-export class RequestError extends Error {
+class RequestError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "RequestError";

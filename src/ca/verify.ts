@@ -28,7 +28,7 @@ import {
   type ParsedCertificate,
 } from "./x509.js";
 
-export interface LinkReport {
+interface LinkReport {
   /** subject DN as text, e.g. `CN=foo` */
   readonly subject: string;
   readonly issuer: string;
@@ -370,7 +370,7 @@ async function verify(
 // --- albatross on top of X.509: what `dromedary verify` checks ---------------------------
 
 /** What a delegation grants: the path its leaves are named under, and the policies on it. */
-export interface Delegated {
+interface Delegated {
   readonly path: Path;
   /** deepest (the delegation's own) first, as Derived.policies */
   readonly policies: PolicyAt[];
@@ -391,7 +391,7 @@ export interface AlbatrossReport extends ChainReport {
  * head of a chain is checked as a leaf (a CA carrying a command stays "end-entity
  * certificate is a CA", as the endpoint sees it).
  */
-export function isDelegation(c: ParsedCertificate): boolean {
+function isDelegation(c: ParsedCertificate): boolean {
   try {
     if (!basicConstraints(c)?.ca) return false;
     const v = albatrossExtension(c);

@@ -19,7 +19,6 @@ import { ALBATROSS_OID } from "../commands/types.js";
 import { hex } from "../core/hex.js";
 import {
   OID,
-  bytesEqual,
   commonName,
   dnEquals,
   readCertTime,
@@ -265,7 +264,7 @@ export function parsed(cert: X509Certificate): ParsedCertificate {
 
 // --- extension accessors ---
 
-export function findExtension(c: ParsedCertificate | { extensions: readonly Extension[] }, oid: string): Extension | undefined {
+function findExtension(c: ParsedCertificate | { extensions: readonly Extension[] }, oid: string): Extension | undefined {
   return c.extensions.find((e) => e.oid === oid);
 }
 
@@ -412,5 +411,3 @@ export function certificateFromDer(der: Bytes): X509Certificate {
   cache.set(cert, p);
   return cert;
 }
-
-export { bytesEqual };

@@ -29,7 +29,7 @@ function keyTypeOption(): Option {
 }
 
 /** RFC 3339 date-time (`2025-08-22T13:05:00Z`, offsets allowed) or a date (midnight UTC). */
-export function parseTime(s: string): Date {
+function parseTime(s: string): Date {
   const ok = /^\d{4}-\d{2}-\d{2}$/.test(s) || /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(s);
   const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(s) ? `${s}T00:00:00Z` : s);
   if (!ok || Number.isNaN(d.getTime())) throw new CliError(`invalid time ${JSON.stringify(s)} (expected e.g. 2025-08-22T13:05:00Z)`);
@@ -165,7 +165,7 @@ export function registerCertCommands(program: Command): void {
 }
 
 /** The first problem of a report, as one line (`CN=sub: policy wider than ...`), or null. */
-export function firstProblem(r: AlbatrossReport): string | null {
+function firstProblem(r: AlbatrossReport): string | null {
   for (const l of r.links) if (l.problems.length > 0) return `${l.subject}: ${l.problems[0]}`;
   return r.problems[0] ?? null;
 }
@@ -178,7 +178,7 @@ const policyLines = (policies: readonly PolicyAt[]): string[] => policies.map((p
  * is `chain ok` / `chain NOT valid`; a delegation's `delegation ok` / `delegation NOT
  * valid: <its first problem>`.
  */
-export function verifyText(r: AlbatrossReport): string {
+function verifyText(r: AlbatrossReport): string {
   const out: string[] = [];
   for (const l of r.links) {
     if (l.problems.length === 0) out.push(`${l.subject}: ok`);
@@ -208,7 +208,7 @@ const policiesJson = (policies: readonly PolicyAt[]): unknown[] => policies.map(
  * a leaf's `name`, `policies`, `command` (its image summarised); a delegation's `path` and
  * `policies` (deepest first). Numbers as in every --json output (src/commands/show.ts).
  */
-export function verifyJson(chainFile: string, at: Date, r: AlbatrossReport): unknown {
+function verifyJson(chainFile: string, at: Date, r: AlbatrossReport): unknown {
   const links = r.links.map((l) => ({ subject: l.subject, issuer: l.issuer, notBefore: l.notBefore ?? null, notAfter: l.notAfter ?? null, problems: l.problems }));
   const granted =
     r.derived !== null

@@ -33,7 +33,7 @@ const existingFile = (what: string) =>
     return s;
   });
 
-export const DEFAULT_TMPDIR = "/run/albatross";
+const DEFAULT_TMPDIR = "/run/albatross";
 
 export function addDestinationOptions(c: Cmd): Cmd {
   return c
@@ -55,7 +55,7 @@ export function addDestinationOptions(c: Cmd): Cmd {
 // ---------------------------------------------------------------------------------------
 // building commands from flags (pure apart from reading the image)
 
-export interface UnikernelFlags {
+interface UnikernelFlags {
   startup?: number;
   noAddName?: boolean;
   cpu: readonly number[];
@@ -79,7 +79,7 @@ function checkSets(f: UnikernelFlags, cpuError: string): number[] {
 }
 
 /** Restart arguments from the create options (shared by create and restart --replace-arguments). */
-export function argumentsOf(f: UnikernelFlags, cpuids: number[]): UnikernelArguments {
+function argumentsOf(f: UnikernelFlags, cpuids: number[]): UnikernelArguments {
   const enc = new TextEncoder();
   return {
     failBehaviour: f.restart || f.restartOnFail ? { kind: "restart", exitCodes: intSet(f.exitCode) } : { kind: "quit" },
@@ -96,10 +96,10 @@ export function argumentsOf(f: UnikernelFlags, cpuids: number[]): UnikernelArgum
 }
 
 /** Largest image we read into memory and send in one frame. */
-export const MAX_IMAGE_BYTES = 1 << 30;
+const MAX_IMAGE_BYTES = 1 << 30;
 
 /** cli.md §2 create: set checks, image + manifest (solo5), compression, then cpuids. */
-export async function createCommand(
+async function createCommand(
   f: UnikernelFlags & { typ: "solo5" | "bhyve"; force?: boolean },
   imageFile: string,
   level: number,
@@ -135,7 +135,7 @@ export async function createCommand(
   return f.force ? { kind: "unikernel-force-create", config } : { kind: "unikernel-create", config };
 }
 
-export function policyOf(
+function policyOf(
   unikernels: number,
   f: { mem: number; cpu: readonly number[]; size?: number | undefined; bridge: readonly string[] },
   warn: (s: string) => void,

@@ -26,7 +26,7 @@ interface ArgumentSpec {
   readonly hint: Hint;
 }
 
-export interface CommandSpec {
+interface CommandSpec {
   readonly name: string;
   readonly description: string;
   readonly options: readonly OptionSpec[];

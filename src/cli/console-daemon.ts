@@ -6,7 +6,7 @@ import { existingDir, parseIdleTimeout, parseMaxConnections, parseMaxFrame, syst
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "../transport/limits.js";
 import { CliError, EXIT } from "../core/exit.js";
 
-export const DEFAULT_TMPDIR = "/run/albatross";
+const DEFAULT_TMPDIR = "/run/albatross";
 
 function parseMaxSubscribers(v: string): number {
   const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;

@@ -10,10 +10,10 @@ import { DEFAULT_MAX_FRAME } from "../transport/requests.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "../transport/limits.js";
 import { DEFAULT_MAX_IMAGE_SIZE, DEFAULT_MAX_REQUEST_MEMORY } from "../hostd/limits.js";
 
-export const DEFAULT_HOSTD_TMPDIR = "/run/albatross";
-export const DEFAULT_DBDIR = "/var/lib/albatross";
+const DEFAULT_HOSTD_TMPDIR = "/run/albatross";
+const DEFAULT_DBDIR = "/var/lib/albatross";
 /** `--console-timeout`: seconds hostd waits at start-up for the console daemon's socket */
-export const DEFAULT_CONSOLE_TIMEOUT = 30;
+const DEFAULT_CONSOLE_TIMEOUT = 30;
 const MAX_CONSOLE_TIMEOUT = 3600;
 
 function parseConsoleTimeout(v: string): number {
@@ -47,7 +47,7 @@ function parseFoldDelay(v: string): number {
   return n;
 }
 
-export function registerHostdCommand(program: Command): void {
+function registerHostdCommand(program: Command): void {
   program
     .command("hostd")
     .description("the privileged host daemon (albatrossd): runs unikernels, listens on <tmpdir>/util/vmmd.sock")

@@ -72,7 +72,7 @@ function colonSeparated(s: string): { first: string; second?: string } {
   throw new FlagError("format is 'name' or 'name:device-name'");
 }
 
-export const SECTOR_SIZE_ERROR = "sector size must be a power of two greater than or equal 512";
+const SECTOR_SIZE_ERROR = "sector size must be a power of two greater than or equal 512";
 
 /** `--block SPEC`: `name[@sector-size]` or `name:host-device[@sector-size]`. */
 export function parseBlockSpec(s: string): BlockDevice {
@@ -162,7 +162,7 @@ export function parseTimestamp(s: string): Date {
 const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 
 /** A host name in the sense of Domain_name.host: LDH labels, at most 253 characters. */
-export function isHostName(s: string): boolean {
+function isHostName(s: string): boolean {
   const t = s.endsWith(".") ? s.slice(0, -1) : s;
   if (t.length === 0 || t.length > 253) return false;
   return t.split(".").every((l) => HOST_LABEL.test(l));

@@ -48,10 +48,10 @@ async function readInput(file: string): Promise<Bytes> {
   return new Uint8Array(await readFile(file));
 }
 
-export const DEFAULT_DBDIR = "/var/lib/albatross";
+const DEFAULT_DBDIR = "/var/lib/albatross";
 
 /** Upstream Vmm_unix.restore: a single path segment lives in the dbdir, anything else as given. */
-export function dumpFilePath(file: string | undefined, dbdir: string): string {
+function dumpFilePath(file: string | undefined, dbdir: string): string {
   const f = file ?? "state";
   return f.includes("/") ? f : path.join(dbdir, f);
 }

@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 
 /** Help is wrapped at this width in the reference, whatever the terminal. */
-export const REFERENCE_WIDTH = 100;
+const REFERENCE_WIDTH = 100;
 
 function fixedOutput(cmd: Command): void {
   cmd.configureOutput({ getOutHelpWidth: () => REFERENCE_WIDTH, getOutHasColors: () => false });

@@ -27,7 +27,7 @@ export class InspectError extends Error {
   }
 }
 
-export type ExtensionResult = { readonly ok: true; readonly ext: CertExtension } | { readonly ok: false; readonly error: string };
+type ExtensionResult = { readonly ok: true; readonly ext: CertExtension } | { readonly ok: false; readonly error: string };
 
 export type Item =
   | { readonly type: "wire"; readonly offset: number; readonly length: number; readonly framed: boolean; readonly wire: Wire }
@@ -184,7 +184,7 @@ function tryX509Extension(b: Bytes): CertExtension {
 }
 
 /** Classify binary input. Throws InspectError with the most telling reason. */
-export function inspectBinary(b: Bytes): Item[] {
+function inspectBinary(b: Bytes): Item[] {
   if (b.length === 0) throw new InspectError("empty input");
   const framed = tryFramed(b);
   if (framed) return framed;

@@ -7,12 +7,12 @@ import type { Bytes } from "../commands/der.js";
 import { toJson } from "../commands/show.js";
 import type { Command, Payload, StateUnikernel, Success, UnikernelConfig, Wire } from "../commands/types.js";
 
-export interface ImageSummary {
+interface ImageSummary {
   readonly bytes: number;
   readonly sha256: string;
 }
 
-export const imageSummary = (b: Bytes): ImageSummary => ({
+const imageSummary = (b: Bytes): ImageSummary => ({
   bytes: b.length,
   sha256: createHash("sha256").update(b).digest("hex"),
 });

@@ -67,7 +67,7 @@ export interface Upload {
 }
 
 /** Header of a locally sent request: version 5, sequence 0, the target name. */
-export const requestWire = (cmd: Command, name: Name): Wire => ({
+const requestWire = (cmd: Command, name: Name): Wire => ({
   header: { version: WIRE_VERSION, sequence: 0n, name },
   payload: { kind: "command", command: cmd },
 });

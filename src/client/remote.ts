@@ -20,7 +20,6 @@ import "reflect-metadata";
 import type { KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import tls from "node:tls";
-import type { X509Certificate } from "@peculiar/x509";
 import { decodeCertExtension, encodeCertExtension } from "../commands/codec.js";
 import type { Bytes } from "../commands/der.js";
 import { WIRE_VERSION, type Command, type Wire } from "../commands/types.js";
@@ -29,7 +28,7 @@ import { encodeCnName } from "../ca/asn1.js";
 import { issueCertificate, validity } from "../ca/issue.js";
 import { KeyError, generateKey, keyMatchesSpki, privateKeyFromPem, privateKeyToPem, spkiDer, type KeyType } from "../ca/keys.js";
 import { verifyChain } from "../ca/verify.js";
-import { CertificateError, albatrossExtension, certificateFromDer, fromPemAll, parseCertificate, parsed, toPem, type ParsedCertificate } from "../ca/x509.js";
+import { CertificateError, albatrossExtension, certificateFromDer, fromPemAll, parseCertificate, toPem, type ParsedCertificate } from "../ca/x509.js";
 import { fineWithPolicy, isSmaller } from "../policy/policy.js";
 import { type Name } from "../core/name.js";
 import { leafCommonName as chainLeafCommonName } from "../ca/chain.js";
@@ -39,16 +38,16 @@ import { sendChunks, type FileUpload, type ProgressSink } from "../transport/upl
 import { endpointOf, type ReplyMode } from "../transport/routes.js";
 
 /** cli.md §4.1: leaves made for one command live 300 s (and start 10 s in the past). */
-export const LEAF_SECONDS = 300;
+const LEAF_SECONDS = 300;
 /** cli.md §1.2 step 4 */
-export const MAX_CERTIFICATE_BYTES = 1 << 24;
+const MAX_CERTIFICATE_BYTES = 1 << 24;
 /**
  * A create whose encoded leaf extension would exceed this streams its image instead (see the
  * header comment). Well below OpenSSL's 100 KiB chain limit, leaving room for the CA chain.
  */
 export const INLINE_IMAGE_LIMIT = 48 * 1024;
 /** Pieces of a streamed image (receivers accept any chunk size). */
-export const IMAGE_PIECE = 16 * 1024;
+const IMAGE_PIECE = 16 * 1024;
 
 const CONNECT_TIMEOUT_MS = 30_000;
 const HANDSHAKE_TIMEOUT_MS = 30_000;
@@ -60,13 +59,13 @@ export interface Destination {
 }
 
 /** Same shape as src/transport/local.ts FrameEvent, so src/client/replies.ts processReplies works on it. */
-export type RemoteFrameEvent =
+type RemoteFrameEvent =
   | { readonly kind: "frame"; readonly payload: Bytes }
   | { readonly kind: "end" }
   | { readonly kind: "error"; readonly message: string };
 
 /** Processes the reply frames; returns the exit status (e.g. src/client/replies.ts processReplies). */
-export type ReplyHandler = (next: () => Promise<RemoteFrameEvent>, mode: ReplyMode) => Promise<number>;
+type ReplyHandler = (next: () => Promise<RemoteFrameEvent>, mode: ReplyMode) => Promise<number>;
 
 export interface Credentials {
   /** the leaf, then the CA chain it was issued by */
@@ -86,7 +85,7 @@ async function readText(file: string, what: string): Promise<string> {
 }
 
 /** All certificates of a PEM file, strictly parsed; at least one. */
-export async function readCertificates(file: string, what: string): Promise<ParsedCertificate[]> {
+async function readCertificates(file: string, what: string): Promise<ParsedCertificate[]> {
   const text = await readText(file, what);
   let ders: Bytes[];
   try {
@@ -103,7 +102,7 @@ export async function readCertificates(file: string, what: string): Promise<Pars
   }
 }
 
-export async function readKey(file: string, password?: string): Promise<KeyObject> {
+async function readKey(file: string, password?: string): Promise<KeyObject> {
   const pem = await readText(file, "key");
   try {
     return privateKeyFromPem(pem, password);
@@ -145,7 +144,7 @@ function policyOf(cert: ParsedCertificate) {
 }
 
 /** cli.md §1.2 step 2: client-side policy pre-checks against the issuing CA's policy. */
-export function precheck(cmd: Command, issuer: ParsedCertificate): void {
+function precheck(cmd: Command, issuer: ParsedCertificate): void {
   if (cmd.kind === "unikernel-create" || cmd.kind === "unikernel-force-create") {
     const p = policyOf(issuer);
     const e = p ? fineWithPolicy(p, cmd.config) : null;
@@ -200,7 +199,7 @@ export async function makeLeaf(r: LeafRequest): Promise<Credentials> {
 // connecting (cli.md §1.2 steps 5–6)
 
 /** Step 5: the own chain must be valid for --server-ca (exit 116 otherwise). */
-export async function checkOwnChain(creds: Credentials, serverCa: readonly ParsedCertificate[], at: Date): Promise<void> {
+async function checkOwnChain(creds: Credentials, serverCa: readonly ParsedCertificate[], at: Date): Promise<void> {
   const chain = creds.chain.map((c) => certificateFromDer(c.der));
   const anchors = serverCa.map((c) => certificateFromDer(c.der));
   const r = await verifyChain(chain, anchors, { at });
@@ -211,7 +210,7 @@ export async function checkOwnChain(creds: Credentials, serverCa: readonly Parse
 }
 
 /** The intermediate/leaf dump of `--destination -` (exit 121), as upstream prints it. */
-export function chainDump(creds: Credentials): string {
+function chainDump(creds: Credentials): string {
   const [leaf, ...rest] = creds.chain;
   return `intermediate:\n${rest.map((c) => toPem(c.der, "CERTIFICATE")).join("\n")}\nleaf:\n${toPem(leaf!.der, "CERTIFICATE")}`;
 }
@@ -245,11 +244,11 @@ const SERVER_UNTRUSTED = new Set([
  */
 const LOCAL_AUTH_ALERTS = /ALERT_(BAD_CERTIFICATE|CERTIFICATE_EXPIRED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|TLSV1_ALERT_UNKNOWN_CA|UNKNOWN_CA|CERTIFICATE_REQUIRED|ACCESS_DENIED)/;
 
-export const isLocalAuthAlert = (code: string | undefined): boolean => code !== undefined && LOCAL_AUTH_ALERTS.test(code);
+const isLocalAuthAlert = (code: string | undefined): boolean => code !== undefined && LOCAL_AUTH_ALERTS.test(code);
 
 const NET_ERRORS = new Set(["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "EADDRNOTAVAIL", "ETIMEDOUT", "ENETDOWN", "EHOSTDOWN"]);
 
-export interface ConnectOptions {
+interface ConnectOptions {
   readonly destination: Destination;
   readonly creds: Credentials;
   readonly serverCa: readonly ParsedCertificate[];
@@ -258,7 +257,7 @@ export interface ConnectOptions {
 }
 
 /** Step 6: TCP (happy eyeballs) and the TLS handshake. */
-export function connectTls(o: ConnectOptions): Promise<tls.TLSSocket> {
+function connectTls(o: ConnectOptions): Promise<tls.TLSSocket> {
   const { host, port } = o.destination;
   return new Promise((resolve, reject) => {
     let tcpUp = false;
@@ -319,7 +318,7 @@ function oneLine(e: unknown): string {
 
 
 /** Bytes in pieces of `piece`. */
-export function* pieces(b: Bytes, piece = IMAGE_PIECE): Generator<Bytes> {
+function* pieces(b: Bytes, piece = IMAGE_PIECE): Generator<Bytes> {
   for (let o = 0; o < b.length; o += piece) yield b.subarray(o, Math.min(b.length, o + piece));
 }
 
@@ -327,7 +326,7 @@ export function* pieces(b: Bytes, piece = IMAGE_PIECE): Generator<Bytes> {
  * Read the replies through `handler`; a TLS alert refusing our certificate (in TLS 1.3 it
  * arrives after the handshake, with the first read) turns into exit 119.
  */
-export async function readReplies(s: tls.TLSSocket, mode: ReplyMode, handler: ReplyHandler, warn: (msg: string) => void = defaultWarn): Promise<number> {
+async function readReplies(s: tls.TLSSocket, mode: ReplyMode, handler: ReplyHandler, warn: (msg: string) => void = defaultWarn): Promise<number> {
   const reader = new ChunkReader(s, { maxChunk: REPLY_FRAME_LIMIT, highWater: 64 });
   let authAlert: string | null = null;
   let frames = 0;
@@ -358,7 +357,7 @@ export async function readReplies(s: tls.TLSSocket, mode: ReplyMode, handler: Re
 const defaultWarn = (msg: string): void => void process.stderr.write(`dromedary: warning: ${msg}\n`);
 
 /** A minimal reply handler: decode each frame and pass it on; exit codes as cli.md §3. */
-export function messageHandler(onMessage: (w: Wire) => void | Promise<void>): ReplyHandler {
+function messageHandler(onMessage: (w: Wire) => void | Promise<void>): ReplyHandler {
   return async (next, mode) => {
     let dumping = false;
     for (;;) {
@@ -507,7 +506,7 @@ export interface CertificateOptions {
 }
 
 /** The reply pattern for a ready leaf: from its command, `read` if it has none that decodes. */
-export function modeOfLeaf(leaf: ParsedCertificate): ReplyMode {
+function modeOfLeaf(leaf: ParsedCertificate): ReplyMode {
   const v = albatrossExtension(leaf);
   if (v === undefined) return "read";
   try {
@@ -539,6 +538,3 @@ export async function runCertificate(o: CertificateOptions): Promise<number> {
     s.destroy();
   }
 }
-
-/** For callers holding @peculiar/x509 objects. */
-export const parsedChain = (certs: readonly X509Certificate[]): ParsedCertificate[] => certs.map(parsed);

@@ -37,14 +37,14 @@ export const processSink = (json: boolean): Sink => ({
 });
 
 /** JSON lines: one wire message per line (images summarised, see jsonview.ts). */
-export const jsonLine = (w: Wire): string => JSON.stringify(wireJson(w));
+const jsonLine = (w: Wire): string => JSON.stringify(wireJson(w));
 
 /** The client's start time: output files are named `<name>.<this time>` (cli.md §2 get). */
 export const STARTED_AT = new Date();
 
 /** Limits on what a reply may make us allocate or write. */
 export const DEFAULT_IMAGE_LIMIT = 1 << 30; // 1 GiB for an inflated unikernel image
-export const DEFAULT_DUMP_LIMIT = 2 ** 40; // 1 TiB for an inflated block dump
+const DEFAULT_DUMP_LIMIT = 2 ** 40; // 1 TiB for an inflated block dump
 export const DEFAULT_REPLY_FRAME_LIMIT = 1 << 30;
 
 export interface ReplyOptions {

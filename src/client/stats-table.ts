@@ -10,7 +10,7 @@ const PAGE = 4096;
 
 const sec = (t: { seconds: bigint; microseconds: number }): number => Number(t.seconds) + t.microseconds / 1e6;
 
-export function bytes(n: number): string {
+function bytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let v = n;
   let i = 0;

@@ -148,7 +148,7 @@ function intSet(c: Cursor, tag: number, what: string): number[] {
 const utf8Enc = new TextEncoder();
 
 /** Bytewise (UTF-8) order of strings, as OCaml's String.compare. */
-export function compareUtf8(a: string, b: string): number {
+function compareUtf8(a: string, b: string): number {
   if (a === b) return 0;
   const x = utf8Enc.encode(a), y = utf8Enc.encode(b);
   const n = Math.min(x.length, y.length);

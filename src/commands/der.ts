@@ -293,7 +293,7 @@ function asciiFast(b: Bytes): string | undefined {
   return s;
 }
 
-export function decodeUtf8(b: Bytes, offset: number, path: string): string {
+function decodeUtf8(b: Bytes, offset: number, path: string): string {
   const fast = asciiFast(b);
   if (fast !== undefined) return fast;
   try {
@@ -303,7 +303,7 @@ export function decodeUtf8(b: Bytes, offset: number, path: string): string {
   }
 }
 
-export const utf8 = (s: string): Bytes => utf8Encoder.encode(s);
+const utf8 = (s: string): Bytes => utf8Encoder.encode(s);
 /** Bytes as text, replacing invalid UTF-8 (for display only). */
 export const text = (b: Bytes): string => new TextDecoder().decode(b);
 
@@ -351,7 +351,7 @@ const hex2 = (n: number): string => n.toString(16).padStart(2, "0");
  * Decode as upstream does (wire.md §1): YYYYMMDDHH[MM[SS]][.f{0,7}][Z|+hhmm|-hhmm]; the
  * fraction's first (up to) 3 digits are a whole number of milliseconds.
  */
-export function parseGeneralizedTime(b: Bytes, offset: number, path: string): Date {
+function parseGeneralizedTime(b: Bytes, offset: number, path: string): Date {
   // The longest accepted form is 27 characters; checking first also keeps a hostile
   // multi-megabyte value away from String.fromCharCode's argument limit.
   if (b.length > 32) throw new DecodeError(`invalid GeneralizedTime (${b.length} bytes)`, offset, path);
@@ -466,7 +466,6 @@ export function encInt(v: number): Bytes {
 export const encBool = (b: boolean): Bytes => Uint8Array.of(TAG.BOOLEAN, 1, b ? 0xff : 0);
 export const encNull = (): Bytes => Uint8Array.of(TAG.NULL, 0);
 export const encOctets = (b: Bytes): Bytes => tlv(TAG.OCTET_STRING, b);
-export const encUtf8Bytes = (b: Bytes): Bytes => tlv(TAG.UTF8String, b);
 export const encUtf8 = (s: string): Bytes => tlv(TAG.UTF8String, utf8(s));
 export const encTime = (d: Date): Bytes => tlv(TAG.GeneralizedTime, utf8(formatGeneralizedTime(d)));
 
@@ -477,27 +476,10 @@ export function encInt64(v: bigint): Bytes {
   return encOctets(out);
 }
 
-/** Signed 32-bit value as a normal INTEGER. */
-export function encInt32(v: number): Bytes {
-  return encInt(v | 0);
-}
-
 /** Decode a complete buffer with `f`, requiring that nothing trails the top-level value. */
 export function decodeAll<T>(buf: Bytes, path: string, f: (c: Cursor) => T): T {
   const c = Cursor.of(buf, path);
   const v = f(c);
   if (!c.atEnd()) throw new DecodeError("trailing bytes", c.pos, path);
   return v;
-}
-
-export function concat(parts: Bytes[]): Bytes {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

@@ -16,17 +16,9 @@ export {
   decodePolicy,
   encodeUnikernelConfig,
   decodeUnikernelConfig,
-  encodeUnikernelArguments,
-  decodeUnikernelArguments,
-  encodeUnikernelInfo,
-  decodeUnikernelInfo,
   encodeCertExtension,
   decodeCertExtension,
   encodeState,
   decodeState,
-  compareUtf8,
 } from "./codec.js";
-export { encodeFrame, FrameDecoder, FrameError, readFrames, END, END_FRAME } from "./framing.js";
-export type { FrameOptions, ReadFramesOptions } from "./framing.js";
-export { deflate, inflate, createLimitedInflate, InflateError } from "./compress.js";
-export { toJson, bytesToHex, macToString } from "./show.js";
+export { encodeFrame, FrameDecoder, END } from "./framing.js";

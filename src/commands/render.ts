@@ -59,7 +59,7 @@ export function escapeOcaml(b: Bytes): string {
  * Daemon-provided text (success strings, failure messages): decoded as UTF-8 (lossy) with
  * control characters escaped so that a hostile peer cannot drive the terminal.
  */
-export function safeText(b: Bytes | string): string {
+function safeText(b: Bytes | string): string {
   const s = typeof b === "string" ? b : text(b);
   // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001f\u007f]/g, (ch) => `\\${String(ch.charCodeAt(0)).padStart(3, "0")}`);
@@ -85,24 +85,24 @@ export function hexdump(b: Bytes): string {
 }
 
 
-export const macText = (m: Bytes): string => Array.from(m, (x) => x.toString(16).padStart(2, "0")).join(":");
+const macText = (m: Bytes): string => Array.from(m, (x) => x.toString(16).padStart(2, "0")).join(":");
 
 const bool = (b: boolean): string => (b ? "true" : "false");
 const opt = <T>(v: T | undefined, f: (x: T) => string, none: string): string => (v === undefined ? none : f(v));
 
 // --- configurations ---
 
-export const typText = (t: Typ): string => (t === "solo5" ? "solo5" : "BHyve");
+const typText = (t: Typ): string => (t === "solo5" ? "solo5" : "BHyve");
 
-export function failBehaviourText(f: FailBehaviour): string {
+function failBehaviourText(f: FailBehaviour): string {
   if (f.kind === "quit") return "quit";
   return `restart ${f.exitCodes.length === 0 ? "all except 1" : f.exitCodes.join(", ")}`;
 }
 
-export const blockDeviceText = (b: BlockDevice): string =>
+const blockDeviceText = (b: BlockDevice): string =>
   `${b.name} -> ${b.device ?? b.name}${b.sectorSize !== undefined ? `, sector-size: ${b.sectorSize}` : ""}`;
 
-export const netDeviceText = (n: NetDevice): string =>
+const netDeviceText = (n: NetDevice): string =>
   `${n.netif} -> ${n.bridge ?? n.netif}${n.mac ? `@${macText(n.mac)}` : ""}`;
 
 const argvText = (argv: readonly Bytes[] | undefined): string =>
@@ -122,7 +122,7 @@ export function configText(c: UnikernelConfig, withArgv = false): string {
 }
 
 /** Unikernel.pp_arguments. */
-export function argumentsText(a: UnikernelArguments, withArgv = false): string {
+function argumentsText(a: UnikernelArguments, withArgv = false): string {
   const s =
     `fail behaviour ${failBehaviourText(a.failBehaviour)}` +
     ` startup at ${opt(a.startup, String, "not specified")} add_name ${bool(a.addName)}` +

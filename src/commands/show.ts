@@ -23,13 +23,13 @@ function isName(v: object): v is Name {
 // eslint-disable-next-line no-control-regex
 const NON_PRINTABLE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 
-export function bytesToHex(b: Uint8Array): string {
+function bytesToHex(b: Uint8Array): string {
   let s = "";
   for (const x of b) s += x.toString(16).padStart(2, "0");
   return s;
 }
 
-export function macToString(b: Uint8Array): string {
+function macToString(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(":");
 }
 

@@ -180,8 +180,6 @@ export type Command =
   | { readonly kind: "block-dump"; readonly level: number }
   | { readonly kind: "block-set"; readonly compressed: boolean };
 
-export type CommandKind = Command["kind"];
-
 // ---------------------------------------------------------------------------------------
 // Replies (wire.md §6)
 

@@ -18,16 +18,16 @@ import type { ConsoleEntry, Ring } from "./ring.js";
 import { ConsoleState, NAME_USED, OPENING, PATH_USED } from "./state.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, refuseConnection, TEXT_TOO_MANY } from "../transport/limits.js";
 
-export const CONSOLE_SOCKET_NAME = "console.sock";
+const CONSOLE_SOCKET_NAME = "console.sock";
 /** Commands to the console daemon are tiny; a larger frame is hostile (override: --max-frame). */
-export const DEFAULT_CONSOLE_MAX_FRAME = 1024 * 1024;
+const DEFAULT_CONSOLE_MAX_FRAME = 1024 * 1024;
 /**
  * Upstream listens with backlog 1. Node's Unix-socket connect is non-blocking, and on Linux
  * a full backlog makes it fail with EAGAIN instead of waiting, so a burst of clients (hostd
  * plus a few `console` subscribers, or tests) would see spurious connect errors.
  * Deviation: a modest backlog.
  */
-export const LISTEN_BACKLOG = 16;
+const LISTEN_BACKLOG = 16;
 /** A closed connection whose peer does not read its pending output is destroyed after this. */
 const CLOSE_GRACE_MS = 10_000;
 

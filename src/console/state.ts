@@ -13,7 +13,7 @@ import { compareLabel, makeName, nameToString, pathToString } from "../core/name
 import type { Label, Name, Path } from "../core/name.js";
 import { Ring } from "./ring.js";
 
-export const DEFAULT_MAX_SUBSCRIBERS = 5;
+const DEFAULT_MAX_SUBSCRIBERS = 5;
 
 /** Reply texts (daemon.md §8). */
 export const WAITING_FOR_VM = "waiting for VM";

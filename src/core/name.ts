@@ -72,17 +72,10 @@ export function nameDisplay(n: Name): string {
 
 export const makeName = (path: Path, label: Label | null = null): Name => ({ path, label });
 export const pathName = (path: Path): Name => ({ path, label: null });
-export const isPath = (n: Name): boolean => n.label === null;
 
 /** The label list used as trie key: path labels followed by the label, if any. */
 export function nameLabels(n: Name): Label[] {
   return n.label === null ? [...n.path] : [...n.path, n.label];
-}
-
-/** Inverse of nameLabels for a full name (last label becomes the label). */
-export function nameOfLabels(labels: readonly Label[]): Name {
-  if (labels.length === 0) return rootName;
-  return { path: labels.slice(0, -1), label: labels[labels.length - 1]! };
 }
 
 export function appendLabel(p: Path, l: Label): Path {

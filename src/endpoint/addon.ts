@@ -18,7 +18,7 @@ interface Binding {
 export const ADDON_ENV = "DROMEDARY_MAX_CERT_LIST_ADDON";
 
 /** Where the addon for this Node's ABI is built (native/max-cert-list/build.mjs). */
-export function addonPath(): string {
+function addonPath(): string {
   const fromEnv = process.env[ADDON_ENV];
   if (fromEnv) return fromEnv;
   // dist/src/endpoint/addon.js -> the package root

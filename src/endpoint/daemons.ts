@@ -24,7 +24,7 @@ import net from "node:net";
 import { connectUnix } from "../transport/frames.js";
 
 /** The longest a spare connection is kept before it is closed unused. */
-export const SPARE_MAX_AGE_MS = 10_000;
+const SPARE_MAX_AGE_MS = 10_000;
 
 interface Spare {
   readonly sock: net.Socket;

@@ -50,7 +50,7 @@ import { parseKeylogLine } from "./tls13.js";
 type DaemonLink = { readonly sock: net.Socket; readonly file: string };
 
 /** Does the command continue with a raw upload from the TLS client (daemon.md §6 step 6)? */
-export function hasBlockUpload(cmd: Command): boolean {
+function hasBlockUpload(cmd: Command): boolean {
   switch (cmd.kind) {
     case "block-set":
       return true;
@@ -64,11 +64,11 @@ export function hasBlockUpload(cmd: Command): boolean {
 }
 
 /** Is the command a create whose image follows the handshake (daemon.md §6 step 2)? */
-export const hasImageUpload = (cmd: Command): boolean =>
+const hasImageUpload = (cmd: Command): boolean =>
   (cmd.kind === "unikernel-create" || cmd.kind === "unikernel-force-create") && cmd.config.image.length === 0;
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
-export type Logger = (level: LogLevel, message: string) => void;
+type Logger = (level: LogLevel, message: string) => void;
 
 export interface EndpointOptions {
   /** the single CA client chains must lead to */
@@ -663,7 +663,7 @@ function endTls(s: tls.TLSSocket, last: Bytes, ms: number): Promise<void> {
   });
 }
 
-export function oneLine(e: unknown): string {
+function oneLine(e: unknown): string {
   const m = e instanceof Error ? e.message : String(e);
   return m.split("\n").map((l) => l.trim()).filter((l) => l !== "").join(" ");
 }

@@ -16,7 +16,7 @@
 // Pure: bytes in, what is known out (RFC 8446 §5 record layer, §7.1 key schedule, §4.4.2).
 import { createDecipheriv, createHmac } from "node:crypto";
 
-export const RECORD_HEADER = 5;
+const RECORD_HEADER = 5;
 /**
  * The largest record accepted (ciphertext, RFC 8446 §5.2: 2^14 + 256; OpenSSL's read limit is
  * 2^14 + 2048, which is used here so that nothing OpenSSL would take is refused here). A larger
@@ -42,7 +42,7 @@ interface Suite {
 }
 
 /** TLS 1.3 cipher suites by their standard names (those OpenSSL enables; CCM is not). */
-export const SUITES: Readonly<Record<string, Suite>> = {
+const SUITES: Readonly<Record<string, Suite>> = {
   TLS_AES_128_GCM_SHA256: { cipher: "aes-128-gcm", keyLength: 16, hash: "sha256" },
   TLS_AES_256_GCM_SHA384: { cipher: "aes-256-gcm", keyLength: 32, hash: "sha384" },
   TLS_CHACHA20_POLY1305_SHA256: { cipher: "chacha20-poly1305", keyLength: 32, hash: "sha256" },

@@ -11,9 +11,9 @@ import { err, ok, type Result } from "../core/result.js";
 import { blockDir, blockFile } from "./paths.js";
 import { inflateInto, isZeros, putPieces, SparseSink, TooLarge, writeAll, WriteFailed, zlibError } from "./sparse.js";
 
-export const MB = 1 << 20;
+const MB = 1 << 20;
 /** Upstream reads and uploads block data in pieces of this size (daemon.md §7). */
-export const PIECE = 4096;
+const PIECE = 4096;
 
 export { blockDir, blockFile } from "./paths.js";
 

@@ -7,10 +7,10 @@ import { whichInPath } from "../solo5/tender.js";
 import { blockDir } from "./blockstore.js";
 
 /** Root policy `unikernels` (2^62 - 1). */
-export const ROOT_UNIKERNELS = (1n << 62n) - 1n;
+const ROOT_UNIKERNELS = (1n << 62n) - 1n;
 
 /** §2.2 step 3: the host commands hostd runs; a missing one aborts the start. */
-export const REQUIRED_COMMANDS = ["uname", "ip", "taskset", "mkfifo"] as const;
+const REQUIRED_COMMANDS = ["uname", "ip", "taskset", "mkfifo"] as const;
 
 export async function missingCommands(): Promise<string[]> {
   const missing: string[] = [];
@@ -30,7 +30,7 @@ export function parseBridgeList(output: string): string[] {
   return out;
 }
 
-export async function discoverBridges(): Promise<string[]> {
+async function discoverBridges(): Promise<string[]> {
   const r = await execTool("ip", ["-o", "link", "show", "type", "bridge"]);
   if (r.code !== 0) throw new Error(`ip -o link show type bridge failed: ${r.stderr.trim()}`);
   return parseBridgeList(r.stdout);

@@ -5,7 +5,7 @@
 
 import { launcher } from "./launcher.js";
 
-export const TAP_PREFIX = "vmmtap";
+const TAP_PREFIX = "vmmtap";
 
 export class NetError extends Error {
   /**

@@ -64,7 +64,7 @@ export function procStartTime(pid: number): string | null {
 const TAP = /^vmmtap[0-9]{1,9}$/;
 
 /** A parsed record, or null for anything that is not one (hostile or foreign content). */
-export function parseIntent(v: unknown): Intent | null {
+function parseIntent(v: unknown): Intent | null {
   if (typeof v !== "object" || v === null) return null;
   const e = v as Record<string, unknown>;
   const pid = e["pid"] ?? null;
@@ -196,7 +196,7 @@ export async function readIntents(tmpdir: string, log: (msg: string) => void): P
 }
 
 /** pids of processes whose command line holds `--` directly followed by one of `images`. */
-export async function tendersOf(images: ReadonlySet<string>): Promise<Map<string, number[]>> {
+async function tendersOf(images: ReadonlySet<string>): Promise<Map<string, number[]>> {
   const found = new Map<string, number[]>();
   if (images.size === 0) return found;
   let entries: string[];

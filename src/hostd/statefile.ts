@@ -17,7 +17,7 @@ import { errnoOf, readWhole, replaceFile, syncDir, unlinkQuiet, type FileOps } f
 
 export const STATE_FILE = "state";
 export const STATE_BACKUP = "state.bak";
-export const STATE_STARTED = "state.started";
+const STATE_STARTED = "state.started";
 
 /** Temporary files of this module (and of a dead hostd: removed at start). */
 const TEMP = /^\.state(\.bak|\.started)?\.tmp\.[0-9]+$/;
@@ -35,7 +35,7 @@ export interface StateWriteOptions {
 }
 
 /** How much of a state file is written before it is flushed (see ReplaceOptions.syncEvery). */
-export const SYNC_EVERY = 8 << 20;
+const SYNC_EVERY = 8 << 20;
 
 /** Hard-link `from` as `to`, atomically replacing `to` (false if `from` does not exist). */
 async function linkReplace(ops: FileOps, from: string, to: string, tmp: string): Promise<boolean> {

@@ -60,12 +60,12 @@ export function blockName(unikernelName: Name, deviceLabel: string): Name {
 }
 
 /** The block names a config references, in config order. */
-export function configBlockNames(name: Name, config: UnikernelConfig): Name[] {
+function configBlockNames(name: Name, config: UnikernelConfig): Name[] {
   return config.blockDevices.map((b) => blockName(name, b.device ?? b.name));
 }
 
 export const findPolicy = (r: Resources, path: Path): Policy | undefined => r.policies.find(pathName(path));
-export const findUnikernel = (r: Resources, name: Name): UnikernelConfig | undefined => r.unikernels.find(name);
+const findUnikernel = (r: Resources, name: Name): UnikernelConfig | undefined => r.unikernels.find(name);
 export const findBlock = (r: Resources, name: Name): BlockState | undefined => r.blockDevices.find(name);
 
 function zvolAllowed(zvolPath: Path | undefined, block: Name): boolean {
@@ -280,11 +280,6 @@ export function policyInfo(r: Resources, name: Name): PolicyEntry[] {
 export function consoleBudget(r: Resources, name: Name): bigint {
   if (name.path.length === 0) return rootPolicyUnikernels;
   return findPolicy(r, name.path)?.unikernels ?? 0n;
-}
-
-/** Every block device whose name lies in the subtree of `path`, pre-order, absolute names. */
-export function blockDevicesIn(r: Resources, path: Path): Array<[Name, BlockState]> {
-  return r.blockDevices.subtree(path);
 }
 
 /** Is `name` (by its label list) inside the subtree of `path`? (the tries' notion) */

@@ -30,7 +30,7 @@ export interface Solo5Abi {
   readonly version: number;
 }
 
-export type Solo5DeviceType = "block" | "net";
+type Solo5DeviceType = "block" | "net";
 
 export interface Solo5Device {
   readonly name: string;
@@ -45,7 +45,7 @@ export interface Solo5Info {
 
 /** Generic text albatross reports for any structural ELF problem. */
 export const UPSTREAM_ELF_ERROR = "error during ELF parsing";
-export const MANIFEST_NOT_FOUND = "manifest not found";
+const MANIFEST_NOT_FOUND = "manifest not found";
 
 export class ElfError extends Error {
   /**
@@ -63,18 +63,18 @@ export class ElfError extends Error {
 
 const structural = (message: string): ElfError => new ElfError(message, UPSTREAM_ELF_ERROR);
 
-export const SECTION_ABI = ".note.solo5.abi";
-export const SECTION_MANIFEST = ".note.solo5.manifest";
-export const NOTE_TYPE_ABI1 = 0x31494241; // "ABI1"
-export const NOTE_TYPE_MFT1 = 0x3154464d; // "MFT1"
+const SECTION_ABI = ".note.solo5.abi";
+const SECTION_MANIFEST = ".note.solo5.manifest";
+const NOTE_TYPE_ABI1 = 0x31494241; // "ABI1"
+const NOTE_TYPE_MFT1 = 0x3154464d; // "MFT1"
 const NOTE_OWNER = [0x53, 0x6f, 0x6c, 0x6f, 0x35, 0x00]; // "Solo5\0"
 
-export const MFT_ENTRY_SIZE = 104;
-export const MFT_NAME_SIZE = 68;
-export const MFT_MAX_ENTRIES = 64;
-export const MFT_BLOCK_BASIC = 1;
-export const MFT_NET_BASIC = 2;
-export const MFT_RESERVED_FIRST = 1 << 30;
+const MFT_ENTRY_SIZE = 104;
+const MFT_NAME_SIZE = 68;
+const MFT_MAX_ENTRIES = 64;
+const MFT_BLOCK_BASIC = 1;
+const MFT_NET_BASIC = 2;
+const MFT_RESERVED_FIRST = 1 << 30;
 
 const TARGETS: readonly Solo5Target[] = ["hvt", "spt", "virtio", "muen", "genode", "xen"];
 
@@ -94,13 +94,13 @@ interface Section {
 // written; src/hostd/image.ts). Each request is at most READ_MAX bytes, whatever the input.
 
 /** `len` bytes at `off` (always within the image: the parser checks bounds first). */
-export interface ReadRequest {
+interface ReadRequest {
   readonly off: number;
   readonly len: number;
 }
 
 /** A parse that yields read requests and receives their bytes. */
-export type Reads<T> = Generator<ReadRequest, T, Uint8Array>;
+type Reads<T> = Generator<ReadRequest, T, Uint8Array>;
 
 /** The largest single read the parser asks for. */
 export const READ_MAX = 64 * 1024;
@@ -266,7 +266,7 @@ function le32(b: Uint8Array, off: number): number {
 const signed32 = (v: number): number => v | 0;
 
 /** Parse the descriptor of the ABI1 note (16 bytes). */
-export function parseAbiDescriptor(desc: Uint8Array): Solo5Abi {
+function parseAbiDescriptor(desc: Uint8Array): Solo5Abi {
   if (desc.length !== 16) throw new ElfError("abi manifest size mismatch");
   const target = le32(desc, 0);
   const version = le32(desc, 4);
@@ -306,7 +306,7 @@ function parseEntry(e: Uint8Array): Entry {
 }
 
 /** Parse the descriptor of the MFT1 note (4 bytes padding, version, entries, records). */
-export function parseManifestDescriptor(desc: Uint8Array): Solo5Device[] {
+function parseManifestDescriptor(desc: Uint8Array): Solo5Device[] {
   if (desc.length < 12 + MFT_ENTRY_SIZE) throw new ElfError("manifest too small");
   const version = le32(desc, 4);
   const entries = le32(desc, 8);

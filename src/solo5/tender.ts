@@ -106,14 +106,14 @@ export function parseTenderVersion(output: string, expected: number): string | n
   return `unexpected solo5 tender --version output, expected one line with 'ABI version ${ocamlUnsigned(expected)}', got ${lines.join("\n")}`;
 }
 
-export interface TenderNet {
+interface TenderNet {
   /** Unikernel-side device name (manifest name). */
   readonly netif: string;
   readonly tap: string;
   readonly mac: Uint8Array;
 }
 
-export interface TenderBlock {
+interface TenderBlock {
   /** Unikernel-side device name (manifest name). */
   readonly name: string;
   /** Host file, `<dbdir>/block/<block-name-text>`. */

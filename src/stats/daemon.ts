@@ -31,9 +31,7 @@ import {
 import { cpuShare, statsData } from "./sample.js";
 import { STATS_DEFAULTS } from "./limits.js";
 
-export { STATS_DEFAULTS };
-
-export const STAT_SOCKET_NAME = "stat.sock";
+const STAT_SOCKET_NAME = "stat.sock";
 
 
 /** Upstream: 1 s between attempts to reach albatrossd. */
@@ -43,7 +41,7 @@ const INITIAL_REPLY_TIMEOUT_MS = 10_000;
 /** A closed connection whose peer does not read its pending output is destroyed after this. */
 const CLOSE_GRACE_MS = 5_000;
 
-export type LogLevel = "debug" | "info" | "warn" | "error";
+type LogLevel = "debug" | "info" | "warn" | "error";
 
 export interface StatsDaemonOptions {
   readonly tmpdir: string;
@@ -68,7 +66,7 @@ export interface StatsDaemonOptions {
   readonly reconnectMs?: number;
 }
 
-export interface StatsDaemonStatus {
+interface StatsDaemonStatus {
   readonly hostdConnected: boolean;
   readonly unikernels: number;
   readonly subscribers: number;

@@ -29,7 +29,7 @@ export type Labels = Readonly<Record<string, string>>;
  * One series: the labels of its own (e.g. `mode`), the labels it shares with every series
  * of its unikernel or interface (one object per unikernel/interface, see `Shared`), its value.
  */
-export type Series = readonly [own: Labels, shared: Labels, value: number];
+type Series = readonly [own: Labels, shared: Labels, value: number];
 
 /** The shared label objects of a unikernel: `unikernel`, `tenant`; an interface's add netif, bridge, tap. */
 export interface Shared {

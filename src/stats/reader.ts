@@ -49,7 +49,7 @@ export interface ReaderOptions {
  * The KVM counters reported (in this order) when present: the cumulative per-VM sums of
  * the vCPU exit and event counters (linux/arch/x86/kvm/x86.c kvm_vcpu_stats_desc).
  */
-export const KVM_COUNTERS = [
+const KVM_COUNTERS = [
   "exits",
   "io_exits",
   "mmio_exits",
@@ -81,7 +81,7 @@ type ReadResult = { readonly ok: true; readonly text: string } | { readonly ok: 
 const errCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
 
 /** Interface names are at most 15 bytes and never `/`, `.` or `..` (hostile Stats_add input). */
-export const isIfName = (s: string): boolean => /^[^/\s:]{1,15}$/.test(s) && s !== "." && s !== "..";
+const isIfName = (s: string): boolean => /^[^/\s:]{1,15}$/.test(s) && s !== "." && s !== "..";
 
 class Reader {
   private buf = Buffer.allocUnsafe(16384);
@@ -132,7 +132,7 @@ const closeFd = (fd: number): void => {
  * only when someone changes the link; re-reading four sysfs files per tap every round would
  * be most of a round's reads. (The counters are read every round.)
  */
-export const LINK_TTL_MS = 30_000;
+const LINK_TTL_MS = 30_000;
 
 interface IfHandles {
   readonly nic: Nic;

@@ -39,7 +39,7 @@ export interface Registration {
   readonly nics: readonly Nic[];
 }
 
-export interface Subscription<C> {
+interface Subscription<C> {
   readonly name: Name;
   /** wire version of the subscribe request (the data is sent with it) */
   readonly version: number;
@@ -70,7 +70,7 @@ export type Input =
   | { readonly kind: "initial" }
   | { readonly kind: "other"; readonly what: string };
 
-export type Reply = { readonly kind: "success"; readonly text: string } | { readonly kind: "failure"; readonly text: string };
+type Reply = { readonly kind: "success"; readonly text: string } | { readonly kind: "failure"; readonly text: string };
 
 export interface Decision<C> {
   readonly state: StatsState<C>;

@@ -131,6 +131,3 @@ export function cpuShare(prev: CpuMark | undefined, cur: CpuMark, clockTick: num
   if (prev === undefined || cur.atMs <= prev.atMs || cur.ticks < prev.ticks) return null;
   return Number(cur.ticks - prev.ticks) / clockTick / ((cur.atMs - prev.atMs) / 1000);
 }
-
-/** Process start, seconds since the epoch (btime + starttime ticks): exact, unlike the ctime. */
-export const startSeconds = (stat: ProcStat, host: HostFacts): number => host.bootTime + Number(stat.starttime) / host.clockTick;

@@ -19,7 +19,7 @@ import {
 export class InstallError extends Error {}
 
 /** The installed package's root: the directory above this module holding dromedary's package.json. */
-export function packageRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
+function packageRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
   for (let dir = from; ; dir = dirname(dir)) {
     const pj = join(dir, "package.json");
     if (existsSync(pj)) {
@@ -33,11 +33,11 @@ export function packageRoot(from: string = dirname(fileURLToPath(import.meta.url
   }
 }
 
-export function packageVersion(root: string = packageRoot()): string {
+function packageVersion(root: string = packageRoot()): string {
   return (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
 }
 
-export const templateDir = (root: string = packageRoot()): string => join(root, "packaging", "systemd");
+const templateDir = (root: string = packageRoot()): string => join(root, "packaging", "systemd");
 
 /**
  * The `dromedary` to name in ExecStart=: the command this process was started as when that is
@@ -66,7 +66,7 @@ function isExecutableFile(p: string): boolean {
 }
 
 /** Whether `env node` (the bin's interpreter line) finds a node on systemd's default PATH. */
-export function nodeOnSystemdPath(): boolean {
+function nodeOnSystemdPath(): boolean {
   return SYSTEMD_DEFAULT_PATH.some((d) => isExecutableFile(join(d, "node")));
 }
 

@@ -21,9 +21,8 @@ export const SYSUSERS_FILE = "dromedary.conf";
  */
 export const SYSTEMD_DEFAULT_PATH = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] as const;
 
-/** The units that are started by default and the optional ones (they need configuration). */
-export const CORE_UNITS = ["dromedary-console", "dromedary-hostd", "dromedary-stats"] as const;
-export const OPTIONAL_UNITS = ["dromedary-endpoint", "dromedary-influx"] as const;
+/** The units that are started by default (dromedary-endpoint and dromedary-influx need configuration). */
+const CORE_UNITS = ["dromedary-console", "dromedary-hostd", "dromedary-stats"] as const;
 
 const HEADER = "# Written by dromedary install-units";
 const CHECKSUM = /^# sha256 of the lines below: ([0-9a-f]{64})\n/m;
@@ -78,7 +77,7 @@ export function untouchedSinceWritten(content: string): boolean {
   return sha256(content.slice(m.index + m[0].length)) === m[1];
 }
 
-export type Action =
+type Action =
   | { readonly kind: "create" }
   | { readonly kind: "unchanged" }
   /** replaces a file install-units wrote that nobody edited */

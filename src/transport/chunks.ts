@@ -70,7 +70,7 @@ export class ChunkReader {
   }
 }
 
-export class WriteError extends Error {
+class WriteError extends Error {
   constructor(
     message: string,
     readonly code?: string,

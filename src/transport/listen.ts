@@ -11,7 +11,7 @@ import { dirname } from "node:path";
  * a full backlog makes it fail with EAGAIN instead of waiting, so a burst of clients would
  * see spurious connect errors. Deviation: a modest backlog.
  */
-export const UNIX_LISTEN_BACKLOG = 16;
+const UNIX_LISTEN_BACKLOG = 16;
 
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 

@@ -8,7 +8,7 @@ import { ReadTimeout, SocketFrames } from "./frames.js";
 export { FrameError, ReadTimeout };
 
 /** Frames up to this size are not counted against a MemoryBudget (commands without images). */
-export const BUDGET_FREE = 64 * 1024;
+const BUDGET_FREE = 64 * 1024;
 
 /**
  * Bytes that the request frames of all connections may take at once (hostd's

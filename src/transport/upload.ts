@@ -26,7 +26,7 @@ export interface UploadOptions {
 /** Outcome of an upload: the file was read completely, or why not. */
 export type UploadResult = { ok: true; sent: number } | { ok: false; fileError?: string; writeError?: string };
 
-export const UPLOAD_PIECE = 4096;
+const UPLOAD_PIECE = 4096;
 
 /**
  * Block upload stream (cli.md §2 set-block): the file read in 4096-byte pieces, each piece
