@@ -13,11 +13,11 @@ import "reflect-metadata";
 import { KeyObject, createPrivateKey, createPublicKey, generateKeyPair, verify as nodeVerify, webcrypto } from "node:crypto";
 import { constants as fsc, promises as fs } from "node:fs";
 import { promisify } from "node:util";
-import { cryptoProvider, type X509Certificate } from "@peculiar/x509";
+import { cryptoProvider } from "@peculiar/x509";
 import { TAG, type Bytes } from "../commands/der.js";
 import { bytesKey, LruCache } from "../core/lru.js";
 import { OID, bytesEqual } from "./asn1.js";
-import { parsed, type AlgorithmIdentifier, type SubjectPublicKeyInfo } from "./x509.js";
+import { type AlgorithmIdentifier, type SubjectPublicKeyInfo } from "./x509.js";
 
 export type KeyType = "ed25519" | "p256" | "p384" | "p521" | "rsa2048" | "rsa4096";
 export const KEY_TYPES: readonly KeyType[] = ["ed25519", "p256", "p384", "p521", "rsa2048", "rsa4096"];
@@ -372,11 +372,6 @@ export async function writeNewFile(path: string, data: string | Bytes, mode: num
   } finally {
     await fh.close();
   }
-}
-
-/** Does the private `key` belong to the certificate's public key? */
-export function keyMatchesCertificate(key: KeyObject, cert: X509Certificate): boolean {
-  return keyMatchesSpki(key, parsed(cert).publicKey.der);
 }
 
 /** Compare after a round trip through OpenSSL, so equal keys in different encodings match. */

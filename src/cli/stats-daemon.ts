@@ -9,7 +9,7 @@ import { CliError, EXIT } from "../core/exit.js";
 // only the bounds: the daemons themselves are loaded when run
 import { MAX_INFLUX_QUEUED_BYTES, MAX_METRICS_CONNECTIONS, STATS_DEFAULTS } from "../stats/limits.js";
 
-export const DEFAULT_TMPDIR = "/run/albatross";
+const DEFAULT_TMPDIR = "/run/albatross";
 
 type Level = "debug" | "info" | "warn" | "error";
 

@@ -279,7 +279,6 @@ export class Cursor {
 }
 
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
-const utf8Encoder = new TextEncoder();
 
 /** Short pure-ASCII strings (device names, keys) without TextDecoder's fixed cost. */
 function asciiFast(b: Bytes): string | undefined {
@@ -303,7 +302,6 @@ function decodeUtf8(b: Bytes, offset: number, path: string): string {
   }
 }
 
-const utf8 = (s: string): Bytes => utf8Encoder.encode(s);
 /** Bytes as text, replacing invalid UTF-8 (for display only). */
 export const text = (b: Bytes): string => new TextDecoder().decode(b);
 
@@ -428,15 +426,6 @@ export function tlv(tag: number, ...parts: Bytes[]): Bytes {
   return out;
 }
 
-export const seq = (...parts: Bytes[]): Bytes => tlv(TAG.SEQUENCE, ...parts);
-export const explicit = (n: number, ...parts: Bytes[]): Bytes => tlv(ctx(n), ...parts);
-
-/** SET OF: elements sorted bytewise by their complete encodings (DER). */
-export function setOf(elements: Bytes[]): Bytes {
-  const sorted = [...elements].sort(compareBytes);
-  return tlv(TAG.SET, ...sorted);
-}
-
 export function compareBytes(a: Bytes, b: Bytes): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
@@ -458,24 +447,7 @@ export function encBigint(v: bigint): Bytes {
   return tlv(TAG.INTEGER, Uint8Array.from(bytes));
 }
 
-export function encInt(v: number): Bytes {
-  if (!Number.isSafeInteger(v)) throw new RangeError(`integer ${v} is not a safe integer`);
-  return encBigint(BigInt(v));
-}
-
-export const encBool = (b: boolean): Bytes => Uint8Array.of(TAG.BOOLEAN, 1, b ? 0xff : 0);
-export const encNull = (): Bytes => Uint8Array.of(TAG.NULL, 0);
 export const encOctets = (b: Bytes): Bytes => tlv(TAG.OCTET_STRING, b);
-export const encUtf8 = (s: string): Bytes => tlv(TAG.UTF8String, utf8(s));
-export const encTime = (d: Date): Bytes => tlv(TAG.GeneralizedTime, utf8(formatGeneralizedTime(d)));
-
-export function encInt64(v: bigint): Bytes {
-  const x = BigInt.asUintN(64, v);
-  const out = new Uint8Array(8);
-  for (let i = 0; i < 8; i++) out[i] = Number((x >> BigInt(8 * (7 - i))) & 0xffn);
-  return encOctets(out);
-}
-
 /** Decode a complete buffer with `f`, requiring that nothing trails the top-level value. */
 export function decodeAll<T>(buf: Bytes, path: string, f: (c: Cursor) => T): T {
   const c = Cursor.of(buf, path);

@@ -165,8 +165,6 @@ export async function bridgeExists(name: string, ip = "ip"): Promise<boolean> {
   }
 }
 
-export const bridgeMissing = (name: string): string => `interface ${name} does not exist`;
-
 /**
  * Names of the bridges in this namespace, from `ip -o link show type bridge`
  * (lines `3: br0: <BROADCAST,...> ...`; a name may carry `@peer`, which is dropped).

@@ -5,7 +5,7 @@
 // Subtrees are label-list subtrees of the tries (see trie.ts), so — as upstream — a
 // unikernel or block device `:foo` counts as inside the subtree of path `foo:`.
 import type { Policy, PolicyEntry, UnikernelConfig } from "../commands/types.js";
-import { isPrefix, nameDisplay, nameLabels, nameToString, pathEquals, pathName, type Name, type Path } from "../core/name.js";
+import { nameDisplay, nameToString, pathEquals, pathName, type Name, type Path } from "../core/name.js";
 import { sortedIds, sortedStrings } from "../core/sets.js";
 import { configBridges, idsDiff, isSmaller, rootPolicyUnikernels } from "./policy.js";
 import { err, ok, type Result } from "../core/result.js";
@@ -280,9 +280,4 @@ export function policyInfo(r: Resources, name: Name): PolicyEntry[] {
 export function consoleBudget(r: Resources, name: Name): bigint {
   if (name.path.length === 0) return rootPolicyUnikernels;
   return findPolicy(r, name.path)?.unikernels ?? 0n;
-}
-
-/** Is `name` (by its label list) inside the subtree of `path`? (the tries' notion) */
-export function inSubtree(path: Path, name: Name): boolean {
-  return isPrefix(path, nameLabels(name));
 }

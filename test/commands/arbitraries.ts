@@ -7,15 +7,8 @@
 // labels. The DER order is computed with der.ts' small writer, independently of the
 // codec's encoder. `canonical*` helpers are exported for hand-made values.
 import fc from "fast-check";
-import {
-  MAX_INT63,
-  MIN_INT63,
-  compareBytes,
-  encInt,
-  encOctets,
-  encUtf8,
-  seq,
-} from "../../src/commands/der.js";
+import { MAX_INT63, MIN_INT63, compareBytes } from "../../src/commands/der.js";
+import { encInt, encOctets, encUtf8, seq } from "../support/der.js";
 import type {
   BlockDevice,
   BlockInfo,

@@ -38,7 +38,7 @@ import {
   seq,
   setOf,
   tlv,
-} from "../../src/commands/der.js";
+} from "../support/der.js";
 import { parseName, rootName } from "../../src/core/name.js";
 import { hex, throwsDecode, unhex, utf8 } from "./helpers.js";
 

@@ -2,7 +2,7 @@
 import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import fc from "fast-check";
-import { encBigint, encBool, encInt, encInt64, encNull, encTime, encUtf8, setOf, tlv } from "../../src/commands/der.js";
+import { encBigint, encBool, encInt, encInt64, encNull, encTime, encUtf8, setOf, tlv } from "../support/der.js";
 import { encode, type Out } from "../../src/commands/writer.js";
 
 type Tree =

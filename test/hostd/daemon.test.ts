@@ -6,7 +6,7 @@ import { readdir, readFile, writeFile, mkdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { deflateSync, inflateSync } from "node:zlib";
 import { decodeState, encodeWire } from "../../src/commands/codec.js";
-import { encBool, encInt, encNull, encOctets, encUtf8, explicit, seq, setOf } from "../../src/commands/der.js";
+import { encBool, encInt, encNull, encOctets, encUtf8, explicit, seq, setOf } from "../support/der.js";
 import type { Wire } from "../../src/commands/types.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";

@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import {
   bosRunError,
-  bridgeMissing,
   createTap,
   isValidIfName,
   NetError,
@@ -50,7 +49,6 @@ describe("pure helpers", () => {
     for (const bad of ["", ".", "..", "x".repeat(16), "a/b", "a:b", "a b", "a\tb", "a\0"]) assert.ok(!isValidIfName(bad), bad);
   });
   it("words errors like upstream", () => {
-    assert.equal(bridgeMissing("br1"), "interface br1 does not exist");
     assert.equal(
       bosRunError(["ip", "tuntap", "add", "vmmtap0", "mode", "tap"], { code: 1 }),
       'run ["ip"; "tuntap"; "add"; "vmmtap0"; "mode"; "tap"]: exited with 1',
