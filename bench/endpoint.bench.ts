@@ -93,7 +93,9 @@ async function daemons(dir: string): Promise<{ kind: string; pids: number[]; sto
       const hd = spawn(process.execPath, [MAIN, "hostd", "--tmpdir", run, "--dbdir", db], { stdio: "ignore" });
       if (await waitFile(join(run, "util", "vmmd.sock"), hd)) {
         // never leave them behind, whatever happens to this process
-        const killAll = () => [hd, con].forEach((c) => c.exitCode === null && c.kill("SIGKILL"));
+        const killAll = () => {
+          for (const c of [hd, con]) if (c.exitCode === null) c.kill("SIGKILL");
+        };
         process.once("exit", killAll);
         return {
           kind: "real dromedary hostd + console-daemon",

@@ -6,7 +6,7 @@
 
 import "reflect-metadata";
 import { Name } from "@peculiar/x509";
-import { Cursor, DecodeError, TAG, type Bytes, type Tlv } from "../commands/der.js";
+import { type Cursor, DecodeError, TAG, type Bytes, type Tlv } from "../commands/der.js";
 import { hex } from "../core/hex.js";
 
 export const TAG_UTCTIME = 0x17;

@@ -10,14 +10,14 @@
 // input inside the strict parsers and must refuse algorithm/key mismatches itself.
 
 import "reflect-metadata";
-import { KeyObject, createPrivateKey, createPublicKey, generateKeyPair, verify as nodeVerify, webcrypto } from "node:crypto";
+import { type KeyObject, createPrivateKey, createPublicKey, generateKeyPair, verify as nodeVerify, webcrypto } from "node:crypto";
 import { constants as fsc, promises as fs } from "node:fs";
 import { promisify } from "node:util";
 import { cryptoProvider } from "@peculiar/x509";
 import { TAG, type Bytes } from "../commands/der.js";
 import { bytesKey, LruCache } from "../core/lru.js";
 import { OID, bytesEqual } from "./asn1.js";
-import { type AlgorithmIdentifier, type SubjectPublicKeyInfo } from "./x509.js";
+import type { AlgorithmIdentifier, SubjectPublicKeyInfo } from "./x509.js";
 
 export type KeyType = "ed25519" | "p256" | "p384" | "p521" | "rsa2048" | "rsa4096";
 export const KEY_TYPES: readonly KeyType[] = ["ed25519", "p256", "p384", "p521", "rsa2048", "rsa4096"];

@@ -30,7 +30,7 @@ import { KeyError, generateKey, keyMatchesSpki, privateKeyFromPem, privateKeyToP
 import { verifyChain } from "../ca/verify.js";
 import { CertificateError, albatrossExtension, certificateFromDer, fromPemAll, parseCertificate, toPem, type ParsedCertificate } from "../ca/x509.js";
 import { fineWithPolicy, isSmaller } from "../policy/policy.js";
-import { type Name } from "../core/name.js";
+import type { Name } from "../core/name.js";
 import { leafCommonName as chainLeafCommonName } from "../ca/chain.js";
 import { CliError, EXIT } from "../core/exit.js";
 import { ChunkReader, writeTerminator, type ChunkEvent } from "../transport/chunks.js";

@@ -61,7 +61,7 @@ export function escapeOcaml(b: Bytes): string {
  */
 function safeText(b: Bytes | string): string {
   const s = typeof b === "string" ? b : text(b);
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the class names exactly the control characters to escape
   return s.replace(/[\u0000-\u001f\u007f]/g, (ch) => `\\${String(ch.charCodeAt(0)).padStart(3, "0")}`);
 }
 

@@ -20,7 +20,7 @@ function isName(v: object): v is Name {
 }
 
 /** C0 controls other than tab/newline/carriage return, DEL and C1 controls are not printable. */
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the class names exactly the control characters
 const NON_PRINTABLE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 
 function bytesToHex(b: Uint8Array): string {

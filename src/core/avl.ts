@@ -21,7 +21,7 @@ const height = <V>(t: Avl<V>): number => (t === null ? 0 : t.h);
 function create<V>(l: Avl<V>, k: Label, v: V, r: Avl<V>): AvlNode<V> {
   const hl = height(l);
   const hr = height(r);
-  return { l, k, v, r, h: (hl >= hr ? hl : hr) + 1 };
+  return { l, k, v, r, h: Math.max(hl, hr) + 1 };
 }
 
 function bal<V>(l: Avl<V>, k: Label, v: V, r: Avl<V>): AvlNode<V> {

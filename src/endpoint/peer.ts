@@ -83,7 +83,7 @@ export function peerCertificates(sock: TLSSocket, ca: ParsedCertificate, cas: Pa
   // intermediates out of OpenSSL's session chain — a later getPeerCertificate(true) no longer
   // sees them, and they are never freed.)
   const first = sock.getPeerCertificate(false) as PeerCertificate | undefined;
-  if (!first || !first.raw) return err("no client certificate");
+  if (!first?.raw) return err("no client certificate");
   let leaf: ParsedCertificate;
   try {
     // `raw` is a fresh buffer of this connection's own: parsed in place, no copy.
@@ -99,7 +99,7 @@ export function peerCertificates(sock: TLSSocket, ca: ParsedCertificate, cas: Pa
 function detailedPath(sock: TLSSocket, ca: ParsedCertificate, cas: ParsedCertificateCache, parsedLeaf: ParsedCertificate | null): Result<ParsedCertificate[]> {
   // An empty object when the client sent no certificate.
   const detailed = sock.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
-  if (!detailed || !detailed.raw) return err("no client certificate");
+  if (!detailed?.raw) return err("no client certificate");
   let leaf = parsedLeaf;
   if (!leaf) {
     try {
@@ -111,13 +111,13 @@ function detailedPath(sock: TLSSocket, ca: ParsedCertificate, cas: ParsedCertifi
   const out: ParsedCertificate[] = [leaf];
   const seen = new Set<string>([detailed.fingerprint256]);
   let c: DetailedPeerCertificate | undefined = detailed.issuerCertificate;
-  while (c && c.raw && out.length < WALK_LIMIT) {
+  while (c?.raw && out.length < WALK_LIMIT) {
     if (seen.has(c.fingerprint256)) break; // the self-signed anchor links to itself
     seen.add(c.fingerprint256);
     const der = view(c.raw);
     const next: DetailedPeerCertificate | undefined = c.issuerCertificate;
     // The CA from our trust store, where Node's walk ends: not part of the client's chain.
-    if (bytesEqual(der, ca.der) && (!next || !next.raw || seen.has(next.fingerprint256))) break;
+    if (bytesEqual(der, ca.der) && (!next?.raw || seen.has(next.fingerprint256))) break;
     try {
       out.push(cas.parse(der));
     } catch (e) {

@@ -347,7 +347,7 @@ export class Endpoint {
   private admit(s: tls.TLSSocket): boolean {
     if (s.authorized) return true;
     const cert = s.getPeerCertificate();
-    const why = !cert || !cert.raw ? "no client certificate" : `client certificate refused: ${String(s.authorizationError ?? "not authorized")}`;
+    const why = !cert?.raw ? "no client certificate" : `client certificate refused: ${String(s.authorizationError ?? "not authorized")}`;
     this.o.log("error", `error establishing TLS connection from ${this.peer(s)}: ${why}`);
     s.destroy();
     return false;

@@ -704,7 +704,7 @@ export class Hostd {
 
   private async consoleRequest(w: Wire): Promise<Wire | null> {
     for (let attempt = 0; ; attempt++) {
-      const reused = this.console !== null && this.console.alive;
+      const reused = this.console?.alive === true;
       try {
         if (!reused) {
           // Not upstream: reconnect to a restarted console daemon instead of failing forever.

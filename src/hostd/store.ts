@@ -510,7 +510,7 @@ export class Store {
   }
 
   private async currentJournal(): Promise<JournalFile> {
-    if (this.journal !== null && this.journal.usable) return this.journal;
+    if (this.journal?.usable) return this.journal;
     if (this.journal !== null) {
       // broken by a failed append: keep it for replay (its tail is torn), write on in a new one
       const old = this.journal;

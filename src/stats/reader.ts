@@ -417,7 +417,7 @@ export class Sampler {
     if (h.io !== null) {
       const t = this.reader.read(h.io);
       const p = t.ok ? parseProcIo(t.text) : null;
-      if (p !== null && p.ok) io = p.value;
+      if (p?.ok) io = p.value;
       else this.once(`io-read:${reg.pid}`, "warn", `${base}/io: ${t.ok ? (p as { error: string }).error : t.code}`);
     }
 

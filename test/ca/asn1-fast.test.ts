@@ -40,7 +40,9 @@ function encArcs(arcs: bigint[]): Uint8Array {
       groups.unshift(Number(v & 0x7fn));
       v >>= 7n;
     } while (v > 0n);
-    groups.forEach((g, i) => out.push(i < groups.length - 1 ? g | 0x80 : g));
+    groups.forEach((g, i) => {
+      out.push(i < groups.length - 1 ? g | 0x80 : g);
+    });
   }
   return Uint8Array.from(out);
 }

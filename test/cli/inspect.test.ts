@@ -154,7 +154,7 @@ describe("inspect on hand-made input", () => {
     assert.equal(d.code, 0, d.stderr);
     const lines = d.stdout.trimEnd().split("\n");
     assert.equal(lines[0], "parsed 1 unikernels:");
-    assert.match(lines[1]!, /^\[unikernel: foo:hello\]: typ solo5 compression true image \d+ bytes fail behaviour restart all except 1 startup at not specified add_name true CPUids 0 32 MB memory block devices  bridge service -> service #cpus 1 linux_boot not specified$/);
+    assert.match(lines[1]!, /^\[unikernel: foo:hello\]: typ solo5 compression true image \d+ bytes fail behaviour restart all except 1 startup at not specified add_name true CPUids 0 32 MB memory block devices {2}bridge service -> service #cpus 1 linux_boot not specified$/);
     assert.equal(lines[2], "parsed 1 policies:");
 
     const bak = await runCli(["inspect-dump", "--dbdir", dbdir, "--file", "state.bak"]);

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fileUpload } from "../../src/transport/upload.js";
 import { INLINE_IMAGE_LIMIT, leafCommonName, makeLeaf, runCertificate, runRemote, splitImage, type RemoteOptions } from "../../src/client/remote.js";
 import {
-  FakeDaemons,
+  type FakeDaemons,
   cmds,
   defaultBehaviour,
   dec,

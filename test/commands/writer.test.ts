@@ -65,7 +65,9 @@ function write(o: Out, x: Tree): void {
     case "i64": return o.int64(x.v);
     case "time": return o.time(x.v);
     case "prim": return o.prim(x.tag, x.v);
-    case "cons": return o.tlv(x.tag, () => x.kids.forEach((k) => write(o, k)));
+    case "cons": return o.tlv(x.tag, () => {
+      for (const k of x.kids) write(o, k);
+    });
     case "set": return o.setOf(x.kids, (k) => write(o, k));
   }
 }

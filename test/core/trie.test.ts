@@ -134,12 +134,16 @@ test("very deep names do not overflow the stack", () => {
 test("many siblings stay ordered (AVL balancing)", () => {
   let t = Trie.empty<number>();
   const labels = Array.from({ length: 500 }, (_, i) => `x${(i * 7919) % 500}`);
-  labels.forEach((l, i) => (t = t.insert({ path: ["p"], label: l }, i).trie));
+  labels.forEach((l, i) => {
+    t = t.insert({ path: ["p"], label: l }, i).trie;
+  });
   for (let i = 0; i < 500; i += 2) t = t.remove({ path: ["p"], label: labels[i]! });
   const got = t.all().map(([k]) => k.label!);
   assert.deepEqual(got, [...got].sort());
   assert.equal(got.length, 250);
-  labels.forEach((l, i) => assert.equal(t.find({ path: ["p"], label: l }), i % 2 === 0 ? undefined : i));
+  labels.forEach((l, i) => {
+    assert.equal(t.find({ path: ["p"], label: l }), i % 2 === 0 ? undefined : i);
+  });
 });
 
 test("property: trie behaves like a map keyed by label lists, all() in label-list order", () => {

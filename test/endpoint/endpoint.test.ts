@@ -6,7 +6,7 @@ import tls from "node:tls";
 import { nameToString } from "../../src/core/name.js";
 import type { Wire } from "../../src/commands/types.js";
 import {
-  FakeDaemons,
+  type FakeDaemons,
   cmds,
   data,
   dec,

@@ -140,7 +140,9 @@ describe("who receives what (daemon.md §4)", () => {
       fc.property(fc.uniqueArray(name, { selector: nameToString, maxLength: 4 }), fc.array(label, { maxLength: 2 }), (names, subPath) => {
         let s = initialStatsState<string>();
         const lim = { ...LIMITS, maxUnikernels: 100 };
-        names.forEach((n, i) => (s = handle(s, lim, "h", { version: 5, sequence: 0n, name: n }, add(i + 1)).state));
+        names.forEach((n, i) => {
+          s = handle(s, lim, "h", { version: 5, sequence: 0n, name: n }, add(i + 1)).state;
+        });
         s = handle(s, lim, "c", { version: 5, sequence: 0n, name: { path: subPath, label: null } }, { kind: "subscribe" }).state;
         const f = finishRound(s, planRound(s, false).map((target) => ({ target, outcome: { kind: "ok" as const, stats: STATS } })));
         // the trie keys `x:` and `:x` alike: a unikernel whose labels are a prefix-extension of the path

@@ -147,7 +147,7 @@ export async function ask(path: string, w: Wire): Promise<string> {
 export function dashboardQueries(dash: unknown): string[] {
   const out: string[] = [];
   const walk = (v: unknown, key: string): void => {
-    if (Array.isArray(v)) v.forEach((x) => walk(x, key));
+    if (Array.isArray(v)) for (const x of v) walk(x, key);
     else if (v !== null && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, k);
     else if (typeof v === "string" && (key === "expr" || key === "definition")) out.push(v);
   };

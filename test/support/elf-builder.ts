@@ -219,7 +219,9 @@ export function buildSolo5Elf(opts: ElfBuildOptions = {}): BuiltElf {
     b.u64(p + 48, al);
   };
   ph(0, 1, 0x5, 0, loadSize, 0x1000);
-  notes.forEach((s, i) => ph(1 + i, 4, 0x4, s.off, s.data.length, s.align));
+  notes.forEach((s, i) => {
+    ph(1 + i, 4, 0x4, s.off, s.data.length, s.align);
+  });
   for (const s of secs) b.set(s.off, s.data);
   b.set(shstrtabOffset, shstrtab);
   // section headers (index 0 is the null section)
@@ -236,7 +238,9 @@ export function buildSolo5Elf(opts: ElfBuildOptions = {}): BuiltElf {
     b.u64(p + 48, al);
     b.u64(p + 56, 0);
   };
-  secs.forEach((s, i) => sh(i + 1, nameOffsets[i + 1]!, s.type, s.flags, BASE_VADDR + s.off, s.off, s.data.length, s.align));
+  secs.forEach((s, i) => {
+    sh(i + 1, nameOffsets[i + 1]!, s.type, s.flags, BASE_VADDR + s.off, s.off, s.data.length, s.align);
+  });
   sh(shnum - 1, nameOffsets[names.length - 1]!, 3, 0, 0, shstrtabOffset, shstrtab.length, 1);
 
   const mIdx = secs.findIndex((s) => s.name === ".note.solo5.manifest");

@@ -243,6 +243,7 @@ export async function withNetns<T>(fn: (ns: Netns) => Promise<T>): Promise<T> {
       liveNamespaces.delete(name);
     } catch (e) {
       // keep it in liveNamespaces for the exit-time retry; don't mask fn's own error
+      // biome-ignore lint/correctness/noUnsafeFinally: a failed clean-up fails a body that passed
       if (!failed) throw e;
     }
   }
