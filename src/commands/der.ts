@@ -410,22 +410,6 @@ function lengthOctets(len: number): number[] {
 /** The identifier and length octets of a TLV whose content is `len` bytes long. */
 export const tlvHeader = (tag: number, len: number): Bytes => Uint8Array.from([tag, ...lengthOctets(len)]);
 
-/** Encode one TLV from parts (parts are concatenated as content). */
-export function tlv(tag: number, ...parts: Bytes[]): Bytes {
-  let len = 0;
-  for (const p of parts) len += p.length;
-  const hdr = lengthOctets(len);
-  const out = new Uint8Array(1 + hdr.length + len);
-  out[0] = tag;
-  out.set(hdr, 1);
-  let o = 1 + hdr.length;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 export function compareBytes(a: Bytes, b: Bytes): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
@@ -434,20 +418,6 @@ export function compareBytes(a: Bytes, b: Bytes): number {
   return a.length - b.length;
 }
 
-export function encBigint(v: bigint): Bytes {
-  if (v > MAX_INT63 || v < MIN_INT63) throw new RangeError(`integer ${v} outside the 63-bit range`);
-  const bytes: number[] = [];
-  let x = v;
-  for (;;) {
-    const b = Number(x & 0xffn);
-    bytes.unshift(b);
-    x >>= 8n;
-    if ((x === 0n && (b & 0x80) === 0) || (x === -1n && (b & 0x80) !== 0)) break;
-  }
-  return tlv(TAG.INTEGER, Uint8Array.from(bytes));
-}
-
-export const encOctets = (b: Bytes): Bytes => tlv(TAG.OCTET_STRING, b);
 /** Decode a complete buffer with `f`, requiring that nothing trails the top-level value. */
 export function decodeAll<T>(buf: Bytes, path: string, f: (c: Cursor) => T): T {
   const c = Cursor.of(buf, path);

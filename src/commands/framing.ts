@@ -2,7 +2,7 @@
 // followed by that many payload bytes. A length <= 0 means "end of stream" to the reader
 // (a zero-length chunk terminates raw data streams). Upstream has no size limit besides
 // int32; we cap frames at `maxFrame` (default 64 MiB) so a hostile peer cannot make us
-// allocate 2 GiB. Pure: consumes only the bytes/iterable it is given.
+// allocate 2 GiB. Pure: consumes only the bytes it is given.
 
 import type { Bytes } from "./der.js";
 
@@ -251,33 +251,5 @@ export class FrameStream {
     if (this.done) return;
     this.done = true;
     this.add(e);
-  }
-}
-
-export interface ReadFramesOptions extends FrameOptions {
-  /**
-   * What to do when the iterable ends in the middle of a frame: throw a FrameError
-   * (default, as upstream: EOF mid-chunk is an error).
-   */
-  readonly allowTrailing?: boolean;
-}
-
-/**
- * Yield the payloads of the frames in `stream` until an END marker (length <= 0) or the
- * end of the iterable. Ending inside a frame throws FrameError.
- */
-export async function* readFrames(stream: AsyncIterable<Bytes>, opts: ReadFramesOptions = {}): AsyncGenerator<Bytes, void> {
-  const dec = new FrameDecoder(opts);
-  for await (const chunk of stream) {
-    dec.push(chunk);
-    for (;;) {
-      const f = dec.next();
-      if (f === null) break;
-      if (f === END) return;
-      yield f;
-    }
-  }
-  if (dec.buffered > 0 && !opts.allowTrailing) {
-    throw new FrameError(`stream ended inside a frame (${dec.buffered} bytes pending)`);
   }
 }

@@ -3,7 +3,7 @@
 // Encoders are written once against the `Out` interface and run twice: first against a
 // `Sizer`, which records the content length of every TLV in pre-order, then against a
 // `Writer`, which replays those lengths while writing into a buffer of the exact final
-// size. Compared with der.ts' `tlv()` (which copies the content at every nesting level)
+// size. Compared with the tests' `tlv()` (test/support/der.ts: copies the content at every level)
 // a create command with a 16 MiB image copies the image once, and a 10,000-entry state
 // file allocates no per-field Uint8Arrays. Encoders must be deterministic (same calls in
 // both passes); all of codec.ts' are pure functions of their input. Pure: no I/O.
