@@ -14,7 +14,7 @@ export const PIECE = 64 * 1024;
  * The inflate stream's output size, and the most one write takes: fewer thread-pool round
  * trips than a PIECE each (an 8 MiB image is 16 of them, not 256).
  */
-export const BATCH = 8 * PIECE;
+const BATCH = 8 * PIECE;
 /** Writes a sink keeps in flight (at different offsets) while the next batch is inflated. */
 const IN_FLIGHT = 4;
 const ZEROS = Buffer.alloc(PIECE);

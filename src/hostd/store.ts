@@ -76,9 +76,9 @@ export interface StoreOptions {
   readonly imageFileFrom?: number;
 }
 
-export const DEFAULT_FOLD_DELAY_MS = 1000;
+const DEFAULT_FOLD_DELAY_MS = 1000;
 /** The smallest image stageImage puts into a file: a smaller one costs less in the record. */
-export const IMAGE_FILE_FROM = 1024 * 1024;
+const IMAGE_FILE_FROM = 1024 * 1024;
 
 /** An image being written into an image file ahead of its record (Store.stageImage). */
 export interface StagedImage {

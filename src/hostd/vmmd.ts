@@ -74,7 +74,7 @@ import { blockFile, fifoPath, imagePath } from "./paths.js";
 // State
 
 /** One network device of a running unikernel. */
-export interface TapAssignment {
+interface TapAssignment {
   /** unikernel-side name */
   readonly netif: string;
   /** host bridge (bridge field or netif) */
@@ -108,7 +108,7 @@ export interface RunningUnikernel {
  * also gives each name one owner at a time, daemon.ts NameOwners; joining is what is left
  * for the shutdown, which owns no name.)
  */
-export type Waiter = { readonly kind: "restart"; readonly config: UnikernelConfig } | { readonly kind: "exit"; readonly ids: readonly number[] };
+type Waiter = { readonly kind: "restart"; readonly config: UnikernelConfig } | { readonly kind: "exit"; readonly ids: readonly number[] };
 
 export interface VmmdState {
   readonly resources: Resources;
@@ -171,7 +171,7 @@ export function registerExitWaiter(s: VmmdState, name: Name): { state: VmmdState
   return { state: { ...withWaiter(s, name, { kind: "exit", ids }), nextWaiterId: id + 1 }, id };
 }
 
-export const findRunning = (s: VmmdState, name: Name): RunningUnikernel | undefined => s.running.find(name);
+const findRunning = (s: VmmdState, name: Name): RunningUnikernel | undefined => s.running.find(name);
 
 // ---------------------------------------------------------------------------------------
 // Files and names
@@ -237,9 +237,6 @@ export const TEXT = {
 // as a stream on the image file (src/hostd/image.ts), bounded by `maxImageBytes`. The core
 // decides with what the shell read (the ABI note, the manifest, the digest).
 
-/** What a `get` (§2.9, wire.md §12) needs done to the stored image before the reply. */
-export type ImageConversion = "none" | "inflate" | "deflate";
-
 // ---------------------------------------------------------------------------------------
 // Create (§2.4)
 
@@ -300,7 +297,7 @@ export function macFor(name: Name, netif: string, mac: Bytes | undefined): Bytes
  * a killed hostd is reaped before anything is restored, runtime.ts). The failure names
  * the holder, or null if there is no conflict.
  */
-export function macConflict(s: VmmdState, name: Name, config: UnikernelConfig): string | null {
+function macConflict(s: VmmdState, name: Name, config: UnikernelConfig): string | null {
   const mine = config.bridges.map((nd) => ({ netif: nd.netif, bridge: bridgeOf(nd), mac: formatMac(macFor(name, nd.netif, nd.mac)) }));
   for (let i = 0; i < mine.length; i++) {
     const a = mine[i]!;
@@ -373,7 +370,7 @@ export function commitCreate(s: VmmdState, u: RunningUnikernel, dump: boolean): 
 }
 
 /** Stats_add for a running unikernel (vmmdev "" on Linux), if a stats connection exists. */
-export function statsAddRequest(s: VmmdState, u: RunningUnikernel): { state: VmmdState; request: Wire | null } {
+function statsAddRequest(s: VmmdState, u: RunningUnikernel): { state: VmmdState; request: Wire | null } {
   if (s.statsSeq === null) return { state: s, request: null };
   const request: Wire = {
     header: { version: WIRE_VERSION, sequence: s.statsSeq, name: u.name },
@@ -544,7 +541,7 @@ export function handleExit(s: VmmdState, o: Pick<VmmdOptions, "tmpdir">, name: N
 }
 
 /** Exit codes that never cause a restart: 1 (solo5 error) and 60–64 (argument errors). */
-export const NEVER_RESTART = [1, 60, 61, 62, 63, 64] as const;
+const NEVER_RESTART = [1, 60, 61, 62, 63, 64] as const;
 
 /** `should_restart` (§2.8). */
 export function shouldRestart(fail: FailBehaviour, status: ExitStatus): boolean {
@@ -808,7 +805,7 @@ function infoOf(s: VmmdState, u: RunningUnikernel): UnikernelInfo {
  * Unikernel info (§2.9): a label -> `[(requested name, info)]` or `[]`; a path -> the
  * subtree, names relative to the path, pre-order with children in descending order.
  */
-export function unikernelInfo(s: VmmdState, name: Name, variant: "unikernel-info" | "unikernel-info-v5" | "unikernel-info-v4"): Outcome {
+function unikernelInfo(s: VmmdState, name: Name, variant: "unikernel-info" | "unikernel-info-v5" | "unikernel-info-v4"): Outcome {
   let entries: UnikernelInfoEntry[];
   if (name.label !== null) {
     const u = findRunning(s, name);
@@ -831,7 +828,7 @@ function policyAdd(s: VmmdState, path: Path, p: Policy): Step {
 }
 
 /** Block info (§2.11): like unikernel info. */
-export function blockInfo(s: VmmdState, name: Name): Outcome {
+function blockInfo(s: VmmdState, name: Name): Outcome {
   if (name.label !== null) {
     const b = findBlock(s.resources, name);
     return success({ kind: "block-devices", devices: b === undefined ? [] : [{ name, size: b.size, active: b.active }] });
@@ -845,7 +842,7 @@ export function blockInfo(s: VmmdState, name: Name): Outcome {
 const MB = 1 << 20;
 
 /** size MB -> bytes, `overflow while computing bytes` when <= 0 or too large. */
-export function blockBytes(size: number): Result<number> {
+function blockBytes(size: number): Result<number> {
   if (!Number.isSafeInteger(size) || size <= 0 || size * MB > Number.MAX_SAFE_INTEGER) return err(TEXT.overflow);
   return ok(size * MB);
 }

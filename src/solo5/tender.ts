@@ -198,7 +198,7 @@ export type ErrnoText = (e: unknown) => string;
 const errnoCode: ErrnoText = (e) => (e as NodeJS.ErrnoException | null)?.code ?? String(e);
 
 /** An executable regular file? (synchronous: a stat and an access on local files, µs each) */
-export async function isExecutableFile(path: string): Promise<boolean> {
+async function isExecutableFile(path: string): Promise<boolean> {
   try {
     if (!statSync(path).isFile()) return false;
     accessSync(path, FS.X_OK);
@@ -258,7 +258,7 @@ export async function tenderVersionCached(tender: string, strerror: ErrnoText = 
 }
 
 /** Run `<tender> --version` with both output streams collected into one line list. */
-export async function tenderVersionOutput(tender: string, strerror: ErrnoText = errnoCode): Promise<VersionOutput> {
+async function tenderVersionOutput(tender: string, strerror: ErrnoText = errnoCode): Promise<VersionOutput> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let child;
