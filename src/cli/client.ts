@@ -33,7 +33,7 @@ const existingFile = (what: string) =>
     return s;
   });
 
-const DEFAULT_TMPDIR = "/run/albatross";
+export const DEFAULT_TMPDIR = "/run/albatross";
 
 export function addDestinationOptions(c: Cmd): Cmd {
   return c

@@ -38,7 +38,7 @@ import { sendChunks, type FileUpload, type ProgressSink } from "../transport/upl
 import { endpointOf, type ReplyMode } from "../transport/routes.js";
 
 /** cli.md §4.1: leaves made for one command live 300 s (and start 10 s in the past). */
-const LEAF_SECONDS = 300;
+export const LEAF_SECONDS = 300;
 /** cli.md §1.2 step 4 */
 const MAX_CERTIFICATE_BYTES = 1 << 24;
 /**
@@ -85,7 +85,7 @@ async function readText(file: string, what: string): Promise<string> {
 }
 
 /** All certificates of a PEM file, strictly parsed; at least one. */
-async function readCertificates(file: string, what: string): Promise<ParsedCertificate[]> {
+export async function readCertificates(file: string, what: string): Promise<ParsedCertificate[]> {
   const text = await readText(file, what);
   let ders: Bytes[];
   try {
@@ -102,7 +102,7 @@ async function readCertificates(file: string, what: string): Promise<ParsedCerti
   }
 }
 
-async function readKey(file: string, password?: string): Promise<KeyObject> {
+export async function readKey(file: string, password?: string): Promise<KeyObject> {
   const pem = await readText(file, "key");
   try {
     return privateKeyFromPem(pem, password);
@@ -199,7 +199,7 @@ export async function makeLeaf(r: LeafRequest): Promise<Credentials> {
 // connecting (cli.md §1.2 steps 5–6)
 
 /** Step 5: the own chain must be valid for --server-ca (exit 116 otherwise). */
-async function checkOwnChain(creds: Credentials, serverCa: readonly ParsedCertificate[], at: Date): Promise<void> {
+export async function checkOwnChain(creds: Credentials, serverCa: readonly ParsedCertificate[], at: Date): Promise<void> {
   const chain = creds.chain.map((c) => certificateFromDer(c.der));
   const anchors = serverCa.map((c) => certificateFromDer(c.der));
   const r = await verifyChain(chain, anchors, { at });
@@ -257,7 +257,7 @@ interface ConnectOptions {
 }
 
 /** Step 6: TCP (happy eyeballs) and the TLS handshake. */
-function connectTls(o: ConnectOptions): Promise<tls.TLSSocket> {
+export function connectTls(o: ConnectOptions): Promise<tls.TLSSocket> {
   const { host, port } = o.destination;
   return new Promise((resolve, reject) => {
     let tcpUp = false;
@@ -326,7 +326,7 @@ function* pieces(b: Bytes, piece = IMAGE_PIECE): Generator<Bytes> {
  * Read the replies through `handler`; a TLS alert refusing our certificate (in TLS 1.3 it
  * arrives after the handshake, with the first read) turns into exit 119.
  */
-async function readReplies(s: tls.TLSSocket, mode: ReplyMode, handler: ReplyHandler, warn: (msg: string) => void = defaultWarn): Promise<number> {
+export async function readReplies(s: tls.TLSSocket, mode: ReplyMode, handler: ReplyHandler, warn: (msg: string) => void = defaultWarn): Promise<number> {
   const reader = new ChunkReader(s, { maxChunk: REPLY_FRAME_LIMIT, highWater: 64 });
   let authAlert: string | null = null;
   let frames = 0;
@@ -357,7 +357,7 @@ async function readReplies(s: tls.TLSSocket, mode: ReplyMode, handler: ReplyHand
 const defaultWarn = (msg: string): void => void process.stderr.write(`dromedary: warning: ${msg}\n`);
 
 /** A minimal reply handler: decode each frame and pass it on; exit codes as cli.md §3. */
-function messageHandler(onMessage: (w: Wire) => void | Promise<void>): ReplyHandler {
+export function messageHandler(onMessage: (w: Wire) => void | Promise<void>): ReplyHandler {
   return async (next, mode) => {
     let dumping = false;
     for (;;) {

@@ -59,7 +59,7 @@ export function escapeOcaml(b: Bytes): string {
  * Daemon-provided text (success strings, failure messages): decoded as UTF-8 (lossy) with
  * control characters escaped so that a hostile peer cannot drive the terminal.
  */
-function safeText(b: Bytes | string): string {
+export function safeText(b: Bytes | string): string {
   const s = typeof b === "string" ? b : text(b);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: the class names exactly the control characters to escape
   return s.replace(/[\u0000-\u001f\u007f]/g, (ch) => `\\${String(ch.charCodeAt(0)).padStart(3, "0")}`);

@@ -15,9 +15,9 @@ import tls from "node:tls";
 import { DiffError, diffFromCompare, diffFromSwitches, type BuildDiff } from "./diff.js";
 
 /** Largest main binary downloaded (bytes). */
-export const MAX_BINARY_BYTES = 1 << 30;
+const MAX_BINARY_BYTES = 1 << 30;
 /** Largest compare JSON / opam-switch / other text reply (bytes). */
-export const MAX_TEXT_BYTES = 16 << 20;
+const MAX_TEXT_BYTES = 16 << 20;
 /** Default inactivity timeout of one HTTP request (ms). */
 export const DEFAULT_HTTP_TIMEOUT_MS = 30_000;
 const MAX_REDIRECTS = 10;

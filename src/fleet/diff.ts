@@ -8,7 +8,7 @@ export interface PackageVersion {
   readonly version: string;
 }
 
-export interface VersionChange {
+interface VersionChange {
   readonly name: string;
   readonly from: string;
   readonly to: string;
@@ -29,7 +29,7 @@ export interface BuildDiff {
   readonly system: KeyValueDiff;
 }
 
-export interface KeyValueDiff {
+interface KeyValueDiff {
   readonly added: readonly PackageVersion[];
   readonly removed: readonly PackageVersion[];
   readonly changed: readonly VersionChange[];
@@ -129,7 +129,7 @@ export function parseOpamSwitch(text: string): PackageVersion[] {
 const byName = (a: { name: string }, b: { name: string }): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /** Added, removed and changed packages between two package lists. */
-export function diffPackages(left: readonly PackageVersion[], right: readonly PackageVersion[]): KeyValueDiff {
+function diffPackages(left: readonly PackageVersion[], right: readonly PackageVersion[]): KeyValueDiff {
   const l = new Map(left.map((p) => [p.name, p.version]));
   const r = new Map(right.map((p) => [p.name, p.version]));
   const added = right.filter((p) => !l.has(p.name)).sort(byName);

@@ -16,8 +16,8 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { KEY_TYPES, type KeyType } from "../ca/keys.js";
 
-export const MAX_FLEET_FILE_BYTES = 1 << 20;
-export const MAX_HOSTS = 10_000;
+const MAX_FLEET_FILE_BYTES = 1 << 20;
+const MAX_HOSTS = 10_000;
 
 export interface FleetHost {
   readonly name: string;

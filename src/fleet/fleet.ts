@@ -54,7 +54,7 @@ function limiter(limit: number): <R>(f: () => Promise<R>) => Promise<R> {
   };
 }
 
-export interface UnikernelRow {
+interface UnikernelRow {
   readonly name: string;
   readonly digest: string;
   readonly memory: number;
@@ -153,7 +153,7 @@ export async function fleetInfo(o: InfoOptions): Promise<HostReport[]> {
   });
 }
 
-export function uptimeText(s: number): string {
+function uptimeText(s: number): string {
   const d = Math.floor(s / 86400);
   const h = Math.floor((s % 86400) / 3600);
   const m = Math.floor((s % 3600) / 60);

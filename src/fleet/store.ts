@@ -58,7 +58,7 @@ const safe = (s: string): string => {
   return t.length > 0 && t.length <= 100 ? t : `h-${createHash("sha256").update(s).digest("hex").slice(0, 32)}`;
 };
 
-export function keptConfig(info: UnikernelInfo): KeptConfig {
+function keptConfig(info: UnikernelInfo): KeptConfig {
   return {
     failBehaviour: info.failBehaviour.kind === "quit" ? { kind: "quit" } : { kind: "restart", exitCodes: [...info.failBehaviour.exitCodes] },
     ...(info.startup !== undefined ? { startup: info.startup } : {}),

@@ -13,7 +13,7 @@ import { ReplyReader, connectDaemon, wireFrame, writeAll } from "../transport/lo
 import { socketPath } from "../transport/routes.js";
 
 /** Largest image accepted from `get` (inflated). */
-export const MAX_IMAGE_BYTES = 1 << 30;
+const MAX_IMAGE_BYTES = 1 << 30;
 const REPLY_FRAME_LIMIT = 1 << 30;
 
 /** A failed exchange with a host; `exitCode` as cli.md §3. */
