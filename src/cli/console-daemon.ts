@@ -5,6 +5,7 @@ import { startConsoleDaemon } from "../console/daemon.js";
 import { existingDir, parseIdleTimeout, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "../transport/limits.js";
 import { CliError, EXIT } from "../core/exit.js";
+import { addLogOptions, loggerFrom, type LogFlags } from "./logopts.js";
 
 const DEFAULT_TMPDIR = "/run/albatross";
 
@@ -17,7 +18,7 @@ function parseMaxSubscribers(v: string): number {
 
 
 
-interface ConsoleDaemonFlags {
+interface ConsoleDaemonFlags extends LogFlags {
   tmpdir: string;
   maxSubscribers: number;
   systemdSocketActivation?: boolean;
@@ -27,7 +28,7 @@ interface ConsoleDaemonFlags {
 }
 
 export function registerConsoleDaemonCommand(program: Command): void {
-  program
+  const cmd = program
     .command("console-daemon")
     .description("buffer the consoles of running unikernels and serve them on <tmpdir>/util/console.sock (albatross-console)")
     .option("--tmpdir <DIR>", "runtime directory holding util/ and fifo/", existingDir, DEFAULT_TMPDIR)
@@ -40,15 +41,17 @@ export function registerConsoleDaemonCommand(program: Command): void {
       "close a connection that waits this long for its next request (a console subscription is never cut)",
       parseIdleTimeout,
       DEFAULT_IDLE_TIMEOUT_MS / 1000,
-    )
-    .action(async (flags: ConsoleDaemonFlags) => {
+    );
+  addLogOptions(cmd);
+  cmd.action(async (flags: ConsoleDaemonFlags) => {
       const tmpdir = flags.tmpdir;
       const listenFd = flags.systemdSocketActivation ? systemdListenFd() : undefined;
-      const log = (line: string): void => {
-        process.stderr.write(`${new Date().toISOString()} console-daemon: ${line}\n`);
-      };
+      const logger = loggerFrom("console-daemon", flags);
+      const log = (line: string, level: "debug" | "info" | "warn" | "error" = "info"): void => logger.log(level, line);
+      process.on("SIGPIPE", () => undefined);
+      let daemon;
       try {
-        await startConsoleDaemon({
+        daemon = await startConsoleDaemon({
           tmpdir,
           maxSubscribers: flags.maxSubscribers,
           ...(listenFd !== undefined ? { listenFd } : {}),
@@ -60,6 +63,13 @@ export function registerConsoleDaemonCommand(program: Command): void {
       } catch (e) {
         throw new CliError(`console-daemon: ${e instanceof Error ? e.message : String(e)}`, EXIT.INTERNAL);
       }
-      // The listening socket keeps the process alive; like upstream, SIGTERM ends it.
+      // The listening socket keeps the process alive until SIGTERM or SIGINT, which close
+      // it and remove the socket file (upstream leaves it behind).
+      const stop = (signal: string): void => {
+        log(`${signal}: shutting down`);
+        void daemon.close().then(() => process.exit(0));
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
     });
 }

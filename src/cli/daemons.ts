@@ -9,6 +9,7 @@ import { EXIT } from "../core/exit.js";
 import { DEFAULT_MAX_FRAME } from "../transport/requests.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "../transport/limits.js";
 import { DEFAULT_MAX_IMAGE_SIZE, DEFAULT_MAX_REQUEST_MEMORY } from "../hostd/limits.js";
+import { addLogOptions, loggerFrom, type LogFlags } from "./logopts.js";
 
 const DEFAULT_HOSTD_TMPDIR = "/run/albatross";
 const DEFAULT_DBDIR = "/var/lib/albatross";
@@ -24,7 +25,7 @@ function parseConsoleTimeout(v: string): number {
 
 
 
-interface HostdFlags {
+interface HostdFlags extends LogFlags {
   tmpdir: string;
   dbdir: string;
   dropPath: boolean;
@@ -35,8 +36,6 @@ interface HostdFlags {
   maxConnections: number;
   idleTimeout: number;
   maxRequestMemory: number;
-  verbose?: boolean;
-  quiet?: boolean;
   restoreBackup?: boolean;
   foldDelay?: number;
 }
@@ -47,8 +46,8 @@ function parseFoldDelay(v: string): number {
   return n;
 }
 
-function registerHostdCommand(program: Command): void {
-  program
+export function registerHostdCommand(program: Command): void {
+  const cmd = program
     .command("hostd")
     .description("the privileged host daemon (albatrossd): runs unikernels, listens on <tmpdir>/util/vmmd.sock")
     .option("--tmpdir <DIR>", "runtime directory holding util/, fifo/ and images", existingDir, DEFAULT_HOSTD_TMPDIR)
@@ -91,8 +90,8 @@ function registerHostdCommand(program: Command): void {
       "start from the newest intact stored state when <dbdir>/state or its journal is corrupt: state without the journal, else state.bak (the unusable files are moved to <dbdir>/set-aside.<time>/)",
     )
     .option("--fold-delay <MS>", "the longest a recorded change waits before it is folded into <dbdir>/state (default: 1000)", parseFoldDelay)
-    .option("-v, --verbose", "log debug messages")
-    .option("-q, --quiet", "log only warnings and errors")
+  addLogOptions(cmd);
+  cmd
     .addHelpText(
       "after",
       `
@@ -106,6 +105,7 @@ the stored state cannot be used (the message names the backup; see --restore-bac
       // Loaded lazily: the client commands should not pay for the daemon's modules.
       const { runHostd, StartupError } = await import("../hostd/daemon.js");
       process.on("SIGPIPE", () => undefined);
+      const logger = loggerFrom("hostd", flags);
       try {
         await runHostd({
           tmpdir,
@@ -118,8 +118,9 @@ the stored state cannot be used (the message names the backup; see --restore-bac
           maxConnections: flags.maxConnections,
           idleTimeoutMs: flags.idleTimeout * 1000,
           maxRequestMemory: flags.maxRequestMemory,
-          verbose: flags.verbose === true,
-          quiet: flags.quiet === true,
+          verbose: logger.shows("debug"),
+          quiet: !logger.shows("info"),
+          log: logger.log,
           restoreBackup: flags.restoreBackup === true,
           ...(flags.foldDelay !== undefined ? { foldDelayMs: flags.foldDelay } : {}),
         });
@@ -127,11 +128,11 @@ the stored state cannot be used (the message names the backup; see --restore-bac
         if (e instanceof StartupError && e.exitCode !== EXIT.INTERNAL) {
           // "bailing out: ..." (stored state unusable). Upstream only logs it and ends with
           // status 0; we exit 1, so a service manager sees the failure.
-          process.stderr.write(`hostd: [ERROR] ${e.message}\n`);
+          logger.log("error", e.message);
           process.exit(e.exitCode);
         }
         // Sockets opened before the failure would keep the process alive: exit right here.
-        process.stderr.write(`dromedary: hostd: ${e instanceof Error ? e.message : String(e)}\n`);
+        logger.log("error", e instanceof Error ? e.message : String(e));
         process.exit(EXIT.INTERNAL);
       }
       // The listening socket keeps the process alive until SIGTERM (§2.12).

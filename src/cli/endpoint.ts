@@ -1,29 +1,23 @@
 // `dromedary endpoint` (albatross-tls-endpoint, daemon.md §6) and `dromedary certificate`
 // (cli.md §2 "Certificates").
-import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import net from "node:net";
-import { InvalidArgumentError, Option, type Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { existingDir, systemdListenFd } from "./options.js";
 import { CliError, EXIT } from "../core/exit.js";
 import { parseDestination, FlagError } from "./flags.js";
 import type { Destination as RemoteHost } from "../client/remote.js";
+import { addLogOptions, loggerFrom, type LogFlags } from "./logopts.js";
+import { verbosityFrom } from "../core/log.js";
 
 const DEFAULT_TMPDIR = "/run/albatross";
-const LEVELS = ["quiet", "error", "warning", "info", "debug"] as const;
-type Verbosity = (typeof LEVELS)[number];
-
-interface EndpointFlags {
+interface EndpointFlags extends LogFlags {
   ip: string;
   port: number;
   systemdSocketActivation?: boolean;
   inetd?: boolean;
-  syslog?: boolean;
   tmpdir: string;
-  verbose?: number;
-  quiet?: boolean;
-  verbosity?: Verbosity;
   handshakeTimeout: number;
   uploadTimeout: number;
   maxConnections: number;
@@ -65,45 +59,6 @@ const chainBytes = (flag: string) => (v: string): number => {
   return n;
 };
 
-/** -v / -vv / -q / --verbosity as Logs_cli does it; default warning. */
-function verbosityOf(f: EndpointFlags): Verbosity {
-  if (f.verbosity) return f.verbosity;
-  if (f.quiet) return "quiet";
-  if ((f.verbose ?? 0) >= 2) return "debug";
-  if ((f.verbose ?? 0) === 1) return "info";
-  return "warning";
-}
-
-const RANK: Record<string, number> = { quiet: 0, error: 1, warn: 2, warning: 2, info: 3, debug: 4 };
-
-/** Log lines to stderr, or to syslog through logger(1). */
-function makeLogger(verbosity: Verbosity, syslog: boolean): (level: "debug" | "info" | "warn" | "error", msg: string) => void {
-  let sink: (line: string) => void = (line) => void process.stderr.write(`${line}\n`);
-  if (syslog) {
-    let child: ChildProcess;
-    try {
-      child = spawn("logger", ["-t", "dromedary-endpoint", `--id=${process.pid}`], { stdio: ["pipe", "ignore", "ignore"] });
-    } catch (e) {
-      process.stderr.write(`ERROR: couldn't install syslog reporter: ${(e as Error).message}\n`);
-      process.exit(2);
-    }
-    child.on("error", (e) => {
-      process.stderr.write(`ERROR: couldn't install syslog reporter: ${e.message}\n`);
-      process.exit(2);
-    });
-    child.stdin!.on("error", () => undefined);
-    child.unref();
-    sink = (line) => void child.stdin!.write(`${line}\n`);
-  }
-  const max = RANK[verbosity]!;
-  return (level, msg) => {
-    if (RANK[level]! > max) return;
-    const tag = level === "warn" ? "WARNING" : level.toUpperCase();
-    sink(syslog ? `[${tag}] ${msg}` : `${new Date().toISOString()} endpoint: [${tag}] ${msg}`);
-  };
-}
-
-
 function readFile(file: string, what: string): string {
   try {
     return readFileSync(file, "utf8");
@@ -113,7 +68,7 @@ function readFile(file: string, what: string): string {
 }
 
 function registerEndpoint(program: Command): void {
-  program
+  const cmd = program
     .command("endpoint")
     .description("the TLS endpoint (albatross-tls-endpoint): TLS 1.3 with client certificates, forwarding to the local daemons")
     .argument("<CACERT>", "the single CA client certificates must lead to")
@@ -123,11 +78,7 @@ function registerEndpoint(program: Command): void {
     .option("--port <N>", "listen port", parsePort, 1025)
     .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
     .option("--inetd", "serve one connection on stdin, then exit (needs --syslog or -q)")
-    .option("--syslog", "log to syslog (through logger(1))")
     .option("--tmpdir <DIR>", "runtime directory holding util/*.sock", existingDir, DEFAULT_TMPDIR)
-    .option("-v, --verbose", "more log output (twice: debug)", (_v: string, prev: number) => prev + 1, 0)
-    .option("-q, --quiet", "no log output")
-    .addOption(new Option("--verbosity <LEVEL>", "log level").choices(LEVELS as unknown as string[]))
     .option("--handshake-timeout <SECONDS>", "abort TLS handshakes taking longer (plus 1 s per MiB of a client certificate chain over 100 KiB)", positive("timeout"), 10)
     .option("--upload-timeout <SECONDS>", "abort uploads (image, block data) idle for longer", positive("timeout"), 30)
     .option(
@@ -151,9 +102,10 @@ function registerEndpoint(program: Command): void {
       chainBytes("--chain-memory"),
       64 * MiB,
     )
-    .option("--no-spare-connections", "connect to a daemon only when a request needs it (default: one connection per daemon in use is opened ahead)")
-    .action(async (cacert: string, cert: string, key: string, flags: EndpointFlags, cmd: Command) => {
-      const verbosity = verbosityOf(flags);
+    .option("--no-spare-connections", "connect to a daemon only when a request needs it (default: one connection per daemon in use is opened ahead)");
+  addLogOptions(cmd, "albatross");
+  cmd.action(async (cacert: string, cert: string, key: string, flags: EndpointFlags, cmd: Command) => {
+      const verbosity = verbosityFrom(flags, "albatross");
       // upstream: inetd mode without syslog would log onto the TLS stream -> exit 3 at once
       if (flags.inetd && !flags.syslog && verbosity !== "quiet") process.exit(3);
       if (flags.systemdSocketActivation && cmd.getOptionValueSource("port") === "cli") {
@@ -182,7 +134,7 @@ function registerEndpoint(program: Command): void {
       }
       if (cas.length !== 1) throw new CliError("expect single ca as cacert", EXIT.INTERNAL);
       process.on("SIGPIPE", () => undefined);
-      const log = makeLogger(verbosity, flags.syslog === true);
+      const log = loggerFrom("endpoint", flags, "albatross").log;
       const { Endpoint } = await import("../endpoint/server.js");
       let ep;
       try {

@@ -6,21 +6,11 @@ import type { Command } from "commander";
 import { parseName, rootName, type Name } from "../core/name.js";
 import { existingDir, intInRange, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
 import { CliError, EXIT } from "../core/exit.js";
+import { addLogOptions, loggerFrom, type LogFlags } from "./logopts.js";
 // only the bounds: the daemons themselves are loaded when run
 import { MAX_INFLUX_QUEUED_BYTES, MAX_METRICS_CONNECTIONS, STATS_DEFAULTS } from "../stats/limits.js";
 
 const DEFAULT_TMPDIR = "/run/albatross";
-
-type Level = "debug" | "info" | "warn" | "error";
-
-/** `<RFC 3339 time> <daemon>: [LEVEL] message` on stderr; debug only with -v, info not with -q. */
-function logger(daemon: string, verbose: boolean, quiet: boolean): (level: Level, line: string) => void {
-  return (level, line) => {
-    if (level === "debug" && !verbose) return;
-    if (quiet && (level === "debug" || level === "info")) return;
-    process.stderr.write(`${new Date().toISOString()} ${daemon}: [${level.toUpperCase()}] ${line}\n`);
-  };
-}
 
 /**
  * Keep V8's young generation at its initial size in the stats daemon, however it is started.
@@ -44,7 +34,7 @@ function parseInterval(v: string): number {
   return n;
 }
 
-interface StatsDaemonFlags {
+interface StatsDaemonFlags extends LogFlags {
   tmpdir: string;
   interval: number;
   systemdSocketActivation?: boolean;
@@ -56,13 +46,11 @@ interface StatsDaemonFlags {
   procRoot?: string;
   sysRoot?: string;
   debugfsRoot: string;
-  verbose?: boolean;
-  quiet?: boolean;
 }
 
 export function registerStatsDaemonCommands(program: Command): void {
   const D = STATS_DEFAULTS;
-  program
+  const stats = program
     .command("stats-daemon")
     .description(
       "gather statistics of the running unikernels (albatross-stats): registered by hostd over " +
@@ -82,10 +70,8 @@ export function registerStatsDaemonCommands(program: Command): void {
     .option("--max-frame <BYTES>", "largest accepted request frame", parseMaxFrame, D.maxFrame)
     .option("--proc-root <DIR>", "where procfs is mounted", existingDir)
     .option("--sys-root <DIR>", "where sysfs is mounted", existingDir)
-    .option("--debugfs-root <DIR>", "where debugfs is mounted (KVM's per-VM counters are read from <DIR>/kvm)", "/sys/kernel/debug")
-    .option("-v, --verbose", "log debug messages")
-    .option("-q, --quiet", "log only warnings and errors")
-    .action(async (flags: StatsDaemonFlags) => {
+    .option("--debugfs-root <DIR>", "where debugfs is mounted (KVM's per-VM counters are read from <DIR>/kvm)", "/sys/kernel/debug");
+  addLogOptions(stats).action(async (flags: StatsDaemonFlags) => {
       capYoungGeneration();
       const { startStatsDaemon } = await import("../stats/daemon.js");
       const { parseListen } = await import("../stats/prometheus.js");
@@ -95,7 +81,7 @@ export function registerStatsDaemonCommands(program: Command): void {
         if (metricsListen === null) throw new CliError(`--metrics-listen: expected HOST:PORT with an IP address (e.g. 127.0.0.1:9125), got '${flags.metricsListen}'`);
       }
       const listenFd = flags.systemdSocketActivation ? systemdListenFd() : undefined;
-      const log = logger("stats-daemon", flags.verbose === true, flags.quiet === true);
+      const log = loggerFrom("stats-daemon", flags).log;
       process.on("SIGPIPE", () => undefined);
       let daemon;
       try {
@@ -116,12 +102,15 @@ export function registerStatsDaemonCommands(program: Command): void {
       } catch (e) {
         throw new CliError(`stats-daemon: ${e instanceof Error ? e.message : String(e)}`, EXIT.INTERNAL);
       }
-      const stop = (): void => void daemon.close().then(() => process.exit(0));
-      process.once("SIGTERM", stop);
-      process.once("SIGINT", stop);
+      const stop = (signal: string): void => {
+        log("info", `${signal}: shutting down`);
+        void daemon.close().then(() => process.exit(0));
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
     });
 
-  program
+  const influx = program
     .command("influx")
     .description(
       "forward the statistics to Influx as line protocol over TCP (albatross-influx): subscribes on " +
@@ -131,10 +120,8 @@ export function registerStatsDaemonCommands(program: Command): void {
     .option("--influx <IP[:PORT]>", "address of the line protocol listener, e.g. 127.0.0.1:8094 or [::1]:8094 (port 8094 by default)")
     .option("-n, --name <NAME>", "name to subscribe to (default ':' = everything)")
     .option("--no-drop-path", "use the full name (alice:web) as vm tag instead of the label")
-    .option("--tmpdir <DIR>", "runtime directory holding util/stat.sock", existingDir, DEFAULT_TMPDIR)
-    .option("-v, --verbose", "log debug messages")
-    .option("-q, --quiet", "log only warnings and errors")
-    .action(async (flags: { influx?: string; name?: string; dropPath: boolean; tmpdir: string; verbose?: boolean; quiet?: boolean }) => {
+    .option("--tmpdir <DIR>", "runtime directory holding util/stat.sock", existingDir, DEFAULT_TMPDIR);
+  addLogOptions(influx).action(async (flags: { influx?: string; name?: string; dropPath: boolean; tmpdir: string } & LogFlags) => {
       const { parseInfluxTarget, startInflux } = await import("../stats/influx-daemon.js");
       if (flags.influx === undefined) throw new CliError("influx host not provided");
       const target = parseInfluxTarget(flags.influx);
@@ -153,7 +140,7 @@ export function registerStatsDaemonCommands(program: Command): void {
         influx: target,
         name,
         noDropPath: !flags.dropPath,
-        log: logger("influx", flags.verbose === true, flags.quiet === true),
+        log: loggerFrom("influx", flags).log,
       });
       process.once("SIGTERM", () => f.close());
       process.once("SIGINT", () => f.close());

@@ -46,8 +46,11 @@ export interface ConsoleDaemonOptions {
    * this long (default 60 s); subscriptions are never cut
    */
   readonly idleTimeoutMs?: number;
-  readonly log?: (line: string) => void;
+  /** a message, with its level when it is not "info" (src/core/log.ts) */
+  readonly log?: ConsoleLog;
 }
+
+export type ConsoleLog = (line: string, level?: "debug" | "info" | "warn" | "error") => void;
 
 export interface ConsoleDaemon {
   close(): Promise<void>;
@@ -63,7 +66,7 @@ class Daemon {
   readonly state: ConsoleState<Client>;
   readonly clients = new Set<Client>();
   readonly readers = new Set<FifoReader>();
-  readonly log: (line: string) => void;
+  readonly log: ConsoleLog;
   readonly maxFrame: number;
   /** set by close(): no new readers */
   closing = false;
@@ -74,7 +77,7 @@ class Daemon {
     readonly tmpdir: string,
     maxSubscribers: number,
     maxFrame: number,
-    log: (line: string) => void,
+    log: ConsoleLog,
   ) {
     this.state = new ConsoleState<Client>(maxSubscribers);
     this.maxFrame = maxFrame;
@@ -184,7 +187,7 @@ class FifoReader {
     this.stream = new net.Socket({ fd, readable: true, writable: false });
     daemon.readers.add(this);
     this.stream.on("data", (buf: Buffer) => this.onData(buf));
-    this.stream.on("error", (e) => daemon.log(`${nameToString(this.name)} error while reading: ${errText(e)}`));
+    this.stream.on("error", (e) => daemon.log(`${nameToString(this.name)} error while reading: ${errText(e)}`, "warn"));
     this.stream.on("close", () => {
       daemon.readers.delete(this);
       daemon.state.readerEnded(path, label, generation, budget);
@@ -197,7 +200,7 @@ class FifoReader {
       this.consume(buf);
     } catch (e) {
       // Never let one console take the daemon down (an exception here would be uncaught).
-      this.daemon.log(`${nameToString(this.name)} error while processing console data: ${errText(e)}`);
+      this.daemon.log(`${nameToString(this.name)} error while processing console data: ${errText(e)}`, "warn");
     }
   }
 
@@ -267,7 +270,7 @@ class Client {
       this.eof = true;
       void this.drain();
     });
-    sock.on("error", (e) => daemon.log(`connection error: ${errText(e)}`));
+    sock.on("error", (e) => daemon.log(`connection error: ${errText(e)}`, "debug"));
     sock.on("close", () => {
       this.closed = true;
       this.disarmIdle();
@@ -289,7 +292,7 @@ class Client {
     this.idleTimer = setTimeout(() => {
       this.idleTimer = null;
       if (this.closed || this.subscription !== null || this.busy) return;
-      this.daemon.log(`closing a connection idle for ${this.daemon.idleMs} ms`);
+      this.daemon.log(`closing a connection idle for ${this.daemon.idleMs} ms`, "debug");
       this.close();
     }, this.daemon.idleMs);
     this.idleTimer.unref();
@@ -334,7 +337,7 @@ class Client {
       await this.loop();
     } catch (e) {
       // A bug must cost one connection, not the daemon (this promise is not awaited).
-      this.daemon.log(`error while handling a connection: ${errText(e)}`);
+      this.daemon.log(`error while handling a connection: ${errText(e)}`, "warn");
       this.close();
     } finally {
       this.busy = false;
@@ -348,7 +351,7 @@ class Client {
       try {
         frame = this.decoder.next();
       } catch (e) {
-        this.daemon.log(`exception while reading: ${errText(e)}`);
+        this.daemon.log(`exception while reading: ${errText(e)}`, "warn");
         this.close();
         return;
       }
@@ -365,7 +368,7 @@ class Client {
       try {
         wire = decodeWire(frame);
       } catch (e) {
-        this.daemon.log(`exception while reading: ${errText(e)}`);
+        this.daemon.log(`exception while reading: ${errText(e)}`, "warn");
         this.close();
         return;
       }
@@ -385,7 +388,7 @@ class Client {
   private handle(wire: Wire): Next | Promise<Next> {
     const { header, payload } = wire;
     if (payload.kind !== "command" || !isConsoleCommand(payload.command)) {
-      this.daemon.log(`unexpected wire (${payload.kind === "command" ? payload.command.kind : payload.kind}) for ${nameToString(header.name)}`);
+      this.daemon.log(`unexpected wire (${payload.kind === "command" ? payload.command.kind : payload.kind}) for ${nameToString(header.name)}`, "warn");
       return "close";
     }
     const cmd = payload.command;
@@ -429,7 +432,7 @@ class Client {
       new FifoReader(d, fd, path, label, decision.ring, decision.reader, budget);
     } catch (e) {
       // Not expected for a FIFO (checked by openFifo); keep the bookkeeping consistent.
-      d.log(`${file} error while reading: ${errText(e)}`);
+      d.log(`${file} error while reading: ${errText(e)}`, "warn");
       fs.close(fd, () => undefined);
       d.state.readerEnded(path, label, decision.reader, budget);
     }
@@ -470,19 +473,19 @@ function failure(header: Header, message: string): Wire {
  * exists, so anything else is refused (`opening`) rather than, e.g., reading /dev/zero.
  * (The callback API is used because a promises FileHandle cannot give its fd away.)
  */
-async function openFifo(file: string, log: (line: string) => void): Promise<number | null> {
+async function openFifo(file: string, log: ConsoleLog): Promise<number | null> {
   let fd: number;
   try {
     fd = await fsOpen(file, fsc.O_RDONLY | fsc.O_NONBLOCK);
   } catch (e) {
-    log(`${file} error in open: ${errText(e)}`);
+    log(`${file} error in open: ${errText(e)}`, "warn");
     return null;
   }
   try {
     if ((await fsFstat(fd)).isFIFO()) return fd;
-    log(`${file} is not a FIFO`);
+    log(`${file} is not a FIFO`, "warn");
   } catch (e) {
-    log(`${file} error in fstat: ${errText(e)}`);
+    log(`${file} error in fstat: ${errText(e)}`, "warn");
   }
   fs.close(fd, () => undefined);
   return null;
@@ -500,7 +503,7 @@ export async function startConsoleDaemon(opts: ConsoleDaemonOptions): Promise<Co
   const server = net.createServer({ allowHalfOpen: true }, (sock) => {
     // Not upstream: a cap on connections (a flood of idle ones would exhaust descriptors).
     if (daemon.clients.size >= daemon.maxConnections) {
-      log(`too many connections (${daemon.maxConnections}), refusing one`);
+      log(`too many connections (${daemon.maxConnections}), refusing one`, "warn");
       refuseConnection(sock, TEXT_TOO_MANY);
       return;
     }
@@ -535,7 +538,7 @@ export async function startConsoleDaemon(opts: ConsoleDaemonOptions): Promise<Co
     ownsPath = true;
   }
   // e.g. EMFILE while accepting: log it, keep serving (an unhandled 'error' would exit).
-  server.on("error", (e) => log(`listening socket error: ${errText(e)}`));
+  server.on("error", (e) => log(`listening socket error: ${errText(e)}`, "error"));
   log(`listening on ${socketPath}`);
   let closing: Promise<void> | null = null;
   return {

@@ -120,16 +120,17 @@ describe("hostd: command line and start-up failures", () => {
       const took = Date.now() - began;
       assert.equal(r.code, 125);
       assert.ok(took >= 2000, `gave up after ${took} ms`);
+      // every line: "<RFC 3339 time> hostd: [LEVEL] message" (src/core/log.ts)
       const lines = r.stderr.trim().split("\n");
       // one line while waiting, however many attempts (pauses grow to 1 s)
-      assert.deepEqual(lines.filter((l) => /console/.test(l)), [
-        `hostd: [WARN] waiting up to 2 s for the console daemon at ${sock} (ENOENT): start \`dromedary console-daemon --tmpdir ${run_}\``,
-        `dromedary: hostd: Failed to connect to ${sock} (ENOENT, waited 2 s), is albatross-console started? Start \`dromedary console-daemon --tmpdir ${run_}\` first`,
+      assert.deepEqual(lines.filter((l) => /console/.test(l)).map(untimed), [
+        `hostd: [WARNING] waiting up to 2 s for the console daemon at ${sock} (ENOENT): start \`dromedary console-daemon --tmpdir ${run_}\``,
+        `hostd: [ERROR] Failed to connect to ${sock} (ENOENT, waited 2 s), is albatross-console started? Start \`dromedary console-daemon --tmpdir ${run_}\` first`,
       ]);
       const now = await run(["--tmpdir", run_, "--dbdir", join(base, "db"), "--console-timeout", "0"]);
       assert.equal(now.code, 125);
-      assert.deepEqual(now.stderr.trim().split("\n").filter((l) => /console/.test(l)), [
-        `dromedary: hostd: Failed to connect to ${sock} (ENOENT), is albatross-console started? Start \`dromedary console-daemon --tmpdir ${run_}\` first`,
+      assert.deepEqual(now.stderr.trim().split("\n").filter((l) => /console/.test(l)).map(untimed), [
+        `hostd: [ERROR] Failed to connect to ${sock} (ENOENT), is albatross-console started? Start \`dromedary console-daemon --tmpdir ${run_}\` first`,
       ]);
       const bad = await run(["--tmpdir", run_, "--dbdir", join(base, "db"), "--console-timeout", "soon"]);
       assert.equal(bad.code, 124);
@@ -139,6 +140,13 @@ describe("hostd: command line and start-up failures", () => {
     }
   });
 });
+
+/** A log line without its leading time (which must be RFC 3339). */
+function untimed(line: string): string {
+  const m = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (.*)$/.exec(line);
+  assert.ok(m, `not a log line: ${line}`);
+  return m[1]!;
+}
 
 describe("hostd: unikernels", () => {
   scenario(
