@@ -12,6 +12,7 @@ import { registerEndpointCommands } from "./endpoint.js";
 import { registerCompletionCommand } from "./completion.js";
 import { registerInstallUnitsCommand } from "./install-units.js";
 import { registerHelpCommand } from "./help.js";
+import { registerUpCommand } from "./up.js";
 
 export function buildProgram(): Command {
   const program = new Command("dromedary")
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerDaemonCommands(program);
   registerInspectCommands(program);
   registerEndpointCommands(program);
+  registerUpCommand(program);
   registerInstallUnitsCommand(program);
   registerCompletionCommand(program);
   registerHelpCommand(program);

@@ -196,6 +196,10 @@ describe("npm install -g of the tarball", () => {
   test("dromedary --help and --version from another directory", async () => {
     assert.match(await ok(["--help"]), /^Usage: dromedary \[options\] \[command\]/);
     assert.equal((await ok(["--version"])).trim(), "version 0.1.0 protocol version 5");
+    // issue 13: `dromedary up --help` works from the installed package
+    const up = await ok(["up", "--help"]);
+    assert.match(up, /^Usage: dromedary up \[options\]/);
+    assert.match(up, /console-daemon,\s+hostd\s+\(as\s+root\),\s+stats-daemon/);
   });
 
   test("the CA walkthrough: generate, add-policy --csr, sign, create --csr, sign, verify", async () => {

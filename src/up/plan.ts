@@ -1,0 +1,88 @@
+// `dromedary up`: which daemons run for one host, with which arguments, in which order, and
+// what each one is waited for. Pure: the supervisor (supervisor.ts) runs the plan.
+import { join } from "node:path";
+import type { LogFormat, Verbosity } from "../core/log.js";
+
+export interface UpOptions {
+  readonly tmpdir: string;
+  readonly dbdir: string;
+  /** the endpoint runs when all three are given */
+  readonly endpoint?: { readonly cacert: string; readonly cert: string; readonly key: string; readonly ip: string; readonly port: number };
+  readonly stats: boolean;
+  readonly metricsListen?: string;
+  /** what the merged log shows */
+  readonly verbosity: Verbosity;
+  readonly format: LogFormat;
+}
+
+/** How a daemon is known to be ready for the next one. */
+export type Readiness =
+  /** its Unix socket accepts a connection */
+  | { readonly kind: "socket"; readonly path: string }
+  /** it logged a line starting with this (the endpoint: TCP, where a probe would be a failed handshake in its log) */
+  | { readonly kind: "logged"; readonly prefix: string };
+
+export interface ChildPlan {
+  /** the name in the log: the daemon's own */
+  readonly label: "console-daemon" | "hostd" | "stats-daemon" | "endpoint";
+  /** `dromedary` arguments */
+  readonly args: readonly string[];
+  readonly ready: Readiness;
+  /** sockets it creates (removed by up if left behind after it ended) */
+  readonly sockets: readonly string[];
+}
+
+const RANK: Record<Verbosity, number> = { quiet: 0, error: 1, warning: 2, info: 3, debug: 4 };
+
+/**
+ * The daemons log at least their info lines (up needs them: "listening on ..."); up shows
+ * what the chosen verbosity asks for.
+ */
+export function childVerbosity(v: Verbosity): Verbosity {
+  return RANK[v] >= RANK.info ? v : "info";
+}
+
+/** Start order; stopped in reverse. */
+export function plan(o: UpOptions): ChildPlan[] {
+  const util = join(o.tmpdir, "util");
+  const logArgs = ["--verbosity", childVerbosity(o.verbosity), "--log-format", o.format];
+  const out: ChildPlan[] = [
+    {
+      label: "console-daemon",
+      args: ["console-daemon", "--tmpdir", o.tmpdir, ...logArgs],
+      ready: { kind: "socket", path: join(util, "console.sock") },
+      sockets: [join(util, "console.sock")],
+    },
+    {
+      label: "hostd",
+      // the console daemon is up already: hostd need not wait for it
+      args: ["hostd", "--tmpdir", o.tmpdir, "--dbdir", o.dbdir, "--console-timeout", "5", ...logArgs],
+      ready: { kind: "socket", path: join(util, "vmmd.sock") },
+      sockets: [join(util, "vmmd.sock")],
+    },
+  ];
+  if (o.stats) {
+    out.push({
+      label: "stats-daemon",
+      args: ["stats-daemon", "--tmpdir", o.tmpdir, ...(o.metricsListen !== undefined ? ["--metrics-listen", o.metricsListen] : []), ...logArgs],
+      ready: { kind: "socket", path: join(util, "stat.sock") },
+      sockets: [join(util, "stat.sock")],
+    });
+  }
+  if (o.endpoint !== undefined) {
+    const e = o.endpoint;
+    out.push({
+      label: "endpoint",
+      args: ["endpoint", e.cacert, e.cert, e.key, "--ip", e.ip, "--port", String(e.port), "--tmpdir", o.tmpdir, ...logArgs],
+      ready: { kind: "logged", prefix: "listening on " },
+      sockets: [],
+    });
+  }
+  return out;
+}
+
+/** How a child ended, in words. */
+export function describeExit(code: number | null, signal: string | null): string {
+  if (signal !== null) return `was killed by ${signal}`;
+  return `exited with status ${code ?? "?"}`;
+}

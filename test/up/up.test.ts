@@ -1,0 +1,230 @@
+// `dromedary up` as a process: the daemons started in order (each once the one before it
+// accepts connections), one merged log in the one style, a unikernel run by its hostd (the
+// stand-in tender in --dbdir), clean shutdown in reverse order on SIGTERM, a daemon that dies
+// stops the others, a hostd that cannot start stops the console daemon; nothing left behind.
+import { describe, it, before } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomInt } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdtemp, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseLine, type ParsedLine } from "../../src/core/log.js";
+import { plan } from "../../src/up/plan.js";
+import { netnsAvailable, withNetns, type Netns } from "../support/netns.js";
+import { installStandin } from "../support/standin.js";
+import { buildSolo5Elf } from "../support/elf-builder.js";
+import { argv, config, pidsWith, request, show, successOf, waitFor } from "../hostd/harness.js";
+
+const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+const FIXTURES = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../fixtures/certs");
+const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;
+
+interface Up {
+  readonly child: ChildProcess;
+  readonly lines: string[];
+  readonly exit: Promise<number | null>;
+}
+
+function startUp(ns: Netns, args: string[]): Up {
+  const child = ns.spawn("node", [MAIN, "up", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const lines: string[] = [];
+  let rest = "";
+  child.stderr!.on("data", (d: Buffer) => {
+    const parts = (rest + d.toString("utf8")).split("\n");
+    rest = parts.pop()!;
+    lines.push(...parts);
+  });
+  child.stdout!.on("data", (d: Buffer) => lines.push(`stdout: ${d.toString()}`));
+  return { child, lines, exit: new Promise((res) => child.once("exit", (code) => res(code))) };
+}
+
+/** every line of the merged log is one of ours; parsed */
+function parsed(up: Up): ParsedLine[] {
+  return up.lines.map((l) => {
+    const p = parseLine(l);
+    assert.ok(p, `not a log line: ${l}\n${up.lines.join("\n")}`);
+    return p;
+  });
+}
+
+const upSays = (up: Up, re: RegExp): boolean => up.lines.some((l) => {
+  const p = parseLine(l);
+  return p !== null && p.daemon === "up" && re.test(p.msg);
+});
+
+/** index of up's first message matching re (asserted to exist) */
+function at(ps: ParsedLine[], re: RegExp, daemon = "up"): number {
+  const i = ps.findIndex((p) => p.daemon === daemon && re.test(p.msg));
+  assert.ok(i >= 0, `no ${daemon} line matching ${re}:\n${ps.map((p) => `${p.daemon}: ${p.msg}`).join("\n")}`);
+  return i;
+}
+
+const accepts = (path: string): Promise<boolean> =>
+  new Promise((res) => {
+    const s = createConnection({ path });
+    s.once("connect", () => (s.destroy(), res(true)));
+    s.once("error", () => res(false));
+  });
+
+async function withDirs<T>(fn: (base: string, run: string, db: string) => Promise<T>): Promise<T> {
+  const base = await mkdtemp(join(tmpdir(), "dromedary-up-"));
+  try {
+    return await fn(base, join(base, "run"), join(base, "db"));
+  } finally {
+    for (const pid of await pidsWith(base)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
+    await rm(base, { recursive: true, force: true });
+  }
+}
+
+let skip: string | false = false;
+before(async () => {
+  const a = await netnsAvailable();
+  if (!a.ok) skip = a.reason;
+});
+
+describe("dromedary up", () => {
+  it("plan: console-daemon, hostd, stats-daemon, endpoint; each daemon logs at least info", () => {
+    const p = plan({ tmpdir: "/r", dbdir: "/d", stats: true, verbosity: "warning", format: "json", endpoint: { cacert: "c", cert: "s", key: "k", ip: "::", port: 1025 } });
+    assert.deepEqual(p.map((c) => c.label), ["console-daemon", "hostd", "stats-daemon", "endpoint"]);
+    assert.deepEqual(p[0]!.ready, { kind: "socket", path: "/r/util/console.sock" });
+    assert.deepEqual(p[1]!.args.slice(0, 5), ["hostd", "--tmpdir", "/r", "--dbdir", "/d"]);
+    for (const c of p) assert.deepEqual(c.args.slice(-4), ["--verbosity", "info", "--log-format", "json"]);
+    assert.deepEqual(plan({ tmpdir: "/r", dbdir: "/d", stats: false, verbosity: "debug", format: "text" }).map((c) => c.label), ["console-daemon", "hostd"]);
+  });
+
+  it("runs the host: in order, one merged log, a unikernel, SIGTERM stops all in reverse order and leaves nothing", async (t) => {
+    if (skip !== false) return t.skip(skip);
+    await withNetns((ns) =>
+      withDirs(async (base, run, db) => {
+        await installStandin(db, ["solo5-hvt", "solo5-spt"]); // dbdir is created by up; this makes it first
+        const f = (n: string): string => join(FIXTURES, n);
+        const port = randomInt(20000, 60000);
+        const up = startUp(ns, ["--tmpdir", run, "--dbdir", db, "--cacert", f("cacert.pem"), "--cert", f("server.pem"), "--key", f("server.key"), "--ip", "127.0.0.1", "--port", String(port)]);
+        await waitFor("up to be running", async () => {
+          if (up.child.exitCode !== null) throw new Error(`up exited ${up.child.exitCode}:\n${up.lines.join("\n")}`);
+          return upSays(up, /^running: console-daemon \(pid \d+\), hostd \(pid \d+\), stats-daemon \(pid \d+\), endpoint \(pid \d+\); Ctrl-C or SIGTERM stops them$/);
+        }, 60_000);
+        const util = join(run, "util");
+        for (const s of ["console.sock", "vmmd.sock", "stat.sock"]) assert.ok(await accepts(join(util, s)), s);
+        // the host works: a unikernel, its console output reaches the console daemon
+        const sock = join(util, "vmmd.sock");
+        const c = config(HELLO, { argv: argv("--standin-lines=2", "--standin-run") });
+        assert.equal(show(await request(sock, ":hello", { kind: "unikernel-create", config: c })), "success: created unikernel");
+        const info = successOf(await request(sock, ":", { kind: "unikernel-info" }), "unikernel-info");
+        assert.deepEqual(info.unikernels.map((u) => u.name.label), ["hello"]);
+        await waitFor("the stats daemon to get the unikernel", async () => up.lines.some((l) => parseLine(l)?.daemon === "stats-daemon" && /adding :hello \d+/.test(l)));
+
+        up.child.kill("SIGTERM");
+        assert.equal(await up.exit, 0, up.lines.join("\n"));
+        if (process.env.DROMEDARY_TEST_SHOW_LOG) console.log(up.lines.join("\n"));
+        const ps = parsed(up);
+        // started in order, each once the one before was ready
+        const order = ["console-daemon", "hostd", "stats-daemon", "endpoint"];
+        let last = -1;
+        for (const d of order) {
+          const started = at(ps, new RegExp(`^started ${d} \\(pid \\d+\\)`));
+          const ready = at(ps, new RegExp(`^${d} is ready$`));
+          assert.ok(last < started && started < ready, `${d}: ${last} < ${started} < ${ready}`);
+          last = ready;
+        }
+        at(ps, /^listening on .*console\.sock$/, "console-daemon");
+        assert.ok(at(ps, /^listening on 127\.0\.0\.1:\d+$/, "endpoint") < at(ps, /^endpoint is ready$/));
+        assert.ok(at(ps, /^created :hello: /, "hostd") > 0);
+        // stopped in reverse order, each waited for
+        const stopping = at(ps, /^stopping \(SIGTERM\)$/);
+        let prev = stopping;
+        for (const d of [...order].reverse()) {
+          const i = at(ps, new RegExp(`^stopped ${d} \\((exited with status 0|was killed by SIGTERM)\\)$`));
+          assert.ok(i > prev, `${d} stopped after the one before it`);
+          prev = i;
+        }
+        assert.ok(at(ps, /^shut down$/, "hostd") < at(ps, /^stopped hostd/));
+        assert.equal(ps.at(-1)!.msg, "all stopped");
+        assert.deepEqual(new Set(ps.map((p) => p.daemon)), new Set(["up", ...order]));
+        assert.ok(!ps.some((p) => p.level === "error"), up.lines.join("\n"));
+        // nothing left: sockets, daemons, the tender
+        assert.deepEqual((await readdir(util)).filter((n) => n.endsWith(".sock")), []);
+        assert.deepEqual(await pidsWith(base), []);
+      }),
+    );
+  });
+
+  it("a daemon that dies is reported and the others are stopped (exit 1); its socket is removed", async (t) => {
+    if (skip !== false) return t.skip(skip);
+    await withNetns((ns) =>
+      withDirs(async (_base, run, db) => {
+        await installStandin(db);
+        const up = startUp(ns, ["--tmpdir", run, "--dbdir", db, "--log-format", "json"]);
+        await waitFor("up to be running", async () => {
+          if (up.child.exitCode !== null) throw new Error(`up exited ${up.child.exitCode}:\n${up.lines.join("\n")}`);
+          return upSays(up, /^running: .*Ctrl-C or SIGTERM stops them$/);
+        }, 60_000);
+        for (const l of up.lines) assert.ok(l.startsWith("{"), l);
+        const hostdPid = Number(/^started hostd \(pid (\d+)\)/.exec(parsed(up).find((p) => p.daemon === "up" && p.msg.startsWith("started hostd"))!.msg)![1]);
+        process.kill(hostdPid, "SIGKILL");
+        assert.equal(await up.exit, 1);
+        const ps = parsed(up);
+        const died = at(ps, new RegExp(`^hostd \\(pid ${hostdPid}\\) was killed by SIGKILL: stopping the others$`));
+        assert.equal(ps[died]!.level, "error");
+        assert.ok(died < at(ps, /^stopped stats-daemon/) && at(ps, /^stopped stats-daemon/) < at(ps, /^stopped console-daemon/));
+        at(ps, /^removed .*vmmd\.sock \(left by hostd\)$/);
+        assert.equal(ps.at(-1)!.msg, "all stopped, not cleanly (see above)");
+        assert.deepEqual((await readdir(join(run, "util"))).filter((n) => n.endsWith(".sock")), []);
+      }),
+    );
+  });
+
+  it("a hostd that cannot start: its error in the log, the console daemon stopped, exit 1", async (t) => {
+    if (skip !== false) return t.skip(skip);
+    await withNetns((ns) =>
+      withDirs(async (_base, run, db) => {
+        await mkdir(db);
+        await writeFile(join(db, "state"), "not a state file");
+        const up = startUp(ns, ["--tmpdir", run, "--dbdir", db, "--no-stats"]);
+        assert.equal(await up.exit, 1);
+        const ps = parsed(up);
+        const bail = ps.findIndex((p) => p.daemon === "hostd" && p.level === "error" && /bailing out: couldn't parse/.test(p.msg));
+        assert.ok(bail >= 0, up.lines.join("\n"));
+        assert.ok(bail < at(ps, /^stopped console-daemon \(exited with status 0\)$/));
+        assert.ok(!ps.some((p) => /stats-daemon/.test(p.msg)));
+        assert.equal(existsSync(join(run, "util", "console.sock")), false);
+      }),
+    );
+  });
+
+  it("refuses to start over running daemons, and an endpoint without all three files", async (t) => {
+    if (skip !== false) return t.skip(skip);
+    await withNetns((ns) =>
+      withDirs(async (_base, run, db) => {
+        const first = startUp(ns, ["--tmpdir", run, "--dbdir", db, "--no-stats"]);
+        try {
+          await installStandin(db);
+          await waitFor("up to be running", async () => upSays(first, /Ctrl-C or SIGTERM stops them$/), 60_000);
+          const second = startUp(ns, ["--tmpdir", run, "--dbdir", db]);
+          assert.equal(await second.exit, 1);
+          assert.match(second.lines.join("\n"), /console\.sock accepts connections: the daemons of this --tmpdir run already/);
+          assert.ok(await accepts(join(run, "util", "console.sock")), "the first one's sockets are untouched");
+        } finally {
+          first.child.kill("SIGINT");
+          assert.equal(await first.exit, 0, first.lines.join("\n"));
+        }
+        const half = spawn(process.execPath, [MAIN, "up", "--tmpdir", run, "--dbdir", db, "--cacert", join(FIXTURES, "cacert.pem")], { stdio: ["ignore", "ignore", "pipe"] });
+        let err = "";
+        half.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+        const code = await new Promise((r) => half.once("exit", r));
+        assert.equal(code, 124);
+        assert.match(err, /the endpoint needs all three of --cacert, --cert and --key/);
+      }),
+    );
+  });
+});
