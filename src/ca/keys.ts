@@ -19,8 +19,8 @@ import { bytesKey, LruCache } from "../core/lru.js";
 import { OID, bytesEqual } from "./asn1.js";
 import type { AlgorithmIdentifier, SubjectPublicKeyInfo } from "./x509.js";
 
-export type KeyType = "ed25519" | "p256" | "p384" | "p521" | "rsa2048" | "rsa4096";
-export const KEY_TYPES: readonly KeyType[] = ["ed25519", "p256", "p384", "p521", "rsa2048", "rsa4096"];
+import { KEY_TYPES, type KeyType } from "./key-types.js";
+export { KEY_TYPES, type KeyType };
 
 export class KeyError extends Error {
   constructor(message: string) {

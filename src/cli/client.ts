@@ -6,7 +6,8 @@ import { readFile, stat } from "node:fs/promises";
 import { Argument, Option, type Command as Cmd } from "commander";
 import { deflate } from "../commands/compress.js";
 import type { BlockDevice, Command, NetDevice, Policy, UnikernelArguments, UnikernelConfig } from "../commands/types.js";
-import { KEY_TYPES } from "../ca/keys.js";
+// the key types' names only: the certificate libraries are loaded when a command needs them
+import { KEY_TYPES } from "../ca/key-types.js";
 import { pathName, rootName, rootPath, type Name, type Path } from "../core/name.js";
 import { usable } from "../policy/policy.js";
 import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";

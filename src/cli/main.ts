@@ -1,20 +1,23 @@
 // The `dromedary` command line: the program (program.ts) run on the process' arguments.
-import { Command } from "commander";
-import { runMain } from "./output.js";
+//
+// Start-up time: `dromedary <command>` registers only the group that defines <command>
+// (groups.ts), so `info` does not load the certificate libraries or the daemons, and
+// `--version` loads nothing at all. `--help`, `help` and `completion` get the whole program.
+import { VERSION, groupOf } from "./groups.js";
 
-/**
- * The statistics daemons run for months next to every host: they load only their own
- * modules, not the certificate and TLS stack of the other subcommands (about 18 MB of
- * resident memory). The whole program (`dromedary --help`, docs, completion) has them too.
- */
-async function programFor(sub: string | undefined): Promise<Command> {
-  if (sub === "stats-daemon" || sub === "influx") {
-    const { registerStatsDaemonCommands } = await import("./stats-daemon.js");
-    const program = new Command("dromedary").version("version 0.1.0 protocol version 5", "--version");
-    registerStatsDaemonCommands(program);
-    return program;
+const argv = process.argv;
+if (argv.length === 3 && argv[2] === "--version") {
+  process.stdout.write(`${VERSION}\n`);
+} else {
+  const { Command } = await import("commander");
+  const { runMain } = await import("./output.js");
+  const group = groupOf(argv[2]);
+  let program;
+  if (group !== undefined) {
+    program = new Command("dromedary").version(VERSION, "--version");
+    (await group.load())(program);
+  } else {
+    program = (await import("./program.js")).buildProgram();
   }
-  return (await import("./program.js")).buildProgram();
+  await runMain(program, argv);
 }
-
-await runMain(await programFor(process.argv[2]), process.argv);

@@ -13,11 +13,12 @@ import { registerCompletionCommand } from "./completion.js";
 import { registerInstallUnitsCommand } from "./install-units.js";
 import { registerHelpCommand } from "./help.js";
 import { registerUpCommand } from "./up.js";
+import { VERSION } from "./groups.js";
 
 export function buildProgram(): Command {
   const program = new Command("dromedary")
     .description("Deploy MirageOS/Solo5 unikernels; wire-compatible with albatross 2.x")
-    .version("version 0.1.0 protocol version 5", "--version");
+    .version(VERSION, "--version");
   registerClientCommands(program);
   registerFleetCommands(program);
   registerCertCommands(program);

@@ -5,7 +5,7 @@ import { isIP } from "node:net";
 import { fileURLToPath } from "node:url";
 import { InvalidArgumentError, type Command } from "commander";
 import { intInRange } from "./options.js";
-import { CliError, EXIT } from "./output.js";
+import { CliError, EXIT } from "../core/exit.js";
 import { addLogOptions, type LogFlags } from "./logopts.js";
 import { verbosityFrom } from "../core/log.js";
 

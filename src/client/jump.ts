@@ -7,9 +7,7 @@ import { encodeWire } from "../commands/codec.js";
 import { END_FRAME } from "../commands/framing.js";
 import { hexdump } from "../commands/render.js";
 import { WIRE_VERSION, type Command, type Wire } from "../commands/types.js";
-import { leafCommonName } from "../ca/chain.js";
 import type { KeyType } from "../ca/keys.js";
-import { writeCommandRequest } from "../ca/request.js";
 import { CliError, EXIT } from "../core/exit.js";
 import type { Name } from "../core/name.js";
 import { ReplyReader, connectDaemon, wireFrame, writeAll } from "../transport/local.js";
@@ -51,8 +49,12 @@ export function destinationOf(o: Pick<DestinationOptions, "socket" | "destinatio
 export const defaultLevel = (d: Destination, given: number | undefined): number =>
   given ?? (d.kind === "local" ? 0 : 9);
 
-/** cli.md §1.1: the CommonName of a leaf / CSR for a command and name. */
-export function commonNameFor(cmd: Command, name: Name): string {
+/**
+ * cli.md §1.1: the CommonName of a leaf / CSR for a command and name. The certificate code
+ * (@peculiar/x509) is loaded here, not when a local command starts.
+ */
+export async function commonNameFor(cmd: Command, name: Name): Promise<string> {
+  const { leafCommonName } = await import("../ca/chain.js");
   const cn = leafCommonName(cmd, name);
   if (cn === null) throw new CliError("non-empty path");
   return cn;
@@ -91,11 +93,12 @@ export async function jump(cmd: Command, name: Name, o: DestinationOptions, uplo
       return remoteJump(cmd, name, { ...o, destination: dest.host, ...(caKeyPassword !== undefined ? { caKeyPassword } : {}) }, upload);
     }
     case "csr": {
-      const cn = commonNameFor(cmd, name);
+      const cn = await commonNameFor(cmd, name);
       if (cn === "") {
         // Upstream dies with an uncaught exception here (exit 125, cli.md §1.3).
         throw new CliError("a request for the root path has an empty common name, which cannot name the key and request files", EXIT.INTERNAL);
       }
+      const { writeCommandRequest } = await import("../ca/request.js");
       let r;
       try {
         r = await writeCommandRequest({

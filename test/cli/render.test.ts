@@ -82,12 +82,12 @@ describe("flag parsers", () => {
     });
   });
 
-  test("common names (cli.md §1.1)", () => {
-    assert.equal(commonNameFor({ kind: "unikernel-destroy" }, parseName("foo")), "foo");
-    assert.equal(commonNameFor({ kind: "unikernel-info" }, parseName(":")), ".");
-    assert.equal(commonNameFor({ kind: "policy-remove" }, parseName("foo:bar:")), "foo:bar");
-    assert.equal(commonNameFor({ kind: "policy-info" }, parseName(":")), "");
-    assert.throws(() => commonNameFor({ kind: "unikernel-destroy" }, parseName("foo:bar")), { message: "non-empty path" });
+  test("common names (cli.md §1.1)", async () => {
+    assert.equal(await commonNameFor({ kind: "unikernel-destroy" }, parseName("foo")), "foo");
+    assert.equal(await commonNameFor({ kind: "unikernel-info" }, parseName(":")), ".");
+    assert.equal(await commonNameFor({ kind: "policy-remove" }, parseName("foo:bar:")), "foo:bar");
+    assert.equal(await commonNameFor({ kind: "policy-info" }, parseName(":")), "");
+    await assert.rejects(() => commonNameFor({ kind: "unikernel-destroy" }, parseName("foo:bar")), { message: "non-empty path" });
   });
 
   test("builder-web locations", () => {
