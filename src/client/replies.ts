@@ -17,11 +17,12 @@ import { describeCommand, nameText, rfc3339, wireText } from "../commands/render
 import type { FrameEvent } from "../transport/local.js";
 import type { ReplyMode } from "../transport/routes.js";
 import { StatsTable } from "./stats-table.js";
+import { terminalText } from "./tables.js";
 
 /** Where output goes; injectable for tests. */
 export interface Sink {
   readonly json: boolean;
-  /** stdout is a terminal: statistics are shown as tables (stats-table.ts) */
+  /** stdout is a terminal: replies as tables with plain names (tables.ts), statistics as stats-table.ts */
   readonly tty?: boolean;
   /** one line (or several joined by \n) on stdout */
   out(text: string): void;
@@ -157,8 +158,11 @@ export async function processReplies(next: () => Promise<FrameEvent>, mode: Repl
   let state: "single" | "read" | "dump" = mode;
   let dump: DumpTarget | null = null;
 
-  const show = (w: Wire) => sink.out(sink.json ? jsonLine(w) : wireText(w, verbose));
-  const table = sink.tty === true && !sink.json ? new StatsTable() : null;
+  // on a terminal, tables and plain names; piped, albatross' text exactly
+  const tty = sink.tty === true && !sink.json;
+  const text = (w: Wire): string => (tty ? terminalText(w, verbose) : null) ?? wireText(w, verbose);
+  const show = (w: Wire) => sink.out(sink.json ? jsonLine(w) : text(w));
+  const table = tty ? new StatsTable() : null;
 
   const finishDump = async (): Promise<number> => {
     const d = dump!;
@@ -201,7 +205,7 @@ export async function processReplies(next: () => Promise<FrameEvent>, mode: Repl
         case "failure":
           // Upstream logs this as a warning: `host <name>: command failed <msg>`.
           if (sink.json) sink.out(jsonLine(w));
-          sink.err(wireText(w, verbose));
+          sink.err(text(w));
           return EXIT.REMOTE_FAILURE;
         case "command":
           sink.err(`received unexpected command ${nameText(w.header.name)}: ${describeCommand(p.command)}`);
@@ -242,7 +246,7 @@ export async function processReplies(next: () => Promise<FrameEvent>, mode: Repl
           }
           if (sink.json) sink.out(jsonLine(w));
           else if (table !== null && d.kind === "statistics") sink.out(table.render(w));
-          else sink.out(wireText(w, verbose));
+          else sink.out(text(w));
           continue;
         }
       }

@@ -1,6 +1,11 @@
 // Plain-JSON view of model values, used by every `--json` output. Pure.
 //
-//   bigint      -> number when it is a safe integer, else its decimal string
+//   bigint      -> in the fields of STRING_FIELDS (64-bit limits and identifiers: policy
+//                  `unikernels`, whose root value is 2^62-1, a console `budget`, a header's
+//                  `sequence`) always its decimal string, whatever the value, so a field
+//                  never changes type; any other (statistics counters, times): a number
+//                  when it is a safe integer (below 2^53), else its decimal string (never
+//                  an inexact number)
 //   Uint8Array  -> a 6-byte field named `mac`: "xx:xx:xx:xx:xx:xx";
 //                  otherwise a string when the bytes are valid, printable UTF-8,
 //                  else { "hex": "..." }
@@ -44,9 +49,13 @@ function bytesToJson(b: Uint8Array, key: string | undefined): unknown {
   return { hex: bytesToHex(b) };
 }
 
+/** bigint fields that are always JSON strings (see above) */
+export const STRING_FIELDS: ReadonlySet<string> = new Set(["unikernels", "budget", "sequence"]);
+
 function convert(v: unknown, key: string | undefined): unknown {
   switch (typeof v) {
     case "bigint":
+      if (key !== undefined && STRING_FIELDS.has(key)) return v.toString();
       return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
     case "number":
       return Number.isFinite(v) ? v : String(v);

@@ -286,8 +286,8 @@ test("verify of a delegation (add-policy --csr + sign): what it grants, exit 0; 
   assert.equal(o["path"], "user:sub");
   assert.equal(o["anchor"], "CN=ca");
   assert.deepEqual(o["policies"], [
-    { path: "user:sub", policy: { unikernels: 4, cpuids: [1], memory: 512, bridges: ["br0"] } },
-    { path: "user", policy: { unikernels: 16, cpuids: [0, 1], memory: 1024, bridges: ["br0"] } },
+    { path: "user:sub", policy: { unikernels: "4", cpuids: [1], memory: 512, bridges: ["br0"] } },
+    { path: "user", policy: { unikernels: "16", cpuids: [0, 1], memory: 1024, bridges: ["br0"] } },
   ]);
   assert.deepEqual((o["links"] as Array<{ subject: string; problems: string[] }>).map((l) => [l.subject, l.problems]), [["CN=sub", []], ["CN=user", []]]);
   const jw = JSON.parse((await cli(dir, "verify", "wide.pem", "--ca", "cacert.pem", "--json")).stdout) as Record<string, unknown>;
@@ -316,7 +316,7 @@ test("--json on generate, sign and verify (a leaf): one object each", async () =
   assert.equal(so["certificate"], "user.pem");
   assert.equal(so["subject"], "user");
   assert.equal(so["chainLength"], 1);
-  assert.deepEqual(so["command"], { kind: "policy-add", policy: { unikernels: 16, cpuids: [0], memory: 1024, bridges: [] } });
+  assert.deepEqual(so["command"], { kind: "policy-add", policy: { unikernels: "16", cpuids: [0], memory: 1024, bridges: [] } });
   assert.deepEqual(so["warnings"], []);
   assert.ok(new Date(so["notAfter"] as string).getTime() > Date.now() + 364 * 86400_000);
   assert.equal(readFileSync(join(dir, "db"), "utf8").split("\n")[1], `${so["serial"]} user`);

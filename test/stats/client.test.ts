@@ -59,7 +59,8 @@ describe("dromedary stats output", () => {
       return out;
     };
     const tty = await render({ tty: true });
-    assert.equal(tty[0], "host [unikernel: foo:]: success: subscribed");
+    assert.equal(tty[0], "foo: subscribed"); // a terminal: plain names (src/client/tables.ts)
+    assert.equal((await render({}))[0], "host [unikernel: foo:]: success: subscribed");
     assert.match(tty[1]!, /^:web {2}.*\n {2}cpu /);
     const piped = await render({});
     assert.match(piped[1]!, /^stats: utime 1\.000000 stime 0\.000000 maxrss 512 /);
