@@ -5,14 +5,20 @@
 //   1. an admin makes a root CA and delegates a policy to a tenant (add-policy --csr, sign);
 //   2. the tenant writes a command request offline (create --csr) that the tenant CA signs;
 //   3. `verify` shows what the chain grants; a widening delegation is refused at `sign`;
-//   4. console-daemon, hostd and the TLS endpoint run on loopback; the tenant drives them
-//      with `--destination` (policy info, block devices, info) — policies come only from
-//      the chain, so a second tenant cannot see the first one's devices;
-//   5. a real unikernel is started when a Solo5 tender and an image are at hand
-//      (DROMEDARY_DEMO_IMAGE=/path/to/test_hello.hvt, solo5-hvt on PATH, and root);
+//   4. `dromedary up` runs console-daemon, hostd, stats-daemon and the TLS endpoint on
+//      loopback; the tenant drives them with `--destination` (policy info, block devices,
+//      info) — policies come only from the chain, so a second tenant cannot see the first
+//      one's devices;
+//   5. the tenant deploys a unikernel through the endpoint and looks at its console and
+//      statistics: with Solo5's solo5-hvt/solo5-spt when one is on PATH and
+//      DROMEDARY_DEMO_IMAGE names a unikernel built for it (e.g. Solo5's test_hello.hvt),
+//      otherwise with the stand-in tender of the tests (test/support/standin-tender.c,
+//      compiled into the workspace with cc), which prints console lines and keeps running;
+//      the demo says which;
 //   6. `inspect` decodes a wire message produced by the real albatross-client.
+// Everything (processes, sockets, files) is gone when it ends, also after a failure or Ctrl-C.
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -62,7 +68,8 @@ function dromedary(args: string[], cwd = work, expectFailure = false, stopAfterM
 /** Start a daemon (`dromedary ARGS`) in the background; resolves once it is ready. */
 async function daemon(args: string[], ready: () => boolean, probe?: () => Promise<boolean>): Promise<ChildProcess> {
   process.stdout.write(`$ dromedary ${args.join(" ")} &\n`);
-  const p = spawn(process.execPath, [CLI, ...args], { cwd: work, stdio: ["ignore", "ignore", "pipe"] });
+  // its own process group: Ctrl-C reaches the demo, whose cleanup stops it (up: in order)
+  const p = spawn(process.execPath, [CLI, ...args], { cwd: work, stdio: ["ignore", "ignore", "pipe"], detached: true });
   let err = "";
   p.stderr!.on("data", (d: Buffer) => (err += d.toString()));
   children.push(p);
@@ -96,6 +103,18 @@ function freePort(): Promise<number> {
       s.close(() => (typeof a === "object" && a ? done(a.port) : fail(new Error("no port"))));
     });
   });
+}
+
+/** The stand-in tender (test/support/standin-tender.c) compiled into `dir` as solo5-hvt (and .2, first in hostd's lookup). */
+function installStandin(dir: string): void {
+  const src = join(ROOT, "test/support/standin-tender.c");
+  const out = join(dir, "solo5-hvt.2");
+  try {
+    execFileSync(process.env["CC"] ?? "cc", ["-O2", "-o", out, src], { stdio: ["ignore", "ignore", "pipe"] });
+  } catch (e) {
+    throw new Error(`compiling the stand-in tender (${src}) needs a C compiler (cc, or CC=...): ${(e as Error).message.split("\n")[0]}`);
+  }
+  copyFileSync(out, join(dir, "solo5-hvt"));
 }
 
 function onPath(exe: string): string | undefined {
@@ -136,20 +155,21 @@ async function main(): Promise<void> {
   await dromedary(["add-policy", "greedy", "5", "--mem", "256", "--cpu", "0", "--csr"], tenant);
   await dromedary(["sign", "tenant.pem", "db", "tenant.key", "greedy.req"], tenant, true);
 
-  say("4. The daemons on loopback: console-daemon, hostd, and the TLS 1.3 endpoint");
+  say("4. The daemons on loopback, with one command: console-daemon, hostd, stats-daemon and the TLS 1.3 endpoint");
   const tmp = join(work, "run");
   const db = join(work, "db");
-  mkdirSync(join(tmp, "util"), { recursive: true });
   mkdirSync(join(db, "block"), { recursive: true });
   const sock = (n: string): string => join(tmp, "util", n);
-  await daemon(["console-daemon", "--tmpdir", tmp], () => existsSync(sock("console.sock")));
-  await daemon(["hostd", "--tmpdir", tmp, "--dbdir", db, "-q"], () => existsSync(sock("vmmd.sock")));
+  const image = process.env["DROMEDARY_DEMO_IMAGE"];
+  const tender = onPath("solo5-hvt") ?? onPath("solo5-spt");
+  const real = image !== undefined && image !== "" && tender !== undefined;
+  if (!real) installStandin(db);
   const port = await freePort();
   const a = (f: string): string => join(admin, f);
   await daemon(
-    ["endpoint", a("cacert.pem"), a("server.pem"), a("server.key"), "--ip", "127.0.0.1", "--port", String(port), "--tmpdir", tmp],
+    ["up", "--tmpdir", tmp, "--dbdir", db, "--cacert", a("cacert.pem"), "--cert", a("server.pem"), "--key", a("server.key"), "--ip", "127.0.0.1", "--port", String(port), "--stats-interval", "1"],
     () => false,
-    () => accepts(port),
+    async () => (await accepts(port)) && existsSync(sock("stat.sock")),
   );
 
   const remote = ["--destination", `127.0.0.1:${port}`, "--ca", "tenant.pem", "--ca-key", "tenant.key", "--server-ca", "cacert.pem"];
@@ -176,20 +196,24 @@ async function main(): Promise<void> {
   say("   The admin, locally on hostd's socket:");
   await dromedary(["policy", "--socket", sock("vmmd.sock")]);
 
-  say("5. A real unikernel");
-  const image = process.env["DROMEDARY_DEMO_IMAGE"];
-  const tender = onPath("solo5-hvt") ?? onPath("solo5-spt");
-  if (image && tender && process.getuid?.() === 0) {
-    copyFileSync(resolve(image), join(tenant, "real.hvt"));
-    await dromedary(["create", "real", "real.hvt", "--mem", "32", ...remote], tenant);
-    await new Promise((r) => setTimeout(r, 500));
-    await dromedary(["console", "real", ...remote], tenant, false, 2000);
+  say("5. A unikernel, deployed through the endpoint: its console and its statistics");
+  if (real) {
+    process.stdout.write(`    with the real Solo5 tender ${tender} and ${image}\n`);
+    copyFileSync(resolve(image), join(tenant, "hello.hvt"));
+    await dromedary(["create", "hello", "hello.hvt", "--mem", "32", ...remote], tenant);
   } else {
     process.stdout.write(
-      "    skipped: set DROMEDARY_DEMO_IMAGE to a Solo5 unikernel (e.g. Solo5's test_hello.hvt),\n" +
-        "    put solo5-hvt on PATH and run as root to start it through the endpoint.\n",
+      `    with the STAND-IN tender of the tests (${join(db, "solo5-hvt")}), not Solo5: ` +
+        (tender === undefined ? "no solo5-hvt or solo5-spt on PATH" : `${tender} is on PATH, but DROMEDARY_DEMO_IMAGE names no unikernel for it`) +
+        ".\n    It checks the image's Solo5 notes as a tender would, prints console lines and keeps running.\n",
     );
+    await dromedary(["create", "hello", "hello.hvt", "--mem", "32", "--arg=--standin-lines=3", "--arg=--standin-run", ...remote], tenant);
   }
+  await dromedary(["info", ...remote], tenant);
+  await new Promise((r) => setTimeout(r, 500));
+  await dromedary(["console", "hello", ...remote], tenant, false, 1500);
+  await dromedary(["stats", "hello", ...remote], tenant, false, 2500);
+  await dromedary(["destroy", "hello", ...remote], tenant);
 
   say("6. Decoding what the real albatross-client sent (fixtures/vectors)");
   await dromedary(["inspect", join(ROOT, "fixtures/vectors/wire-console-subscribe-foo.hex")]);
@@ -204,7 +228,7 @@ async function cleanup(): Promise<void> {
         const t = setTimeout(() => {
           c.kill("SIGKILL");
           r(undefined);
-        }, 3000);
+        }, 40_000);
         c.once("exit", () => {
           clearTimeout(t);
           r(undefined);
@@ -213,6 +237,14 @@ async function cleanup(): Promise<void> {
     }
   }
   rmSync(work, { recursive: true, force: true });
+}
+
+// Ctrl-C: clean up as at the end (the daemons are in their own process groups)
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`demo: ${sig}, cleaning up\n`);
+    void cleanup().then(() => process.exit(130));
+  });
 }
 
 try {

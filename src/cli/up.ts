@@ -22,6 +22,7 @@ interface UpFlags extends LogFlags {
   port: number;
   stats: boolean;
   metricsListen?: string;
+  statsInterval?: number;
   startTimeout: number;
   stopTimeout: number;
 }
@@ -75,6 +76,7 @@ export function registerUpCommand(program: Command): void {
     .option("--port <N>", "endpoint: listen port", parsePort, 1025)
     .option("--no-stats", "do not run the stats daemon")
     .option("--metrics-listen <HOST:PORT>", "stats daemon: serve Prometheus metrics at http://HOST:PORT/metrics")
+    .option("--stats-interval <SECONDS>", "stats daemon: seconds between samples (1 to 86400; default: the stats daemon's, 10)", intInRange(1, 86400, " seconds"))
     .option("--start-timeout <SECONDS>", "how long each daemon may take to accept connections (1 to 3600)", intInRange(1, 3600, " seconds"), 60)
     .option("--stop-timeout <SECONDS>", "how long each daemon may take to stop after SIGTERM before it is killed, with its processes (1 to 3600; hostd stops its unikernels first)", intInRange(1, 3600, " seconds"), 30);
   addLogOptions(cmd);
@@ -111,6 +113,7 @@ Example (as root; solo5-hvt or solo5-spt on PATH or in --dbdir):
       dbdir,
       stats: flags.stats,
       ...(flags.metricsListen !== undefined ? { metricsListen: flags.metricsListen } : {}),
+      ...(flags.statsInterval !== undefined ? { statsInterval: flags.statsInterval } : {}),
       ...(given === 3 ? { endpoint: { cacert: resolve(flags.cacert!), cert: resolve(flags.cert!), key: resolve(flags.key!), ip: flags.ip, port: flags.port } } : {}),
       verbosity,
       format,

@@ -10,6 +10,8 @@ export interface UpOptions {
   readonly endpoint?: { readonly cacert: string; readonly cert: string; readonly key: string; readonly ip: string; readonly port: number };
   readonly stats: boolean;
   readonly metricsListen?: string;
+  /** stats daemon: seconds between samples (its default when absent) */
+  readonly statsInterval?: number;
   /** what the merged log shows */
   readonly verbosity: Verbosity;
   readonly format: LogFormat;
@@ -64,7 +66,14 @@ export function plan(o: UpOptions): ChildPlan[] {
   if (o.stats) {
     out.push({
       label: "stats-daemon",
-      args: ["stats-daemon", "--tmpdir", o.tmpdir, ...(o.metricsListen !== undefined ? ["--metrics-listen", o.metricsListen] : []), ...logArgs],
+      args: [
+        "stats-daemon",
+        "--tmpdir",
+        o.tmpdir,
+        ...(o.statsInterval !== undefined ? ["--interval", String(o.statsInterval)] : []),
+        ...(o.metricsListen !== undefined ? ["--metrics-listen", o.metricsListen] : []),
+        ...logArgs,
+      ],
       ready: { kind: "socket", path: join(util, "stat.sock") },
       sockets: [join(util, "stat.sock")],
     });
