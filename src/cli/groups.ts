@@ -3,7 +3,8 @@
 // (@peculiar/x509, reflect-metadata, the daemons). A test checks this table against the program.
 import type { Command } from "commander";
 
-export const VERSION = "version 0.1.0 protocol version 5";
+export const VERSION_NUMBER = "0.1.0";
+export const VERSION = `version ${VERSION_NUMBER} protocol version 5`;
 
 export interface Group {
   readonly commands: readonly string[];
