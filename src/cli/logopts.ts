@@ -44,13 +44,3 @@ export function loggerFrom(daemon: string, f: LogFlags, style: "daemon" | "albat
     syslog: f.syslog === true,
   });
 }
-
-/** The logging flags as arguments again (for `dromedary up`, which passes them on). */
-export function logArgs(f: LogFlags): string[] {
-  const out: string[] = [];
-  if (f.verbosity !== undefined) out.push("--verbosity", f.verbosity);
-  else if (f.quiet) out.push("-q");
-  else for (let i = 0; i < (f.verbose === true ? 1 : typeof f.verbose === "number" ? f.verbose : 0); i++) out.push("-v");
-  if (f.logFormat !== undefined && f.logFormat !== "text") out.push("--log-format", f.logFormat);
-  return out;
-}

@@ -10,6 +10,7 @@ function esc(s: string): string {
   return s
     .replace(/\\/g, "\\e")
     .replace(/-/g, "\\-")
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the class is "everything beyond ASCII", written from NUL
     .replace(/[^\x00-\x7f]/gu, (c) => `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}]`)
     .split("\n")
     .map((l) => (/^[.']/.test(l) ? `\\&${l}` : l))

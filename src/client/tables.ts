@@ -11,6 +11,7 @@ const UNLIMITED = (1n << 62n) - 1n;
 
 const latin = new TextDecoder("utf-8", { fatal: false });
 // eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the class names exactly the control characters to make visible
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 
 /** Text for a terminal: UTF-8 as it is, control characters (escape sequences!) made visible. */
@@ -28,7 +29,7 @@ export function plainName(n: Name): string {
 const pathName = (n: Name): string => (n.path.length === 0 ? "(root)" : pathToString(n.path));
 
 /** Columns padded to their widest cell, two spaces apart; `right` columns aligned right. */
-export function table(header: readonly string[], rows: readonly (readonly string[])[], right: ReadonlySet<number> = new Set()): string {
+function table(header: readonly string[], rows: readonly (readonly string[])[], right: ReadonlySet<number> = new Set()): string {
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)));
   return all.map((r) => r.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd()).join("\n");
@@ -54,7 +55,7 @@ function devices(i: UnikernelInfo): string {
   return [...net, ...blk].join(", ") || "-";
 }
 
-export function unikernelTable(entries: readonly { name: Name; info: UnikernelInfo }[], verbose: boolean): string {
+function unikernelTable(entries: readonly { name: Name; info: UnikernelInfo }[], verbose: boolean): string {
   if (entries.length === 0) return "no unikernels";
   const header = ["NAME", "STARTED", "CPU", "MEMORY", "ON EXIT", "DEVICES", "IMAGE"];
   if (verbose) header.push("ARGUMENTS");
@@ -74,7 +75,7 @@ export function unikernelTable(entries: readonly { name: Name; info: UnikernelIn
   return table(header, rows, new Set([3]));
 }
 
-export function policyTable(entries: readonly PolicyEntry[]): string {
+function policyTable(entries: readonly PolicyEntry[]): string {
   if (entries.length === 0) return "no policies";
   const rows = entries.map(({ name, policy: p }) => [
     pathName(name),
@@ -87,7 +88,7 @@ export function policyTable(entries: readonly PolicyEntry[]): string {
   return table(["PATH", "UNIKERNELS", "CPUS", "MEMORY", "BLOCK", "BRIDGES"], rows, new Set([1, 3, 4]));
 }
 
-export function blockTable(entries: readonly BlockDeviceEntry[]): string {
+function blockTable(entries: readonly BlockDeviceEntry[]): string {
   if (entries.length === 0) return "no block devices";
   return table(
     ["NAME", "SIZE", "IN USE"],

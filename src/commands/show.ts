@@ -50,7 +50,7 @@ function bytesToJson(b: Uint8Array, key: string | undefined): unknown {
 }
 
 /** bigint fields that are always JSON strings (see above) */
-export const STRING_FIELDS: ReadonlySet<string> = new Set(["unikernels", "budget", "sequence"]);
+const STRING_FIELDS: ReadonlySet<string> = new Set(["unikernels", "budget", "sequence"]);
 
 function convert(v: unknown, key: string | undefined): unknown {
   switch (typeof v) {

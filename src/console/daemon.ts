@@ -50,7 +50,7 @@ export interface ConsoleDaemonOptions {
   readonly log?: ConsoleLog;
 }
 
-export type ConsoleLog = (line: string, level?: "debug" | "info" | "warn" | "error") => void;
+type ConsoleLog = (line: string, level?: "debug" | "info" | "warn" | "error") => void;
 
 export interface ConsoleDaemon {
   close(): Promise<void>;

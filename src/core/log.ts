@@ -16,7 +16,7 @@ export type Level = "debug" | "info" | "warn" | "error";
 /** what is shown: this level and the more severe ones (quiet: nothing) */
 export type Verbosity = "quiet" | "error" | "warning" | "info" | "debug";
 export type LogFormat = "text" | "json";
-export type Log = (level: Level, msg: string) => void;
+type Log = (level: Level, msg: string) => void;
 
 export const VERBOSITIES: readonly Verbosity[] = ["quiet", "error", "warning", "info", "debug"];
 export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];

@@ -18,7 +18,7 @@ export interface UpOptions {
 }
 
 /** How a daemon is known to be ready for the next one. */
-export type Readiness =
+type Readiness =
   /** its Unix socket accepts a connection */
   | { readonly kind: "socket"; readonly path: string }
   /** it logged a line starting with this (the endpoint: TCP, where a probe would be a failed handshake in its log) */
@@ -40,7 +40,7 @@ const RANK: Record<Verbosity, number> = { quiet: 0, error: 1, warning: 2, info: 
  * The daemons log at least their info lines (up needs them: "listening on ..."); up shows
  * what the chosen verbosity asks for.
  */
-export function childVerbosity(v: Verbosity): Verbosity {
+function childVerbosity(v: Verbosity): Verbosity {
   return RANK[v] >= RANK.info ? v : "info";
 }
 

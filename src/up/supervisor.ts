@@ -26,7 +26,7 @@ export interface SupervisorOptions {
 }
 
 /** The longest line relayed from a daemon; longer ones are cut (a daemon's output is not trusted to be small). */
-export const MAX_LINE = 64 * 1024;
+const MAX_LINE = 64 * 1024;
 
 interface Running {
   readonly plan: ChildPlan;
@@ -40,7 +40,7 @@ interface Running {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Does something accept connections on this Unix socket? */
-export function accepts(path: string, timeoutMs = 1000): Promise<boolean> {
+function accepts(path: string, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createConnection({ path });
     const t = setTimeout(() => done(false), timeoutMs);

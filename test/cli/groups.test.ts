@@ -32,7 +32,7 @@ test("--version without loading the program; a group's command and the whole pro
   assert.match(info.stdout, /^Usage: dromedary info \[options\]/);
   const help = await runCli(["--help"]);
   assert.match(help.stdout, /^Usage: dromedary \[options\] \[command\]/);
-  assert.match(help.stdout, /\n  up \[options\]/);
+  assert.match(help.stdout, /\n {2}up \[options\]/);
   const unknown = await runCli(["infoo"]);
   assert.equal(unknown.code, 124);
   assert.match(unknown.stderr, /unknown command 'infoo'/);

@@ -33,6 +33,7 @@ describe("man/dromedary.1", () => {
     }
     // no line starts with a stray control character, nothing beyond ASCII
     assert.ok(page.split("\n").every((l) => !/^'/.test(l)));
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the class is "everything beyond ASCII", written from NUL
     assert.ok(!/[^\x00-\x7f]/.test(page));
   });
 
