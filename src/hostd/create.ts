@@ -15,7 +15,7 @@ import { bridgeExists, createTap, NetError } from "./net.js";
 import { ensureFifo, signalProcess, type FifoSpares } from "./process.js";
 import { procStartTime, type IntentRecord, type Intents } from "./runtime.js";
 import type { Store } from "./store.js";
-import { strerror } from "./tools.js";
+import { strerror } from "./errno.js";
 import type { ExitStatus } from "./types.js";
 import {
   beginCreate,

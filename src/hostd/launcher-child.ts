@@ -2,7 +2,7 @@
 // while staying small. Started by hostd with an IPC channel; exits when the channel closes
 // (hostd ended or died). Its tenders then keep running and are reaped by the next hostd.
 import { execHere, type FromHelper, type ToHelper } from "./launcher.js";
-import { spawnWithFifo } from "./process.js";
+import { spawnWithFifo } from "./spawn.js";
 
 const send = (m: FromHelper): void => {
   if (process.connected) process.send?.(m);

@@ -17,7 +17,7 @@
 import { execFile, fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { err, ok, type Result } from "../core/result.js";
-import { spawnWithFifo, type Spawned } from "./process.js";
+import { spawnWithFifo, type Spawned } from "./spawn.js";
 import { procStat } from "./runtime.js";
 import type { ExitStatus } from "./types.js";
 
