@@ -32,7 +32,7 @@ import { certificateFromDer, toPem } from "../src/ca/x509.js";
 import { raiseChainLimit } from "../src/endpoint/addon.js";
 import { Endpoint } from "../src/endpoint/server.js";
 import { decodeWire } from "../src/commands/codec.js";
-import { argv, commandWire, config, exchange, request, show, withHostd, type Env } from "../test/hostd/harness.js";
+import { argv, commandWire, config, exchange, request, show, withHostd, type Env } from "../test/support/hostd.js";
 import { netnsAvailable, withNetns } from "../test/support/netns.js";
 import { buildSolo5Elf } from "../test/support/elf-builder.js";
 

@@ -12,7 +12,7 @@ import { encodeWire } from "../src/commands/codec.js";
 import type { Command } from "../src/commands/types.js";
 import { netnsAvailable, withNetns } from "../test/support/netns.js";
 import { buildSolo5Elf } from "../test/support/elf-builder.js";
-import { argv, commandWire, config, exchange, frameOf, request, show, withHostd, type Env } from "../test/hostd/harness.js";
+import { argv, commandWire, config, exchange, frameOf, request, show, withHostd, type Env } from "../test/support/hostd.js";
 import { zeroBomb } from "../test/faults/support.js";
 
 const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;

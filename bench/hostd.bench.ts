@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { netnsAvailable, withNetns } from "../test/support/netns.js";
 import { buildSolo5Elf } from "../test/support/elf-builder.js";
-import { argv, config, exists, request, show, waitFor, withHostd, type Env } from "../test/hostd/harness.js";
+import { argv, config, exists, request, show, waitFor, withHostd, type Env } from "../test/support/hostd.js";
 
 const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;
 const ROUNDS = 30;

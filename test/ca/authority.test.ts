@@ -9,7 +9,7 @@ import { OID } from "../../src/ca/asn1.js";
 import { authorityKeyId, basicConstraints, extKeyUsage, keyId, keyUsage, subjectKeyId, albatrossExtension } from "../../src/ca/x509.js";
 import { decodeCertExtension } from "../../src/commands/codec.js";
 import { writeCommandRequest } from "../../src/ca/request.js";
-import { tempDir } from "./helpers.js";
+import { tempDir } from "../support/ca.js";
 
 const now = new Date("2026-03-01T12:00:00.750Z");
 

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { checkPolicyMonotonic, deriveCommand } from "../../src/ca/chain.js";
 import { nameToString } from "../../src/core/name.js";
-import { consoleCmd, make, policy, vectorCerts } from "./helpers.js";
+import { consoleCmd, make, policy, vectorCerts } from "../support/ca.js";
 import type { Command } from "../../src/commands/types.js";
 
 test("C3/C4: the real vectors derive :foo and :foo.bar, version 5, console subscribe 20, no policies", () => {

@@ -9,7 +9,7 @@ import { writeCommandRequest } from "../../src/ca/request.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { readPrivateKeyFile } from "../../src/ca/keys.js";
 import { certificatesFromPem, toPem } from "../../src/ca/x509.js";
-import { VECTORS, cli, make, openssl, policy, tempDir, type Node } from "./helpers.js";
+import { VECTORS, cli, make, openssl, policy, tempDir, type Node } from "../support/ca.js";
 
 const pems = (f: string) => (readFileSync(f, "utf8").match(/-----BEGIN CERTIFICATE-----/g) ?? []).length;
 

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { verifyAlbatrossChain } from "../../src/ca/verify.js";
 import { certificatesFromPem, fromPemAll } from "../../src/ca/x509.js";
 import { nameToString } from "../../src/core/name.js";
-import { ROOT } from "./helpers.js";
+import { ROOT } from "../support/ca.js";
 
 const DIR = join(ROOT, "fixtures/certs");
 const certs = (f: string) => certificatesFromPem(readFileSync(join(DIR, f), "utf8"));

@@ -8,7 +8,7 @@ import { publicKeyFromSpki, verifySignature, verifySignatureAsync } from "../../
 import { SignatureCache, verifyChain, verifyParsedChain, type ChainReport } from "../../src/ca/verify.js";
 import { CertificateError, certificateFromDer, parseCertificate, parsed } from "../../src/ca/x509.js";
 import { ParsedCertificateCache } from "../../src/endpoint/peer.js";
-import { consoleCmd, make, policy, type Node } from "./helpers.js";
+import { consoleCmd, make, policy, type Node } from "../support/ca.js";
 
 const HOUR = 3600_000;
 const problems = (r: ChainReport) => [...r.problems, ...r.links.flatMap((l) => l.problems)];

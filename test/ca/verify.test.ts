@@ -6,7 +6,7 @@ import * as assert from "node:assert/strict";
 import { KEY_TYPES } from "../../src/ca/keys.js";
 import { verifyAlbatrossChain, verifyChain } from "../../src/ca/verify.js";
 import { certificateFromDer } from "../../src/ca/x509.js";
-import { consoleCmd, make, openssl, policy, tempDir, vectorCerts, writePem, type Node } from "./helpers.js";
+import { consoleCmd, make, openssl, policy, tempDir, vectorCerts, writePem, type Node } from "../support/ca.js";
 
 // The time of each check, not of loading the file: an RSA-4096 chain takes seconds to make under load,
 // and a certificate made after a fixed "now" would be "not yet valid".

@@ -38,7 +38,7 @@ import {
 } from "../../src/ca/x509.js";
 import { buildCsr, csrToPem, parseCsr, parseCsrPem, CsrError } from "../../src/ca/csr.js";
 import { ext } from "../../src/ca/x509.js";
-import { consoleCmd, make, openssl, tempDir, vectorCerts } from "./helpers.js";
+import { consoleCmd, make, openssl, tempDir, vectorCerts } from "../support/ca.js";
 import { encodeCertExtension } from "../../src/commands/codec.js";
 import { Cursor } from "../../src/commands/der.js";
 

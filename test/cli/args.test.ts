@@ -7,7 +7,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { decodeWire } from "../../src/commands/codec.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { VECTORS, runCli, tempDir } from "./helpers.js";
+import { VECTORS, runCli, tempDir } from "../support/cli.js";
 
 /** The hex bytes after `out:` as a byte array. */
 function dumped(stdout: string): Uint8Array {

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { buildProgram } from "../../src/cli/program.js";
 import { bashCompletion, programSpec, zshCompletion } from "../../src/cli/completion.js";
-import { runCli } from "./helpers.js";
+import { runCli } from "../support/cli.js";
 
 const ZSH = spawnSync("sh", ["-c", "command -v zsh"], { encoding: "utf8" }).stdout.trim() || null;
 

@@ -9,7 +9,7 @@ import { decodeCertExtension } from "../../src/commands/codec.js";
 import { albatrossExtension } from "../../src/ca/x509.js";
 import { parseCsrPem } from "../../src/ca/csr.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { runCli, tempDir } from "./helpers.js";
+import { runCli, tempDir } from "../support/cli.js";
 
 let tmp: { dir: string; cleanup: () => void };
 let image: string;

@@ -7,7 +7,7 @@ import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { buildProgram } from "../../src/cli/program.js";
 import { commandReference } from "../../src/cli/reference.js";
-import { runCli } from "./helpers.js";
+import { runCli } from "../support/cli.js";
 
 const ROOT = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 

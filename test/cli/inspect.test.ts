@@ -9,7 +9,7 @@ import { encodeState, encodeWire } from "../../src/commands/codec.js";
 import { deflate } from "../../src/commands/compress.js";
 import { encodeFrame, END_FRAME } from "../../src/commands/framing.js";
 import type { State, Wire } from "../../src/commands/types.js";
-import { VECTORS, runCli, tempDir, utf8 } from "./helpers.js";
+import { VECTORS, runCli, tempDir, utf8 } from "../support/cli.js";
 
 let tmp: { dir: string; cleanup: () => void };
 before(() => {

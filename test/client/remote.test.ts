@@ -30,7 +30,7 @@ import {
   writeFiles,
   type Pki,
   type Running,
-} from "../endpoint/support.js";
+} from "../support/endpoint.js";
 
 let pki: Pki;
 let tmp: string;

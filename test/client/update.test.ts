@@ -9,7 +9,7 @@ import path from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
 import type { UnikernelInfo, Wire } from "../../src/commands/types.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { fakeDaemon, runCli, tempDir, utf8 } from "../cli/helpers.js";
+import { fakeDaemon, runCli, tempDir, utf8 } from "../support/cli.js";
 
 const oldImage = buildSolo5Elf({ target: "hvt", devices: [{ name: "service", type: "net" }] }).bytes;
 const newImage = buildSolo5Elf({ target: "hvt", devices: [{ name: "service", type: "net" }], text: Uint8Array.from([0x90, 0xf4]) }).bytes;

@@ -40,7 +40,7 @@ import {
   tlv,
 } from "../support/der.js";
 import { parseName, rootName } from "../../src/core/name.js";
-import { hex, throwsDecode, unhex, utf8 } from "./helpers.js";
+import { hex, throwsDecode, unhex, utf8 } from "./support.js";
 
 const hdr = (name = ":foo", version = 5) => seq(encInt(version), encInt64(0n), encUtf8(name));
 const wireOf = (payload: Uint8Array, name = ":foo", version = 5) => seq(hdr(name, version), payload);

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import { END, END_FRAME, FrameDecoder, FrameError, FrameStream, encodeFrame } from "../../src/commands/framing.js";
-import { hex } from "./helpers.js";
+import { hex } from "./support.js";
 
 function pattern(n: number, seed = 1): Uint8Array {
   const b = new Uint8Array(n);

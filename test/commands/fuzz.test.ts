@@ -10,7 +10,7 @@ import fc from "fast-check";
 import * as codec from "../../src/commands/codec.js";
 import { DecodeError } from "../../src/commands/der.js";
 import * as A from "./arbitraries.js";
-import { VECTORS, b64vector, hexVector } from "./helpers.js";
+import { VECTORS, b64vector, hexVector } from "./support.js";
 
 /** mulberry32: tiny seeded PRNG */
 function prng(seed: number): () => number {

@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import * as assert from "node:assert/strict";
 import { toJson } from "../../src/commands/show.js";
 import { parseName, rootName } from "../../src/core/name.js";
-import { utf8 } from "./helpers.js";
+import { utf8 } from "./support.js";
 
 describe("toJson", () => {
   it("converts bigints, dates, names, macs and bytes", () => {

@@ -17,7 +17,7 @@ import {
   type Wire,
 } from "../../src/commands/index.js";
 import { compareLabels, nameLabels, nameToString, parseName, rootName } from "../../src/core/name.js";
-import { b64vector, hex, hexVector, readVector, unhex, utf8 } from "./helpers.js";
+import { b64vector, hex, hexVector, readVector, unhex, utf8 } from "./support.js";
 
 const consoleFoo: Wire = {
   header: { version: 5, sequence: 0n, name: parseName(":foo") },

@@ -13,7 +13,7 @@ import { before, describe, it } from "node:test";
 import { fromPemAll } from "../../src/ca/x509.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
-import { pidsWith, waitFor, withHostd } from "../hostd/harness.js";
+import { pidsWith, waitFor, withHostd } from "../support/hostd.js";
 import { ok, readUntil, startEndpoint } from "./support.js";
 
 const MiB = 1 << 20;

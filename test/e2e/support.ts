@@ -1,10 +1,10 @@
 // End-to-end test support: `dromedary` as a separate process (as a user runs it) and
-// `dromedary endpoint` on loopback in front of a test hostd (test/hostd/harness.ts).
+// `dromedary endpoint` on loopback in front of a test hostd (test/support/hostd.ts).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { connect } from "node:net";
 import { fileURLToPath } from "node:url";
-import { waitFor } from "../hostd/harness.js";
+import { waitFor } from "../support/hostd.js";
 
 export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 

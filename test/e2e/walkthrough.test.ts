@@ -12,7 +12,7 @@ import { before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
-import { pidsWith, waitFor, withHostd } from "../hostd/harness.js";
+import { pidsWith, waitFor, withHostd } from "../support/hostd.js";
 import { dromedary, ok, readUntil, startEndpoint } from "./support.js";
 
 const pExecFile = promisify(execFile);

@@ -11,7 +11,7 @@ import { nameToString } from "../../src/core/name.js";
 import { ChunkReader } from "../../src/transport/chunks.js";
 import { decodeWire } from "../../src/commands/codec.js";
 import type { Wire } from "../../src/commands/types.js";
-import { cmds, endpointFixture, exchange, fail, failureText, keyPem, leaf, pem, str, type FakeDaemons, type Node, type Pki, type Running } from "./support.js";
+import { cmds, endpointFixture, exchange, fail, failureText, keyPem, leaf, pem, str, type FakeDaemons, type Node, type Pki, type Running } from "../support/endpoint.js";
 
 let pki: Pki;
 let fake: FakeDaemons;

@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { decodeWire } from "../../src/commands/codec.js";
 import { ChunkReader } from "../../src/transport/chunks.js";
 import { ADDON_ENV } from "../../src/endpoint/addon.js";
-import { FakeDaemons, cmds, exchange, keyPem, leaf, make, makePki, pem, startEndpoint, tempDir, writeFiles, type Node, type Pki, type Running } from "./support.js";
+import { FakeDaemons, cmds, exchange, keyPem, leaf, make, makePki, pem, startEndpoint, tempDir, writeFiles, type Node, type Pki, type Running } from "../support/endpoint.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const MiB = 1 << 20;

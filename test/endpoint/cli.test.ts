@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
-import { FakeDaemons, cmds, defaultBehaviour, keyPem, leaf, makePki, pem, tempDir, writeFiles, type Pki } from "./support.js";
+import { FakeDaemons, cmds, defaultBehaviour, keyPem, leaf, makePki, pem, tempDir, writeFiles, type Pki } from "../support/endpoint.js";
 import { runCertificate } from "../../src/client/remote.js";
 
 const MAIN = fileURLToPath(new URL("./cli-main.js", import.meta.url));

@@ -7,7 +7,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DaemonConnections } from "../../src/endpoint/daemons.js";
-import { FakeDaemons, cmds, exchange, failureText, leaf, make, makePki, policy, startEndpoint, tempDir, type Pki } from "./support.js";
+import { FakeDaemons, cmds, exchange, failureText, leaf, make, makePki, policy, startEndpoint, tempDir, type Pki } from "../support/endpoint.js";
 
 /** A Unix socket server recording its accepted connections and what each received. */
 async function listener(): Promise<{ file: string; conns: Array<{ sock: net.Socket; got: Buffer[]; ended: Promise<void> }>; close: () => Promise<void> }> {

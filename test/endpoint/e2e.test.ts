@@ -10,8 +10,8 @@ import { parseName, rootName } from "../../src/core/name.js";
 import { runRemote } from "../../src/client/remote.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { config, withHostd } from "../hostd/harness.js";
-import { dec, enc, keyPem, make, makePki, pem, policy, startEndpoint, tempDir, writeFiles } from "./support.js";
+import { config, withHostd } from "../support/hostd.js";
+import { dec, enc, keyPem, make, makePki, pem, policy, startEndpoint, tempDir, writeFiles } from "../support/endpoint.js";
 
 const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;
 

@@ -28,7 +28,7 @@ import {
   tempDir,
   type Pki,
   type Running,
-} from "./support.js";
+} from "../support/endpoint.js";
 
 let pki: Pki;
 let tmp: string;

@@ -25,7 +25,7 @@ import {
   type Node,
   type Pki,
   type Running,
-} from "./support.js";
+} from "../support/endpoint.js";
 
 let pki: Pki;
 let fake: FakeDaemons;

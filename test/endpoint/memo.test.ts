@@ -4,7 +4,7 @@
 import "reflect-metadata";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { FakeDaemons, cmds, exchange, leaf, make, makePki, startEndpoint, success, tempDir, type Pki, type Running } from "./support.js";
+import { FakeDaemons, cmds, exchange, leaf, make, makePki, startEndpoint, success, tempDir, type Pki, type Running } from "../support/endpoint.js";
 
 let pki: Pki;
 let fake: FakeDaemons;

@@ -11,7 +11,7 @@ import tls from "node:tls";
 import fc from "fast-check";
 import { ClientFlightProbe, MAX_RECORD, MAX_UNREADABLE, expandLabel, openRecord, parseKeylogLine, trafficKeys } from "../../src/endpoint/tls13.js";
 import { Budget, Slots } from "../../src/endpoint/slots.js";
-import { cmds, keyPem, leaf, make, pem, policy, type Node } from "./support.js";
+import { cmds, keyPem, leaf, make, pem, policy, type Node } from "../support/endpoint.js";
 
 interface Recording {
   /** every byte the client sent */

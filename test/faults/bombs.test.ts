@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { encodeWire } from "../../src/commands/codec.js";
 import { parseName } from "../../src/core/name.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { argv, commandWire, config, exchange, frameOf, request, show, successOf, type Env } from "../hostd/harness.js";
+import { argv, commandWire, config, exchange, frameOf, request, show, successOf, type Env } from "../support/hostd.js";
 import { allLeftovers, deadline, scenario, withEndpoint, zeroBomb } from "./support.js";
 
 const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;

@@ -12,7 +12,7 @@ import { decodeWire, encodeWire } from "../../src/commands/codec.js";
 import type { Wire } from "../../src/commands/types.js";
 import { startConsoleDaemon } from "../../src/console/daemon.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { argv, commandWire, config, connect, frameOf, request, show, sleep, waitFor, type Env } from "../hostd/harness.js";
+import { argv, commandWire, config, connect, frameOf, request, show, sleep, waitFor, type Env } from "../support/hostd.js";
 import { deadline, scenario } from "./support.js";
 
 const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;

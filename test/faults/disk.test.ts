@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 import { encodeWire } from "../../src/commands/codec.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { argv, commandWire, config, exchange, frameOf, MAIN, request, show, successOf, taps, type Env } from "../hostd/harness.js";
+import { argv, commandWire, config, exchange, frameOf, MAIN, request, show, successOf, taps, type Env } from "../support/hostd.js";
 import { allLeftovers, scenario } from "./support.js";
 
 const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;

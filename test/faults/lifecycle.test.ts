@@ -6,7 +6,7 @@
 import { describe } from "node:test";
 import assert from "node:assert/strict";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { argv, config, pidsWith, request, show, successOf, taps, type Env } from "../hostd/harness.js";
+import { argv, config, pidsWith, request, show, successOf, taps, type Env } from "../support/hostd.js";
 import { parseName } from "../../src/core/name.js";
 import { allLeftovers, deadline, leftovers, scenario, withEndpoint } from "./support.js";
 import { join } from "node:path";

@@ -11,8 +11,8 @@ import { parseName, type Name } from "../../src/core/name.js";
 import { runRemote } from "../../src/client/remote.js";
 import type { EndpointOptions } from "../../src/endpoint/server.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
-import { exists, pidsWith, show, taps, withHostd, type Env } from "../hostd/harness.js";
-import { dec, keyPem, make, makePki, pem, policy, startEndpoint, tempDir, writeFiles, type Running } from "../endpoint/support.js";
+import { exists, pidsWith, show, taps, withHostd, type Env } from "../support/hostd.js";
+import { dec, keyPem, make, makePki, pem, policy, startEndpoint, tempDir, writeFiles, type Running } from "../support/endpoint.js";
 
 let availability: Promise<string | false> | null = null;
 /** false when namespaces (root) are available, else the reason to skip. */

@@ -15,7 +15,7 @@ import { before, describe, it } from "node:test";
 import { startBuilder } from "../support/builder.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
-import { withHostd, type Env } from "../hostd/harness.js";
+import { withHostd, type Env } from "../support/hostd.js";
 import { CLI, dromedary, ok, startEndpoint, type RunningEndpoint } from "../e2e/support.js";
 
 let skip: string | false = false;

@@ -6,7 +6,7 @@ import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { netnsAvailable, withNetns } from "../support/netns.js";
-import { MAIN, request, show, waitFor, withHostd } from "./harness.js";
+import { MAIN, request, show, waitFor, withHostd } from "../support/hostd.js";
 
 let skip: string | false = false;
 before(async () => {

@@ -13,7 +13,7 @@ import { PAUSE_STEPS } from "../../src/hostd/daemon.js";
 import { readStored } from "../../src/hostd/store.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { argv, commandWire, config, exchange, exists, foldedState, pidsWith, request, show, successOf, taps, waitFor, withHostd, type Env } from "./harness.js";
+import { argv, commandWire, config, exchange, exists, foldedState, pidsWith, request, show, successOf, taps, waitFor, withHostd, type Env } from "../support/hostd.js";
 import { encodeWire } from "../../src/commands/codec.js";
 
 const NET = buildSolo5Elf({ target: "hvt", devices: [{ name: "service", type: "net" }] }).bytes;

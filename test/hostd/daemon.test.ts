@@ -28,7 +28,7 @@ import {
   withHostd,
   type Env,
   type HostdTestOptions,
-} from "./harness.js";
+} from "../support/hostd.js";
 
 const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;
 const NET = buildSolo5Elf({ target: "hvt", devices: [{ name: "service", type: "net" }] }).bytes;
@@ -58,7 +58,7 @@ const running = async (env: Env): Promise<string[]> =>
 async function consoleLines(env: Env, name: string): Promise<string[]> {
   // the console daemon's ring buffer, via a subscription (count)
   const sock = join(env.tmpdir, "util", "console.sock");
-  const { connect } = await import("./harness.js");
+  const { connect } = await import("../support/hostd.js");
   const s = await connect(sock);
   const lines: string[] = [];
   await new Promise<void>((resolve) => {
@@ -88,7 +88,7 @@ async function consoleLines(env: Env, name: string): Promise<string[]> {
 
 describe("hostd: command line and start-up failures", () => {
   const run = async (args: string[]): Promise<{ code: number | null; stderr: string }> => {
-    const { MAIN, spawn } = await import("./harness.js");
+    const { MAIN, spawn } = await import("../support/hostd.js");
     const c = spawn("node", [MAIN, "hostd", ...args], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     c.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -355,7 +355,7 @@ describe("hostd: statistics channel", () => {
   scenario("Stats_initial makes the connection the stats channel: Stats_add per unikernel, Stats_remove on exit", async (env) => {
     const c = config(NET, { bridges: [{ netif: "service", bridge: "br0" }], argv: argv("--standin-run") });
     assert.equal(show(await request(env.socket, ":one", { kind: "unikernel-create", config: c })), "success: created unikernel");
-    const { connect } = await import("./harness.js");
+    const { connect } = await import("../support/hostd.js");
     const { decodeWire } = await import("../../src/commands/codec.js");
     const s = await connect(env.socket);
     const inbox: Wire[] = [];
@@ -489,7 +489,7 @@ describe("hostd: blocks", () => {
     // an upload ended by EOF instead of the terminator is a normal end
     assert.equal(show(await request(env.socket, ":old", { kind: "block-remove" })), "success: removed block");
     assert.equal(show(await request(env.socket, ":eof", { kind: "block-add", size: 1 })), "success: added block device");
-    const { connect } = await import("./harness.js");
+    const { connect } = await import("../support/hostd.js");
     const { decodeWire } = await import("../../src/commands/codec.js");
     const s = await connect(env.socket);
     const chunks: Buffer[] = [];
@@ -596,7 +596,7 @@ describe("hostd: state and restore", () => {
     assert.deepEqual(decodeState(new Uint8Array(await readFile(join(env.dbdir, "state.bak")))).state.unikernels.map((u) => u.name.label), ["one"]);
     await writeFile(join(env.dbdir, "state"), "garbage");
     const start = async (extra: string[]): Promise<{ code: number | null; err: string }> => {
-      const h = env.ns.spawn("node", [(await import("./harness.js")).MAIN, "hostd", "--tmpdir", env.tmpdir, "--dbdir", env.dbdir, ...extra], { stdio: ["ignore", "ignore", "pipe"] });
+      const h = env.ns.spawn("node", [(await import("../support/hostd.js")).MAIN, "hostd", "--tmpdir", env.tmpdir, "--dbdir", env.dbdir, ...extra], { stdio: ["ignore", "ignore", "pipe"] });
       let err = "";
       h.stderr?.on("data", (d: Buffer) => (err += d.toString()));
       const code = await new Promise<number | null>((res) => h.once("exit", (x) => res(x)));
@@ -649,7 +649,7 @@ describe("hostd: policies and concurrency", () => {
 
   scenario("malformed and oversize frames: closed without reply, the daemon keeps serving", async (env) => {
     // a client stuck in the middle of a frame does not block anyone
-    const { connect } = await import("./harness.js");
+    const { connect } = await import("../support/hostd.js");
     const stuck = await connect(env.socket);
     stuck.on("error", () => undefined);
     stuck.write(Buffer.from([0, 0, 1]));

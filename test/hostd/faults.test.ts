@@ -2,7 +2,7 @@
 // FIFO directory out of inodes, a full disk under policy changes and destroys. Each time:
 // every client gets one answer, nothing acknowledged is lost (also across kill -9 and
 // restarts), nothing leaks, the state file always parses, and the daemon keeps serving.
-// The tmpfs mounts live in a private mount namespace (harness.ts `privateMounts`).
+// The tmpfs mounts live in a private mount namespace (test/support/hostd.ts `privateMounts`).
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -14,7 +14,7 @@ import { encodeRecord } from "../../src/hostd/journal.js";
 import { parseName } from "../../src/core/name.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { argv, config, exists, pidsWith, request, show, successOf, taps, waitFor, withHostd, type Env, type HostdTestOptions } from "./harness.js";
+import { argv, config, exists, pidsWith, request, show, successOf, taps, waitFor, withHostd, type Env, type HostdTestOptions } from "../support/hostd.js";
 
 let skip: string | false = false;
 before(async () => {

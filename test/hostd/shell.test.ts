@@ -33,7 +33,7 @@ import { parseBridgeList } from "../../src/hostd/host.js";
 import { Intents, procStartTime, readIntents, reapIntents } from "../../src/hostd/runtime.js";
 import { inProcess, launcher, startLauncher } from "../../src/hostd/launcher.js";
 import { execTool } from "../../src/hostd/tools.js";
-import { connect } from "./harness.js";
+import { connect } from "../support/hostd.js";
 
 let dir: string;
 before(async () => {
@@ -331,7 +331,7 @@ describe("FIFOs, tenders, spawn", () => {
     await mkdir(fdir);
     const spares = new FifoSpares(fdir, 1);
     spares.refill();
-    const { waitFor } = await import("./harness.js");
+    const { waitFor } = await import("../support/hostd.js");
     await waitFor("a spare", async () => (await readdir(fdir)).length === 1);
     assert.deepEqual(await ensureFifo(join(fdir, ":x"), spares), { ok: true, value: { created: true } });
     assert.ok((await lstat(join(fdir, ":x"))).isFIFO());

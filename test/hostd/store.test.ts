@@ -26,7 +26,7 @@ import {
   type Op,
 } from "../../src/hostd/journal.js";
 import { openStore, readStored, RecordError, StoreCorrupt, type FoldStep } from "../../src/hostd/store.js";
-import { config } from "./harness.js";
+import { config } from "../support/hostd.js";
 
 let dir: string;
 let count = 0;

@@ -55,7 +55,7 @@ import {
 } from "../../src/hostd/vmmd.js";
 import type { ExitStatus } from "../../src/hostd/types.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { config as unikernelConfig } from "./harness.js";
+import { config as unikernelConfig } from "../support/hostd.js";
 
 const O: VmmdOptions = { tmpdir: "/run/alb", dbdir: "/var/lib/alb", dropPath: true, maxImageBytes: 1 << 24 };
 const n = (s: string): Name => parseName(s);

@@ -12,7 +12,7 @@ import {
   rootPolicyUnikernels,
   usable,
 } from "../../src/policy/policy.js";
-import { p1, u, withoutBlock } from "./fixtures.js";
+import { p1, u, withoutBlock } from "./support.js";
 
 const good: Policy = { unikernels: 2n, cpuids: [0, 1], memory: 512, block: 100, bridges: ["br0", "service"] };
 

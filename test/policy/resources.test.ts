@@ -24,7 +24,7 @@ import {
   type Resources,
 } from "../../src/policy/resources.js";
 import type { Result } from "../../src/core/result.js";
-import { p1, u, withoutBlock } from "./fixtures.js";
+import { p1, u, withoutBlock } from "./support.js";
 
 const N = parseName;
 const P = parsePath;

@@ -5,7 +5,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { MAIN } from "../hostd/harness.js";
+import { MAIN } from "../support/hostd.js";
 import { ask, waitFor, wire, withDir } from "./support.js";
 
 // What systemd does for a socket unit: bind, put the socket at fd 3, set LISTEN_PID to the

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import parsePrometheus from "parse-prometheus-text-format";
 import type { StatsData } from "../../src/commands/types.js";
-import { argv, config, MAIN, request, show, withHostd, type Env } from "../hostd/harness.js";
+import { argv, config, MAIN, request, show, withHostd, type Env } from "../support/hostd.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { netnsAvailable, withNetns, type Netns } from "../support/netns.js";
 import { sleep, waitFor, wire, WireConn } from "./support.js";

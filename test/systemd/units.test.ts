@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { runCli } from "../cli/helpers.js";
+import { runCli } from "../support/cli.js";
 import { execCommand, planFiles, renderUnit, TEMPLATE_BIN, untouchedSinceWritten, withHeader } from "../../src/systemd/units.js";
 
 const ROOT = resolve(fileURLToPath(new URL("../../..", import.meta.url)));

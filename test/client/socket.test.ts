@@ -11,7 +11,7 @@ import { deflate } from "../../src/commands/compress.js";
 import { encodeFrame } from "../../src/commands/framing.js";
 import type { Wire } from "../../src/commands/types.js";
 import { nameToString } from "../../src/core/name.js";
-import { CLI, fakeDaemon, runCli, tempDir, utf8, type FakeConn } from "./helpers.js";
+import { CLI, fakeDaemon, runCli, tempDir, utf8, type FakeConn } from "../support/cli.js";
 
 let tmp: { dir: string; cleanup: () => void };
 let sock: string;

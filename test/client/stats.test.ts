@@ -8,7 +8,7 @@ import { encodeWire } from "../../src/commands/codec.js";
 import { processReplies, type Sink } from "../../src/client/replies.js";
 import type { FrameEvent } from "../../src/transport/local.js";
 import { StatsTable } from "../../src/client/stats-table.js";
-import { runCli } from "../cli/helpers.js";
+import { runCli } from "../support/cli.js";
 
 function stats(utimeS: number, txBytes: bigint): StatsData {
   return {

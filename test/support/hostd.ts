@@ -12,8 +12,8 @@ import { decodeState, decodeWire, encodeState, encodeWire } from "../../src/comm
 import type { Command, State, StateVersion, Success, UnikernelConfig, Wire } from "../../src/commands/types.js";
 import { readStored } from "../../src/hostd/store.js";
 import { parseName } from "../../src/core/name.js";
-import { installStandin } from "../support/standin.js";
-import type { Netns } from "../support/netns.js";
+import { installStandin } from "./standin.js";
+import type { Netns } from "./netns.js";
 
 /** The CLI entry (HOSTD_TEST_ENTRY may point at another script with the same subcommands). */
 export const MAIN = process.env["HOSTD_TEST_ENTRY"] ?? fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));

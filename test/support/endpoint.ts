@@ -14,7 +14,7 @@ import { privateKeyToPem } from "../../src/ca/keys.js";
 import { toPem } from "../../src/ca/x509.js";
 import { ChunkReader, writeBytes } from "../../src/transport/chunks.js";
 import { Endpoint, type EndpointOptions, type LogLevel } from "../../src/endpoint/server.js";
-import { make, policy, type MakeOptions, type Node } from "../ca/helpers.js";
+import { make, policy, type MakeOptions, type Node } from "./ca.js";
 
 export { make, policy };
 export type { Node };

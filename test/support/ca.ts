@@ -18,7 +18,7 @@ import { certificateFromDer, certificatesFromPem, toPem } from "../../src/ca/x50
 
 const pExecFile = promisify(execFile);
 
-/** Repository root, from test/ca (ts) and dist/test/ca (js). */
+/** Repository root, from test/support (ts) and dist/test/support (js). */
 export const ROOT = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../../" : "../../", import.meta.url));
 export const VECTORS = join(ROOT, "fixtures/vectors");
 export const CLI = join(ROOT, "dist/src/cli/main.js");
