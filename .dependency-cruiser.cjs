@@ -13,6 +13,7 @@ const LAYERS = [
   ["endpoint"], // the TLS endpoint server
   ["client"], // local and remote client, replies, update
   ["fleet"], // fleets of hosts: builds, rollouts (over the client)
+  ["up"], // dromedary up: runs the daemons as processes (imports none of them)
   ["systemd"], // unit files
   ["cli"], // the command line
 ];

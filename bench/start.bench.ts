@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { netnsAvailable, withNetns } from "../test/support/netns.js";
-import { withHostd } from "../test/hostd/harness.js";
+import { withHostd } from "../test/support/hostd.js";
 
 const BIN = fileURLToPath(new URL("../../bin/dromedary.js", import.meta.url));
 const TARGET = 1.5;

@@ -10,7 +10,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseLine, type ParsedLine } from "../../src/core/log.js";
-import { CLI, tempDir } from "./helpers.js";
+import { CLI, tempDir } from "../support/cli.js";
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../fixtures/certs");
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { Command } from "commander";
 import { GROUPS, VERSION, groupOf } from "../../src/cli/groups.js";
 import { buildProgram } from "../../src/cli/program.js";
-import { runCli } from "./helpers.js";
+import { runCli } from "../support/cli.js";
 
 test("every command of the program is in exactly one group, which registers exactly its commands", async () => {
   const all = buildProgram().commands.map((c) => c.name());

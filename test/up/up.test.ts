@@ -17,7 +17,7 @@ import { plan } from "../../src/up/plan.js";
 import { netnsAvailable, withNetns, type Netns } from "../support/netns.js";
 import { installStandin } from "../support/standin.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { argv, config, pidsWith, request, show, successOf, waitFor } from "../hostd/harness.js";
+import { argv, config, pidsWith, request, show, successOf, waitFor } from "../support/hostd.js";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const FIXTURES = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../fixtures/certs");
