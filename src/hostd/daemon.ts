@@ -7,28 +7,25 @@ import * as zlib from "node:zlib";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { decodeWire, encodeWire } from "../commands/codec.js";
-import { WIRE_VERSION, type Command, type Header, type Policy, type UnikernelConfig, type Wire } from "../commands/types.js";
+import { WIRE_VERSION, type Command, type Header, type UnikernelConfig, type Wire } from "../commands/types.js";
 import { nameToString, rootName, type Name } from "../core/name.js";
-import { connectUnix, connectUnixPatiently } from "../transport/frames.js";
-import { emptyResources, insertBlock } from "../policy/resources.js";
-import { scanBlockDir } from "./blockstore.js";
+import { connectUnix } from "../transport/frames.js";
+import { emptyResources } from "../policy/resources.js";
 import { runBlockStep, type BlockHost } from "./blocks.js";
 import { FrameError, FrameReader, MemoryBudget, ReadTimeout, writeFrame } from "../transport/requests.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, refuseConnection, TEXT_TOO_MANY } from "../transport/limits.js";
 import { DEFAULT_MAX_REQUEST_MEMORY } from "./limits.js";
 import { NameOwners } from "./owners.js";
+import { connectConsole, openHost, StartupError } from "./startup.js";
 import { DEFAULT_MAX_IMAGE_SIZE, imageTooLarge, readImageManifest } from "./image.js";
 import { zlibError } from "./sparse.js";
-import { discoverRootPolicy, missingCommands } from "./host.js";
 import { destroyTap, NetError } from "./net.js";
 import { FifoSpares, signalProcess } from "./process.js";
-import { inProcess, startLauncher, type Launcher } from "./launcher.js";
+import { inProcess, type Launcher } from "./launcher.js";
 import { errText } from "./fsio.js";
-import { Intents, readIntents, reapIntents, type IntentRecord } from "./runtime.js";
-import { linkStateStarted } from "./statefile.js";
+import { Intents, type IntentRecord } from "./runtime.js";
 import { createUnikernel, PAUSE_STEPS, recordFailure, type CreateHost, type PauseStep } from "./create.js";
-import { nodeFileOps } from "./fsio.js";
-import { openStore, StoreCorrupt, type FoldStep, type Store } from "./store.js";
+import type { Store } from "./store.js";
 import { formatExit, type ExitStatus } from "./types.js";
 import {
   beginShutdown,
@@ -40,7 +37,6 @@ import {
   restartDecision,
   restartChecked,
   restoreOrder,
-  restorePolicies,
   stateToDump,
   statsDisconnected,
   success,
@@ -90,20 +86,7 @@ export interface HostdOptions {
 // the test hook's steps (create.ts)
 export { PAUSE_STEPS, type PauseStep };
 
-/**
- * A start-up failure and the process exit status it leads to: 125 (upstream), or 1 when
- * the stored state cannot be used (upstream logs "bailing out" and exits 0, which a
- * service manager takes for a clean stop; we do not).
- */
-export class StartupError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-    this.name = "StartupError";
-  }
-}
+export { StartupError };
 
 type Level = "debug" | "info" | "warn" | "error";
 
@@ -268,93 +251,29 @@ export class Hostd {
 
   async start(): Promise<void> {
     const o = this.opts;
-    // Not upstream: the processes hostd creates are forked by a small helper, started now
-    // while hostd is small (launcher.ts: a fork of hostd costs more the more images it holds).
-    this.launcher = await startLauncher((m) => this.log("error", m));
-    // Upstream never creates these (its systemd units do); we create what is missing.
-    await fsp.mkdir(join(o.tmpdir, "util"), { recursive: true });
-    try {
-      await fsp.access(join(o.tmpdir, "fifo"));
-    } catch {
-      await fsp.mkdir(join(o.tmpdir, "fifo"), { recursive: true });
-      await fsp.chmod(join(o.tmpdir, "fifo"), 0o2770);
-      this.log("info", `created ${join(o.tmpdir, "fifo")}`);
-    }
+    // steps 1–7 (startup.ts)
+    const opened = await openHost(
+      {
+        tmpdir: o.tmpdir,
+        dbdir: o.dbdir,
+        ...(o.restoreBackup !== undefined ? { restoreBackup: o.restoreBackup } : {}),
+        ...(o.foldDelayMs !== undefined ? { foldDelayMs: o.foldDelayMs } : {}),
+        log: (level, msg) => this.log(level, msg),
+        pause: (step) => this.pauseAt(step),
+      },
+      this.spares,
+      this.intents,
+    );
+    this.launcher = opened.launcher;
+    this.store = opened.store;
+    this.state = opened.state;
+    const unkillable = opened.unkillable;
 
-    await this.spares.clear();
-    this.spares.refill();
-
-    // step 2: block devices
-    const scan = await scanBlockDir(o.dbdir);
-    for (const w of scan.warnings) this.log("warn", w);
-    let resources = emptyResources();
-    for (const b of scan.blocks) {
-      const r = insertBlock(resources, b.name, b.sizeMB);
-      if (r.ok) resources = r.value;
-      else this.log("warn", `block device ${nameToString(b.name)}: ${r.error}`);
-    }
-
-    // step 3
-    const missing = await missingCommands();
-    if (missing.length > 0) throw new StartupError(`required host commands not found: ${missing.join(", ")}`, 125);
-
-    // step 4: root policy (the block directory must exist)
-    await fsp.mkdir(join(o.dbdir, "block"), { recursive: true, mode: 0o700 });
-    let root: Policy;
-    try {
-      root = await discoverRootPolicy(o.dbdir);
-    } catch (e) {
-      throw new StartupError(errText(e), 125);
-    }
-    this.log("info", `root policy: ${root.unikernels} unikernels, cpuids ${root.cpuids.join(",")}, ${root.memory} MB memory, ${root.block} MB block, bridges ${root.bridges.join(", ")}`);
-
-    // step 5: the state file, with the journal replayed (store.ts)
-    let stored;
-    try {
-      const opened = await openStore(
-        {
-          dbdir: o.dbdir,
-          log: (level, msg) => this.log(level, msg),
-          ...(o.foldDelayMs !== undefined ? { foldDelayMs: o.foldDelayMs } : {}),
-          pause: async (step: FoldStep) => this.pauseAt(step),
-        },
-        o.restoreBackup === true,
-      );
-      for (const w of opened.warnings) this.log("warn", w);
-      this.store = opened.store;
-      stored = opened.state;
-    } catch (e) {
-      if (e instanceof StoreCorrupt) throw new StartupError(`bailing out: ${e.message}`, 1);
-      throw new StartupError(`bailing out: while reading state: ${errText(e)}`, 1);
-    }
-    if (stored.unikernels.length === 0 && stored.policies.length === 0) this.log("warn", "no stored state found, starting empty");
-    // What albatross would read is brought up to date before anything else happens.
-    if (this.store.unfolded) await this.store.fold();
-    // step 6 (a hard link instead of upstream's copy: no space needed, never partial)
-    try {
-      await linkStateStarted(nodeFileOps, o.dbdir);
-    } catch (e) {
-      this.log("warn", `linking state to state.started: ${errText(e)}`);
-    }
-
-    // step 7: policies
-    const rp = restorePolicies(resources, root, stored.policies);
-    if (!rp.ok) throw new StartupError(`bailing out: ${rp.error}`, 1);
-    for (const w of rp.value.warnings) this.log("warn", w);
-    this.state = initialState(rp.value.resources);
-
-    // Not upstream: reap what a hard-killed previous hostd left (runtime.ts).
-    const unkillable = await this.cleanupPrevious();
-    try {
-      await this.intents.init();
-    } catch (e) {
-      throw new StartupError(`cannot create ${this.intents.dir}: ${errText(e)}`, 125);
-    }
-
-    // step 8: console connection. Not upstream: albatrossd gives up at once when
-    // albatross-console is not listening yet; we retry for --console-timeout, so the two
-    // daemons may be started in either order (one log line while waiting).
-    this.console = new RequestChannel(await this.connectConsole(), o.maxFrame);
+    // step 8: console connection (startup.ts)
+    this.console = new RequestChannel(
+      await connectConsole({ tmpdir: o.tmpdir, consolePath: this.consolePath, consoleSocket: o.consoleSocket, consoleTimeoutMs: o.consoleTimeoutMs, log: (level, msg) => this.log(level, msg) }),
+      o.maxFrame,
+    );
 
     // step 9: the listening socket; connections wait for `ready` (after step 11)
     let markReady!: () => void;
@@ -370,7 +289,7 @@ export class Hostd {
     // each one (so a crash half-way loses the rest); we record once after all of them,
     // which gives the same result: the unikernels that came back, if any did.
     let restored = 0;
-    for (const u of restoreOrder(stored.unikernels)) {
+    for (const u of restoreOrder(opened.unikernels)) {
       const release = await this.lock.acquire();
       try {
         if (this.state.shuttingDown) break;
@@ -397,38 +316,6 @@ export class Hostd {
       }
     }
     markReady();
-  }
-
-  private async connectConsole(): Promise<Socket> {
-    const o = this.opts;
-    const seconds = `${o.consoleTimeoutMs / 1000} s`;
-    // the command that makes the socket, for both messages
-    const start = `dromedary console-daemon${o.consoleSocket === undefined ? ` --tmpdir ${o.tmpdir}` : ""}`;
-    const began = Date.now();
-    let waited = false;
-    try {
-      const sock = await connectUnixPatiently(this.consolePath, {
-        timeoutMs: o.consoleTimeoutMs,
-        onWait: (e) => {
-          waited = true;
-          this.log("warn", `waiting up to ${seconds} for the console daemon at ${this.consolePath} (${e.code ?? errText(e)}): start \`${start}\``);
-        },
-      });
-      if (waited) this.log("info", `connected to the console daemon after ${((Date.now() - began) / 1000).toFixed(1)} s`);
-      return sock;
-    } catch (e) {
-      const why = (e as NodeJS.ErrnoException).code ?? errText(e);
-      throw new StartupError(
-        `Failed to connect to ${this.consolePath} (${why}${waited ? `, waited ${seconds}` : ""}), is albatross-console started? Start \`${start}\` first`,
-        125,
-      );
-    }
-  }
-
-  /** Kill, remove and destroy what the intent records of an earlier hostd name; the names whose tender survived. */
-  private async cleanupPrevious(): Promise<string[]> {
-    const found = await readIntents(this.opts.tmpdir, (m) => this.log("warn", m));
-    return reapIntents(found, (tap) => destroyTap(tap), (m) => this.log("warn", m));
   }
 
   private async listen(): Promise<void> {
