@@ -49,7 +49,20 @@ export function registerConsoleDaemonCommand(program: Command): void {
       const logger = loggerFrom("console-daemon", flags);
       const log = (line: string, level: "debug" | "info" | "warn" | "error" = "info"): void => logger.log(level, line);
       process.on("SIGPIPE", () => undefined);
-      let daemon;
+      // SIGTERM and SIGINT close the listening socket and remove the socket file (upstream
+      // leaves it behind). The handlers are in place before the socket is made: a signal
+      // that arrives while the daemon starts (e.g. right after "listening on") stops it
+      // once it is up, instead of killing it with the socket left behind.
+      let daemon: Awaited<ReturnType<typeof startConsoleDaemon>> | undefined;
+      let stopping: string | null = null;
+      const stop = (signal: string): void => {
+        if (stopping !== null) return;
+        stopping = signal;
+        log(`${signal}: shutting down`);
+        if (daemon !== undefined) void daemon.close().then(() => process.exit(0));
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
       try {
         daemon = await startConsoleDaemon({
           tmpdir,
@@ -63,13 +76,6 @@ export function registerConsoleDaemonCommand(program: Command): void {
       } catch (e) {
         throw new CliError(`console-daemon: ${e instanceof Error ? e.message : String(e)}`, EXIT.INTERNAL);
       }
-      // The listening socket keeps the process alive until SIGTERM or SIGINT, which close
-      // it and remove the socket file (upstream leaves it behind).
-      const stop = (signal: string): void => {
-        log(`${signal}: shutting down`);
-        void daemon.close().then(() => process.exit(0));
-      };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
+      if (stopping !== null) void daemon.close().then(() => process.exit(0));
     });
 }

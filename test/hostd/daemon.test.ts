@@ -300,7 +300,7 @@ describe("hostd: unikernels", () => {
     }
     // all exit (each exit is recorded in the journal, under the lock, one after the other:
     // on a loaded machine that takes a while), and none comes back
-    await waitFor("all six to exit", async () => (await running(env)).length === 0, 10_000);
+    await waitFor("all six to exit", async () => (await running(env)).length === 0, 30_000);
     await sleep(800);
     assert.deepEqual(await running(env), []);
     // all exited and were not restarted: each shows up once in the log of creations
