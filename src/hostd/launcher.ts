@@ -101,10 +101,12 @@ export type FromHelper =
   | { readonly t: "spawned"; readonly id: number; readonly pid?: number; readonly error?: string }
   | { readonly t: "exit"; readonly pid: number; readonly status: ExitStatus };
 
-class Helper implements Launcher {
+export class Helper implements Launcher {
   private next = 1;
   private readonly calls = new Map<number, (m: FromHelper) => void>();
   private readonly exits = new Map<number, (s: ExitStatus) => void>();
+  /** the exit of a tender just spawned, until its spawnWithFifo takes it */
+  private readonly exited = new Map<number, Promise<ExitStatus>>();
   private dead = false;
 
   constructor(
@@ -116,7 +118,13 @@ class Helper implements Launcher {
         const w = this.exits.get(m.pid);
         this.exits.delete(m.pid);
         w?.(m.status);
-      } else this.calls.get(m.id)?.(m);
+        return;
+      }
+      // A tender that ends at once: its "exit" can come in the same read of the channel as
+      // its "spawned", and Node emits both in one go, before the caller of spawnWithFifo
+      // (resumed in a microtask) could wait for it. So the wait starts here, synchronously.
+      if (m.t === "spawned" && m.pid !== undefined) this.exited.set(m.pid, new Promise<ExitStatus>((resolve) => this.exits.set(m.pid!, resolve)));
+      this.calls.get(m.id)?.(m);
     });
     child.on("exit", (code, signal) => this.died(`exited (${signal ?? code})`));
     child.on("error", (e) => this.died(e.message));
@@ -157,7 +165,9 @@ class Helper implements Launcher {
     if (r === null) return spawnWithFifo(argv, fifo);
     if (r.t !== "spawned" || r.pid === undefined) return err(r.t === "spawned" && r.error !== undefined ? r.error : "the process launcher failed");
     const pid = r.pid;
-    const exited = new Promise<ExitStatus>((resolve) => this.exits.set(pid, resolve));
+    const exited = this.exited.get(pid);
+    this.exited.delete(pid);
+    if (exited === undefined) return err("the process launcher failed");
     return ok({ pid, exited });
   }
 

@@ -4,6 +4,8 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
+import { EventEmitter } from "node:events";
+import type { ChildProcess } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
@@ -31,7 +33,7 @@ import { spawnWithFifo } from "../../src/hostd/spawn.js";
 import { findTender, tenderVersionCached } from "../../src/solo5/tender.js";
 import { parseBridgeList } from "../../src/hostd/host.js";
 import { Intents, procStartTime, readIntents, reapIntents } from "../../src/hostd/runtime.js";
-import { inProcess, launcher, startLauncher } from "../../src/hostd/launcher.js";
+import { Helper, inProcess, launcher, startLauncher, type FromHelper, type ToHelper } from "../../src/hostd/launcher.js";
 import { execTool } from "../../src/hostd/tools.js";
 import { connect } from "../support/hostd.js";
 
@@ -437,6 +439,35 @@ describe("the process launcher (a helper process creates hostd's children)", () 
     } finally {
       l.close();
     }
+  });
+});
+
+describe("the process launcher's channel", () => {
+  it("a tender that ends at once: its exit in the same read of the channel as its spawn is not lost", async () => {
+    // A stand-in for the helper's end of the channel that answers a spawn with "spawned"
+    // and "exit" emitted back to back, as Node does for two messages in one read.
+    const child = Object.assign(new EventEmitter(), {
+      connected: true,
+      send(m: ToHelper): boolean {
+        if (m.t === "spawn")
+          setImmediate(() => {
+            child.emit("message", { t: "spawned", id: m.id, pid: 4242 } satisfies FromHelper);
+            child.emit("message", { t: "exit", pid: 4242, status: { kind: "exited", code: 7 } } satisfies FromHelper);
+          });
+        return true;
+      },
+      disconnect(): void {},
+    });
+    const h = new Helper(child as unknown as ChildProcess, () => undefined);
+    const r = await h.spawnWithFifo(["true"], "/nonexistent");
+    assert.equal(r.ok, true);
+    if (!r.ok) return;
+    assert.equal(r.value.pid, 4242);
+    let timer: NodeJS.Timeout | undefined;
+    const lost = new Promise<"lost">((res) => (timer = setTimeout(() => res("lost"), 5000)));
+    assert.deepEqual(await Promise.race([r.value.exited, lost]), { kind: "exited", code: 7 });
+    clearTimeout(timer);
+    h.close();
   });
 });
 
