@@ -86,8 +86,14 @@ const isIfName = (s: string): boolean => /^[^/\s:]{1,15}$/.test(s) && s !== "." 
 class Reader {
   private buf = Buffer.allocUnsafe(16384);
 
-  /** pread the whole file at `fd` from offset 0. */
-  read(fd: number): ReadResult {
+  /**
+   * pread the whole file at `fd` from offset 0. `records`: a file the kernel makes of many
+   * records (a seq_file such as /proc/net/dev) hands out about one page per read, so a short
+   * read is not its end: read until 0. The others (one record: /proc/<pid>/stat, statm,
+   * status, io, sysfs and debugfs attributes) come whole in one read, and a short read is
+   * the end, which saves the second read that would return 0.
+   */
+  read(fd: number, records = false): ReadResult {
     try {
       let len = 0;
       for (;;) {
@@ -100,9 +106,7 @@ class Reader {
         const want = this.buf.length - len;
         const n = fs.readSync(fd, this.buf, len, want, len);
         len += n;
-        // procfs, sysfs and debugfs hand out a whole (small) file per read: a short read is
-        // the end, which saves the second read that would return 0
-        if (n < want) break;
+        if (records ? n === 0 : n < want) break;
       }
       return { ok: true, text: this.buf.toString("latin1", 0, len) };
     } catch (e) {
@@ -238,7 +242,7 @@ export class Sampler {
       this.once(`netdev:${dev.code}`, "warn", `cannot read ${join(this.proc, "net", "dev")} (${dev.code}): interface statistics left out`);
       this.netDev = new Map();
     } else {
-      const r = this.reader.read(dev.fd);
+      const r = this.reader.read(dev.fd, true);
       closeFd(dev.fd);
       if (!r.ok) {
         this.once(`netdev:${r.code}`, "warn", `cannot read ${join(this.proc, "net", "dev")} (${r.code}): interface statistics left out`);
