@@ -59,6 +59,14 @@ const MAJOR: Labels = Object.freeze({ type: "major" });
 const VOLUNTARY: Labels = Object.freeze({ type: "voluntary" });
 const INVOLUNTARY: Labels = Object.freeze({ type: "involuntary" });
 
+/** `{ event }` label objects, one per KVM counter name (a fixed list: reader.ts KVM_COUNTERS). */
+const EVENTS = new Map<string, Labels>();
+const eventLabels = (event: string): Labels => {
+  let l = EVENTS.get(event);
+  if (l === undefined) EVENTS.set(event, (l = Object.freeze({ event })));
+  return l;
+};
+
 const n = (v: bigint): number => Number(v);
 const seconds = (t: { seconds: bigint; microseconds: number }): number => Number(t.seconds) + t.microseconds / 1e6;
 
@@ -178,7 +186,7 @@ export const UNIKERNEL_METRICS: readonly MetricDef[] = [
     help: "KVM counters of the unikernel's virtual machine (hvt tenders; from debugfs), by event",
     type: "counter",
     labelNames: [...BASE, "event"],
-    series: (u, _h, sh) => (u.readings.vmm ?? []).map((v) => [{ event: v.key }, sh.unikernel, n(v.value)] as const),
+    series: (u, _h, sh) => (u.readings.vmm ?? []).map((v) => [eventLabels(v.key), sh.unikernel, n(v.value)] as const),
   },
 ];
 

@@ -1,11 +1,16 @@
-// `--metrics-listen`: the sampling rounds as Prometheus metrics (prom-client), served on
-// GET /metrics. The families and series come from metrics.ts; this file holds the
-// prom-client registry and the HTTP server.
+// `--metrics-listen`: the sampling rounds as Prometheus metrics, served on GET /metrics. The
+// families and series come from metrics.ts; this file formats them and holds the HTTP
+// server.
 //
-// The per-unikernel families are built from the latest sampling round (the kernel's counters
-// are mirrored, not counted) and formatted at most once per round, at the first scrape
-// after it; the daemon's health is read at every scrape. `registry` holds every family (for
-// listing them, e.g. the dashboard test).
+// The per-unikernel families change only with a round: their text is made once per round,
+// into a Buffer that every scrape of that round sends as it is. It is made right after the
+// round when a scraper came within SCRAPER_RECENT_MS (so a scrape finds it ready; the daemon
+// logs how long it took, apart from the round's own duration), otherwise at the first
+// scrape after the round. The text is prom-client's exposition format byte for byte (a test
+// compares them), made without its per-series objects and arrays: the label text of a
+// unikernel or interface is made once and reused round after round. The daemon's health is
+// read at every scrape, with prom-client's Gauge and Counter. `registry` holds every family
+// (for listing them, e.g. the dashboard test).
 
 import http from "node:http";
 import { createRequire } from "node:module";
@@ -25,6 +30,9 @@ const client = {
   Counter: load("prom-client/lib/counter") as typeof Prom.Counter,
 };
 
+/** A scraper seen within this long has the text made right after each round. */
+export const SCRAPER_RECENT_MS = 5 * 60_000;
+
 /** What the daemon reports about itself at scrape time. */
 export interface Health {
   readonly hostdConnected: boolean;
@@ -38,33 +46,49 @@ export interface Health {
   readonly connections: number;
 }
 
-/** One sample of a family: its own labels, plus the labels of its unikernel (shared). */
-interface Value {
-  readonly value: number;
-  readonly labels: Labels;
-  readonly sharedLabels: Labels;
+// prom-client's escaping (lib/registry.js escapeString, escapeLabelValue)
+const escapeString = (s: string): string => s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+const escapeLabelValue = (s: string): string => escapeString(s).replace(/"/g, '\\"');
+
+/** `name="value",...` of a label set, made once per label object (they are kept and reused). */
+const labelTexts = new WeakMap<Labels, string>();
+function labelText(l: Labels): string {
+  let t = labelTexts.get(l);
+  if (t === undefined) {
+    t = Object.entries(l)
+      .map(([k, v]) => `${k}="${escapeLabelValue(v)}"`)
+      .join(",");
+    labelTexts.set(l, t);
+  }
+  return t;
 }
 
 /**
- * A per-unikernel family as a prom-client collector: the registry formats whatever `get()`
- * returns. The values are rebuilt once per round (no per-series label validation and
- * hashing as with Counter.inc/Gauge.set: the kernel's counters are mirrored, not counted),
- * and the labels shared by all series of a unikernel (or interface) are one object, whose
- * formatted text prom-client caches.
+ * A per-unikernel family as prom-client's registry sees it (name, type, help; no values:
+ * its text is made by StatsMetrics), so that `registry` lists every family.
  */
 class Family {
-  values: Value[] = [];
+  /** `# HELP` and `# TYPE` lines, as prom-client writes them */
+  readonly header: string;
   constructor(
     readonly name: string,
     readonly help: string,
     readonly type: "counter" | "gauge",
-  ) {}
-  get(): Promise<{ name: string; help: string; type: string; values: Value[]; aggregator: "sum" }> {
-    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values: this.values, aggregator: "sum" });
+  ) {
+    const n = escapeString(name);
+    this.header = `# HELP ${n} ${escapeString(help)}\n# TYPE ${n} ${type}`;
   }
-  reset(): void {
-    this.values = [];
+  get(): Promise<{ name: string; help: string; type: string; values: never[]; aggregator: "sum" }> {
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values: [], aggregator: "sum" });
   }
+  reset(): void {}
+}
+
+/** The per-unikernel text of one round and the scrapes sending it now. */
+interface Text {
+  readonly buf: Buffer;
+  readonly length: number;
+  sending: number;
 }
 
 export class StatsMetrics {
@@ -72,18 +96,23 @@ export class StatsMetrics {
   private readonly families: ReadonlyArray<readonly [MetricDef, Family]>;
   /** the shared label objects of each unikernel and interface, kept while it is sampled */
   private shared = new Map<string, Labels>();
-  private cached: string | null = null;
+  /** the latest round, until its text is made */
   private latest: UnikernelSnapshot[] = [];
+  private text: Text | null = null;
+  /** a buffer to make the next text in (not being sent) */
+  private spare: Buffer | null = null;
   private host: HostFacts = { clockTick: 100, pageSize: 4096, bootTime: 0 };
-  private readonly perUnikernel = new client.Registry();
+  private lastScrapeMs: number | null = null;
   private readonly health = new client.Registry();
 
-  constructor(health: () => Health, now: () => number = () => performance.now()) {
+  constructor(
+    health: () => Health,
+    private readonly now: () => number = () => performance.now(),
+  ) {
     this.families = UNIKERNEL_METRICS.map((d) => {
       const f = new Family(d.name, d.help, d.type);
       // prom-client's Registry only needs name, type, get() and reset() of a metric
       this.registry.registerMetric(f as unknown as Prom.Metric);
-      this.perUnikernel.registerMetric(f as unknown as Prom.Metric);
       return [d, f] as const;
     });
     const registers = [this.health, this.registry];
@@ -121,54 +150,112 @@ export class StatsMetrics {
     gauge(H.connections, (h) => h.connections);
   }
 
-  /** The latest round (formatted at the first scrape after it). */
-  update(snapshots: Iterable<UnikernelSnapshot>, host: HostFacts): void {
+  /**
+   * The latest round. Its text is made now when a scraper came within SCRAPER_RECENT_MS
+   * (returns how long that took, ms), otherwise at the first scrape (returns null).
+   */
+  update(snapshots: Iterable<UnikernelSnapshot>, host: HostFacts): number | null {
     this.latest = [...snapshots];
     this.host = host;
-    this.cached = null;
+    this.drop(this.text);
+    this.text = null;
+    if (this.lastScrapeMs === null || this.now() - this.lastScrapeMs > SCRAPER_RECENT_MS) return null;
+    const t0 = this.now();
+    this.format();
+    return this.now() - t0;
   }
 
-  /**
-   * Build the families' values from the latest round. They live only while being
-   * formatted: kept between rounds, 25 values per unikernel would be promoted to the old
-   * generation every round (and make V8 grow its young generation, i.e. the daemon's RSS).
-   */
-  private fill(): void {
+  /** A text no longer current: its buffer is reused once no scrape is sending it. */
+  private drop(t: Text | null): void {
+    if (t !== null && t.sending === 0 && (this.spare === null || t.buf.length > this.spare.length)) this.spare = t.buf;
+  }
+
+  /** Make the text of the latest round (then its snapshots are let go). */
+  private format(): Text {
     const next = new Map<string, Labels>();
-    // the same label objects round after round: prom-client caches their text by identity
+    // the same label objects round after round: their text is made once
     const shared = (key: string, make: () => Labels): Labels => {
       const l = next.get(key) ?? this.shared.get(key) ?? make();
       next.set(key, l);
       return l;
     };
-    for (const [, f] of this.families) f.reset();
-    for (const u of this.latest) {
+    const shares: Shared[] = this.latest.map((u) => {
       const nameText = nameToString(u.name);
       const unikernel = shared(nameText, () => baseLabels(u.name));
-      const sh: Shared = { unikernel, iface: (i) => shared(`${nameText}\0${i.netif}\0${i.tap}\0${i.bridge ?? ""}`, () => ifaceLabels(unikernel, i)) };
-      for (const [d, f] of this.families) {
-        for (const [labels, sharedLabels, value] of d.series(u, this.host, sh)) {
-          if (Number.isFinite(value)) f.values.push({ value, labels, sharedLabels });
+      return { unikernel, iface: (i) => shared(`${nameText}\0${i.netif}\0${i.tap}\0${i.bridge ?? ""}`, () => ifaceLabels(unikernel, i)) };
+    });
+    // one string per family (prom-client: lines joined by \n, families by \n\n, a final \n)
+    const parts: string[] = [];
+    let size = 0;
+    for (const [d, f] of this.families) {
+      let s = f.header;
+      const name = escapeString(d.name);
+      for (let k = 0; k < this.latest.length; k++) {
+        for (const [own, sh, value] of d.series(this.latest[k]!, this.host, shares[k]!)) {
+          if (!Number.isFinite(value)) continue;
+          const o = labelText(own);
+          const t = labelText(sh);
+          const labels = o === "" ? (t === "" ? "" : `{${t}}`) : t === "" ? `{${o}}` : `{${o},${t}}`;
+          s += `\n${name}${labels} ${value}`;
         }
       }
+      parts.push(s);
+      size += Buffer.byteLength(s) + 2;
     }
     this.shared = next;
+    this.latest = [];
+    size -= 1; // the last family ends with one \n, not two
+    const buf = this.spare !== null && this.spare.length >= size ? this.spare : Buffer.allocUnsafeSlow(size + (size >> 3));
+    this.spare = null;
+    let pos = 0;
+    for (let i = 0; i < parts.length; i++) {
+      pos += buf.write(parts[i]!, pos);
+      buf[pos++] = 0x0a;
+      if (i < parts.length - 1) buf[pos++] = 0x0a;
+    }
+    this.text = { buf, length: pos, sending: 0 };
+    return this.text;
+  }
+
+  /** Health at scrape time, prom-client's text. */
+  private healthText(): Promise<string> {
+    return this.health.metrics();
   }
 
   /**
-   * The exposition text (what GET /metrics answers). The per-unikernel part only changes
-   * with a round and is formatted once per round; the daemon's health at every scrape.
+   * What GET /metrics sends: the per-unikernel text of the latest round, `\n`, then the
+   * daemon's health (prom-client). `done()` once sent: the buffer is reused afterwards.
    */
-  async render(): Promise<string> {
-    if (this.cached === null) {
-      this.fill();
-      try {
-        this.cached = await this.perUnikernel.metrics();
-      } finally {
-        for (const [, f] of this.families) f.reset();
-      }
+  async scrape(): Promise<{ readonly unikernels: Buffer; readonly health: string; done(): void }> {
+    this.lastScrapeMs = this.now();
+    const t = this.text ?? this.format();
+    t.sending++;
+    let health: string;
+    try {
+      health = await this.healthText();
+    } catch (e) {
+      t.sending--;
+      throw e;
     }
-    return `${this.cached}\n${await this.health.metrics()}`;
+    let sent = false;
+    return {
+      unikernels: t.buf.subarray(0, t.length),
+      health: `\n${health}`,
+      done: () => {
+        if (sent) return;
+        sent = true;
+        t.sending--;
+        if (t !== this.text) this.drop(t);
+      },
+    };
+  }
+
+  /** The exposition text (what GET /metrics answers). */
+  async render(): Promise<string> {
+    const s = await this.scrape();
+    const text = s.unikernels.toString() + s.health;
+    s.done();
+    return text;
   }
 
   get contentType(): string {
@@ -204,10 +291,15 @@ export function serveMetrics(metrics: StatsMetrics, at: ListenAddress, log: (lin
       res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
       return;
     }
-    metrics.render().then(
-      (text) => {
-        res.writeHead(200, { "content-type": metrics.contentType, "content-length": Buffer.byteLength(text) });
-        res.end(req.method === "HEAD" ? undefined : text);
+    metrics.scrape().then(
+      (s) => {
+        res.once("close", s.done);
+        res.writeHead(200, { "content-type": metrics.contentType, "content-length": s.unikernels.length + Buffer.byteLength(s.health) });
+        if (req.method === "HEAD") res.end();
+        else {
+          res.write(s.unikernels);
+          res.end(s.health);
+        }
       },
       (e: unknown) => {
         log(`rendering the metrics failed: ${e instanceof Error ? e.message : String(e)}`);

@@ -7,7 +7,9 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import parsePrometheus, { type ParsedFamily } from "parse-prometheus-text-format";
 import { parseName } from "../../src/core/name.js";
-import type { UnikernelSnapshot } from "../../src/stats/metrics.js";
+import { createRequire } from "node:module";
+import type * as Prom from "prom-client";
+import { baseLabels, ifaceLabels, UNIKERNEL_METRICS, type Labels, type Shared, type UnikernelSnapshot } from "../../src/stats/metrics.js";
 import { StatsMetrics, type Health } from "../../src/stats/prometheus.js";
 import { statsData, type HostFacts, type Readings } from "../../src/stats/sample.js";
 import { DASHBOARD, dashboardQueries, metricNames } from "./support.js";
@@ -101,6 +103,42 @@ describe("the /metrics exposition", () => {
     assert.match(await m.render(), /unikernel="bob:db"/);
     m.update([snapshot("alice:web")], HOST);
     assert.doesNotMatch(await m.render(), /unikernel="bob:db"/);
+  });
+
+  it("is prom-client's exposition text byte for byte (the registry formatting the same series)", async () => {
+    const odd = snapshot("bob:db", {
+      interfaces: [
+        { netif: 'we"ird\\net\nif', tap: "tap-ü", bridge: null, flags: 0, mtu: 1500, counters: counters({ txBytes: 2n ** 60n }) },
+        { netif: "second", tap: "vmmtap9", bridge: "br1", flags: 0x1043, mtu: 9000, counters: counters() },
+      ],
+      io: null,
+    });
+    const snaps = [snapshot("alice:web"), { ...odd, cpuShare: null, memoryLimitBytes: null }, snapshot(":top", { vmm: null })];
+    const ours = await scrape(snaps);
+    // the reference: each family as a prom-client collector of the same series
+    const load = createRequire(import.meta.url);
+    const Registry = load("prom-client/lib/registry") as typeof Prom.Registry;
+    const reg = new Registry();
+    for (const d of UNIKERNEL_METRICS) {
+      const values: Array<{ value: number; labels: Labels; sharedLabels: Labels }> = [];
+      for (const u of snaps) {
+        const base = baseLabels(u.name);
+        const sh: Shared = { unikernel: base, iface: (i) => ifaceLabels(base, i) };
+        for (const [labels, sharedLabels, value] of d.series(u, HOST, sh)) if (Number.isFinite(value)) values.push({ value, labels, sharedLabels });
+      }
+      reg.registerMetric({ name: d.name, help: d.help, type: d.type, get: async () => ({ name: d.name, help: d.help, type: d.type, values, aggregator: "sum" }), reset: () => undefined } as unknown as Prom.Metric);
+    }
+    const reference = await reg.metrics();
+    assert.equal(ours.text.slice(0, reference.length), reference);
+    assert.match(ours.text.slice(reference.length), /^\n# HELP dromedary_stats_hostd_connected /);
+    // the same again from the reused buffer, and after a round with fewer unikernels
+    const m = new StatsMetrics(() => HEALTH, () => 3500);
+    m.update(snaps, HOST);
+    const first = await m.render();
+    m.update(snaps, HOST);
+    assert.equal(await m.render(), first);
+    m.update([snaps[0]!], HOST);
+    assert.doesNotMatch(await m.render(), /bob:db/);
   });
 
   const promtool = spawnSync("promtool", ["--version"]).status === 0;
