@@ -1,6 +1,7 @@
 // `dromedary stats-daemon` (albatross-stats, daemon.md §4) and `dromedary influx`
 // (albatross-influx, §5).
 import v8 from "node:v8";
+import vm from "node:vm";
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { parseName, rootName, type Name } from "../core/name.js";
@@ -26,6 +27,20 @@ export function capYoungGeneration(execArgv: readonly string[] = process.execArg
   if (execArgv.some(chosen) || chosen(nodeOptions)) return false;
   v8.setFlagsFromString("--semi-space-growth-factor=1");
   return true;
+}
+
+/**
+ * V8's gc() without --expose-gc on Node's command line (the unit's or the user's): the
+ * daemon collects a round's garbage between rounds (stats/daemon.ts collectGarbage).
+ */
+export function fullCollector(): (() => void) | undefined {
+  try {
+    v8.setFlagsFromString("--expose-gc");
+    const gc: unknown = vm.runInNewContext("gc");
+    return typeof gc === "function" ? () => void gc() : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function parseInterval(v: string): number {
@@ -93,6 +108,7 @@ export function registerStatsDaemonCommands(program: Command): void {
           maxConnections: flags.maxConnections,
           maxFrame: flags.maxFrame,
           debugfsRoot: flags.debugfsRoot,
+          collectGarbage: fullCollector(),
           ...(listenFd !== undefined ? { listenFd } : {}),
           ...(metricsListen !== undefined ? { metricsListen } : {}),
           ...(flags.procRoot !== undefined ? { procRoot: flags.procRoot } : {}),
