@@ -40,24 +40,32 @@ const firstLine = (text: string): string => {
   return nl < 0 ? text : text.slice(0, nl);
 };
 
-/** /proc/<pid>/stat. */
+/** The fields of /proc/<pid>/stat that are read, by index in [pid, comm, field3, ...]. */
+const STAT_FIELDS = [9, 11, 13, 14, 21, 22, 23, 35] as const;
+
+/** /proc/<pid>/stat. The fields are scanned in place (no array of 50 strings per read). */
 export function parseProcStat(text: string): Result<ProcStat> {
-  const s = firstLine(text);
-  const a = s.indexOf("(");
-  const b = s.lastIndexOf(")");
-  if (a < 1 || b < a || s.charAt(b + 1) !== " ") return err("unable to parse /proc/<pid>/stat (no command name in parentheses)");
-  const fields = [s.slice(0, a - 1), s.slice(a + 1, b), ...s.slice(b + 2).split(" ")];
-  if (fields.length < 52) return err(`couldn't read /proc/<pid>/stat (${fields.length} fields, at least 52 expected)`);
-  const at = (i: number): bigint | null => int64(fields[i]);
-  const minflt = at(9);
-  const majflt = at(11);
-  const utime = at(13);
-  const stime = at(14);
-  const starttime = at(21);
-  const vsize = at(22);
-  const rss = at(23);
-  const nswap = at(35);
-  if (minflt === null || majflt === null || utime === null || stime === null || starttime === null || vsize === null || rss === null || nswap === null)
+  const nl = text.indexOf("\n");
+  const end = nl < 0 ? text.length : nl;
+  const a = text.indexOf("(");
+  const b = text.lastIndexOf(")", end - 1);
+  if (a < 1 || a >= end || b < a || text.charAt(b + 1) !== " ") return err("unable to parse /proc/<pid>/stat (no command name in parentheses)");
+  const v: Array<bigint | null> = [null, null, null, null, null, null, null, null];
+  // fields as split(" ") of the text after ") " would give them, from index 2
+  let idx = 2;
+  let k = 0;
+  let pos = b + 2;
+  for (;;) {
+    let sp = text.indexOf(" ", pos);
+    if (sp < 0 || sp > end) sp = end;
+    if (idx === STAT_FIELDS[k]) v[k++] = int64(text.slice(pos, sp));
+    idx++;
+    if (sp === end) break;
+    pos = sp + 1;
+  }
+  if (idx < 52) return err(`couldn't read /proc/<pid>/stat (${idx} fields, at least 52 expected)`);
+  const [minflt, majflt, utime, stime, starttime, vsize, rss, nswap] = v;
+  if (minflt == null || majflt == null || utime == null || stime == null || starttime == null || vsize == null || rss == null || nswap == null)
     return err("couldn't parse integer in /proc/<pid>/stat");
   return ok({ minflt, majflt, utime, stime, starttime, vsize, rss, nswap });
 }
@@ -161,19 +169,50 @@ export interface NetCounters {
 export function parseNetDev(text: string): { readonly counters: Map<string, NetCounters>; readonly errors: readonly string[] } {
   const counters = new Map<string, NetCounters>();
   const errors: string[] = [];
-  const lines = text.split("\n");
-  for (let i = 2; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line.trim() === "") continue;
-    const c = line.indexOf(":");
-    const name = c < 0 ? "" : line.slice(0, c).trim();
-    const f = c < 0 ? [] : line.slice(c + 1).trim().split(/\s+/);
-    const v = f.map((x) => (/^[0-9]{1,20}$/.test(x) ? BigInt(x) : null));
-    if (name === "" || f.length < 16 || v.slice(0, 16).some((x) => x === null)) {
-      errors.push(`malformed /proc/net/dev line ${i + 1}: ${JSON.stringify(line.slice(0, 80))}`);
+  const n: bigint[] = [];
+  let lineNo = 0;
+  let from = 0;
+  // line by line and field by field in place: /proc/net/dev has a line per interface and
+  // is read every round
+  while (from < text.length) {
+    const nl = text.indexOf("\n", from);
+    const end = nl < 0 ? text.length : nl;
+    const start = from;
+    from = end + 1;
+    if (++lineNo <= 2) continue;
+    const c = text.indexOf(":", start);
+    const colon = c >= 0 && c < end ? c : -1;
+    const name = colon < 0 ? "" : text.slice(start, colon).trim();
+    if (name === "" && text.slice(start, end).trim() === "") continue;
+    // the first 16 whitespace-separated fields after the colon, each 1 to 20 digits
+    n.length = 0;
+    let fields = 0;
+    let good = colon >= 0;
+    let i = colon + 1;
+    while (good && i < end) {
+      const ch = text.charCodeAt(i);
+      if (ch === 0x20 || ch === 0x09 || ch === 0x0d || ch === 0x0b || ch === 0x0c) {
+        i++;
+        continue;
+      }
+      let j = i;
+      while (j < end && text.charCodeAt(j) >= 0x30 && text.charCodeAt(j) <= 0x39) j++;
+      const stop = j < end ? text.charCodeAt(j) : 0x20;
+      if (stop !== 0x20 && stop !== 0x09 && stop !== 0x0d && stop !== 0x0b && stop !== 0x0c) {
+        // a field that is not all digits: bad only among the first 16
+        if (fields < 16) good = false;
+        while (j < end && !/\s/.test(text.charAt(j))) j++;
+      } else if (fields < 16) {
+        if (j - i > 20) good = false;
+        else n.push(j - i <= 15 ? BigInt(Number(text.slice(i, j))) : BigInt(text.slice(i, j)));
+      }
+      fields++;
+      i = j;
+    }
+    if (name === "" || !good || fields < 16) {
+      errors.push(`malformed /proc/net/dev line ${lineNo}: ${JSON.stringify(text.slice(start, Math.min(end, start + 80)))}`);
       continue;
     }
-    const n = v as bigint[];
     counters.set(name, {
       rxBytes: n[0]!,
       rxPackets: n[1]!,
