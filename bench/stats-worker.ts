@@ -2,8 +2,10 @@
 //   node stats-worker.js <stand-in tender binary> <count>
 // Makes a bridge and <count> taps, starts a stand-in tender on each, runs `dromedary
 // stats-daemon` as its own process (so its RSS and CPU time are its own), registers the
-// tenders, subscribes to `:` and prints one JSON line (stats.bench.ts WorkerResult). Round
-// durations come from the daemon's own debug log line per round. Not a bench module itself.
+// tenders, subscribes to `:`, scrapes /metrics after every round (but in the run without
+// it) and prints one JSON line (stats.bench.ts WorkerResult). Round
+// durations (and the /metrics text made after a round) come from the daemon's own debug log
+// line per round; each daemon is stopped with SIGTERM. Not a bench module itself.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
@@ -67,14 +69,16 @@ const rssMB = (pid: number): { rss: number; peak: number } => {
 class DaemonProc {
   readonly proc: ChildProcess;
   readonly rounds: number[] = [];
+  /** ms to make the /metrics text right after each round (rounds after a scrape) */
+  readonly formats: number[] = [];
   readonly socket: string;
   private roundWaiters: Array<() => void> = [];
-  constructor(dir: string, name: string, metrics: boolean, nodeFlags: readonly string[] = []) {
+  constructor(dir: string, name: string, metricsPort: number | null, nodeFlags: readonly string[] = []) {
     const tmp = join(dir, name);
     mkdirSync(join(tmp, "util"), { recursive: true });
     this.socket = join(tmp, "util", "stat.sock");
     const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
-    this.proc = spawn(process.execPath, [...nodeFlags, cli, "stats-daemon", "-v", "--tmpdir", tmp, "--interval", String(INTERVAL), ...(metrics ? ["--metrics-listen", "127.0.0.1:9125"] : [])], { stdio: ["ignore", "ignore", "pipe"] });
+    this.proc = spawn(process.execPath, [...nodeFlags, cli, "stats-daemon", "-v", "--tmpdir", tmp, "--interval", String(INTERVAL), ...(metricsPort !== null ? ["--metrics-listen", `127.0.0.1:${metricsPort}`] : [])], { stdio: ["ignore", "ignore", "pipe"] });
     let buf = "";
     this.proc.stderr!.on("data", (d: Buffer) => {
       buf += d.toString();
@@ -82,9 +86,10 @@ class DaemonProc {
       while ((nl = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        const m = / round \d+: (\d+) unikernels sampled, \d+ messages, ([\d.]+) ms/.exec(line);
+        const m = / round \d+: (\d+) unikernels sampled, \d+ messages, ([\d.]+) ms(?:; \/metrics text made in ([\d.]+) ms)?/.exec(line);
         if (m !== null && Number(m[1]) > 0) {
           this.rounds.push(Number(m[2]));
+          this.formats.push(m[3] === undefined ? NaN : Number(m[3]));
           for (const w of this.roundWaiters.splice(0)) w();
         }
       }
@@ -96,11 +101,17 @@ class DaemonProc {
   async ready(): Promise<void> {
     while (!existsSync(this.socket)) await sleep(20);
   }
-  stop(): Promise<void> {
+  /** SIGTERM; the exit code and how long it took (SIGKILL after 10 s: code null). */
+  stop(): Promise<{ code: number | null; ms: number }> {
     return new Promise((r) => {
-      if (this.proc.exitCode !== null) return r();
-      this.proc.once("exit", () => r());
-      this.proc.kill("SIGKILL");
+      const t0 = performance.now();
+      if (this.proc.exitCode !== null) return r({ code: this.proc.exitCode, ms: 0 });
+      const kill = setTimeout(() => this.proc.kill("SIGKILL"), 10_000);
+      this.proc.once("exit", (code) => {
+        clearTimeout(kill);
+        r({ code, ms: performance.now() - t0 });
+      });
+      this.proc.kill("SIGTERM");
     });
   }
 }
@@ -149,73 +160,71 @@ async function main(): Promise<void> {
     }
     const pids = tenders.map((p) => p.pid!);
 
-    const measure = async (name: string, metrics: boolean, n: number, nodeFlags: readonly string[] = []) => {
-      const d = new DaemonProc(dir, name, metrics, nodeFlags);
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const url = `http://127.0.0.1:${port}/metrics`;
+    /**
+     * `n` rounds after 3 of warm-up (the files are opened in the first). With `scrape`, a
+     * scraper from the warm-up on: /metrics fetched twice after every round (the first finds
+     * the text made right after the round, the second too), as Prometheus would come.
+     */
+    const measure = async (name: string, metrics: boolean, n: number, scrape: boolean, nodeFlags: readonly string[] = []) => {
+      const d = new DaemonProc(dir, name, metrics ? port : null, nodeFlags);
       await d.ready();
       const rssBefore = rssMB(d.proc.pid!).rss;
       await register(d.socket, pids);
       const sub = await subscribe(d.socket);
-      // warm-up: the files are opened in the first round
-      for (let i = 0; i < 3; i++) await d.nextRound();
-      const first = d.rounds.length;
+      const first: number[] = [];
+      const again: number[] = [];
+      let scrapeBytes = 0;
+      const afterRound = async (keep: boolean): Promise<void> => {
+        await d.nextRound();
+        if (!scrape) return;
+        for (let j = 0; j < 2; j++) {
+          const t = performance.now();
+          const body = await (await fetch(url)).text();
+          if (keep) (j === 0 ? first : again).push(performance.now() - t);
+          scrapeBytes = Buffer.byteLength(body);
+        }
+      };
+      for (let i = 0; i < 3; i++) await afterRound(false);
+      const from = d.rounds.length;
       const frames0 = sub.frames();
       const cpu0 = cpuTicks(d.proc.pid!);
-      while (d.rounds.length < first + n) await d.nextRound();
+      for (let i = 0; i < n; i++) await afterRound(true);
       const cpuMs = (cpuTicks(d.proc.pid!) - cpu0) * 10;
       const messages = (sub.frames() - frames0) / n;
-      return { d, sub, ms: d.rounds.slice(first, first + n), cpuMs, rssBefore, messages };
+      const mem = rssMB(d.proc.pid!);
+      sub.sock.destroy();
+      const exit = await d.stop();
+      return { ms: d.rounds.slice(from, from + n), formats: d.formats.slice(from, from + n), cpuMs, rssBefore, messages, mem, first, again, scrapeBytes, exit };
     };
 
-    const plain = await measure("plain", false, 10);
-    plain.sub.sock.destroy();
-    await plain.d.stop();
-
-    // the same with V8's young generation capped (see stats.bench.ts): RSS only
-    const tuned = await measure("tuned", true, 20, [`--max-semi-space-size=${SEMI_SPACE_MB}`]);
-    for (let i = 0; i < 10; i++) {
-      await tuned.d.nextRound();
-      await (await fetch("http://127.0.0.1:9125/metrics")).text();
-    }
-    const tunedMem = rssMB(tuned.d.proc.pid!);
-    tuned.sub.sock.destroy();
-    await tuned.d.stop();
-
-    const m = await measure("metrics", true, 30);
-    const url = "http://127.0.0.1:9125/metrics";
-    // the first scrape after a round formats it; the next ones of the same round are cached
-    const fresh: number[] = [];
-    const cached: number[] = [];
-    let scrapeBytes = 0;
-    for (let i = 0; i < 15; i++) {
-      await m.d.nextRound();
-      for (let j = 0; j < 2; j++) {
-        const t = performance.now();
-        const body = await (await fetch(url)).text();
-        (j === 0 ? fresh : cached).push(performance.now() - t);
-        scrapeBytes = Buffer.byteLength(body);
-      }
-    }
-    const mem = rssMB(m.d.proc.pid!);
+    const plain = await measure("plain", false, 10, false);
+    // the same with V8's young generation capped by Node's flag (see stats.bench.ts)
+    const tuned = await measure("tuned", true, 20, true, [`--max-semi-space-size=${SEMI_SPACE_MB}`]);
+    const m = await measure("metrics", true, 40, true);
+    const withText = m.ms.map((x, i) => x + (m.formats[i] ?? 0));
     const result: WorkerResult = {
       unikernels: count,
       interfaces: count,
       rounds: m.ms.length,
       roundMs: { median: pct(m.ms, 0.5), p95: pct(m.ms, 0.95) },
+      formatMs: { median: pct(m.formats, 0.5), p95: pct(m.formats, 0.95) },
+      roundWithTextMs: { median: pct(withText, 0.5), p95: pct(withText, 0.95) },
       roundMsNoMetrics: { median: pct(plain.ms, 0.5) },
       cpuMsPerRound: m.cpuMs / m.ms.length,
       messagesPerRound: m.messages,
-      rssMB: mem.rss,
-      rssPeakMB: mem.peak,
+      rssMB: m.mem.rss,
+      rssPeakMB: m.mem.peak,
       rssBeforeMB: m.rssBefore,
-      tunedRssMB: tunedMem.rss,
-      tunedRssPeakMB: tunedMem.peak,
+      tunedRssMB: tuned.mem.rss,
+      tunedRssPeakMB: tuned.mem.peak,
       tunedRoundMs: { median: pct(tuned.ms, 0.5) },
-      scrapeMs: { median: pct(fresh, 0.5), p95: pct(fresh, 0.95) },
-      cachedScrapeMs: { median: pct(cached, 0.5) },
-      scrapeBytes,
+      scrapeMs: { median: pct(m.first, 0.5), p95: pct(m.first, 0.95) },
+      cachedScrapeMs: { median: pct(m.again, 0.5) },
+      scrapeBytes: m.scrapeBytes,
+      sigterm: [plain.exit, tuned.exit, m.exit],
     };
-    m.sub.sock.destroy();
-    await m.d.stop();
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     for (const p of tenders) p.kill("SIGKILL");
