@@ -2,11 +2,12 @@
 // (the socket inherited as fd 3, nothing bound of its own), and the usage errors.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import http from "node:http";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { MAIN } from "../support/hostd.js";
-import { ask, waitFor, wire, withDir } from "./support.js";
+import { ask, connectSocket, sleep, waitFor, wire, withDir, WireConn } from "./support.js";
 
 // What systemd does for a socket unit: bind, put the socket at fd 3, set LISTEN_PID to the
 // process' own pid and exec the daemon in it.
@@ -42,6 +43,43 @@ describe("dromedary stats-daemon and influx, the processes", () => {
         await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once("exit", r)));
       }
       assert.equal(child.exitCode, 0, stderr);
+    });
+  });
+
+  it("SIGTERM with a subscriber, a kept-alive /metrics connection and --cpu-prof: exit 0, the socket removed", async () => {
+    await withDir(async (dir) => {
+      const tmp = join(dir, "run");
+      mkdirSync(join(tmp, "util"), { recursive: true });
+      const sock = join(tmp, "util", "stat.sock");
+      const child = spawn(process.execPath, ["--cpu-prof", "--cpu-prof-dir", dir, MAIN, "stats-daemon", "--tmpdir", tmp, "--interval", "0.2", "--metrics-listen", "127.0.0.1:0"], { stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+      try {
+        const port = await waitFor("the metrics address", () => /serving metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(stderr)?.[1]);
+        const sub = new WireConn(await connectSocket(sock));
+        sub.send(wire(":", { kind: "stats-subscribe" }));
+        await waitFor("the subscription", () => sub.messages.length > 0);
+        const agent = new http.Agent({ keepAlive: true });
+        const body = await new Promise<string>((resolve, reject) =>
+          http.get(`http://127.0.0.1:${port}/metrics`, { agent }, (res) => {
+            let t = "";
+            res.on("data", (d: Buffer) => (t += d.toString()));
+            res.on("end", () => resolve(t));
+          }).on("error", reject),
+        );
+        assert.match(body, /^# HELP dromedary_stats_hostd_connected /m);
+        child.kill("SIGTERM");
+        const code = await Promise.race([exited, sleep(10_000).then(() => "still running")]);
+        assert.equal(code, 0, stderr);
+        assert.equal(existsSync(sock), false);
+        assert.ok(readdirSync(dir).some((f) => f.endsWith(".cpuprofile")), "the CPU profile was written at exit");
+        agent.destroy();
+        sub.close();
+      } finally {
+        if (child.exitCode === null) child.kill("SIGKILL");
+        await exited;
+      }
     });
   });
 

@@ -13,6 +13,7 @@ import type { StatsData, Wire } from "../../src/commands/types.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { standinTender } from "../support/standin.js";
 import { spawn } from "node:child_process";
+import { fullCollector } from "../../src/cli/stats-daemon.js";
 import { ask, sleep, startDaemon, startTender, waitFor, wire, withDir, WireConn } from "./support.js";
 
 /** hostd played by the test: accepts the stats daemon's connection on vmmd.sock. */
@@ -377,6 +378,28 @@ describe("block I/O and metrics of a real tender", () => {
       } finally {
         await d.close();
         p.kill("SIGKILL");
+      }
+    });
+  });
+});
+
+describe("memory between rounds", () => {
+  it("a full collection runs half an interval after a round once the heap grew by 4 MiB, not before", async () => {
+    assert.equal(typeof fullCollector(), "function");
+    await withDir(async (dir) => {
+      let collections = 0;
+      const { d } = await startDaemon(dir, { intervalSeconds: 0.05, collectGarbage: () => collections++ });
+      try {
+        await waitFor("three rounds", () => d.status().samples >= 3);
+        const quiet = collections;
+        // 8 MiB of the heap held here: the daemon sees the heap grow
+        let held: string[] | null = Array.from({ length: 8192 }, (_, i) => `${i}`.padEnd(1024, "x"));
+        await waitFor("a collection", () => collections > quiet);
+        assert.ok(held.length > 0);
+        held = null;
+        assert.equal(quiet, 0, "no collection while the heap did not grow");
+      } finally {
+        await d.close();
       }
     });
   });
