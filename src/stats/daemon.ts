@@ -67,7 +67,7 @@ export interface StatsDaemonOptions {
   readonly reconnectMs?: number;
   /**
    * A full garbage collection (V8's gc()), run between rounds once the heap grew by
-   * GC_SLACK_BYTES since the last one; without it V8 lets the old generation grow by at
+   * GC_SLACK_BYTES since the last collection; without it V8 lets the old generation grow by at
    * least 8 MB of garbage (and 30 MB at first) before it collects.
    */
   readonly collectGarbage?: () => void;
@@ -482,7 +482,11 @@ export async function startStatsDaemon(opts: StatsDaemonOptions): Promise<StatsD
     } catch (e) {
       log("error", `sampling round failed: ${errText(e)}`);
     }
-    if (collect !== undefined && gcTimer === null && v8.getHeapStatistics().used_heap_size > heapBase + GC_SLACK_BYTES) {
+    if (collect === undefined || gcTimer !== null) return;
+    // the base: the heap after the last collection (ours, or V8's own when it is lower)
+    const used = v8.getHeapStatistics().used_heap_size;
+    heapBase = Math.min(heapBase, used);
+    if (used > heapBase + GC_SLACK_BYTES) {
       gcTimer = setTimeout(() => {
         gcTimer = null;
         collect();

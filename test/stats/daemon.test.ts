@@ -392,8 +392,8 @@ describe("memory between rounds", () => {
       try {
         await waitFor("three rounds", () => d.status().samples >= 3);
         const quiet = collections;
-        // 8 MiB of the heap held here: the daemon sees the heap grow
-        let held: string[] | null = Array.from({ length: 8192 }, (_, i) => `${i}`.padEnd(1024, "x"));
+        // 16 MiB of the heap held here (two arrays of 2^20 doubles): the daemon sees it grow
+        let held: number[][] | null = [new Array<number>(1 << 20).fill(0.5), new Array<number>(1 << 20).fill(1.5)];
         await waitFor("a collection", () => collections > quiet);
         assert.ok(held.length > 0);
         held = null;
