@@ -96,6 +96,7 @@ export function registerStatsDaemonCommands(program: Command): void {
         if (metricsListen === null) throw new CliError(`--metrics-listen: expected HOST:PORT with an IP address (e.g. 127.0.0.1:9125), got '${flags.metricsListen}'`);
       }
       const listenFd = flags.systemdSocketActivation ? systemdListenFd() : undefined;
+      const collectGarbage = fullCollector();
       const log = loggerFrom("stats-daemon", flags).log;
       process.on("SIGPIPE", () => undefined);
       let daemon;
@@ -108,10 +109,10 @@ export function registerStatsDaemonCommands(program: Command): void {
           maxConnections: flags.maxConnections,
           maxFrame: flags.maxFrame,
           debugfsRoot: flags.debugfsRoot,
-          collectGarbage: fullCollector(),
           ...(listenFd !== undefined ? { listenFd } : {}),
           ...(metricsListen !== undefined ? { metricsListen } : {}),
           ...(flags.procRoot !== undefined ? { procRoot: flags.procRoot } : {}),
+          ...(collectGarbage !== undefined ? { collectGarbage } : {}),
           ...(flags.sysRoot !== undefined ? { sysRoot: flags.sysRoot } : {}),
           log,
         });

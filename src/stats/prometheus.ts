@@ -31,7 +31,7 @@ const client = {
 };
 
 /** A scraper seen within this long has the text made right after each round. */
-export const SCRAPER_RECENT_MS = 5 * 60_000;
+const SCRAPER_RECENT_MS = 5 * 60_000;
 
 /** What the daemon reports about itself at scrape time. */
 export interface Health {
