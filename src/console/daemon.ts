@@ -7,7 +7,7 @@ import fs, { constants as fsc, promises as fsp } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { decodeWire, encodeFrame, encodeWire, END, FrameDecoder } from "../commands/index.js";
+import { decodeWire, END } from "../commands/index.js";
 import type { Command, Header, Wire } from "../commands/index.js";
 import { makeName, nameFileComponent, nameToString } from "../core/name.js";
 import type { Label, Name, Path } from "../core/name.js";
@@ -16,6 +16,7 @@ import { initialSplitState, splitReads } from "./lines.js";
 import type { SplitState } from "./lines.js";
 import type { ConsoleEntry, Ring } from "./ring.js";
 import { ConsoleState, NAME_USED, OPENING, PATH_USED } from "./state.js";
+import { FramedConnection } from "../transport/connection.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, refuseConnection, TEXT_TOO_MANY } from "../transport/limits.js";
 
 const CONSOLE_SOCKET_NAME = "console.sock";
@@ -244,20 +245,18 @@ class FifoReader {
 type Next = "continue" | "close";
 
 /** One accepted connection. */
-class Client {
-  private readonly decoder: FrameDecoder;
+class Client extends FramedConnection {
   private busy = false;
   private eof = false;
-  private closed = false;
   /** set after a subscribe: the next input of any kind closes the connection */
   private subscription: { path: Path; label: Label } | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly daemon: Daemon,
-    readonly sock: net.Socket,
+    sock: net.Socket,
   ) {
-    this.decoder = new FrameDecoder({ maxFrame: daemon.maxFrame });
+    super(sock, daemon.maxFrame, CLOSE_GRACE_MS);
     daemon.clients.add(this);
     this.armIdle();
     sock.on("data", (chunk: Buffer) => {
@@ -303,31 +302,6 @@ class Client {
     this.idleTimer = null;
   }
 
-  /** Can we still write to it? (A subscriber that is not writable gets unsubscribed.) */
-  get writable(): boolean {
-    return !this.closed && !this.sock.destroyed && this.sock.writable;
-  }
-
-  /** Close after pending output was flushed (upstream closes the fd after its awaited writes). */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.sock.end(() => this.sock.destroy());
-    const t = setTimeout(() => this.sock.destroy(), CLOSE_GRACE_MS);
-    t.unref();
-    this.sock.once("close", () => clearTimeout(t));
-  }
-
-  destroy(): void {
-    this.closed = true;
-    this.sock.destroy();
-  }
-
-  private send(w: Wire): boolean {
-    if (!this.writable) return false;
-    this.sock.write(encodeFrame(encodeWire(w)));
-    return true;
-  }
 
   /** Process buffered frames one at a time (a Console_add awaits its open). */
   private async drain(): Promise<void> {

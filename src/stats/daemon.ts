@@ -8,7 +8,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import v8 from "node:v8";
-import { decodeWire, encodeFrame, encodeWire, END, FrameDecoder } from "../commands/index.js";
+import { decodeWire, END } from "../commands/index.js";
 import type { Command, Wire } from "../commands/index.js";
 import { rootName, nameToString, type Name } from "../core/name.js";
 import { connectUnix } from "../transport/frames.js";
@@ -31,6 +31,7 @@ import {
 } from "./registry.js";
 import { cpuShare, statsData } from "./sample.js";
 import { STATS_DEFAULTS } from "./limits.js";
+import { FramedConnection } from "../transport/connection.js";
 
 const STAT_SOCKET_NAME = "stat.sock";
 
@@ -332,19 +333,17 @@ class Daemon {
 }
 
 /** One connection: the hostd channel or a client's. */
-class Conn {
-  private readonly decoder: FrameDecoder;
-  private closed = false;
+class Conn extends FramedConnection {
   private initialTimer: NodeJS.Timeout | null = null;
   /** subscriptions made on this connection (name text -> name) */
   readonly subscriptions = new Map<string, Name>();
 
   constructor(
     private readonly daemon: Daemon,
-    readonly sock: net.Socket,
+    sock: net.Socket,
     public mode: Mode,
   ) {
-    this.decoder = new FrameDecoder({ maxFrame: daemon.maxFrame });
+    super(sock, daemon.maxFrame, CLOSE_GRACE_MS);
     daemon.conns.add(this);
     sock.on("data", (chunk: Buffer) => this.onData(chunk));
     sock.on("end", () => this.close());
@@ -367,30 +366,6 @@ class Conn {
     this.initialTimer.unref();
   }
 
-  get writable(): boolean {
-    return !this.closed && !this.sock.destroyed && this.sock.writable;
-  }
-
-  send(w: Wire): boolean {
-    if (!this.writable) return false;
-    this.sock.write(encodeFrame(encodeWire(w)));
-    return true;
-  }
-
-  /** Close after pending output was flushed. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.sock.end(() => this.sock.destroy());
-    const t = setTimeout(() => this.sock.destroy(), CLOSE_GRACE_MS);
-    t.unref();
-    this.sock.once("close", () => clearTimeout(t));
-  }
-
-  destroy(): void {
-    this.closed = true;
-    this.sock.destroy();
-  }
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
