@@ -238,6 +238,16 @@ export function verifySignature(spki: SubjectPublicKeyInfo, algorithm: Algorithm
 }
 
 /**
+ * What verifySignature checks before the arithmetic (algorithm, its parameters, the key and
+ * whether they fit): null when the signature could be verified, else why not — for a
+ * signature whose arithmetic was done elsewhere with the same key (the TLS stack's).
+ */
+export function signatureUsable(spki: SubjectPublicKeyInfo, algorithm: AlgorithmIdentifier): string | null {
+  const v = verification(spki, algorithm);
+  return typeof v === "string" ? v : null;
+}
+
+/**
  * verifySignature, with the same checks and answers, but the signature arithmetic runs on
  * libuv's thread pool (node:crypto's asynchronous verify) instead of the event loop: the TLS
  * endpoint verifies a signature per connection, and meanwhile keeps serving the others.

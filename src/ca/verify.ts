@@ -7,14 +7,14 @@
 
 import type { X509Certificate } from "@peculiar/x509";
 import { decodeCertExtension } from "../commands/codec.js";
-import { DecodeError } from "../commands/der.js";
+import { DecodeError, type Bytes } from "../commands/der.js";
 import type { Policy } from "../commands/types.js";
 import { isSmaller } from "../policy/policy.js";
 import { chainPolicies, deriveCommand, type Derived, type PolicyAt } from "./chain.js";
 import type { Path } from "../core/name.js";
 import { OID, bytesEqual, dnEquals, dnToString } from "./asn1.js";
 import { bytesKey, LruCache } from "../core/lru.js";
-import { verifySignature, verifySignatureAsync } from "./keys.js";
+import { signatureUsable, verifySignature, verifySignatureAsync } from "./keys.js";
 import {
   CertificateError,
   KU,
@@ -100,6 +100,16 @@ export interface VerifyOptions {
    * and the chain must leave room for those leaves under `maxLength`.
    */
   readonly delegation?: boolean;
+  /**
+   * The DER SubjectPublicKeyInfo under which the leaf's signature is already known to verify
+   * — the TLS endpoint passes the key of the leaf's issuer in the path OpenSSL verified in the
+   * handshake (peer.ts). When the leaf's issuer in `chain` (or the anchor, for a leaf the
+   * anchor issued) has exactly this key, the signature arithmetic over the leaf — the whole
+   * leaf hashed, megabytes for a create with its image inside — is not done again; every other
+   * check of the signature (algorithm, parameters, key type, the two algorithm fields agreeing)
+   * still is. Any other issuer key: verified as usual. Ignored for a delegation.
+   */
+  readonly leafSignatureVerifiedUnder?: Bytes;
 }
 
 /**
@@ -217,6 +227,13 @@ function issuedProblems(c: ParsedCertificate, issuer: ParsedCertificate): string
   return out;
 }
 
+/** signatureProblems without the arithmetic (done by someone else under the same key). */
+function signatureCheckedProblems(c: ParsedCertificate, issuer: ParsedCertificate): string[] {
+  if (c.tbsSignatureAlgorithm.oid !== c.signatureAlgorithm.oid) return ["signature algorithm in the certificate body and outside differ"];
+  const bad = signatureUsable(issuer.publicKey, c.signatureAlgorithm);
+  return bad ? [bad] : [];
+}
+
 /** Problems with `issuer`'s signature on `c` (`offload`: verified on the thread pool, see keys.ts). */
 async function signatureProblems(c: ParsedCertificate, issuer: ParsedCertificate, offload = false): Promise<string[]> {
   if (c.tbsSignatureAlgorithm.oid !== c.signatureAlgorithm.oid) return ["signature algorithm in the certificate body and outside differ"];
@@ -299,7 +316,12 @@ async function verify(
   // Signatures on CA certificates may come from the memo; the leaf's never does.
   const memo = opts.signatures;
   const offload = opts.offload ?? false;
-  const direct: SignatureCheck = (c, issuer) => signatureProblems(c, issuer, offload);
+  const known = delegation ? undefined : opts.leafSignatureVerifiedUnder;
+  const leafCert = certs[0];
+  const direct: SignatureCheck = (c, issuer) =>
+    known !== undefined && c === leafCert && bytesEqual(issuer.publicKey.der, known)
+      ? Promise.resolve(signatureCheckedProblems(c, issuer))
+      : signatureProblems(c, issuer, offload);
   const caSignature: SignatureCheck = memo ? (c, issuer) => memo.problems(c, issuer, offload) : direct;
   const signatureOf = (index: number): SignatureCheck => (index === 0 ? direct : caSignature);
 

@@ -4,6 +4,9 @@
 // (one build per Node ABI: it uses V8's API, see its README). Without it the endpoint works,
 // but refuses client chains over 100 KiB — i.e. albatross-client's `create` with the image
 // inside the certificate.
+// It also hands out the certificate path OpenSSL verified for a client (recordVerifiedChains,
+// takeVerifiedChain: see max_cert_list.cc and peer.ts) — the endpoint's cheap and exact way to
+// the client's chain; without it (or with an older build) the endpoint asks Node as before.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import type tls from "node:tls";
@@ -12,6 +15,9 @@ import { types } from "node:util";
 
 interface Binding {
   setMaxCertList(external: unknown, bytes: number): number;
+  /** (builds before these two have only setMaxCertList) */
+  recordVerifiedChains?(external: unknown, capacity: number): void;
+  takeVerifiedChain?(finished: Buffer): Buffer[] | undefined;
 }
 
 /** Tests (and operators) can point the loader elsewhere; a missing or broken file then shows the fallback. */
@@ -45,6 +51,13 @@ function load(): { ok: true; binding: Binding } | { ok: false; problem: string }
   return loaded;
 }
 
+/** The SSL_CTX handle of a secure context, or why there is none. */
+function externalOf(context: tls.SecureContext): unknown {
+  // Node's native SecureContext holds its SSL_CTX* as a v8::External (`_external`).
+  const external = (context as tls.SecureContext & { context?: { _external?: unknown } }).context?._external;
+  return types.isExternal(external) ? external : null;
+}
+
 /**
  * Set OpenSSL's certificate chain limit of a secure context to `bytes`. Null when done, else
  * why not (the context keeps OpenSSL's default of 100 KiB).
@@ -52,13 +65,44 @@ function load(): { ok: true; binding: Binding } | { ok: false; problem: string }
 export function raiseChainLimit(context: tls.SecureContext, bytes: number): string | null {
   const a = load();
   if (!a.ok) return a.problem;
-  // Node's native SecureContext holds its SSL_CTX* as a v8::External (`_external`).
-  const external = (context as tls.SecureContext & { context?: { _external?: unknown } }).context?._external;
-  if (!types.isExternal(external)) return `this Node (${process.version}) does not expose its SSL_CTX`;
+  const external = externalOf(context);
+  if (external === null) return `this Node (${process.version}) does not expose its SSL_CTX`;
   try {
     const now = a.binding.setMaxCertList(external, bytes);
     return now === bytes ? null : `OpenSSL kept a limit of ${now} bytes`;
   } catch (e) {
     return `native addon failed: ${e instanceof Error ? e.message : String(e)}`;
   }
+}
+
+/**
+ * Keep, for every client chain OpenSSL verifies on this secure context without an error, the
+ * path it verified, until taken (takeVerifiedChain) or the connection is freed; at most
+ * `capacity` at once (older ones are dropped: their connections then ask Node). Null when
+ * done, else why not.
+ */
+export function recordVerifiedChains(context: tls.SecureContext, capacity: number): string | null {
+  const a = load();
+  if (!a.ok) return a.problem;
+  if (typeof a.binding.recordVerifiedChains !== "function" || typeof a.binding.takeVerifiedChain !== "function") return "native addon too old (no recordVerifiedChains)";
+  const external = externalOf(context);
+  if (external === null) return `this Node (${process.version}) does not expose its SSL_CTX`;
+  try {
+    a.binding.recordVerifiedChains(external, capacity);
+    return null;
+  } catch (e) {
+    return `native addon failed: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
+
+/**
+ * The path OpenSSL verified for the connection whose server Finished message is `finished`
+ * (tlsSocket.getFinished()): DER, leaf first, the trust anchor last; taken (a second call
+ * gives null). Null when none was recorded: the addon is not recording, the chain was not
+ * verified cleanly, or the entry was dropped.
+ */
+export function takeVerifiedChain(finished: Buffer): Buffer[] | null {
+  const a = load();
+  if (!a.ok || typeof a.binding.takeVerifiedChain !== "function") return null;
+  return a.binding.takeVerifiedChain(finished) ?? null;
 }

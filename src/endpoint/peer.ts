@@ -9,6 +9,16 @@
 // to its verify depth of 100. And the chain Node hands out is rebuilt by name lookups, not
 // necessarily the path OpenSSL verified.
 //
+// Two ways to the chain. With the native addon (addon.ts, native/max-cert-list), OpenSSL hands
+// over the very path it verified (verifiedPath): leaf, the intermediates that signed, the
+// anchor — no name lookups, no fingerprints, and, for the leaf whose signature OpenSSL checked
+// under its issuer's key in that path, no second hashing of the leaf (a create's leaf holds
+// the image: megabytes); every other check still runs here. Without it, Node's
+// getPeerCertificate (peerCertificates below). Never getPeerX509Certificate(), although
+// cheaper: on Node 20 and 22 it takes the intermediates out of OpenSSL's session chain — a
+// later getPeerCertificate(true) no longer sees them — and leaks them (measured: RSS grows by
+// each connection's intermediates; Node 24 neither).
+//
 // Everything here works on src/ca/x509.ts' ParsedCertificate (our strict DER parser), never
 // on @peculiar/x509 objects: constructing one costs about 1 ms, more than everything else
 // the endpoint does for a connection, and nothing here needs its API.
@@ -129,19 +139,52 @@ function detailedPath(sock: TLSSocket, ca: ParsedCertificate, cas: ParsedCertifi
   return ok(out);
 }
 
+/** A client's path, and what OpenSSL proved about it. */
+export interface PeerPath {
+  /** leaf first, then its issuers, without the trust anchor */
+  readonly chain: ParsedCertificate[];
+  /**
+   * The DER SubjectPublicKeyInfo under which OpenSSL verified the leaf's signature (the key
+   * of chain[1], or of the anchor for a leaf it issued); undefined when unknown.
+   */
+  readonly leafSignedUnder?: Uint8Array;
+}
+
+/**
+ * The path OpenSSL verified (the addon's takeVerifiedChain: DER, leaf first, the anchor last),
+ * parsed, without the anchor. Null when it does not end in exactly `ca` (then the chain is
+ * taken from Node instead); an error text when a certificate does not parse or the path is
+ * too long to walk. The leaf's DER is parsed in place (a fresh buffer of this connection's).
+ */
+export function verifiedPath(ders: readonly Uint8Array[], ca: ParsedCertificate, cas: ParsedCertificateCache): Result<PeerPath> | null {
+  if (ders.length < 2 || !bytesEqual(ders[ders.length - 1]!, ca.der)) return null;
+  if (ders.length - 1 >= WALK_LIMIT) return err("certificate chain too long");
+  const chain: ParsedCertificate[] = [];
+  try {
+    chain.push(parseCertificate(ders[0]!));
+    for (let i = 1; i < ders.length - 1; i++) chain.push(cas.parse(ders[i]!));
+  } catch (e) {
+    return unreadable(e);
+  }
+  // OpenSSL checked each certificate's signature with the key of the next one in this path.
+  return ok({ chain, leafSignedUnder: (chain[1] ?? ca).publicKey.der });
+}
+
 /**
  * Every link of `chain` (leaf first, without the anchor) validated against `ca` at `at` with
  * the rules of daemon.md §6 (src/ca/verify.ts). `signatures` memoises CA signatures only;
- * `offload` runs the signature arithmetic on the thread pool (see VerifyOptions).
+ * `offload` runs the signature arithmetic on the thread pool; `leafSignedUnder` (only from
+ * verifiedPath) spares the leaf's signature arithmetic under that one key (see VerifyOptions).
  */
 export async function validatePeerChain(
   chain: readonly ParsedCertificate[],
   ca: ParsedCertificate,
   at: Date,
-  opts: { readonly signatures?: SignatureCache; readonly offload?: boolean } = {},
+  opts: { readonly signatures?: SignatureCache; readonly offload?: boolean; readonly leafSignedUnder?: Uint8Array | undefined } = {},
 ): Promise<Result<readonly ParsedCertificate[]>> {
   if (chain.length === 0) return err("no client certificate");
-  const report = await verifyParsedChain(chain, [ca], { at, maxLength: 10, ...opts });
+  const { leafSignedUnder, ...rest } = opts;
+  const report = await verifyParsedChain(chain, [ca], { at, maxLength: 10, ...rest, ...(leafSignedUnder ? { leafSignatureVerifiedUnder: leafSignedUnder } : {}) });
   if (!report.ok) {
     const problems = [...report.problems, ...report.links.flatMap((l, i) => l.problems.map((p) => `${i === 0 ? "leaf" : `certificate ${i}`} ${l.subject}: ${p}`))];
     return err(`chain validation failed: ${problems.join("; ")}`);

@@ -39,12 +39,13 @@ import { checkPolicyMonotonic, deriveFromParsed, type Derived } from "../ca/chai
 import { ChunkReader, writeBytes, writeChunk, writeFramed, writeTerminator } from "../transport/chunks.js";
 import { ReadTimeout } from "../transport/frames.js";
 import { endpointOf, socketPath, type SocketKind } from "../transport/routes.js";
-import { ParsedCertificateCache, peerCertificates, validatePeerChain } from "./peer.js";
+import { ParsedCertificateCache, peerCertificates, validatePeerChain, verifiedPath, type PeerPath } from "./peer.js";
 import { DaemonConnections } from "./daemons.js";
 import { Budget, Slots } from "./slots.js";
-import { raiseChainLimit } from "./addon.js";
+import { raiseChainLimit, recordVerifiedChains, takeVerifiedChain } from "./addon.js";
 import { CHAIN_MS_PER_MIB, ChainGate, OPENSSL_DEFAULT_CHAIN_LIMIT, TLS_MAX_CHAIN } from "./gate.js";
 import { parseKeylogLine } from "./tls13.js";
+import { ok, type Result } from "../core/result.js";
 
 /** a request's connection to its daemon, and the socket file it goes to */
 type DaemonLink = { readonly sock: net.Socket; readonly file: string };
@@ -125,12 +126,18 @@ export interface EndpointOptions {
    * (default true; see daemons.ts). False: every request connects afresh, as upstream.
    */
   readonly spareConnections?: boolean;
+  /**
+   * take each client's path from OpenSSL's verification (the native addon keeps it; default
+   * true); false, or without the addon: from Node's getPeerCertificate (slower for large
+   * chains; the same checks)
+   */
+  readonly verifiedChains?: boolean;
   /** the clock used for certificate validity (tests) */
   readonly now?: () => Date;
 }
 
 /** the options with their defaults (those read once in the constructor left out) */
-type ResolvedOptions = Required<Omit<EndpointOptions, "now" | "logLevel" | "spareConnections">> & { now: () => Date };
+type ResolvedOptions = Required<Omit<EndpointOptions, "now" | "logLevel" | "spareConnections" | "verifiedChains">> & { now: () => Date };
 
 const SEVERITY: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
@@ -204,6 +211,13 @@ export class Endpoint {
   readonly chainBudget: Budget;
   /** why OpenSSL's 100 KiB chain limit could not be raised; null when it was (or need not be) */
   readonly chainLimitProblem: string | null;
+  /**
+   * Why the paths OpenSSL verifies are not handed over by the addon (the chain is then taken
+   * from Node: slower for large chains, same checks); null when they are.
+   */
+  readonly verifiedChainsProblem: string | null;
+  /** connections whose chain came from OpenSSL's verified path / from Node (tests, statistics) */
+  readonly chainSource = { verified: 0, node: 0 };
   /** connections whose handshake is under way or done, by the ClientHello's random until the keylog */
   private readonly gates = new Set<ChainGate>();
   private readonly byRandom = new Map<string, ChainGate>();
@@ -254,6 +268,10 @@ export class Endpoint {
         `client certificate chains over ${OPENSSL_DEFAULT_CHAIN_LIMIT} bytes (OpenSSL's default limit) will be refused — e.g. albatross-client's create with the image inside the certificate: ${this.chainLimitProblem}`,
       );
     }
+    // The path OpenSSL verifies for each client, kept for us (peer.ts verifiedPath): one entry
+    // per handshake in flight, at most one per connection plus some.
+    this.verifiedChainsProblem =
+      opts.verifiedChains === false ? "not asked for" : creds ? recordVerifiedChains(creds, 2 * this.o.maxConnections + 16) : `this Node's (${process.version}) TLS server keeps no secure context`;
     const opensslLimit = this.chainLimitProblem === null ? this.o.maxChainSize : OPENSSL_DEFAULT_CHAIN_LIMIT;
     const gateOptions = {
       maxChainSize: this.o.maxChainSize,
@@ -409,15 +427,15 @@ export class Endpoint {
 
   /** Steps before any daemon is contacted: our validation and the derivation (step 1). */
   private async authorize(s: tls.TLSSocket, who: string): Promise<Derived | null> {
-    const g = this.gateOf.get(s);
-    const certs = peerCertificates(s, this.anchor, this.intermediates, { large: g !== undefined && g.chainSize !== null && g.chainSize > LARGE_CHAIN });
+    const certs = this.peerPath(s);
     if (!certs.ok) {
       this.o.log("error", `${who}: failed to handle TLS connection: ${certs.error}`);
       return null;
     }
     // Signatures are verified inline when this is the only connection (lowest latency), on
     // the thread pool when others are in flight (the event loop keeps serving them).
-    const v = await validatePeerChain(certs.value, this.anchor, this.o.now(), { signatures: this.signatures, offload: this.active.size > 1 });
+    const { chain, leafSignedUnder } = certs.value;
+    const v = await validatePeerChain(chain, this.anchor, this.o.now(), { signatures: this.signatures, offload: this.active.size > 1, leafSignedUnder });
     if (!v.ok) {
       this.o.log("error", `${who}: failed to handle TLS connection: ${v.error}`);
       return null;
@@ -428,6 +446,24 @@ export class Endpoint {
       return null;
     }
     return d.value;
+  }
+
+  /** The client's path: the one OpenSSL verified when the addon kept it, else from Node (peer.ts). */
+  private peerPath(s: tls.TLSSocket): Result<PeerPath> {
+    if (this.verifiedChainsProblem === null) {
+      // (our Finished message: the key the addon filed the path under, see max_cert_list.cc)
+      const finished = s.getFinished();
+      const ders = finished ? takeVerifiedChain(finished) : null;
+      const p = ders ? verifiedPath(ders, this.anchor, this.intermediates) : null;
+      if (p) {
+        this.chainSource.verified++;
+        return p;
+      }
+    }
+    this.chainSource.node++;
+    const g = this.gateOf.get(s);
+    const certs = peerCertificates(s, this.anchor, this.intermediates, { large: g !== undefined && g.chainSize !== null && g.chainSize > LARGE_CHAIN });
+    return certs.ok ? ok({ chain: certs.value }) : certs;
   }
 
   /** Steps 2–7; returns the payload of the final reply. Throws Abort (no reply). */

@@ -78,6 +78,8 @@ export interface MakeOptions {
   readonly profile: Profile;
   readonly cn: string;
   readonly keyType?: KeyType;
+  /** the subject's key (default: a fresh one of keyType) */
+  readonly key?: KeyObject;
   readonly issuer?: Node;
   readonly policy?: Policy;
   readonly command?: Command;
@@ -91,7 +93,7 @@ export interface MakeOptions {
 
 /** Issue a certificate directly (bypassing `sign`'s checks) for building odd chains. */
 export async function make(o: MakeOptions): Promise<Node> {
-  const key = await generateKey(o.keyType ?? "ed25519");
+  const key = o.key ?? (await generateKey(o.keyType ?? "ed25519"));
   const subject = encodeCnName(o.cn);
   const issuerKey = o.issuer?.key ?? key;
   const issuerName = o.issuer ? encodeCnName(o.issuer.cn) : subject;
