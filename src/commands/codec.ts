@@ -1181,6 +1181,12 @@ const encWire = (o: Out, w: Wire): void =>
 
 export const encodeWire = (w: Wire): Bytes => encode(encWire, w);
 
+/**
+ * encodeWire as pieces whose concatenation is byte for byte `encodeWire(w)`: contents of at
+ * least `threshold` bytes (a create's image) are handed out as they are, not copied.
+ */
+export const encodeWirePieces = (w: Wire, threshold: number): Bytes[] => encodePieces(encWire, w, threshold);
+
 /** Decode a wire message; any header version other than 5 is rejected first (wire.md §13). */
 export function decodeWire(b: Bytes): Wire {
   return decodeAll(b, "", (c) =>

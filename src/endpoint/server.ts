@@ -27,7 +27,7 @@ import { constants as cryptoConstants } from "node:crypto";
 import net from "node:net";
 import tls from "node:tls";
 import type { X509Certificate } from "@peculiar/x509";
-import { decodeWire, encodeWire } from "../commands/codec.js";
+import { decodeWire, encodeWire, encodeWirePieces } from "../commands/codec.js";
 import type { Bytes } from "../commands/der.js";
 import { encodeFrame } from "../commands/framing.js";
 import { WIRE_VERSION, type Command, type Payload, type Wire } from "../commands/types.js";
@@ -36,7 +36,7 @@ import { wireText } from "../commands/render.js";
 import { SignatureCache } from "../ca/verify.js";
 import { parsed, type ParsedCertificate } from "../ca/x509.js";
 import { checkPolicyMonotonic, deriveFromParsed, type Derived } from "../ca/chain.js";
-import { ChunkReader, writeBytes, writeChunk, writeFramed, writeTerminator } from "../transport/chunks.js";
+import { ChunkReader, writeBytes, writeChunk, writeFramedPieces, writeTerminator } from "../transport/chunks.js";
 import { ReadTimeout } from "../transport/frames.js";
 import { endpointOf, socketPath, type SocketKind } from "../transport/routes.js";
 import { ParsedCertificateCache, peerCertificates, validatePeerChain, verifiedPath, type PeerPath } from "./peer.js";
@@ -543,8 +543,9 @@ export class Endpoint {
     // step 5: the command, with the derived name
     const w: Wire = { header: { version: WIRE_VERSION, sequence: this.nextSequence(), name }, payload: { kind: "command", command: cmd } };
     try {
-      // (a create may carry an image of megabytes: not copied once more behind the length)
-      await writeFramed(fd, encodeWire(w), this.o.writeStallMs);
+      // (a create may carry an image of megabytes: not copied into the message, nor behind
+      // the length — one writev of the pieces)
+      await writeFramedPieces(fd, encodeWirePieces(w, 64 * 1024), this.o.writeStallMs);
     } catch {
       return failure("couldn't write unikernel to VMMD");
     }

@@ -140,5 +140,33 @@ export function writeFramed(sock: Duplex, payload: Bytes, stallMs?: number): Pro
   return done;
 }
 
+/**
+ * One chunk whose payload is the concatenation of `pieces` (encodeWirePieces: a create's image
+ * not copied behind the bytes around it), written together (corked: one writev for a socket).
+ */
+export function writeFramedPieces(sock: Duplex, pieces: readonly Bytes[], stallMs?: number): Promise<void> {
+  if (pieces.length === 1) return writeFramed(sock, pieces[0]!, stallMs);
+  let length = 0;
+  for (const p of pieces) length += p.length;
+  if (length <= COPY_LIMIT || sock.destroyed || !sock.writable) {
+    const all = new Uint8Array(length);
+    let at = 0;
+    for (const p of pieces) {
+      all.set(p, at);
+      at += p.length;
+    }
+    return writeChunk(sock, all, stallMs);
+  }
+  const prefix = new Uint8Array(4);
+  new DataView(prefix.buffer).setInt32(0, length, false);
+  sock.cork();
+  sock.write(prefix);
+  for (let i = 0; i < pieces.length - 1; i++) sock.write(pieces[i]!);
+  // (the last write's callback: everything before it was handed to the kernel too)
+  const done = writeBytes(sock, pieces[pieces.length - 1]!, stallMs);
+  sock.uncork();
+  return done;
+}
+
 /** The zero-length chunk ending a raw stream. */
 export const writeTerminator = (sock: Duplex, stallMs?: number): Promise<void> => writeBytes(sock, new Uint8Array(4), stallMs);
