@@ -74,7 +74,8 @@ function unreadable(e: unknown): Result<never> {
 }
 
 /**
- * The peer's path, leaf first, parsed: the leaf, then each issuer Node found among the
+ * Without the addon's verified path (verifiedPath): the peer's path from Node, leaf first,
+ * parsed: the leaf, then each issuer Node found among the
  * certificates the client sent — without the trust anchor `ca` at its end (upstream derives
  * names and policies from the certificates the client sent; albatross clients send the leaf
  * and the intermediates but not the root, and a root carrying a policy extension would
@@ -89,9 +90,7 @@ export function peerCertificates(sock: TLSSocket, ca: ParsedCertificate, cas: Pa
   // Fast path: a leaf issued directly by the CA (issuer name = CA subject, key ids agreeing)
   // is the whole path. getPeerCertificate(true) turns every certificate into a JS object with
   // fingerprints and all and looks issuers up in the store; it is only needed when there are
-  // intermediates. (Not getPeerX509Certificate(), although cheaper: on Node 20 it takes the
-  // intermediates out of OpenSSL's session chain — a later getPeerCertificate(true) no longer
-  // sees them, and they are never freed.)
+  // intermediates. (Not getPeerX509Certificate(): see the top of this file.)
   const first = sock.getPeerCertificate(false) as PeerCertificate | undefined;
   if (!first?.raw) return err("no client certificate");
   let leaf: ParsedCertificate;
