@@ -129,7 +129,7 @@ const COPY_LIMIT = 64 * 1024;
  * Like writeChunk, but a large payload is not copied behind its length prefix: the two are
  * written together (corked: one writev for a socket).
  */
-export function writeFramed(sock: Duplex, payload: Bytes, stallMs?: number): Promise<void> {
+function writeFramed(sock: Duplex, payload: Bytes, stallMs?: number): Promise<void> {
   if (payload.length <= COPY_LIMIT || sock.destroyed || !sock.writable) return writeChunk(sock, payload, stallMs);
   const prefix = new Uint8Array(4);
   new DataView(prefix.buffer).setInt32(0, payload.length, false);

@@ -112,12 +112,12 @@ describe("verifiedPath (the addon's chain, leaf first, anchor last)", () => {
     const root = parseCertificate(pki.root.der);
     const l = await leaf(pki.arc, "p", cmds.info);
     const p = verifiedPath([l.der, pki.arc.der, pki.root.der], root, new ParsedCertificateCache());
-    assert.ok(p && p.ok);
+    assert.ok(p?.ok);
     assert.deepEqual(p.value.chain.map((c) => c.der), [l.der, pki.arc.der]);
     assert.deepEqual(p.value.leafSignedUnder, parseCertificate(pki.arc.der).publicKey.der);
     const d = await leaf(pki.root, "q", cmds.info);
     const p2 = verifiedPath([d.der, pki.root.der], root, new ParsedCertificateCache());
-    assert.ok(p2 && p2.ok);
+    assert.ok(p2?.ok);
     assert.deepEqual(p2.value.leafSignedUnder, root.publicKey.der);
     assert.equal(verifiedPath([l.der, pki.arc.der, fakeRoot.der], root, new ParsedCertificateCache()), null);
     assert.equal(verifiedPath([pki.root.der], root, new ParsedCertificateCache()), null);
