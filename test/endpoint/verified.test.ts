@@ -10,7 +10,7 @@ import type { Policy } from "../../src/commands/types.js";
 import { parseCertificate } from "../../src/ca/x509.js";
 import { verifyParsedChain } from "../../src/ca/verify.js";
 import { ParsedCertificateCache, verifiedPath } from "../../src/endpoint/peer.js";
-import { FakeDaemons, cmds, exchange, failureText, leaf, make, makePki, policy, startEndpoint, success, tempDir, type Node, type Pki, type Running } from "./support.js";
+import { FakeDaemons, cmds, exchange, failureText, leaf, make, makePki, policy, startEndpoint, success, tempDir, type Node, type Pki, type Running } from "../support/endpoint.js";
 
 let pki: Pki;
 let fake: FakeDaemons;
