@@ -113,7 +113,12 @@ async function bench(env: Env): Promise<void> {
     secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
   };
   const dir = mkdtempSync(join(tmpdir(), "dromedary-bench-big-"));
-  const reply = encodeFrame(encodeWire({ header: { version: 5, sequence: 0n, name: { path: [], label: "big" } }, payload: { kind: "reply", reply: { kind: "string", text: new TextEncoder().encode("created unikernel") } } }));
+  const reply = encodeFrame(
+    encodeWire({
+      header: { version: 5, sequence: 0n, name: { path: [], label: "big" } },
+      payload: { kind: "reply", reply: { kind: "string", text: new TextEncoder().encode("created unikernel") } },
+    }),
+  );
   // the floor: handshake + inflate + write
   const floor = tls.createServer({ ...serverOpts, requestCert: true, rejectUnauthorized: true }, (s) => {
     s.on("error", () => undefined);
@@ -131,7 +136,15 @@ async function bench(env: Env): Promise<void> {
     if (problem) throw new Error(`cannot raise the floor's chain limit: ${problem}`);
     await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
   }
-  const ep = new Endpoint({ ca: certificateFromDer(root.der), caPem: serverOpts.ca, certPem: serverOpts.cert, keyPem: serverOpts.key, tmpdir: env.tmpdir, log: () => undefined, logLevel: "warn" });
+  const ep = new Endpoint({
+    ca: certificateFromDer(root.der),
+    caPem: serverOpts.ca,
+    certPem: serverOpts.cert,
+    keyPem: serverOpts.key,
+    tmpdir: env.tmpdir,
+    log: () => undefined,
+    logLevel: "warn",
+  });
   if (ep.chainLimitProblem) throw new Error(ep.chainLimitProblem);
   const epPort = (await ep.listen("127.0.0.1", 0)).port;
   const ctx = tls.createSecureContext({ ca: pem(root), cert: pem(leaf, tenant), key: privateKeyToPem(leaf.key) });
@@ -148,7 +161,13 @@ async function bench(env: Env): Promise<void> {
   // hostd alone: the tenant's policy, then the create, on one connection (as the endpoint does)
   const direct = async (): Promise<number> => {
     const t0 = performance.now();
-    const replies = await exchange(env.socket, [encodeWire(commandWire("bench:", { kind: "policy-add", policy })), encodeWire(commandWire("bench:big", cmd, 1n))], 60_000, undefined, 2);
+    const replies = await exchange(
+      env.socket,
+      [encodeWire(commandWire("bench:", { kind: "policy-add", policy })), encodeWire(commandWire("bench:big", cmd, 1n))],
+      60_000,
+      undefined,
+      2,
+    );
     const ms = performance.now() - t0;
     const text = show(replies.slice(1));
     if (text !== "success: created unikernel") throw new Error(`direct create: ${text}`);
@@ -159,7 +178,9 @@ async function bench(env: Env): Promise<void> {
   const times = { floor: [] as number[], endpoint: [] as number[], bare: [] as number[], hostd: [] as number[] };
   const ratios: number[] = [];
   try {
-    console.log(`chain: leaf ${(leaf.der.length / MiB).toFixed(2)} MiB (an ${IMAGE / MiB} MiB image, compressed at level 9) + tenant CA; daemons: real dromedary hostd + console-daemon, stand-in tender`);
+    console.log(
+      `chain: leaf ${(leaf.der.length / MiB).toFixed(2)} MiB (an ${IMAGE / MiB} MiB image, compressed at level 9) + tenant CA; daemons: real dromedary hostd + console-daemon, stand-in tender`,
+    );
     // warm-up
     await create(port(floor), ctx);
     await create(port(bare), ctx);
@@ -179,7 +200,9 @@ async function bench(env: Env): Promise<void> {
     console.log(`  endpoint -> hostd -> exec:                              ${fmt(times.endpoint)}`);
     console.log(`  (hostd alone: the policy and the create on its socket:  ${fmt(times.hostd)})`);
     const m = median(ratios);
-    console.log(`  endpoint / floor: ${m.toFixed(2)}x (rounds ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})  [target <= 1.5x: ${m <= 1.5 ? "met" : "NOT met"}]`);
+    console.log(
+      `  endpoint / floor: ${m.toFixed(2)}x (rounds ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})  [target <= 1.5x: ${m <= 1.5 ? "met" : "NOT met"}]`,
+    );
   } finally {
     await ep.close();
     await new Promise((r) => floor.close(r));

@@ -71,7 +71,8 @@ async function bombs(env: Env): Promise<void> {
   console.log(`bomb: ${(bomb.length / 1e6).toFixed(2)} MB of zlib inflating to 1024 MiB of zeros (made in ${(performance.now() - t0).toFixed(0)} ms)`);
   // warm up the paths measured (a real create, a block device)
   const c = config(HELLO, { argv: argv("--standin-run") });
-  if (show(await request(env.socket, ":warm", { kind: "unikernel-create", config: c })) !== "success: created unikernel") throw new Error("warm-up create failed");
+  if (show(await request(env.socket, ":warm", { kind: "unikernel-create", config: c })) !== "success: created unikernel")
+    throw new Error("warm-up create failed");
   await request(env.socket, ":warm", { kind: "unikernel-destroy" });
   if (show(await request(env.socket, ":disk", { kind: "block-add", size: 512 })) !== "success: added block device") throw new Error("block add failed");
   for (let i = 0; i < 20; i++) await request(env.socket, ":", { kind: "unikernel-info" });

@@ -13,7 +13,10 @@ import { generateKey, spkiDer, type KeyType } from "../src/ca/keys.js";
 
 const N = 1000;
 
-const WEBCRYPTO: Record<"ed25519" | "p256", { importAlg: Parameters<typeof webcrypto.subtle.importKey>[2]; signAlg: Parameters<typeof webcrypto.subtle.sign>[0] }> = {
+const WEBCRYPTO: Record<
+  "ed25519" | "p256",
+  { importAlg: Parameters<typeof webcrypto.subtle.importKey>[2]; signAlg: Parameters<typeof webcrypto.subtle.sign>[0] }
+> = {
   ed25519: { importAlg: { name: "Ed25519" }, signAlg: { name: "Ed25519" } },
   p256: { importAlg: { name: "ECDSA", namedCurve: "P-256" }, signAlg: { name: "ECDSA", hash: "SHA-256" } },
 };
@@ -27,7 +30,8 @@ async function one(type: "ed25519" | "p256"): Promise<void> {
   const albatross = encodeCertExtension({ version: 5, command: { kind: "console-subscribe", sinceCount: { kind: "count", count: 20 } } });
 
   // warm-up
-  for (let i = 0; i < 50; i++) await issueCertificate({ profile: "leaf", subject, spki, issuerName, issuerKey: caKey, albatross, ...validity(new Date(), 86400) });
+  for (let i = 0; i < 50; i++)
+    await issueCertificate({ profile: "leaf", subject, spki, issuerName, issuerKey: caKey, albatross, ...validity(new Date(), 86400) });
 
   let size = 0;
   const t0 = performance.now();

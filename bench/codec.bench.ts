@@ -23,9 +23,7 @@ function prng(seed: number): () => number {
 function makeImage(size: number): Uint8Array {
   const rnd = prng(1);
   const img = new Uint8Array(size);
-  const words = new TextEncoder().encode(
-    "mirage solo5 hvt console net block ocaml caml_alloc caml_call_gc tcpip dns resolver ",
-  );
+  const words = new TextEncoder().encode("mirage solo5 hvt console net block ocaml caml_alloc caml_call_gc tcpip dns resolver ");
   for (let off = 0; off < size; ) {
     const len = Math.min(size - off, 512 + Math.floor(rnd() * 16384));
     const kind = rnd();
@@ -70,7 +68,10 @@ function config(image: Uint8Array, i: number): UnikernelConfig {
     cpuids: [i % 4],
     memory: 32 + (i % 8) * 32,
     blockDevices: i % 2 ? [{ name: "storage", device: `disk${i}` }] : [],
-    bridges: [{ netif: "service", bridge: "br0" }, { netif: "management", bridge: "br1", mac: Uint8Array.of(2, 0, 0, 0, i >> 8 & 255, i & 255) }],
+    bridges: [
+      { netif: "service", bridge: "br0" },
+      { netif: "management", bridge: "br1", mac: Uint8Array.of(2, 0, 0, 0, (i >> 8) & 255, i & 255) },
+    ],
     argv: [new TextEncoder().encode(`--ipv4=10.0.${(i >> 8) & 255}.${i & 255}/16`), new TextEncoder().encode("-l *:info")],
     numcpus: 1,
   };

@@ -84,7 +84,10 @@ async function throughDaemon(dir: string, file: string): Promise<{ ms: number; c
         if (frames >= LINES) resolve();
       });
     });
-    send(sub, { header: { version: 5, sequence: 0n, name }, payload: { kind: "command", command: { kind: "console-subscribe", sinceCount: { kind: "count", count: 0 } } } });
+    send(sub, {
+      header: { version: 5, sequence: 0n, name },
+      payload: { kind: "command", command: { kind: "console-subscribe", sinceCount: { kind: "count", count: 0 } } },
+    });
     await new Promise((r) => setTimeout(r, 50)); // let the reply arrive first
     if (frames < 0) throw new Error("no subscribe reply");
     t0 = process.hrtime.bigint();

@@ -120,9 +120,10 @@ async function daemons(dir: string): Promise<{ kind: string; pids: number[]; sto
       for (let f = dec.next(); f !== null && f !== END; f = dec.next()) {
         const w = decodeWire(f);
         const cmd = w.payload.kind === "command" ? w.payload.command.kind : "";
-        const reply: Wire = cmd === "policy-add"
-          ? { header: w.header, payload: { kind: "reply", reply: { kind: "string", text: new TextEncoder().encode("no modification of policy") } } }
-          : { header: w.header, payload: { kind: "reply", reply: { kind: "unikernel-info", unikernels: [] } } };
+        const reply: Wire =
+          cmd === "policy-add"
+            ? { header: w.header, payload: { kind: "reply", reply: { kind: "string", text: new TextEncoder().encode("no modification of policy") } } }
+            : { header: w.header, payload: { kind: "reply", reply: { kind: "unikernel-info", unikernels: [] } } };
         c.write(encodeFrame(encodeWire(reply)));
         if (cmd !== "policy-add") c.end();
       }
@@ -236,7 +237,10 @@ async function comparePaired(ports: number[], ctx: tls.SecureContext, n: number,
         if (i !== 0) daemonCpu[i]! += (pids.reduce((a, p) => a + procCpu(p), 0) - d0) * 1000;
       }
     }
-    collect(out, ports.map((_, i) => ({ perSecond: n / (Number(ns[i]!) / 1e9), cpuHere: cpu[i]! / n, cpuDaemons: daemonCpu[i]! / n })));
+    collect(
+      out,
+      ports.map((_, i) => ({ perSecond: n / (Number(ns[i]!) / 1e9), cpuHere: cpu[i]! / n, cpuDaemons: daemonCpu[i]! / n })),
+    );
   }
   return out;
 }
@@ -270,18 +274,23 @@ const ratioText = (rs: number[]): string => `${median(rs).toFixed(2)}x (rounds $
  * most any endpoint that must ask this daemon could reach.
  */
 async function bareWithDaemon(serverOpts: tls.TlsOptions, vmmd: string, daemons: DaemonConnections): Promise<tls.Server> {
-  const cmd = encodeFrame(encodeWire({ header: { version: 5, sequence: 0n, name: { path: [], label: "bench" } }, payload: { kind: "command", command: { kind: "unikernel-info" } } }));
+  const cmd = encodeFrame(
+    encodeWire({ header: { version: 5, sequence: 0n, name: { path: [], label: "bench" } }, payload: { kind: "command", command: { kind: "unikernel-info" } } }),
+  );
   const srv = tls.createServer({ ...serverOpts, requestCert: true, rejectUnauthorized: true }, (s) => {
     s.on("error", () => undefined);
-    daemons.connect(vmmd).then((d) => {
-      d.on("error", () => s.destroy());
-      d.write(cmd);
-      d.once("data", (b: Buffer) => {
-        d.destroy();
-        s.end(b); // the daemon's reply frame (header not re-stamped)
-        daemons.prepare(vmmd);
-      });
-    }, () => s.destroy());
+    daemons.connect(vmmd).then(
+      (d) => {
+        d.on("error", () => s.destroy());
+        d.write(cmd);
+        d.once("data", (b: Buffer) => {
+          d.destroy();
+          s.end(b); // the daemon's reply frame (header not re-stamped)
+          daemons.prepare(vmmd);
+        });
+      },
+      () => s.destroy(),
+    );
   });
   await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
   return srv;
@@ -304,12 +313,15 @@ async function minimalEndpoint(serverOpts: tls.TlsOptions, vmmd: string, anchor:
       try {
         const raw = s.getPeerCertificate(false).raw;
         const leaf = parseCertificate(new Uint8Array(raw.buffer, raw.byteOffset, raw.length));
-        const bad = inFlight > 1
-          ? await verifySignatureAsync(anchor.publicKey, leaf.signatureAlgorithm, leaf.tbs, leaf.signature)
-          : verifySignature(anchor.publicKey, leaf.signatureAlgorithm, leaf.tbs, leaf.signature);
+        const bad =
+          inFlight > 1
+            ? await verifySignatureAsync(anchor.publicKey, leaf.signatureAlgorithm, leaf.tbs, leaf.signature)
+            : verifySignature(anchor.publicKey, leaf.signatureAlgorithm, leaf.tbs, leaf.signature);
         const d = deriveFromParsed([leaf]);
         if (bad !== null || !d.ok) return void s.destroy();
-        const cmd = encodeFrame(encodeWire({ header: { version: 5, sequence: 0n, name: d.value.name }, payload: { kind: "command", command: d.value.command } }));
+        const cmd = encodeFrame(
+          encodeWire({ header: { version: 5, sequence: 0n, name: d.value.name }, payload: { kind: "command", command: d.value.command } }),
+        );
         const c = await daemons.connect(vmmd);
         await new Promise<void>((resolve) => {
           c.on("error", () => (s.destroy(), resolve()));
@@ -349,7 +361,12 @@ export async function run(): Promise<void> {
     maxVersion: "TLSv1.3" as const,
     secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
   };
-  const canned = encodeFrame(encodeWire({ header: { version: 5, sequence: 0n, name: { path: [], label: "bench" } }, payload: { kind: "reply", reply: { kind: "unikernel-info", unikernels: [] } } }));
+  const canned = encodeFrame(
+    encodeWire({
+      header: { version: 5, sequence: 0n, name: { path: [], label: "bench" } },
+      payload: { kind: "reply", reply: { kind: "unikernel-info", unikernels: [] } },
+    }),
+  );
   const bare = tls.createServer({ ...serverOpts, requestCert: true, rejectUnauthorized: true }, (s) => {
     s.on("error", () => undefined);
     s.end(canned);
@@ -361,7 +378,15 @@ export async function run(): Promise<void> {
   const minimalDaemons = new DaemonConnections();
   const minimal = await minimalEndpoint(serverOpts, join(dir, "run", "util", "vmmd.sock"), parsed(certificateFromDer(root.der)), minimalDaemons);
   const minimalPort = (minimal.address() as net.AddressInfo).port;
-  const ep = new Endpoint({ ca: certificateFromDer(root.der), caPem: serverOpts.ca, certPem: serverOpts.cert, keyPem: serverOpts.key, tmpdir: join(dir, "run"), log: () => undefined, logLevel: "warn" }); // the CLI's default verbosity
+  const ep = new Endpoint({
+    ca: certificateFromDer(root.der),
+    caPem: serverOpts.ca,
+    certPem: serverOpts.cert,
+    keyPem: serverOpts.key,
+    tmpdir: join(dir, "run"),
+    log: () => undefined,
+    logLevel: "warn",
+  }); // the CLI's default verbosity
   const epAddr = await ep.listen("127.0.0.1", 0);
   const bareAddr = bare.address() as net.AddressInfo;
   // One client context per chain, used against both servers. One leaf serves all connections:
@@ -374,11 +399,14 @@ export async function run(): Promise<void> {
     { name: "info via a tenant CA (+policy)", ctx: ctx(leafTenant, tenant), target: false },
   ];
   console.log(`daemons: ${d.kind}`);
-  console.log("client and servers in this process; servers measured in turn (one client: runs of 10 connections; 8: slices of 64), median of the rounds' ratios");
+  console.log(
+    "client and servers in this process; servers measured in turn (one client: runs of 10 connections; 8: slices of 64), median of the rounds' ratios",
+  );
   try {
     // warm up every path (JIT, memos) on every server
     // (the two references only take the leaf directly under the CA)
-    for (const c of chains) for (const port of c.target ? [bareAddr.port, epAddr.port, refPort, minimalPort] : [bareAddr.port, epAddr.port]) await rate(port, c.ctx, 100, 4);
+    for (const c of chains)
+      for (const port of c.target ? [bareAddr.port, epAddr.port, refPort, minimalPort] : [bareAddr.port, epAddr.port]) await rate(port, c.ctx, 100, 4);
     for (const parallel of [1, 8]) {
       console.log(parallel === 1 ? "parallel 1 (one client at a time: 1 / latency):" : `parallel ${parallel} (the rate under load):`);
       for (const c of chains) {
@@ -389,7 +417,11 @@ export async function run(): Promise<void> {
         const p = parallel === 1 ? await comparePaired(ports, c.ctx, 50, 10, 20, d.pids) : await compareSlices(ports, c.ctx, 64, parallel, 16, d.pids);
         console.log(`  ${c.name}:`);
         console.log(`    bare TLS 1.3 mutual auth + canned reply: ${fmt(p.rates[0]!)}`);
-        const verdict = !c.target ? "" : parallel === 1 ? "  [1 / latency; the target is on the rate under load below]" : `  [target >= 0.8x: ${median(p.ratios[1]!) >= 0.8 ? "met" : "NOT met"}]`;
+        const verdict = !c.target
+          ? ""
+          : parallel === 1
+            ? "  [1 / latency; the target is on the rate under load below]"
+            : `  [target >= 0.8x: ${median(p.ratios[1]!) >= 0.8 ? "met" : "NOT met"}]`;
         console.log(`    endpoint:                                ${fmt(p.rates[1]!)}  -> ${ratioText(p.ratios[1]!)}${verdict}`);
         if (c.target) {
           console.log(`    (reference: bare + raw daemon round trip, no checks: ${fmt(p.rates[2]!)}  -> ${ratioText(p.ratios[2]!)})`);

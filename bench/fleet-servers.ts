@@ -38,7 +38,17 @@ function fakeVmmd(file: string): Promise<void> {
               unikernels: [
                 {
                   name: { path: [], label: "hello" },
-                  info: { typ: "solo5", failBehaviour: { kind: "quit" }, cpuids: [0], memory: 32, digest, blockDevices: [], bridges: [], started: new Date(Date.now() - 3600_000), numcpus: 1 },
+                  info: {
+                    typ: "solo5",
+                    failBehaviour: { kind: "quit" },
+                    cpuids: [0],
+                    memory: 32,
+                    digest,
+                    blockDevices: [],
+                    bridges: [],
+                    started: new Date(Date.now() - 3600_000),
+                    numcpus: 1,
+                  },
                 },
               ],
             },

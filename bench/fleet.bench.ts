@@ -59,7 +59,14 @@ export async function run(): Promise<void> {
     builder.addBuild("hello", { image: Buffer.from("newer"), packages: { mirage: "4.6.0" } });
     const fleet = {
       builder: builder.url,
-      hosts: ports.map((p, i) => ({ name: `h${i}`, destination: `127.0.0.1:${p}`, "server-ca": "cacert.pem", ca: "cacert.pem", "ca-key": "ca.key", groups: [] })),
+      hosts: ports.map((p, i) => ({
+        name: `h${i}`,
+        destination: `127.0.0.1:${p}`,
+        "server-ca": "cacert.pem",
+        ca: "cacert.pem",
+        "ca-key": "ca.key",
+        groups: [],
+      })),
     };
     writeFileSync(join(dir, "fleet.json"), JSON.stringify(fleet));
     const one = ["info", "--destination", `127.0.0.1:${ports[0]}`, "--ca", "cacert.pem", "--ca-key", "ca.key", "--server-ca", "cacert.pem"];
@@ -87,7 +94,9 @@ export async function run(): Promise<void> {
     const m = median(ratios);
     console.log(`dromedary info -d (1 host):        median ${median(ones).toFixed(0)} ms`);
     console.log(`dromedary fleet info (${HOSTS} hosts): median ${median(alls).toFixed(0)} ms`);
-    console.log(`ratio fleet info ${HOSTS} hosts / info 1 host: ${m.toFixed(2)} (range ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}; target <= 2) ${m <= 2 ? "OK" : "MISSED"}`);
+    console.log(
+      `ratio fleet info ${HOSTS} hosts / info 1 host: ${m.toFixed(2)} (range ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}; target <= 2) ${m <= 2 ? "OK" : "MISSED"}`,
+    );
 
     // in one process: the client library alone
     const f = parseFleet(JSON.stringify(fleet), join(dir, "fleet.json"), { destination: (s) => parseDestination(s), httpHost: parseHttpHost });

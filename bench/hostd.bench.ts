@@ -194,7 +194,9 @@ async function stateScaling(env: Env): Promise<void> {
   console.log(
     `create with a 3 MB image: median ${fmt(median(none))} with none running (${STATE_ROUNDS} before and ${STATE_ROUNDS} after), ${fmt(median(full.times))} with 200 running (${STATE_ROUNDS})`,
   );
-  console.log(`  ratio ${ratio.toFixed(2)} (target <= 1.2): ${ratio <= 1.2 ? "met" : "NOT met"}; means ${fmt(mean(none))} / ${fmt(mean(full.times))}, max ${fmt(Math.max(...none))} / ${fmt(Math.max(...full.times))}`);
+  console.log(
+    `  ratio ${ratio.toFixed(2)} (target <= 1.2): ${ratio <= 1.2 ? "met" : "NOT met"}; means ${fmt(mean(none))} / ${fmt(mean(full.times))}, max ${fmt(Math.max(...none))} / ${fmt(Math.max(...full.times))}`,
+  );
   const steps = [...full.steps.keys()].map((k) => `${k} ${(none1.steps.get(k) ?? NaN).toFixed(1)}/${(full.steps.get(k) ?? NaN).toFixed(1)}`);
   console.log(`  inside hostd, median ms per step (none/200): ${steps.join(", ")}`);
   console.log(`  (200 creates of 3 MB took ${fmt(setup)}; ${during} folds of the 600 MB state ran during the ${STATE_ROUNDS + 3} rounds with 200)`);

@@ -25,6 +25,8 @@ export async function run(): Promise<void> {
   const small = perOp(1000);
   const large = perOp(32000);
   const fmt = (ns: number) => `${(ns / 1000).toFixed(2)} µs`;
-  console.log(`insert: 1k siblings ${fmt(small.insert)}/op, 32k siblings ${fmt(large.insert)}/op, ratio ${(large.insert / small.insert).toFixed(2)} (target <= 4)`);
+  console.log(
+    `insert: 1k siblings ${fmt(small.insert)}/op, 32k siblings ${fmt(large.insert)}/op, ratio ${(large.insert / small.insert).toFixed(2)} (target <= 4)`,
+  );
   console.log(`find:   1k siblings ${fmt(small.find)}/op, 32k siblings ${fmt(large.find)}/op, ratio ${(large.find / small.find).toFixed(2)} (target <= 4)`);
 }

@@ -40,13 +40,18 @@ async function measure(cases: { name: string; args: string[] }[]): Promise<void>
     const times = new Map<string, number[]>(all.map((c) => [c.name, []]));
     for (let i = 0; i < ROUNDS; i++) for (const c of all) times.get(c.name)!.push(timeRun(c.args, env));
     const base = median(times.get("node -e 0")!);
-    const compileCache = Number(process.versions.node.split(".")[0]) > 22 || (process.versions.node.startsWith("22.") && Number(process.versions.node.split(".")[1]) >= 1);
-    console.log(`Node ${process.versions.node}, compile cache ${compileCache ? "on" : "not available"}; medians of ${ROUNDS} runs each (first, cold, run apart)`);
+    const compileCache =
+      Number(process.versions.node.split(".")[0]) > 22 || (process.versions.node.startsWith("22.") && Number(process.versions.node.split(".")[1]) >= 1);
+    console.log(
+      `Node ${process.versions.node}, compile cache ${compileCache ? "on" : "not available"}; medians of ${ROUNDS} runs each (first, cold, run apart)`,
+    );
     console.log(`  node -e 0: ${base.toFixed(1)} ms`);
     for (const c of cases) {
       const m = median(times.get(c.name)!);
       const ratio = m / base;
-      console.log(`  ${c.name}: ${m.toFixed(1)} ms (cold ${cold.get(c.name)!.toFixed(1)} ms) = ${ratio.toFixed(2)} x node -e 0, target <= ${TARGET}: ${ratio <= TARGET ? "met" : "NOT met"}`);
+      console.log(
+        `  ${c.name}: ${m.toFixed(1)} ms (cold ${cold.get(c.name)!.toFixed(1)} ms) = ${ratio.toFixed(2)} x node -e 0, target <= ${TARGET}: ${ratio <= TARGET ? "met" : "NOT met"}`,
+      );
     }
   } finally {
     rmSync(cache, { recursive: true, force: true });

@@ -46,7 +46,13 @@ async function register(socket: string, pids: readonly number[]): Promise<void> 
     wake?.();
   });
   for (let i = 0; i < pids.length; i++) {
-    const w = { header: { version: 5, sequence: BigInt(i + 1), name: parseName(`tenant${i % 10}:vm${i}`) }, payload: { kind: "command" as const, command: { kind: "stats-add" as const, vmmdev: "", pid: pids[i]!, network: [{ bridge: "service", tap: `vmmtap${i}` }] } } };
+    const w = {
+      header: { version: 5, sequence: BigInt(i + 1), name: parseName(`tenant${i % 10}:vm${i}`) },
+      payload: {
+        kind: "command" as const,
+        command: { kind: "stats-add" as const, vmmdev: "", pid: pids[i]!, network: [{ bridge: "service", tap: `vmmtap${i}` }] },
+      },
+    };
     s.write(encodeFrame(encodeWire(w)));
     while (replies <= i) await new Promise<void>((r) => (wake = r));
   }
@@ -78,7 +84,21 @@ class DaemonProc {
     mkdirSync(join(tmp, "util"), { recursive: true });
     this.socket = join(tmp, "util", "stat.sock");
     const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
-    this.proc = spawn(process.execPath, [...nodeFlags, cli, "stats-daemon", "-v", "--tmpdir", tmp, "--interval", String(INTERVAL), ...(metricsPort !== null ? ["--metrics-listen", `127.0.0.1:${metricsPort}`] : [])], { stdio: ["ignore", "ignore", "pipe"] });
+    this.proc = spawn(
+      process.execPath,
+      [
+        ...nodeFlags,
+        cli,
+        "stats-daemon",
+        "-v",
+        "--tmpdir",
+        tmp,
+        "--interval",
+        String(INTERVAL),
+        ...(metricsPort !== null ? ["--metrics-listen", `127.0.0.1:${metricsPort}`] : []),
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
     let buf = "";
     this.proc.stderr!.on("data", (d: Buffer) => {
       buf += d.toString();
@@ -128,7 +148,9 @@ async function subscribe(socket: string): Promise<{ sock: Socket; frames: () => 
       n++;
     }
   });
-  s.write(encodeFrame(encodeWire({ header: { version: 5, sequence: 0n, name: parseName(":") }, payload: { kind: "command", command: { kind: "stats-subscribe" } } })));
+  s.write(
+    encodeFrame(encodeWire({ header: { version: 5, sequence: 0n, name: parseName(":") }, payload: { kind: "command", command: { kind: "stats-subscribe" } } })),
+  );
   return { sock: s, frames: () => n };
 }
 

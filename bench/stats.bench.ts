@@ -75,13 +75,27 @@ export async function run(): Promise<void> {
   const cpuShare = r.cpuMsPerRound / (INTERVAL_S * 1000);
   const verdict = (ok: boolean): string => (ok ? "met" : "NOT met");
   const exits = r.sigterm.map((e) => (e.code === null ? "did NOT exit within 10 s" : `exit ${e.code} in ${e.ms.toFixed(0)} ms`));
-  console.log(`${r.unikernels} stand-in tenders, ${r.interfaces} taps, a ':' subscriber (${r.messagesPerRound} messages per round), /metrics on and scraped twice after every round; ${r.rounds} rounds`);
-  console.log(`sampling round (read, parse, deliver; the daemon's own figure): median ${r.roundMs.median.toFixed(1)} ms, p95 ${r.roundMs.p95.toFixed(1)} ms (without /metrics: median ${r.roundMsNoMetrics.median.toFixed(1)} ms); target <= ${TARGETS.roundMs} ms: ${verdict(r.roundMs.p95 <= TARGETS.roundMs)}`);
-  console.log(`  then the /metrics text, made right after the round for the scraper: median ${r.formatMs.median.toFixed(1)} ms, p95 ${r.formatMs.p95.toFixed(1)} ms; round + text: median ${r.roundWithTextMs.median.toFixed(1)} ms, p95 ${r.roundWithTextMs.p95.toFixed(1)} ms (<= ${TARGETS.roundMs} ms: ${verdict(r.roundWithTextMs.p95 <= TARGETS.roundMs)})`);
-  console.log(`CPU per round (round, text, two scrapes, garbage collection): ${r.cpuMsPerRound.toFixed(1)} ms = ${(cpuShare * 100).toFixed(2)} % of one core at a ${INTERVAL_S} s interval; target <= ${TARGETS.cpuShare * 100} %: ${verdict(cpuShare <= TARGETS.cpuShare)}`);
-  console.log(`daemon RSS, node's default flags: ${r.rssMB.toFixed(1)} MB, peak ${r.rssPeakMB.toFixed(1)} MB (${r.rssBeforeMB.toFixed(1)} MB before registering); target <= ${TARGETS.rssMB} MB: ${verdict(r.rssPeakMB <= TARGETS.rssMB)}`);
-  console.log(`daemon RSS, node --max-semi-space-size=${SEMI_SPACE_MB}: ${r.tunedRssMB.toFixed(1)} MB, peak ${r.tunedRssPeakMB.toFixed(1)} MB (round median ${r.tunedRoundMs.median.toFixed(1)} ms); target <= ${TARGETS.rssMB} MB: ${verdict(r.tunedRssPeakMB <= TARGETS.rssMB)}`);
-  console.log(`/metrics scrape over HTTP, first after a round: median ${r.scrapeMs.median.toFixed(1)} ms, p95 ${r.scrapeMs.p95.toFixed(1)} ms (${(r.scrapeBytes / 1024).toFixed(0)} KiB; again in the same round: ${r.cachedScrapeMs.median.toFixed(1)} ms); target <= ${TARGETS.scrapeMs} ms: ${verdict(r.scrapeMs.p95 <= TARGETS.scrapeMs)}`);
+  console.log(
+    `${r.unikernels} stand-in tenders, ${r.interfaces} taps, a ':' subscriber (${r.messagesPerRound} messages per round), /metrics on and scraped twice after every round; ${r.rounds} rounds`,
+  );
+  console.log(
+    `sampling round (read, parse, deliver; the daemon's own figure): median ${r.roundMs.median.toFixed(1)} ms, p95 ${r.roundMs.p95.toFixed(1)} ms (without /metrics: median ${r.roundMsNoMetrics.median.toFixed(1)} ms); target <= ${TARGETS.roundMs} ms: ${verdict(r.roundMs.p95 <= TARGETS.roundMs)}`,
+  );
+  console.log(
+    `  then the /metrics text, made right after the round for the scraper: median ${r.formatMs.median.toFixed(1)} ms, p95 ${r.formatMs.p95.toFixed(1)} ms; round + text: median ${r.roundWithTextMs.median.toFixed(1)} ms, p95 ${r.roundWithTextMs.p95.toFixed(1)} ms (<= ${TARGETS.roundMs} ms: ${verdict(r.roundWithTextMs.p95 <= TARGETS.roundMs)})`,
+  );
+  console.log(
+    `CPU per round (round, text, two scrapes, garbage collection): ${r.cpuMsPerRound.toFixed(1)} ms = ${(cpuShare * 100).toFixed(2)} % of one core at a ${INTERVAL_S} s interval; target <= ${TARGETS.cpuShare * 100} %: ${verdict(cpuShare <= TARGETS.cpuShare)}`,
+  );
+  console.log(
+    `daemon RSS, node's default flags: ${r.rssMB.toFixed(1)} MB, peak ${r.rssPeakMB.toFixed(1)} MB (${r.rssBeforeMB.toFixed(1)} MB before registering); target <= ${TARGETS.rssMB} MB: ${verdict(r.rssPeakMB <= TARGETS.rssMB)}`,
+  );
+  console.log(
+    `daemon RSS, node --max-semi-space-size=${SEMI_SPACE_MB}: ${r.tunedRssMB.toFixed(1)} MB, peak ${r.tunedRssPeakMB.toFixed(1)} MB (round median ${r.tunedRoundMs.median.toFixed(1)} ms); target <= ${TARGETS.rssMB} MB: ${verdict(r.tunedRssPeakMB <= TARGETS.rssMB)}`,
+  );
+  console.log(
+    `/metrics scrape over HTTP, first after a round: median ${r.scrapeMs.median.toFixed(1)} ms, p95 ${r.scrapeMs.p95.toFixed(1)} ms (${(r.scrapeBytes / 1024).toFixed(0)} KiB; again in the same round: ${r.cachedScrapeMs.median.toFixed(1)} ms); target <= ${TARGETS.scrapeMs} ms: ${verdict(r.scrapeMs.p95 <= TARGETS.scrapeMs)}`,
+  );
   console.log(`SIGTERM: ${exits.join(", ")}`);
 }
 

@@ -167,7 +167,25 @@ async function main(): Promise<void> {
   const port = await freePort();
   const a = (f: string): string => join(admin, f);
   await daemon(
-    ["up", "--tmpdir", tmp, "--dbdir", db, "--cacert", a("cacert.pem"), "--cert", a("server.pem"), "--key", a("server.key"), "--ip", "127.0.0.1", "--port", String(port), "--stats-interval", "1"],
+    [
+      "up",
+      "--tmpdir",
+      tmp,
+      "--dbdir",
+      db,
+      "--cacert",
+      a("cacert.pem"),
+      "--cert",
+      a("server.pem"),
+      "--key",
+      a("server.key"),
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--stats-interval",
+      "1",
+    ],
     () => false,
     async () => (await accepts(port)) && existsSync(sock("stat.sock")),
   );

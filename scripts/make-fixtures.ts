@@ -96,9 +96,23 @@ async function main(): Promise<void> {
   key("leaf-deep.key", deep);
 
   // --- broken on purpose ---
-  const expired = await make({ profile: "leaf", cn: "expired", issuer: user, command: consoleCmd, notBefore: new Date("2020-01-01T00:00:00Z"), notAfter: new Date("2020-01-02T00:00:00Z") });
+  const expired = await make({
+    profile: "leaf",
+    cn: "expired",
+    issuer: user,
+    command: consoleCmd,
+    notBefore: new Date("2020-01-01T00:00:00Z"),
+    notAfter: new Date("2020-01-02T00:00:00Z"),
+  });
   pem("bad-expired.pem", expired, user);
-  const notYet = await make({ profile: "leaf", cn: "notyet", issuer: user, command: consoleCmd, notBefore: new Date("2049-01-01T00:00:00Z"), notAfter: new Date("2049-01-02T00:00:00Z") });
+  const notYet = await make({
+    profile: "leaf",
+    cn: "notyet",
+    issuer: user,
+    command: consoleCmd,
+    notBefore: new Date("2049-01-01T00:00:00Z"),
+    notAfter: new Date("2049-01-02T00:00:00Z"),
+  });
   pem("bad-not-yet-valid.pem", notYet, user);
   const wide = await make({ profile: "intermediate", cn: "wide", issuer: user, policy: { ...userPolicy, unikernels: 32n } });
   const wideLeaf = await make({ profile: "leaf", cn: "hello", issuer: wide, command: consoleCmd });

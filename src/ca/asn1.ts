@@ -149,7 +149,8 @@ export function readIntegerContent(c: Cursor, what: string): Bytes {
   const n = t.end - t.contentStart;
   if (n === 0) c.fail("empty INTEGER", what, t.start);
   if (n > 1) {
-    const b0 = c.buf[t.contentStart]!, b1 = c.buf[t.contentStart + 1]!;
+    const b0 = c.buf[t.contentStart]!,
+      b1 = c.buf[t.contentStart + 1]!;
     if ((b0 === 0 && b1 < 0x80) || (b0 === 0xff && b1 >= 0x80)) c.fail("non-minimal INTEGER encoding", what, t.start);
   }
   return c.buf.subarray(t.contentStart, t.end);
@@ -220,7 +221,11 @@ function timeFast(b: Bytes, start: number, end: number, tag: number): Date | nul
   };
   let year = num(0, yl);
   if (yl === 2) year = year >= 50 ? 1900 + year : 2000 + year;
-  const mo = num(yl, 2), d = num(yl + 2, 2), h = num(yl + 4, 2), mi = num(yl + 6, 2), se = num(yl + 8, 2);
+  const mo = num(yl, 2),
+    d = num(yl + 2, 2),
+    h = num(yl + 4, 2),
+    mi = num(yl + 6, 2),
+    se = num(yl + 8, 2);
   const date = new Date(Date.UTC(year, mo - 1, d, h, mi, se));
   if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || se > 59 || date.getUTCDate() !== d) return null;
   return date;
@@ -314,16 +319,15 @@ export function commonName(dn: DistinguishedName): string | null {
 
 export function dnToString(dn: DistinguishedName): string {
   if (dn.length === 0) return "(empty)";
-  return dn
-    .map((rdn) => rdn.map((a) => `${SHORT[a.oid] ?? a.oid}=${a.value}`).join("+"))
-    .join(", ");
+  return dn.map((rdn) => rdn.map((a) => `${SHORT[a.oid] ?? a.oid}=${a.value}`).join("+")).join(", ");
 }
 
 /** Equality of names by attribute types and string values (string types are not compared). */
 export function dnEquals(a: DistinguishedName, b: DistinguishedName): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
-    const x = a[i]!, y = b[i]!;
+    const x = a[i]!,
+      y = b[i]!;
     if (x.length !== y.length) return false;
     for (let j = 0; j < x.length; j++) {
       if (x[j]!.oid !== y[j]!.oid || x[j]!.value !== y[j]!.value) return false;

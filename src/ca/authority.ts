@@ -123,7 +123,8 @@ export function generate(o: GenerateOptions): Promise<GenerateResult> {
     }
     if (o.name === "cacert") throw new AuthorityError("the CA name cacert would make cacert.pem hold both certificates");
     if (server === o.name) throw new AuthorityError("the CA and the server need different names");
-    const days = o.days ?? 3650, serverDays = o.serverDays ?? 365;
+    const days = o.days ?? 3650,
+      serverDays = o.serverDays ?? 365;
     for (const d of [days, serverDays]) if (!Number.isSafeInteger(d) || d <= 0) throw new AuthorityError(`invalid number of days ${d}`);
     const caKeyFile = join(dir, `${o.name}.key`);
     const caCertFile = join(dir, "cacert.pem"); // fixed name, as upstream
@@ -305,11 +306,13 @@ export function sign(o: SignOptions): Promise<SignResult> {
     if (!o.overwrite && (await exists(certFile))) throw new AuthorityError(`${certFile} already exists, not overwriting it`);
     const now = o.now ?? new Date();
     for (const c of caChain) {
-      if (now < c.notBefore || now > c.notAfter) warnings.push(`${dnToString(c.subject)} in ${o.caCertFile} is not valid now (${c.notBefore.toISOString()} .. ${c.notAfter.toISOString()})`);
+      if (now < c.notBefore || now > c.notAfter)
+        warnings.push(`${dnToString(c.subject)} in ${o.caCertFile} is not valid now (${c.notBefore.toISOString()} .. ${c.notAfter.toISOString()})`);
     }
     const v = validity(now, days * DAY);
     // (a few seconds beyond the issuer are normal: both count from their own "now")
-    if (v.notAfter.getTime() > cacert.notAfter.getTime() + DAY * 1000) warnings.push(`the certificate outlives its issuer (valid until ${cacert.notAfter.toISOString()})`);
+    if (v.notAfter.getTime() > cacert.notAfter.getTime() + DAY * 1000)
+      warnings.push(`the certificate outlives its issuer (valid until ${cacert.notAfter.toISOString()})`);
     const der = await issueCertificate({
       profile,
       subject: csr.subjectDer,

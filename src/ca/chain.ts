@@ -159,7 +159,8 @@ export function chainPolicies(cas: readonly ParsedCertificate[]): Result<{ path:
  */
 export function checkPolicyMonotonic(policies: readonly PolicyAt[]): Result<null> {
   for (let i = 0; i + 1 < policies.length; i++) {
-    const sub = policies[i]!, sup = policies[i + 1]!;
+    const sub = policies[i]!,
+      sup = policies[i + 1]!;
     const e = isSmaller(sup.policy, sub.policy);
     if (e) return err(`policy of ${sub.path.join(":")}: ${e}`);
   }

@@ -13,16 +13,7 @@ import { Extension as X509Extension, Pkcs10CertificateRequestGenerator } from "@
 import { Cursor, DecodeError, TAG, type Bytes } from "../commands/der.js";
 import { OID, cnName, readName, readOid, commonName, type DistinguishedName } from "./asn1.js";
 import { oneLine, signingKeys, verifySignature, webCrypto } from "./keys.js";
-import {
-  fromPemAll,
-  readExtensions,
-  readSigned,
-  readSpki,
-  toPem,
-  type Extension,
-  type SignedLayout,
-  type SubjectPublicKeyInfo,
-} from "./x509.js";
+import { fromPemAll, readExtensions, readSigned, readSpki, toPem, type Extension, type SignedLayout, type SubjectPublicKeyInfo } from "./x509.js";
 
 export class CsrError extends Error {
   constructor(message: string) {

@@ -322,7 +322,9 @@ export function privateKeyFromPem(pem: string, password?: string): KeyObject {
     if (encrypted) throw new KeyError("cannot decrypt the private key (wrong password?)");
     const why = oneLine(e);
     // OpenSSL's text for a block it cannot decode names no block and no reason
-    throw new KeyError(`cannot read the private key: ${/DECODER routines::unsupported/.test(why) ? "its PRIVATE KEY block does not decode (damaged, or a key format other than PKCS#8 or traditional RSA/EC)" : why}`);
+    throw new KeyError(
+      `cannot read the private key: ${/DECODER routines::unsupported/.test(why) ? "its PRIVATE KEY block does not decode (damaged, or a key format other than PKCS#8 or traditional RSA/EC)" : why}`,
+    );
   }
   keyKind(key); // refuse unsupported types early
   return key;

@@ -268,11 +268,7 @@ function tryParse(c: X509Certificate): ParsedCertificate | string {
  * Validate `chain` (leaf first; it may end with the trust anchor itself, which is then not
  * counted as a link) against `anchors` at `opts.at`.
  */
-export async function verifyChain(
-  chain: readonly X509Certificate[],
-  anchors: readonly X509Certificate[],
-  opts: VerifyOptions,
-): Promise<ChainReport> {
+export async function verifyChain(chain: readonly X509Certificate[], anchors: readonly X509Certificate[], opts: VerifyOptions): Promise<ChainReport> {
   const anchorProblems: string[] = [];
   const anchorCerts: ParsedCertificate[] = [];
   for (const a of anchors) {
@@ -287,11 +283,7 @@ export async function verifyChain(
  * verifyChain on certificates already parsed by src/ca/x509.ts (the TLS endpoint's form:
  * no @peculiar/x509 objects on its hot path). Same checks, same report.
  */
-export function verifyParsedChain(
-  chain: readonly ParsedCertificate[],
-  anchors: readonly ParsedCertificate[],
-  opts: VerifyOptions,
-): Promise<ChainReport> {
+export function verifyParsedChain(chain: readonly ParsedCertificate[], anchors: readonly ParsedCertificate[], opts: VerifyOptions): Promise<ChainReport> {
   return verify([...chain], anchors, [], opts);
 }
 
@@ -310,7 +302,9 @@ async function verify(
   if (!delegation && certs.length >= maxLength) problems.push(`certificate chain too long (${certs.length} certificates, at most ${maxLength - 1})`);
   // (a delegation's leaves are presented with the whole chain: one more certificate)
   if (delegation && certs.length + 1 >= maxLength) {
-    problems.push(`certificate chain too long for a delegation (${certs.length} certificates and the leaves it signs, at most ${maxLength - 2} and the leaves)`);
+    problems.push(
+      `certificate chain too long for a delegation (${certs.length} certificates and the leaves it signs, at most ${maxLength - 2} and the leaves)`,
+    );
   }
   problems.push(...anchorProblems);
   // Signatures on CA certificates may come from the memo; the leaf's never does.
@@ -457,7 +451,8 @@ export async function verifyAlbatrossChain(
     }
   }
   for (let j = 0; j + 1 < delegated.length; j++) {
-    const sub = delegated[j]!, sup = delegated[j + 1]!;
+    const sub = delegated[j]!,
+      sup = delegated[j + 1]!;
     const e = isSmaller(sup.policy, sub.policy);
     if (e) {
       base.links[sub.index]!.problems.push(`policy wider than the one above it: ${e}`);

@@ -19,7 +19,8 @@ import { CliError, EXIT } from "../core/exit.js";
 
 function intArg(what: string) {
   return (v: string): number => {
-    if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) <= 0) throw new CliError(`${what} must be a positive integer, got ${JSON.stringify(v)}`);
+    if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) <= 0)
+      throw new CliError(`${what} must be a positive integer, got ${JSON.stringify(v)}`);
     return Number(v);
   };
 }
@@ -69,31 +70,37 @@ export function registerCertCommands(program: Command): void {
     .option("--key-password-file <file>", "encrypt the new CA key (AES-256) with the password in this file; on a terminal you are asked instead")
     .option("--overwrite", "replace existing cacert.pem / SNAME.pem")
     .option("--json", "print the result as one JSON object")
-    .action(async (name: string, db: string, o: { days: number; server: string; serverDays: number; keyType: string; keyPasswordFile?: string; overwrite?: boolean; json?: boolean }) => {
-      await guard("error while generating", async () => {
-        const caKey = join(".", `${name}.key`);
-        const keyPassword = (await keyExists(caKey))
-          ? await existingKeyPassword(o.keyPasswordFile, caKey)
-          : await newKeyPassword(o.keyPasswordFile, caKey);
-        const r = await generate({
-          name,
-          db,
-          days: o.days,
-          server: o.server,
-          serverDays: o.serverDays,
-          keyType: parseKeyType(o.keyType) as KeyType,
-          ...(keyPassword === undefined ? {} : { keyPassword }),
-          overwrite: Boolean(o.overwrite),
+    .action(
+      async (
+        name: string,
+        db: string,
+        o: { days: number; server: string; serverDays: number; keyType: string; keyPasswordFile?: string; overwrite?: boolean; json?: boolean },
+      ) => {
+        await guard("error while generating", async () => {
+          const caKey = join(".", `${name}.key`);
+          const keyPassword = (await keyExists(caKey)) ? await existingKeyPassword(o.keyPasswordFile, caKey) : await newKeyPassword(o.keyPasswordFile, caKey);
+          const r = await generate({
+            name,
+            db,
+            days: o.days,
+            server: o.server,
+            serverDays: o.serverDays,
+            keyType: parseKeyType(o.keyType) as KeyType,
+            ...(keyPassword === undefined ? {} : { keyPassword }),
+            overwrite: Boolean(o.overwrite),
+          });
+          if (o.json) {
+            const { caKeyFile: caKey, caCertFile: caCert, serverKeyFile: serverKey, serverCertFile: serverCert, createdKeys, serverSerial } = r;
+            process.stdout.write(
+              `${JSON.stringify({ event: "generated", ca: name, caKey, caCert, server: o.server, serverKey, serverCert, serverSerial, db, createdKeys })}\n`,
+            );
+            return;
+          }
+          for (const k of r.createdKeys) process.stdout.write(`created key ${k}\n`);
+          process.stdout.write(`wrote ${r.caCertFile} (CA ${name}) and ${r.serverCertFile} (serial ${r.serverSerial}, recorded in ${db})\n`);
         });
-        if (o.json) {
-          const { caKeyFile: caKey, caCertFile: caCert, serverKeyFile: serverKey, serverCertFile: serverCert, createdKeys, serverSerial } = r;
-          process.stdout.write(`${JSON.stringify({ event: "generated", ca: name, caKey, caCert, server: o.server, serverKey, serverCert, serverSerial, db, createdKeys })}\n`);
-          return;
-        }
-        for (const k of r.createdKeys) process.stdout.write(`created key ${k}\n`);
-        process.stdout.write(`wrote ${r.caCertFile} (CA ${name}) and ${r.serverCertFile} (serial ${r.serverSerial}, recorded in ${db})\n`);
-      });
-    });
+      },
+    );
 
   program
     .command("sign")
@@ -106,34 +113,42 @@ export function registerCertCommands(program: Command): void {
     .option("--key-password-file <file>", "password of an encrypted CA key; on a terminal you are asked instead")
     .option("--overwrite", "replace an existing <CN>.pem")
     .option("--json", "print the result as one JSON object (warnings also go to standard error)")
-    .action(async (cacert: string, db: string, key: string, csr: string, o: { days?: number; keyPasswordFile?: string; overwrite?: boolean; json?: boolean }) => {
-      await guard("error while signing", async () => {
-        const keyPassword = await existingKeyPassword(o.keyPasswordFile, key);
-        const r = await sign({
-          caCertFile: cacert,
-          db,
-          caKeyFile: key,
-          csrFile: csr,
-          ...(o.days === undefined ? {} : { days: o.days }),
-          ...(keyPassword === undefined ? {} : { keyPassword }),
-          overwrite: Boolean(o.overwrite),
+    .action(
+      async (cacert: string, db: string, key: string, csr: string, o: { days?: number; keyPasswordFile?: string; overwrite?: boolean; json?: boolean }) => {
+        await guard("error while signing", async () => {
+          const keyPassword = await existingKeyPassword(o.keyPasswordFile, key);
+          const r = await sign({
+            caCertFile: cacert,
+            db,
+            caKeyFile: key,
+            csrFile: csr,
+            ...(o.days === undefined ? {} : { days: o.days }),
+            ...(keyPassword === undefined ? {} : { keyPassword }),
+            overwrite: Boolean(o.overwrite),
+          });
+          for (const w of r.warnings) process.stderr.write(`dromedary: [WARNING] ${w}\n`);
+          if (o.json) {
+            const { certFile: certificate, profile, subject, serial, notAfter, chainLength, warnings } = r;
+            const command = r.command === undefined ? null : commandJson(r.command);
+            process.stdout.write(
+              `${JSON.stringify({ event: "signed", profile, certificate, subject, serial, notAfter, chainLength, db, command, warnings })}\n`,
+            );
+            return;
+          }
+          const what = r.profile === "intermediate" ? "CA certificate" : r.profile === "leaf" ? "command certificate" : "server certificate";
+          process.stdout.write(
+            `signed ${what} for ${r.subject}${r.command ? ` (${describeCommand(r.command)})` : ""}, serial ${r.serial}, valid until ${r.notAfter.toISOString()}\n`,
+          );
+          process.stdout.write(`wrote ${r.certFile} (${r.chainLength} certificate${r.chainLength > 1 ? "s" : ""})\n`);
         });
-        for (const w of r.warnings) process.stderr.write(`dromedary: [WARNING] ${w}\n`);
-        if (o.json) {
-          const { certFile: certificate, profile, subject, serial, notAfter, chainLength, warnings } = r;
-          const command = r.command === undefined ? null : commandJson(r.command);
-          process.stdout.write(`${JSON.stringify({ event: "signed", profile, certificate, subject, serial, notAfter, chainLength, db, command, warnings })}\n`);
-          return;
-        }
-        const what = r.profile === "intermediate" ? "CA certificate" : r.profile === "leaf" ? "command certificate" : "server certificate";
-        process.stdout.write(`signed ${what} for ${r.subject}${r.command ? ` (${describeCommand(r.command)})` : ""}, serial ${r.serial}, valid until ${r.notAfter.toISOString()}\n`);
-        process.stdout.write(`wrote ${r.certFile} (${r.chainLength} certificate${r.chainLength > 1 ? "s" : ""})\n`);
-      });
-    });
+      },
+    );
 
   program
     .command("verify")
-    .description("verify a certificate chain offline, as the TLS endpoint would, and show what it grants: a command certificate (leaf) or a delegation (an intermediate CA made by add-policy --csr and sign)")
+    .description(
+      "verify a certificate chain offline, as the TLS endpoint would, and show what it grants: a command certificate (leaf) or a delegation (an intermediate CA made by add-policy --csr and sign)",
+    )
     .argument("<CHAIN>", "PEM file, leaf or delegation first (as written by sign)")
     .option("--ca <file>", "trusted CA certificate(s)", "cacert.pem")
     .option("--at <time>", "verify at this time (RFC 3339) instead of now")
@@ -209,12 +224,29 @@ const policiesJson = (policies: readonly PolicyAt[]): unknown[] => policies.map(
  * `policies` (deepest first). Numbers as in every --json output (src/commands/show.ts).
  */
 function verifyJson(chainFile: string, at: Date, r: AlbatrossReport): unknown {
-  const links = r.links.map((l) => ({ subject: l.subject, issuer: l.issuer, notBefore: l.notBefore ?? null, notAfter: l.notAfter ?? null, problems: l.problems }));
+  const links = r.links.map((l) => ({
+    subject: l.subject,
+    issuer: l.issuer,
+    notBefore: l.notBefore ?? null,
+    notAfter: l.notAfter ?? null,
+    problems: l.problems,
+  }));
   const granted =
     r.derived !== null
       ? { name: nameToString(r.derived.name), policies: policiesJson(r.derived.policies), command: commandJson(r.derived.command) }
       : r.delegated !== null
         ? { path: pathToString(r.delegated.path), policies: policiesJson(r.delegated.policies) }
         : {};
-  return toJson({ event: "verified", file: chainFile, at, kind: r.kind, ok: r.ok, reason: firstProblem(r), links, problems: r.problems, anchor: r.anchor, ...granted });
+  return toJson({
+    event: "verified",
+    file: chainFile,
+    at,
+    kind: r.kind,
+    ok: r.ok,
+    reason: firstProblem(r),
+    links,
+    problems: r.problems,
+    anchor: r.anchor,
+    ...granted,
+  });
 }

@@ -11,7 +11,20 @@ import { KEY_TYPES } from "../ca/key-types.js";
 import { pathName, rootName, rootPath, type Name, type Path } from "../core/name.js";
 import { usable } from "../policy/policy.js";
 import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";
-import { FlagError, hasDuplicates, intSet, parseBlockSpec, parseBridgeTap, parseCompressionLevel, parseDestination, parseIntStrict, parseNameArg, parseNetSpec, parsePathArg, parseTimestamp } from "./flags.js";
+import {
+  FlagError,
+  hasDuplicates,
+  intSet,
+  parseBlockSpec,
+  parseBridgeTap,
+  parseCompressionLevel,
+  parseDestination,
+  parseIntStrict,
+  parseNameArg,
+  parseNetSpec,
+  parsePathArg,
+  parseTimestamp,
+} from "./flags.js";
 import { existingDir, repeatable, wrap } from "./options.js";
 import { CliError, EXIT } from "../core/exit.js";
 import { defaultLevel, destinationOf, jump, type DestinationOptions } from "../client/jump.js";
@@ -50,8 +63,6 @@ export function addDestinationOptions(c: Cmd): Cmd {
     .option("--json", "print one JSON object per message (JSON lines)")
     .option("-v, --verbose", "show arguments (argv) in configurations and infos");
 }
-
-
 
 // ---------------------------------------------------------------------------------------
 // building commands from flags (pure apart from reading the image)
@@ -100,11 +111,7 @@ function argumentsOf(f: UnikernelFlags, cpuids: number[]): UnikernelArguments {
 const MAX_IMAGE_BYTES = 1 << 30;
 
 /** cli.md §2 create: set checks, image + manifest (solo5), compression, then cpuids. */
-async function createCommand(
-  f: UnikernelFlags & { typ: "solo5" | "bhyve"; force?: boolean },
-  imageFile: string,
-  level: number,
-): Promise<Command> {
+async function createCommand(f: UnikernelFlags & { typ: "solo5" | "bhyve"; force?: boolean }, imageFile: string, level: number): Promise<Command> {
   // Upstream order: bridge set, block set, image/manifest/compression, cpuids.
   if (hasDuplicates(f.net.map((n) => n.netif))) throw new CliError("Bridge names must be a set");
   if (hasDuplicates(f.block.map((b) => b.name))) throw new CliError("Block devices must be a set");
@@ -170,7 +177,8 @@ const nameArgument = (n = "NAME", desc = "name of the unikernel (path:label)") =
 const pathOpt = () => new Option("-p, --path <PATH>", "administrative path (default: the root)").argParser(wrap(parsePathArg)).default(rootPath, ":");
 const nameOpt = (short = true) =>
   new Option(`${short ? "-n, " : ""}--name <NAME>`, "name (default ':' = everything)").argParser(wrap(parseNameArg)).default(rootName, ":");
-const levelOpt = () => new Option("--compression-level <0-9>", "zlib level (default 0 local, 9 with --csr/--destination)").argParser(wrap(parseCompressionLevel));
+const levelOpt = () =>
+  new Option("--compression-level <0-9>", "zlib level (default 0 local, 9 with --csr/--destination)").argParser(wrap(parseCompressionLevel));
 
 const CPU_DEFAULT: readonly number[] = [0];
 const EMPTY: readonly never[] = [];
@@ -180,13 +188,27 @@ function addUnikernelOptions(c: Cmd): Cmd {
   return c
     .addOption(new Option("--startup <INT>", "startup priority (0 is first, default 50)").argParser(intArg("startup")))
     .option("--no-add-name", "do not add --name=<NAME> to the unikernel arguments")
-    .addOption(new Option("--cpu <INT>", "CPU id to pin to (repeatable)").argParser(repeatable((s) => parseIntStrict(s, "cpu"), CPU_DEFAULT)).default(CPU_DEFAULT, "0"))
+    .addOption(
+      new Option("--cpu <INT>", "CPU id to pin to (repeatable)").argParser(repeatable((s) => parseIntStrict(s, "cpu"), CPU_DEFAULT)).default(CPU_DEFAULT, "0"),
+    )
     .addOption(new Option("--mem <MB>", "memory in MB").argParser(intArg("memory")).default(32))
     .addOption(new Option("--arg <STR>", "unikernel boot argument (repeatable)").argParser(repeatable((s) => s, EMPTY as readonly string[])).default(EMPTY))
-    .addOption(new Option("--block <SPEC>", "block device name[@sector-size] or name:host-device[@sector-size] (repeatable)").argParser(repeatable(parseBlockSpec, EMPTY as readonly BlockDevice[])).default(EMPTY))
-    .addOption(new Option("--net <SPEC>", "network device netif[@mac] or netif:bridge[@mac] (repeatable)").argParser(repeatable(parseNetSpec, EMPTY as readonly NetDevice[])).default(EMPTY))
+    .addOption(
+      new Option("--block <SPEC>", "block device name[@sector-size] or name:host-device[@sector-size] (repeatable)")
+        .argParser(repeatable(parseBlockSpec, EMPTY as readonly BlockDevice[]))
+        .default(EMPTY),
+    )
+    .addOption(
+      new Option("--net <SPEC>", "network device netif[@mac] or netif:bridge[@mac] (repeatable)")
+        .argParser(repeatable(parseNetSpec, EMPTY as readonly NetDevice[]))
+        .default(EMPTY),
+    )
     .option("--restart, --restart-on-fail", "restart the unikernel when it exits")
-    .addOption(new Option("--exit-code <INT>", "exit code to restart on (repeatable; default: all except 1, 60-64)").argParser(repeatable((s) => parseIntStrict(s, "exit code"), EMPTY as readonly number[])).default(EMPTY))
+    .addOption(
+      new Option("--exit-code <INT>", "exit code to restart on (repeatable; default: all except 1, 60-64)")
+        .argParser(repeatable((s) => parseIntStrict(s, "exit code"), EMPTY as readonly number[]))
+        .default(EMPTY),
+    )
     .addOption(new Option("--cpus <INT>", "number of CPUs (BHyve)").argParser(intArg("cpus")).default(1))
     .option("--linux-boot <STR>", "boot partition when booting Linux (BHyve)");
 }
@@ -290,14 +312,22 @@ export function registerClientCommands(program: Cmd): void {
       .addArgument(new Argument("<PATH>", "administrative path").argParser(wrap(parsePathArg)))
       .addArgument(new Argument("<UNIKERNELS>", "number of unikernels allowed at the same time").argParser(intArg("unikernels")))
       .addOption(new Option("--mem <MB>", "memory to allow (MB)").argParser(intArg("memory")).default(512))
-      .addOption(new Option("--cpu <INT>", "CPU id to allow (repeatable)").argParser(repeatable((s) => parseIntStrict(s, "cpu"), CPU_DEFAULT)).default(CPU_DEFAULT, "0"))
+      .addOption(
+        new Option("--cpu <INT>", "CPU id to allow (repeatable)").argParser(repeatable((s) => parseIntStrict(s, "cpu"), CPU_DEFAULT)).default(CPU_DEFAULT, "0"),
+      )
       .addOption(new Option("--block, --size <MB>", "block storage to allow (MB)").argParser(intArg("block size")))
-      .addOption(new Option("--network, --bridge <BR>", "bridge to allow (repeatable)").argParser(repeatable((s) => s, EMPTY as readonly string[])).default(EMPTY))
+      .addOption(
+        new Option("--network, --bridge <BR>", "bridge to allow (repeatable)").argParser(repeatable((s) => s, EMPTY as readonly string[])).default(EMPTY),
+      )
       .action(
         act(async (path: Path, unikernels: number, o: Opts) => {
           destinationOf(o);
           const sink = processSink(Boolean(o.json));
-          const p = policyOf(unikernels, { mem: o.mem as number, cpu: o.cpu as number[], size: o.size as number | undefined, bridge: o.bridge as string[] }, (w) => sink.err(`warning: ${w}`));
+          const p = policyOf(
+            unikernels,
+            { mem: o.mem as number, cpu: o.cpu as number[], size: o.size as number | undefined, bridge: o.bridge as string[] },
+            (w) => sink.err(`warning: ${w}`),
+          );
           const bad = usable(p);
           if (bad !== null) throw new CliError(bad);
           if (p.bridges.length === 0) sink.err("warning: policy without any network access");
@@ -403,7 +433,11 @@ export function registerClientCommands(program: Cmd): void {
   sub("stats-add", "add a process to statistics gathering")
     .addArgument(new Argument("<PID>", "process id").argParser(intArg("pid")))
     .option("--vmmdev <DEV>", "BHyve VMM device name", "")
-    .addOption(new Option("--bridge <BRIDGE:TAP>", "bridge and tap device (repeatable)").argParser(repeatable(parseBridgeTap, EMPTY as readonly { bridge: string; tap: string }[])).default(EMPTY))
+    .addOption(
+      new Option("--bridge <BRIDGE:TAP>", "bridge and tap device (repeatable)")
+        .argParser(repeatable(parseBridgeTap, EMPTY as readonly { bridge: string; tap: string }[]))
+        .default(EMPTY),
+    )
     .addOption(nameOpt())
     .action(
       act(async (pid: number, o: Opts) =>

@@ -16,8 +16,6 @@ function parseMaxSubscribers(v: string): number {
   return n;
 }
 
-
-
 interface ConsoleDaemonFlags extends LogFlags {
   tmpdir: string;
   maxSubscribers: number;
@@ -35,7 +33,12 @@ export function registerConsoleDaemonCommand(program: Command): void {
     .option("--max-subscribers <N>", "maximum subscribers per unikernel console (>= 1)", parseMaxSubscribers, 5)
     .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
     .option("--max-frame <BYTES>", "largest accepted request frame (default 1 MiB)", parseMaxFrame)
-    .option("--max-connections <N>", "concurrent connections on console.sock; one more is answered 'too many connections' and closed", parseMaxConnections, DEFAULT_MAX_CONNECTIONS)
+    .option(
+      "--max-connections <N>",
+      "concurrent connections on console.sock; one more is answered 'too many connections' and closed",
+      parseMaxConnections,
+      DEFAULT_MAX_CONNECTIONS,
+    )
     .option(
       "--idle-timeout <SECONDS>",
       "close a connection that waits this long for its next request (a console subscription is never cut)",
@@ -44,38 +47,38 @@ export function registerConsoleDaemonCommand(program: Command): void {
     );
   addLogOptions(cmd);
   cmd.action(async (flags: ConsoleDaemonFlags) => {
-      const tmpdir = flags.tmpdir;
-      const listenFd = flags.systemdSocketActivation ? systemdListenFd() : undefined;
-      const logger = loggerFrom("console-daemon", flags);
-      const log = (line: string, level: "debug" | "info" | "warn" | "error" = "info"): void => logger.log(level, line);
-      process.on("SIGPIPE", () => undefined);
-      // SIGTERM and SIGINT close the listening socket and remove the socket file (upstream
-      // leaves it behind). The handlers are in place before the socket is made: a signal
-      // that arrives while the daemon starts (e.g. right after "listening on") stops it
-      // once it is up, instead of killing it with the socket left behind.
-      let daemon: Awaited<ReturnType<typeof startConsoleDaemon>> | undefined;
-      let stopping: string | null = null;
-      const stop = (signal: string): void => {
-        if (stopping !== null) return;
-        stopping = signal;
-        log(`${signal}: shutting down`);
-        if (daemon !== undefined) void daemon.close().then(() => process.exit(0));
-      };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
-      try {
-        daemon = await startConsoleDaemon({
-          tmpdir,
-          maxSubscribers: flags.maxSubscribers,
-          ...(listenFd !== undefined ? { listenFd } : {}),
-          ...(flags.maxFrame !== undefined ? { maxFrame: flags.maxFrame } : {}),
-          maxConnections: flags.maxConnections,
-          idleTimeoutMs: flags.idleTimeout * 1000,
-          log,
-        });
-      } catch (e) {
-        throw new CliError(`console-daemon: ${e instanceof Error ? e.message : String(e)}`, EXIT.INTERNAL);
-      }
-      if (stopping !== null) void daemon.close().then(() => process.exit(0));
-    });
+    const tmpdir = flags.tmpdir;
+    const listenFd = flags.systemdSocketActivation ? systemdListenFd() : undefined;
+    const logger = loggerFrom("console-daemon", flags);
+    const log = (line: string, level: "debug" | "info" | "warn" | "error" = "info"): void => logger.log(level, line);
+    process.on("SIGPIPE", () => undefined);
+    // SIGTERM and SIGINT close the listening socket and remove the socket file (upstream
+    // leaves it behind). The handlers are in place before the socket is made: a signal
+    // that arrives while the daemon starts (e.g. right after "listening on") stops it
+    // once it is up, instead of killing it with the socket left behind.
+    let daemon: Awaited<ReturnType<typeof startConsoleDaemon>> | undefined;
+    let stopping: string | null = null;
+    const stop = (signal: string): void => {
+      if (stopping !== null) return;
+      stopping = signal;
+      log(`${signal}: shutting down`);
+      if (daemon !== undefined) void daemon.close().then(() => process.exit(0));
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+    try {
+      daemon = await startConsoleDaemon({
+        tmpdir,
+        maxSubscribers: flags.maxSubscribers,
+        ...(listenFd !== undefined ? { listenFd } : {}),
+        ...(flags.maxFrame !== undefined ? { maxFrame: flags.maxFrame } : {}),
+        maxConnections: flags.maxConnections,
+        idleTimeoutMs: flags.idleTimeout * 1000,
+        log,
+      });
+    } catch (e) {
+      throw new CliError(`console-daemon: ${e instanceof Error ? e.message : String(e)}`, EXIT.INTERNAL);
+    }
+    if (stopping !== null) void daemon.close().then(() => process.exit(0));
+  });
 }

@@ -23,8 +23,6 @@ function parseConsoleTimeout(v: string): number {
   return n;
 }
 
-
-
 interface HostdFlags extends LogFlags {
   tmpdir: string;
   dbdir: string;
@@ -54,19 +52,19 @@ export function registerHostdCommand(program: Command): void {
     .option("--dbdir <DIR>", "directory of the state file, block devices and tenders", existingDir, DEFAULT_DBDIR)
     .option("--no-drop-path", "pass the full name (foo:bar) as --name= argument instead of the label")
     .option("--systemd-socket-activation", "use the listening socket passed by systemd (fd 3)")
-    .option(
-      "--max-frame <BYTES>",
-      "largest accepted frame (an image travels in one frame)",
-      parseMaxFrame,
-      DEFAULT_MAX_FRAME,
-    )
+    .option("--max-frame <BYTES>", "largest accepted frame (an image travels in one frame)", parseMaxFrame, DEFAULT_MAX_FRAME)
     .option(
       "--max-image-size <BYTES>",
       "largest unikernel image once inflated (checked while inflating it to its file, a few 64 KiB pieces at a time: a decompression bomb stops there)",
       intInRange(4096, Number.MAX_SAFE_INTEGER, " bytes"),
       DEFAULT_MAX_IMAGE_SIZE,
     )
-    .option("--max-connections <N>", "concurrent connections on vmmd.sock; one more is answered 'too many connections' and closed", parseMaxConnections, DEFAULT_MAX_CONNECTIONS)
+    .option(
+      "--max-connections <N>",
+      "concurrent connections on vmmd.sock; one more is answered 'too many connections' and closed",
+      parseMaxConnections,
+      DEFAULT_MAX_CONNECTIONS,
+    )
     .option(
       "--max-request-memory <BYTES>",
       "memory all requests larger than 64 KiB (images, inline block data) may take at once, from their arrival until done; one that does not fit is answered 'hostd busy'",
@@ -89,7 +87,7 @@ export function registerHostdCommand(program: Command): void {
       "--restore-backup",
       "start from the newest intact stored state when <dbdir>/state or its journal is corrupt: state without the journal, else state.bak (the unusable files are moved to <dbdir>/set-aside.<time>/)",
     )
-    .option("--fold-delay <MS>", "the longest a recorded change waits before it is folded into <dbdir>/state (default: 1000)", parseFoldDelay)
+    .option("--fold-delay <MS>", "the longest a recorded change waits before it is folded into <dbdir>/state (default: 1000)", parseFoldDelay);
   addLogOptions(cmd);
   cmd
     .addHelpText(

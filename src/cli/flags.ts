@@ -126,8 +126,7 @@ export function parseBridgeTap(s: string): { bridge: string; tap: string } {
   return { bridge: parts[0]!, tap: parts[1]! };
 }
 
-const RFC3339 =
-  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
 
 /**
  * `console --since`: RFC 3339 (`2023-03-12T23:42:15Z`, any offset) or a bare date meaning
@@ -139,8 +138,12 @@ export function parseTimestamp(s: string): Date {
   const m = RFC3339.exec(full);
   if (!m) throw new FlagError("couldn't parse timestamp");
   const [, Y, Mo, D, H, Mi, S, frac, , sign, oh, om] = m;
-  const year = Number(Y), month = Number(Mo), day = Number(D);
-  const hour = Number(H), minute = Number(Mi), second = Number(S);
+  const year = Number(Y),
+    month = Number(Mo),
+    day = Number(D);
+  const hour = Number(H),
+    minute = Number(Mi),
+    second = Number(S);
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
     throw new FlagError("couldn't parse timestamp");
   }

@@ -43,7 +43,8 @@ const act =
     }
   };
 
-const intIn = (what: string, lo: number, hi: number) =>
+const intIn =
+  (what: string, lo: number, hi: number) =>
   (s: string): number => {
     const n = /^[0-9]+$/.test(s) ? Number(s) : NaN;
     if (!Number.isSafeInteger(n) || n < lo || n > hi) throw new InvalidArgumentError(`${what} must be an integer from ${lo} to ${hi}`);
@@ -79,11 +80,18 @@ function readPem(file: string): string {
 
 /** --http-host, --builder-ca, --http-timeout */
 function addBuilderOptions(c: Cmd, hostDefault: string | undefined): Cmd {
-  const host = new Option("--http-host <URL>", `builder-web base URL${hostDefault === undefined ? ` (default: the fleet file's "builder", else ${DEFAULT_BUILDER})` : ""}`).argParser(wrap(parseHttpHost));
+  const host = new Option(
+    "--http-host <URL>",
+    `builder-web base URL${hostDefault === undefined ? ` (default: the fleet file's "builder", else ${DEFAULT_BUILDER})` : ""}`,
+  ).argParser(wrap(parseHttpHost));
   return c
     .addOption(hostDefault !== undefined ? host.default(hostDefault) : host)
     .addOption(new Option("--builder-ca <FILE>", "PEM CA certificate(s) trusted for an https builder besides the system's").argParser(readPem))
-    .addOption(new Option("--http-timeout <SECONDS>", "give up on a builder request after this long without data (1-600)").argParser(intIn("--http-timeout", 1, 600)).default(DEFAULT_HTTP_TIMEOUT_MS / 1000));
+    .addOption(
+      new Option("--http-timeout <SECONDS>", "give up on a builder request after this long without data (1-600)")
+        .argParser(intIn("--http-timeout", 1, 600))
+        .default(DEFAULT_HTTP_TIMEOUT_MS / 1000),
+    );
 }
 
 /** --dryrun, --yes, the health check, --state-dir, --compression-level */
@@ -92,13 +100,21 @@ function addUpdateOptions(c: Cmd): Cmd {
     .option("--dryrun, --dry-run", "show what would change (builds, package diff), deploy nothing")
     .option("-y, --yes", "do not ask before deploying (on a terminal the default is to ask)")
     .addOption(
-      new Option("--health-timeout <SECONDS>", "after deploying, the unikernel must keep running this long (0-3600; 0 = no check); on failure the previous image is put back")
+      new Option(
+        "--health-timeout <SECONDS>",
+        "after deploying, the unikernel must keep running this long (0-3600; 0 = no check); on failure the previous image is put back",
+      )
         .argParser(intIn("--health-timeout", 0, MAX_HEALTH_SECONDS))
         .default(DEFAULT_HEALTH_SECONDS),
     )
     .addOption(new Option("--health-url <URL>", "also require this http(s) URL to answer 2xx within the health timeout").argParser(parseHealthUrl))
-    .addOption(new Option("--health-tcp <HOST:PORT>", "also require this TCP port to accept a connection within the health timeout").argParser(wrap(parseHostPort)))
-    .option("--state-dir <DIR>", "where the previous images are kept for rollbacks (default $DROMEDARY_STATE_DIR, else $XDG_STATE_HOME/dromedary/previous, else ~/.local/state/dromedary/previous)")
+    .addOption(
+      new Option("--health-tcp <HOST:PORT>", "also require this TCP port to accept a connection within the health timeout").argParser(wrap(parseHostPort)),
+    )
+    .option(
+      "--state-dir <DIR>",
+      "where the previous images are kept for rollbacks (default $DROMEDARY_STATE_DIR, else $XDG_STATE_HOME/dromedary/previous, else ~/.local/state/dromedary/previous)",
+    )
     .addOption(new Option("--compression-level <0-9>", "zlib level of the deployed image (default 0 local, 9 remote)").argParser(wrap(parseCompressionLevel)));
 }
 
@@ -112,7 +128,8 @@ function builderOf(o: Opts, fallback?: string): Builder {
 
 function healthOf(o: Opts): HealthSpec {
   const seconds = o.healthTimeout as number;
-  if (seconds === 0 && (o.healthUrl !== undefined || o.healthTcp !== undefined)) throw new CliError("--health-url/--health-tcp need a --health-timeout above 0");
+  if (seconds === 0 && (o.healthUrl !== undefined || o.healthTcp !== undefined))
+    throw new CliError("--health-url/--health-tcp need a --health-timeout above 0");
   return {
     seconds,
     ...(o.healthUrl !== undefined ? { url: o.healthUrl as string } : {}),
@@ -166,10 +183,19 @@ function localLabel(socket: string | undefined, tmpdir: string): string {
 async function targetFromOptions(o: Opts): Promise<Target> {
   const d = destinationOf(o);
   if (d.kind === "csr") throw new CliError("update with CSR not supported");
-  if (d.kind === "local") return localTarget({ tmpdir: o.tmpdir, label: localLabel(d.socket, o.tmpdir), ...(d.socket !== undefined ? { socket: d.socket } : {}) });
+  if (d.kind === "local")
+    return localTarget({ tmpdir: o.tmpdir, label: localLabel(d.socket, o.tmpdir), ...(d.socket !== undefined ? { socket: d.socket } : {}) });
   let caKeyPassword: string | undefined;
   if (o.keyPasswordFile !== undefined) caKeyPassword = readFileSync(o.keyPasswordFile, "utf8").replace(/\r?\n$/, "");
-  return remoteTarget({ host: d.host.host, port: d.host.port, ca: o.ca, caKey: o.caKey, serverCa: o.serverCa, keyType: o.keyType, ...(caKeyPassword !== undefined ? { caKeyPassword } : {}) });
+  return remoteTarget({
+    host: d.host.host,
+    port: d.host.port,
+    ca: o.ca,
+    caKey: o.caKey,
+    serverCa: o.serverCa,
+    keyType: o.keyType,
+    ...(caKeyPassword !== undefined ? { caKeyPassword } : {}),
+  });
 }
 
 function fleetHost(hosts: readonly FleetHost[], name: string): FleetHost {
@@ -197,7 +223,10 @@ export function registerFleetCommands(program: Cmd): void {
       if (d.kind === "csr") throw new CliError("update with CSR not supported");
       if (d.kind === "local" && d.socket === "-") {
         // as upstream: the info request, encoded
-        const wire = { header: { version: WIRE_VERSION, sequence: 0n, name }, payload: { kind: "command" as const, command: { kind: "unikernel-info" as const } } };
+        const wire = {
+          header: { version: WIRE_VERSION, sequence: 0n, name },
+          payload: { kind: "command" as const, command: { kind: "unikernel-info" as const } },
+        };
         process.stdout.write(`out:\n${hexdump(encodeWire(wire))}\n`);
         return EXIT.COMMUNICATION;
       }
@@ -232,7 +261,11 @@ export function registerFleetCommands(program: Cmd): void {
       .addArgument(nameArgument()),
   )
     .option("--state-dir <DIR>", "where update kept the previous images (as for update)")
-    .addOption(new Option("--window <HOURS>", "refuse a previous image kept longer ago than this (1-8760)").argParser(intIn("--window", 1, 8760)).default(DEFAULT_WINDOW_HOURS))
+    .addOption(
+      new Option("--window <HOURS>", "refuse a previous image kept longer ago than this (1-8760)")
+        .argParser(intIn("--window", 1, 8760))
+        .default(DEFAULT_WINDOW_HOURS),
+    )
     .option("--force", "roll back even if the unikernel no longer runs the image the update deployed, or the window has passed")
     .option("--fleet <FILE>", "fleet file (JSON) naming the host given with --host")
     .option("--host <HOST>", "the host of the fleet file to roll back on")
@@ -265,8 +298,14 @@ export function registerFleetCommands(program: Cmd): void {
         .addArgument(new Argument("<ACTION>", "info or update").choices(["info", "update"]))
         .requiredOption("--fleet <FILE>", "fleet file (JSON: hosts with name, destination, server-ca, ca, ca-key, groups; paths relative to it)")
         .option("--group <GROUP>", "only the hosts of this group")
-        .addOption(new Option("-n, --name <NAME>", "update: only this unikernel (default: every unikernel the host's certificate sees)").argParser(wrap(parseNameArg)))
-        .addOption(new Option("--concurrency <N>", `info: hosts asked at the same time (1-${MAX_CONCURRENCY})`).argParser(intIn("--concurrency", 1, MAX_CONCURRENCY)).default(DEFAULT_CONCURRENCY))
+        .addOption(
+          new Option("-n, --name <NAME>", "update: only this unikernel (default: every unikernel the host's certificate sees)").argParser(wrap(parseNameArg)),
+        )
+        .addOption(
+          new Option("--concurrency <N>", `info: hosts asked at the same time (1-${MAX_CONCURRENCY})`)
+            .argParser(intIn("--concurrency", 1, MAX_CONCURRENCY))
+            .default(DEFAULT_CONCURRENCY),
+        )
         .option("--keep-going", "update: go on after a failed or rolled back update (default: stop there)")
         .option("--no-builder", "info: do not ask the builder (outdated? stays unknown)")
         .option("--json", "info: one JSON document; update: JSON lines"),

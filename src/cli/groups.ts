@@ -14,7 +14,27 @@ export interface Group {
 
 export const GROUPS: readonly Group[] = [
   {
-    commands: ["create", "restart", "destroy", "info", "get", "policy", "add-policy", "replace-policy", "remove-policy", "block", "create-block", "destroy-block", "set-block", "dump-block", "console", "inactive-consoles", "stats", "stats-add", "stats-remove"],
+    commands: [
+      "create",
+      "restart",
+      "destroy",
+      "info",
+      "get",
+      "policy",
+      "add-policy",
+      "replace-policy",
+      "remove-policy",
+      "block",
+      "create-block",
+      "destroy-block",
+      "set-block",
+      "dump-block",
+      "console",
+      "inactive-consoles",
+      "stats",
+      "stats-add",
+      "stats-remove",
+    ],
     load: async () => (await import("./client.js")).registerClientCommands,
   },
   { commands: ["update", "rollback", "fleet"], load: async () => (await import("./fleet.js")).registerFleetCommands },

@@ -72,10 +72,7 @@ async function readDump(file: string | undefined, dbdir: string): Promise<State>
   }
 }
 
-const dbdirOption = () =>
-  new Option("--dbdir <DIR>", "albatross data directory").default(DEFAULT_DBDIR).argParser(
-    wrap((s: string) => s),
-  );
+const dbdirOption = () => new Option("--dbdir <DIR>", "albatross data directory").default(DEFAULT_DBDIR).argParser(wrap((s: string) => s));
 
 async function checkDir(dir: string, explicit: boolean): Promise<void> {
   if (!explicit) return;
@@ -118,9 +115,7 @@ export function registerInspectCommands(program: Cmd): void {
       await checkDir(o.dbdir, cmd.getOptionValueSource("dbdir") === "cli");
       const state = await readDump(o.file, o.dbdir);
       if (o.json) {
-        process.stdout.write(
-          `${JSON.stringify({ unikernels: state.unikernels.map(stateUnikernelJson), policies: toJson(state.policies) })}\n`,
-        );
+        process.stdout.write(`${JSON.stringify({ unikernels: state.unikernels.map(stateUnikernelJson), policies: toJson(state.policies) })}\n`);
       } else {
         process.stdout.write(`${stateLines(state, false).join("\n")}\n`);
       }
@@ -153,10 +148,11 @@ export function registerInspectCommands(program: Cmd): void {
         throw new CliError(`failed to write image: ${errText(e)}`);
       }
       if (o.json) {
-        process.stdout.write(`${JSON.stringify({ event: "dumped", file, bytes: image.length, name: nameToString(name), config: toJson(configView(u.config)) })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ event: "dumped", file, bytes: image.length, name: nameToString(name), config: toJson(configView(u.config)) })}\n`,
+        );
       } else {
         process.stdout.write(`dumped image to ${file}\n${configText(u.config, true)}\n`);
       }
     });
 }
-

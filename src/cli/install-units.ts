@@ -54,7 +54,10 @@ export function registerInstallUnitsCommand(program: Command): void {
         for (const f of conflicts) {
           if (f.action.kind === "conflict") process.stderr.write(`dromedary: install-units: ${f.path}: ${f.action.why}; kept\n`);
         }
-        throw new CliError(`install-units: nothing written (--force replaces ${conflicts.length === 1 ? "that file" : "those files"}; --dry-run shows the plan)`, EXIT.USAGE);
+        throw new CliError(
+          `install-units: nothing written (--force replaces ${conflicts.length === 1 ? "that file" : "those files"}; --dry-run shows the plan)`,
+          EXIT.USAGE,
+        );
       }
       const verbs = r.written ? VERB : DRY_VERB;
       const out: string[] = [];

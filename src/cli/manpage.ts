@@ -7,14 +7,16 @@ import { EXIT } from "../core/exit.js";
 
 /** roff: backslashes, hyphens, characters beyond ASCII as \[uXXXX], no line starting with a control character */
 function esc(s: string): string {
-  return s
-    .replace(/\\/g, "\\e")
-    .replace(/-/g, "\\-")
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: the class is "everything beyond ASCII", written from NUL
-    .replace(/[^\x00-\x7f]/gu, (c) => `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}]`)
-    .split("\n")
-    .map((l) => (/^[.']/.test(l) ? `\\&${l}` : l))
-    .join("\n");
+  return (
+    s
+      .replace(/\\/g, "\\e")
+      .replace(/-/g, "\\-")
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the class is "everything beyond ASCII", written from NUL
+      .replace(/[^\x00-\x7f]/gu, (c) => `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}]`)
+      .split("\n")
+      .map((l) => (/^[.']/.test(l) ? `\\&${l}` : l))
+      .join("\n")
+  );
 }
 
 /** One paragraph of text: whitespace (commander's wrapping) collapsed. */
@@ -67,6 +69,9 @@ export function manPage(program: Command, version: string): string {
   }
   out.push(".SH EXIT STATUS", "As albatross-client:");
   for (const [code, text] of Object.entries(EXIT_TEXT)) out.push(".TP", `.B ${code}`, esc(text));
-  out.push(".SH SEE ALSO", "The operator guide (docs/operator.md) and the command reference (docs/commands.md) in the package; https://github.com/robur-coop/albatross");
+  out.push(
+    ".SH SEE ALSO",
+    "The operator guide (docs/operator.md) and the command reference (docs/commands.md) in the package; https://github.com/robur-coop/albatross",
+  );
   return `${out.join("\n")}\n`;
 }

@@ -36,11 +36,13 @@ export function parseMaxFrame(v: string): number {
 }
 
 /** A whole number in `min` .. `max` (a flag's value), else a usage error naming the range. */
-export const intInRange = (min: number, max: number, unit = "") => (v: string): number => {
-  const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`invalid value '${v}', expected ${min} to ${max}${unit}`);
-  return n;
-};
+export const intInRange =
+  (min: number, max: number, unit = "") =>
+  (v: string): number => {
+    const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`invalid value '${v}', expected ${min} to ${max}${unit}`);
+    return n;
+  };
 
 /** `--max-connections N` of the daemons' Unix sockets. */
 export const parseMaxConnections = intInRange(1, 1_000_000);

@@ -16,9 +16,7 @@ import { registerUpCommand } from "./up.js";
 import { VERSION } from "./groups.js";
 
 export function buildProgram(): Command {
-  const program = new Command("dromedary")
-    .description("Deploy MirageOS/Solo5 unikernels; wire-compatible with albatross 2.x")
-    .version(VERSION, "--version");
+  const program = new Command("dromedary").description("Deploy MirageOS/Solo5 unikernels; wire-compatible with albatross 2.x").version(VERSION, "--version");
   registerClientCommands(program);
   registerFleetCommands(program);
   registerCertCommands(program);

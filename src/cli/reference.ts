@@ -11,7 +11,11 @@ function fixedOutput(cmd: Command): void {
   for (const sub of cmd.commands) fixedOutput(sub);
 }
 
-const anchor = (title: string): string => title.toLowerCase().replace(/[^a-z0-9 -]/g, "").replace(/ /g, "-");
+const anchor = (title: string): string =>
+  title
+    .toLowerCase()
+    .replace(/[^a-z0-9 -]/g, "")
+    .replace(/ /g, "-");
 
 export function commandReference(program: Command): string {
   fixedOutput(program);
@@ -27,7 +31,10 @@ export function commandReference(program: Command): string {
     "",
     "| command | what it does |",
     "|---|---|",
-    ...commands.map((c) => `| [${c.name()}](#${anchor(`${name} ${c.name()}`)}) | ${help.subcommandDescription(c).replace(/\|/g, "\\|").replace(/</g, "&lt;").replace(/\s+/g, " ")} |`),
+    ...commands.map(
+      (c) =>
+        `| [${c.name()}](#${anchor(`${name} ${c.name()}`)}) | ${help.subcommandDescription(c).replace(/\|/g, "\\|").replace(/</g, "&lt;").replace(/\s+/g, " ")} |`,
+    ),
     "",
     `## ${name}`,
     "",

@@ -87,45 +87,46 @@ export function registerStatsDaemonCommands(program: Command): void {
     .option("--sys-root <DIR>", "where sysfs is mounted", existingDir)
     .option("--debugfs-root <DIR>", "where debugfs is mounted (KVM's per-VM counters are read from <DIR>/kvm)", "/sys/kernel/debug");
   addLogOptions(stats).action(async (flags: StatsDaemonFlags) => {
-      capYoungGeneration();
-      const { startStatsDaemon } = await import("../stats/daemon.js");
-      const { parseListen } = await import("../stats/prometheus.js");
-      let metricsListen;
-      if (flags.metricsListen !== undefined) {
-        metricsListen = parseListen(flags.metricsListen);
-        if (metricsListen === null) throw new CliError(`--metrics-listen: expected HOST:PORT with an IP address (e.g. 127.0.0.1:9125), got '${flags.metricsListen}'`);
-      }
-      const listenFd = flags.systemdSocketActivation ? systemdListenFd() : undefined;
-      const collectGarbage = fullCollector();
-      const log = loggerFrom("stats-daemon", flags).log;
-      process.on("SIGPIPE", () => undefined);
-      let daemon;
-      try {
-        daemon = await startStatsDaemon({
-          tmpdir: flags.tmpdir,
-          intervalSeconds: flags.interval,
-          maxUnikernels: flags.maxUnikernels,
-          maxSubscribers: flags.maxSubscribers,
-          maxConnections: flags.maxConnections,
-          maxFrame: flags.maxFrame,
-          debugfsRoot: flags.debugfsRoot,
-          ...(listenFd !== undefined ? { listenFd } : {}),
-          ...(metricsListen !== undefined ? { metricsListen } : {}),
-          ...(flags.procRoot !== undefined ? { procRoot: flags.procRoot } : {}),
-          ...(collectGarbage !== undefined ? { collectGarbage } : {}),
-          ...(flags.sysRoot !== undefined ? { sysRoot: flags.sysRoot } : {}),
-          log,
-        });
-      } catch (e) {
-        throw new CliError(`stats-daemon: ${e instanceof Error ? e.message : String(e)}`, EXIT.INTERNAL);
-      }
-      const stop = (signal: string): void => {
-        log("info", `${signal}: shutting down`);
-        void daemon.close().then(() => process.exit(0));
-      };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
-    });
+    capYoungGeneration();
+    const { startStatsDaemon } = await import("../stats/daemon.js");
+    const { parseListen } = await import("../stats/prometheus.js");
+    let metricsListen;
+    if (flags.metricsListen !== undefined) {
+      metricsListen = parseListen(flags.metricsListen);
+      if (metricsListen === null)
+        throw new CliError(`--metrics-listen: expected HOST:PORT with an IP address (e.g. 127.0.0.1:9125), got '${flags.metricsListen}'`);
+    }
+    const listenFd = flags.systemdSocketActivation ? systemdListenFd() : undefined;
+    const collectGarbage = fullCollector();
+    const log = loggerFrom("stats-daemon", flags).log;
+    process.on("SIGPIPE", () => undefined);
+    let daemon;
+    try {
+      daemon = await startStatsDaemon({
+        tmpdir: flags.tmpdir,
+        intervalSeconds: flags.interval,
+        maxUnikernels: flags.maxUnikernels,
+        maxSubscribers: flags.maxSubscribers,
+        maxConnections: flags.maxConnections,
+        maxFrame: flags.maxFrame,
+        debugfsRoot: flags.debugfsRoot,
+        ...(listenFd !== undefined ? { listenFd } : {}),
+        ...(metricsListen !== undefined ? { metricsListen } : {}),
+        ...(flags.procRoot !== undefined ? { procRoot: flags.procRoot } : {}),
+        ...(collectGarbage !== undefined ? { collectGarbage } : {}),
+        ...(flags.sysRoot !== undefined ? { sysRoot: flags.sysRoot } : {}),
+        log,
+      });
+    } catch (e) {
+      throw new CliError(`stats-daemon: ${e instanceof Error ? e.message : String(e)}`, EXIT.INTERNAL);
+    }
+    const stop = (signal: string): void => {
+      log("info", `${signal}: shutting down`);
+      void daemon.close().then(() => process.exit(0));
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
 
   const influx = program
     .command("influx")
@@ -139,32 +140,32 @@ export function registerStatsDaemonCommands(program: Command): void {
     .option("--no-drop-path", "use the full name (alice:web) as vm tag instead of the label")
     .option("--tmpdir <DIR>", "runtime directory holding util/stat.sock", existingDir, DEFAULT_TMPDIR);
   addLogOptions(influx).action(async (flags: { influx?: string; name?: string; dropPath: boolean; tmpdir: string } & LogFlags) => {
-      const { parseInfluxTarget, startInflux } = await import("../stats/influx-daemon.js");
-      if (flags.influx === undefined) throw new CliError("influx host not provided");
-      const target = parseInfluxTarget(flags.influx);
-      if (target === null) throw new CliError(`--influx: expected an IP address literal with an optional port (IP[:PORT], [IPv6]:PORT), got '${flags.influx}'`);
-      let name: Name = rootName;
-      if (flags.name !== undefined) {
-        try {
-          name = parseName(flags.name);
-        } catch (e) {
-          throw new CliError(`--name: ${(e as Error).message}`);
-        }
-      }
-      process.on("SIGPIPE", () => undefined);
-      const f = startInflux({
-        tmpdir: flags.tmpdir,
-        influx: target,
-        name,
-        noDropPath: !flags.dropPath,
-        log: loggerFrom("influx", flags).log,
-      });
-      process.once("SIGTERM", () => f.close());
-      process.once("SIGINT", () => f.close());
+    const { parseInfluxTarget, startInflux } = await import("../stats/influx-daemon.js");
+    if (flags.influx === undefined) throw new CliError("influx host not provided");
+    const target = parseInfluxTarget(flags.influx);
+    if (target === null) throw new CliError(`--influx: expected an IP address literal with an optional port (IP[:PORT], [IPv6]:PORT), got '${flags.influx}'`);
+    let name: Name = rootName;
+    if (flags.name !== undefined) {
       try {
-        await f.done;
+        name = parseName(flags.name);
       } catch (e) {
-        throw new CliError(`influx: ${(e as Error).message}`, EXIT.USAGE);
+        throw new CliError(`--name: ${(e as Error).message}`);
       }
+    }
+    process.on("SIGPIPE", () => undefined);
+    const f = startInflux({
+      tmpdir: flags.tmpdir,
+      influx: target,
+      name,
+      noDropPath: !flags.dropPath,
+      log: loggerFrom("influx", flags).log,
     });
+    process.once("SIGTERM", () => f.close());
+    process.once("SIGINT", () => f.close());
+    try {
+      await f.done;
+    } catch (e) {
+      throw new CliError(`influx: ${(e as Error).message}`, EXIT.USAGE);
+    }
+  });
 }

@@ -68,7 +68,11 @@ export function registerUpCommand(program: Command): void {
         "on its own, up says so, stops the others and exits 1.",
     )
     .option("--tmpdir <DIR>", "runtime directory (sockets in <DIR>/util, console FIFOs, images); created if missing", DEFAULT_TMPDIR)
-    .option("--dbdir <DIR>", "hostd's state file, block devices and tenders (solo5-hvt, solo5-spt: here or on PATH); created if missing (mode 0700)", DEFAULT_DBDIR)
+    .option(
+      "--dbdir <DIR>",
+      "hostd's state file, block devices and tenders (solo5-hvt, solo5-spt: here or on PATH); created if missing (mode 0700)",
+      DEFAULT_DBDIR,
+    )
     .option("--cacert <FILE>", "endpoint: the CA client certificates must lead to")
     .option("--cert <FILE>", "endpoint: its certificate (chain)")
     .option("--key <FILE>", "endpoint: its private key")
@@ -76,9 +80,18 @@ export function registerUpCommand(program: Command): void {
     .option("--port <N>", "endpoint: listen port", parsePort, 1025)
     .option("--no-stats", "do not run the stats daemon")
     .option("--metrics-listen <HOST:PORT>", "stats daemon: serve Prometheus metrics at http://HOST:PORT/metrics")
-    .option("--stats-interval <SECONDS>", "stats daemon: seconds between samples (1 to 86400; default: the stats daemon's, 10)", intInRange(1, 86400, " seconds"))
+    .option(
+      "--stats-interval <SECONDS>",
+      "stats daemon: seconds between samples (1 to 86400; default: the stats daemon's, 10)",
+      intInRange(1, 86400, " seconds"),
+    )
     .option("--start-timeout <SECONDS>", "how long each daemon may take to accept connections (1 to 3600)", intInRange(1, 3600, " seconds"), 60)
-    .option("--stop-timeout <SECONDS>", "how long each daemon may take to stop after SIGTERM before it is killed, with its processes (1 to 3600; hostd stops its unikernels first)", intInRange(1, 3600, " seconds"), 30);
+    .option(
+      "--stop-timeout <SECONDS>",
+      "how long each daemon may take to stop after SIGTERM before it is killed, with its processes (1 to 3600; hostd stops its unikernels first)",
+      intInRange(1, 3600, " seconds"),
+      30,
+    );
   addLogOptions(cmd);
   cmd.addHelpText(
     "after",
@@ -114,7 +127,9 @@ Example (as root; solo5-hvt or solo5-spt on PATH or in --dbdir):
       stats: flags.stats,
       ...(flags.metricsListen !== undefined ? { metricsListen: flags.metricsListen } : {}),
       ...(flags.statsInterval !== undefined ? { statsInterval: flags.statsInterval } : {}),
-      ...(given === 3 ? { endpoint: { cacert: resolve(flags.cacert!), cert: resolve(flags.cert!), key: resolve(flags.key!), ip: flags.ip, port: flags.port } } : {}),
+      ...(given === 3
+        ? { endpoint: { cacert: resolve(flags.cacert!), cert: resolve(flags.cert!), key: resolve(flags.key!), ip: flags.ip, port: flags.port } }
+        : {}),
       verbosity,
       format,
     });

@@ -217,7 +217,9 @@ function inspectBinary(b: Bytes): Item[] {
     });
   }
   if (attempts.length === 0) {
-    throw new InspectError(`unrecognised input (first byte 0x${tag.toString(16).padStart(2, "0")}): not a wire message, state file, certificate, CSR or albatross extension`);
+    throw new InspectError(
+      `unrecognised input (first byte 0x${tag.toString(16).padStart(2, "0")}): not a wire message, state file, certificate, CSR or albatross extension`,
+    );
   }
   let best: { what: string; error: unknown } | null = null;
   for (const a of attempts) {
@@ -249,7 +251,11 @@ export function inspectInput(b: Bytes): Item[] {
 // ---------------------------------------------------------------------------------------
 // rendering
 
-const indent = (s: string, pad = "  "): string => s.split("\n").map((l) => pad + l).join("\n");
+const indent = (s: string, pad = "  "): string =>
+  s
+    .split("\n")
+    .map((l) => pad + l)
+    .join("\n");
 
 const EXT_NAMES: Record<string, string> = {
   [ALBATROSS_OID]: "albatross",
@@ -374,11 +380,9 @@ export function itemText(item: Item, index: number, count: number): string {
         indent(extensionText(item.extension)),
       ].join("\n");
     case "extension":
-      return [
-        "albatross certificate extension",
-        indent(`version: ${item.ext.version}`),
-        indent(`command: ${describeCommand(item.ext.command, true)}`),
-      ].join("\n");
+      return ["albatross certificate extension", indent(`version: ${item.ext.version}`), indent(`command: ${describeCommand(item.ext.command, true)}`)].join(
+        "\n",
+      );
     case "pem":
       return `PEM block ${item.label} (not shown)`;
   }

@@ -46,8 +46,7 @@ export function destinationOf(o: Pick<DestinationOptions, "socket" | "destinatio
 }
 
 /** Compression level default: 0 locally, 9 for --destination / --csr (wire.md §12). */
-export const defaultLevel = (d: Destination, given: number | undefined): number =>
-  given ?? (d.kind === "local" ? 0 : 9);
+export const defaultLevel = (d: Destination, given: number | undefined): number => given ?? (d.kind === "local" ? 0 : 9);
 
 /**
  * cli.md §1.1: the CommonName of a leaf / CSR for a command and name. The certificate code
@@ -89,7 +88,7 @@ export async function jump(cmd: Command, name: Name, o: DestinationOptions, uplo
   const sink = processSink(o.json ?? false);
   switch (dest.kind) {
     case "remote": {
-            const caKeyPassword = o.keyPasswordFile !== undefined ? await readPassword(o.keyPasswordFile) : undefined;
+      const caKeyPassword = o.keyPasswordFile !== undefined ? await readPassword(o.keyPasswordFile) : undefined;
       return remoteJump(cmd, name, { ...o, destination: dest.host, ...(caKeyPassword !== undefined ? { caKeyPassword } : {}) }, upload);
     }
     case "csr": {
@@ -113,7 +112,8 @@ export async function jump(cmd: Command, name: Name, o: DestinationOptions, uplo
         throw new CliError(`error while creating CSR: ${(e as Error).message}`);
       }
       // As albatross-client, an existing <CN>.req is replaced — but never silently.
-      if (sink.json) sink.out(JSON.stringify({ event: "csr", request: r.reqFile, key: r.keyFile, reusedKey: r.reusedKey, replacedRequest: r.replacedRequest, cn }));
+      if (sink.json)
+        sink.out(JSON.stringify({ event: "csr", request: r.reqFile, key: r.keyFile, reusedKey: r.reusedKey, replacedRequest: r.replacedRequest, cn }));
       else sink.out(`${r.replacedRequest ? "replaced" : "wrote"} ${r.reqFile} (${r.reusedKey ? "reused" : "new"} key ${r.keyFile})`);
       return EXIT.OK;
     }

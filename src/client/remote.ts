@@ -59,10 +59,7 @@ export interface Destination {
 }
 
 /** Same shape as src/transport/local.ts FrameEvent, so src/client/replies.ts processReplies works on it. */
-type RemoteFrameEvent =
-  | { readonly kind: "frame"; readonly payload: Bytes }
-  | { readonly kind: "end" }
-  | { readonly kind: "error"; readonly message: string };
+type RemoteFrameEvent = { readonly kind: "frame"; readonly payload: Bytes } | { readonly kind: "end" } | { readonly kind: "error"; readonly message: string };
 
 /** Processes the reply frames; returns the exit status (e.g. src/client/replies.ts processReplies). */
 type ReplyHandler = (next: () => Promise<RemoteFrameEvent>, mode: ReplyMode) => Promise<number>;
@@ -242,7 +239,8 @@ const SERVER_UNTRUSTED = new Set([
  * ends) sees bad_certificate / certificate_expired; an OpenSSL server says unknown_ca,
  * certificate_required, unsupported_certificate, ... for the same situations.
  */
-const LOCAL_AUTH_ALERTS = /ALERT_(BAD_CERTIFICATE|CERTIFICATE_EXPIRED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|TLSV1_ALERT_UNKNOWN_CA|UNKNOWN_CA|CERTIFICATE_REQUIRED|ACCESS_DENIED)/;
+const LOCAL_AUTH_ALERTS =
+  /ALERT_(BAD_CERTIFICATE|CERTIFICATE_EXPIRED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|TLSV1_ALERT_UNKNOWN_CA|UNKNOWN_CA|CERTIFICATE_REQUIRED|ACCESS_DENIED)/;
 
 const isLocalAuthAlert = (code: string | undefined): boolean => code !== undefined && LOCAL_AUTH_ALERTS.test(code);
 
@@ -288,7 +286,10 @@ export function connectTls(o: ConnectOptions): Promise<tls.TLSSocket> {
       tcpUp = true;
       // from here on the handshake has its own time limit
       clearTimeout(timer);
-      timer = setTimeout(() => fail(new CliError("failed to establish TLS connection: handshake timed out", EXIT.COMMUNICATION)), o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+      timer = setTimeout(
+        () => fail(new CliError("failed to establish TLS connection: handshake timed out", EXIT.COMMUNICATION)),
+        o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+      );
     });
     s.once("error", (e: NodeJS.ErrnoException) => {
       const code = e.code ?? "";
@@ -310,12 +311,15 @@ export function connectTls(o: ConnectOptions): Promise<tls.TLSSocket> {
 
 function oneLine(e: unknown): string {
   const m = e instanceof Error ? e.message : String(e);
-  return m.split("\n").map((l) => l.trim()).filter((l) => l !== "").join(" ");
+  return m
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "")
+    .join(" ");
 }
 
 // ---------------------------------------------------------------------------------------
 // a session: upload, replies
-
 
 /** Bytes in pieces of `piece`. */
 function* pieces(b: Bytes, piece = IMAGE_PIECE): Generator<Bytes> {
@@ -454,14 +458,18 @@ export async function runRemote(o: RemoteOptions): Promise<number> {
     const { mode: next } = endpointOf(command);
     const uploadChunks = image ? pieces(image) : o.upload;
     const fu = !image && o.upload && "consumed" in o.upload ? (o.upload as FileUpload) : null;
-    const total = image ? image.length : fu ? fu.size : o.uploadSize ?? 0;
+    const total = image ? image.length : fu ? fu.size : (o.uploadSize ?? 0);
     let uploadError: unknown = null;
     if (uploadChunks) {
       const sink = o.progress?.(image ? "uploading image" : "uploading");
       // A write failure means the server stopped reading (it answered or gave up): the
       // replies tell the rest.
       const progress = sink ? { sink, total, ...(fu ? { consumed: () => fu.consumed } : {}) } : undefined;
-      await sendChunks(s, guard(uploadChunks, (e) => (uploadError = e)), progress);
+      await sendChunks(
+        s,
+        guard(uploadChunks, (e) => (uploadError = e)),
+        progress,
+      );
       if (uploadError !== null) {
         // upstream ends the stream; the endpoint never reads past it
         await writeTerminator(s).catch(() => undefined);

@@ -38,7 +38,12 @@ function table(rows: readonly (readonly string[])[], rightFrom = 1): string[] {
       widths[i] = Math.max(widths[i] ?? 0, c.length);
     });
   }
-  return rows.map((r) => r.map((c, i) => (i >= rightFrom ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd());
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i >= rightFrom ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd(),
+  );
 }
 
 interface Previous {

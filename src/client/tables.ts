@@ -32,14 +32,26 @@ const pathName = (n: Name): string => (n.path.length === 0 ? "(root)" : pathToSt
 function table(header: readonly string[], rows: readonly (readonly string[])[], right: ReadonlySet<number> = new Set()): string {
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)));
-  return all.map((r) => r.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd()).join("\n");
+  return all
+    .map((r) =>
+      r
+        .map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 const mb = (n: number): string => `${n} MB`;
 
 /** `2025-06-01 10:00:00` (UTC, as albatross' times are) */
 function when(d: Date): string {
-  return Number.isFinite(d.getTime()) ? d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC") : "?";
+  return Number.isFinite(d.getTime())
+    ? d
+        .toISOString()
+        .replace("T", " ")
+        .replace(/\.\d+Z$/, " UTC")
+    : "?";
 }
 
 function onExit(f: FailBehaviour): string {

@@ -15,14 +15,7 @@
 // Pure: no I/O.
 
 import { Cursor, DecodeError, TAG, ctx, decodeAll, tlvHeader, type Bytes } from "./der.js";
-import {
-  NameError,
-  compareLabels,
-  nameLabels,
-  nameToString,
-  parseName,
-  type Name,
-} from "../core/name.js";
+import { NameError, compareLabels, nameLabels, nameToString, parseName, type Name } from "../core/name.js";
 import type {
   BlockDevice,
   BlockDeviceEntry,
@@ -150,7 +143,8 @@ const utf8Enc = new TextEncoder();
 /** Bytewise (UTF-8) order of strings, as OCaml's String.compare. */
 function compareUtf8(a: string, b: string): number {
   if (a === b) return 0;
-  const x = utf8Enc.encode(a), y = utf8Enc.encode(b);
+  const x = utf8Enc.encode(a),
+    y = utf8Enc.encode(b);
   const n = Math.min(x.length, y.length);
   for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
   return x.length - y.length;
@@ -186,8 +180,7 @@ function uniqueSortedInts(xs: readonly number[], what: string): number[] {
   return ascendingUnique([...xs]);
 }
 
-const intSetEnc = (o: Out, xs: readonly number[], what: string): void =>
-  o.setOf(uniqueSortedInts(xs, what), (x) => o.int(x));
+const intSetEnc = (o: Out, xs: readonly number[], what: string): void => o.setOf(uniqueSortedInts(xs, what), (x) => o.int(x));
 
 function singleCpu(cpuids: readonly number[], what: string): number {
   const u = uniqueSortedInts(cpuids, "cpuid");
@@ -309,8 +302,16 @@ function decConfigV6Body(s: Cursor): UnikernelConfig {
   const image = s.octets("image");
   const startup = s.peekTag() === TAG.INTEGER ? s.int("startup") : undefined;
   const r: Mutable<UnikernelConfig> = {
-    typ, compressed, image, addName: s.bool("add-name"), failBehaviour: decFail(s),
-    cpuids: intSet(s, TAG.SET, "cpuids"), memory: s.int("memory"), blockDevices: [], bridges: [], numcpus: 1,
+    typ,
+    compressed,
+    image,
+    addName: s.bool("add-name"),
+    failBehaviour: decFail(s),
+    cpuids: intSet(s, TAG.SET, "cpuids"),
+    memory: s.int("memory"),
+    blockDevices: [],
+    bridges: [],
+    numcpus: 1,
   };
   if (startup !== undefined) r.startup = startup;
   decDevicesAndArgv(s, r);
@@ -342,8 +343,16 @@ function decConfigV4Body(s: Cursor): UnikernelConfig {
   const addName = s.bool("add-name");
   const failBehaviour = decFail(s);
   const r: Mutable<UnikernelConfig> = {
-    typ, compressed, image, addName, failBehaviour, cpuids: [s.int("cpuid")], memory: s.int("memory"),
-    blockDevices: [], bridges: [], numcpus: 1,
+    typ,
+    compressed,
+    image,
+    addName,
+    failBehaviour,
+    cpuids: [s.int("cpuid")],
+    memory: s.int("memory"),
+    blockDevices: [],
+    bridges: [],
+    numcpus: 1,
   };
   if (startup !== undefined) r.startup = startup;
   decDevicesAndArgv(s, r);
@@ -357,15 +366,21 @@ function decConfigV3Body(s: Cursor): UnikernelConfig {
   const image = s.octets("image");
   const failBehaviour = decFail(s);
   const r: Mutable<UnikernelConfig> = {
-    typ, compressed, image, ...OLD_DEFAULTS, failBehaviour, cpuids: [s.int("cpuid")], memory: s.int("memory"),
-    blockDevices: [], bridges: [],
+    typ,
+    compressed,
+    image,
+    ...OLD_DEFAULTS,
+    failBehaviour,
+    cpuids: [s.int("cpuid")],
+    memory: s.int("memory"),
+    blockDevices: [],
+    bridges: [],
   };
   decDevicesAndArgv(s, r);
   return r;
 }
 
-const nameOnlyBlocks = (c: Cursor): BlockDevice[] =>
-  optExplicit(c, 0, "blocks", (e) => listOf(e, TAG.SET, "set", (x, i) => ({ name: x.utf8(i) }))) ?? [];
+const nameOnlyBlocks = (c: Cursor): BlockDevice[] => optExplicit(c, 0, "blocks", (e) => listOf(e, TAG.SET, "set", (x, i) => ({ name: x.utf8(i) }))) ?? [];
 
 /** V2: state [2] only. Blocks are names only; bridges a SEQUENCE OF (netif, bridge?). */
 function decConfigV2Body(s: Cursor): UnikernelConfig {
@@ -378,17 +393,29 @@ function decConfigV2Body(s: Cursor): UnikernelConfig {
   const blockDevices = nameOnlyBlocks(s);
   const bridges =
     optExplicit(s, 1, "bridges", (e) =>
-      listOf(e, TAG.SEQUENCE, "list", (x, i): NetDevice =>
-        sequence(x, i, (b) => {
-          const netif = b.utf8("netif");
-          const bridge = b.peekTag() === TAG.UTF8String ? b.utf8("bridge") : undefined;
-          return { netif, ...(bridge !== undefined && { bridge }) };
-        }),
+      listOf(
+        e,
+        TAG.SEQUENCE,
+        "list",
+        (x, i): NetDevice =>
+          sequence(x, i, (b) => {
+            const netif = b.utf8("netif");
+            const bridge = b.peekTag() === TAG.UTF8String ? b.utf8("bridge") : undefined;
+            return { netif, ...(bridge !== undefined && { bridge }) };
+          }),
       ),
     ) ?? [];
   const argv = optExplicit(s, 2, "arguments", decArgv);
   return {
-    typ, compressed, image, ...OLD_DEFAULTS, failBehaviour, cpuids: [cpuid], memory, blockDevices, bridges,
+    typ,
+    compressed,
+    image,
+    ...OLD_DEFAULTS,
+    failBehaviour,
+    cpuids: [cpuid],
+    memory,
+    blockDevices,
+    bridges,
     ...(argv !== undefined && { argv }),
   };
 }
@@ -405,7 +432,15 @@ function decConfigV1Body(s: Cursor): UnikernelConfig {
   const bridges = optExplicit(s, 1, "bridges", (e) => listOf(e, TAG.SET, "set", (x, i) => ({ netif: x.utf8(i) }))) ?? [];
   const argv = optExplicit(s, 2, "arguments", decArgv);
   return {
-    typ, compressed, image, ...OLD_DEFAULTS, failBehaviour, cpuids: [cpuid], memory, blockDevices, bridges,
+    typ,
+    compressed,
+    image,
+    ...OLD_DEFAULTS,
+    failBehaviour,
+    cpuids: [cpuid],
+    memory,
+    blockDevices,
+    bridges,
     ...(argv !== undefined && { argv }),
   };
 }
@@ -425,7 +460,13 @@ function decConfigV0Body(s: Cursor): UnikernelConfig {
   const { compressed, image } = choice(s, "image", "V0 image", v0ImageAlts);
   const argv = s.peekTag() === TAG.SEQUENCE ? decArgv(s) : undefined;
   return {
-    typ: "solo5", compressed, image, ...OLD_DEFAULTS, failBehaviour: { kind: "quit" }, cpuids: [cpu], memory,
+    typ: "solo5",
+    compressed,
+    image,
+    ...OLD_DEFAULTS,
+    failBehaviour: { kind: "quit" },
+    cpuids: [cpu],
+    memory,
     blockDevices: block === undefined ? [] : [{ name: block }],
     bridges: netifs.map((netif) => ({ netif })),
     ...(argv !== undefined && { argv }),
@@ -449,8 +490,13 @@ function decArgsV3(s: Cursor): UnikernelArguments {
   const failBehaviour = decFail(s);
   const startup = s.peekTag() === TAG.INTEGER ? s.int("startup") : undefined;
   const r: Mutable<UnikernelArguments> = {
-    failBehaviour, addName: s.bool("add-name"), cpuids: intSet(s, TAG.SET, "cpuids"), memory: s.int("memory"),
-    blockDevices: [], bridges: [], numcpus: 1,
+    failBehaviour,
+    addName: s.bool("add-name"),
+    cpuids: intSet(s, TAG.SET, "cpuids"),
+    memory: s.int("memory"),
+    blockDevices: [],
+    bridges: [],
+    numcpus: 1,
   };
   if (startup !== undefined) r.startup = startup;
   decDevicesAndArgv(s, r);
@@ -462,8 +508,13 @@ function decArgsV1(s: Cursor): UnikernelArguments {
   const failBehaviour = decFail(s);
   const startup = s.peekTag() === TAG.INTEGER ? s.int("startup") : undefined;
   const r: Mutable<UnikernelArguments> = {
-    failBehaviour, addName: s.bool("add-name"), cpuids: [s.int("cpuid")], memory: s.int("memory"),
-    blockDevices: [], bridges: [], numcpus: 1,
+    failBehaviour,
+    addName: s.bool("add-name"),
+    cpuids: [s.int("cpuid")],
+    memory: s.int("memory"),
+    blockDevices: [],
+    bridges: [],
+    numcpus: 1,
   };
   if (startup !== undefined) r.startup = startup;
   decDevicesAndArgv(s, r);
@@ -473,7 +524,12 @@ function decArgsV1(s: Cursor): UnikernelArguments {
 function decArgsV0(s: Cursor): UnikernelArguments {
   const failBehaviour = decFail(s);
   const r: Mutable<UnikernelArguments> = {
-    failBehaviour, ...OLD_DEFAULTS, cpuids: [s.int("cpuid")], memory: s.int("memory"), blockDevices: [], bridges: [],
+    failBehaviour,
+    ...OLD_DEFAULTS,
+    cpuids: [s.int("cpuid")],
+    memory: s.int("memory"),
+    blockDevices: [],
+    bridges: [],
   };
   decDevicesAndArgv(s, r);
   return r;
@@ -539,15 +595,17 @@ const consoleAlts = alts<Command>([
 ]);
 
 const statsAlts = alts<Command>([
-  [0, "add", (c) =>
-    sequence(c, "seq", (s) => {
-      const vmmdev = s.utf8("vmmdev");
-      const pid = s.int("pid");
-      const network = listOf(s, TAG.SEQUENCE, "network", (e, i): StatsNetwork =>
-        sequence(e, i, (n) => ({ bridge: n.utf8("bridge"), tap: n.utf8("tap") })),
-      );
-      return { kind: "stats-add", vmmdev, pid, network };
-    })],
+  [
+    0,
+    "add",
+    (c) =>
+      sequence(c, "seq", (s) => {
+        const vmmdev = s.utf8("vmmdev");
+        const pid = s.int("pid");
+        const network = listOf(s, TAG.SEQUENCE, "network", (e, i): StatsNetwork => sequence(e, i, (n) => ({ bridge: n.utf8("bridge"), tap: n.utf8("tap") })));
+        return { kind: "stats-add", vmmdev, pid, network };
+      }),
+  ],
   [1, "remove", (c) => (c.null("null"), { kind: "stats-remove" })],
   [2, "subscribe", (c) => (c.null("null"), { kind: "stats-subscribe" })],
   [3, "initial", (c) => (c.null("null"), { kind: "stats-initial" })],
@@ -567,10 +625,14 @@ const unikernelAlts = alts<Command>([
   [9, "create-v3", (c) => ({ kind: "unikernel-create", config: config(decConfigV3Body)(c) })],
   [10, "force-create-v3", (c) => ({ kind: "unikernel-force-create", config: config(decConfigV3Body)(c) })],
   [11, "get", (c) => ({ kind: "unikernel-get", level: c.int("level") })],
-  [14, "restart", (c) => {
-    const args = choice(c, "", "RestartArgs", restartAlts);
-    return args === undefined ? { kind: "unikernel-restart" } : { kind: "unikernel-restart", args };
-  }],
+  [
+    14,
+    "restart",
+    (c) => {
+      const args = choice(c, "", "RestartArgs", restartAlts);
+      return args === undefined ? { kind: "unikernel-restart" } : { kind: "unikernel-restart", args };
+    },
+  ],
   [15, "info-v4", (c) => (c.null("null"), { kind: "unikernel-info-v4" })],
   [16, "create-v4", (c) => ({ kind: "unikernel-create", config: config(decConfigV4Body)(c) })],
   [17, "force-create-v4", (c) => ({ kind: "unikernel-force-create", config: config(decConfigV4Body)(c) })],
@@ -590,15 +652,18 @@ const blockAlts = alts<Command>([
   [0, "info", (c) => (c.null("null"), { kind: "block-info" })],
   [1, "add", (c) => ({ kind: "block-add", size: c.int("size") })],
   [2, "remove", (c) => (c.null("null"), { kind: "block-remove" })],
-  [3, "add-old", (c) =>
-    sequence(c, "seq", (s) => {
-      const size = s.int("size");
-      const compressed = s.bool("compress");
-      const data = s.peekTag() === TAG.OCTET_STRING ? s.octets("data") : undefined;
-      return { kind: "block-add-old", size, compressed, ...(data !== undefined && { data }) };
-    })],
-  [4, "set-old", (c) =>
-    sequence(c, "seq", (s) => ({ kind: "block-set-old", compressed: s.bool("compress"), data: s.octets("data") }))],
+  [
+    3,
+    "add-old",
+    (c) =>
+      sequence(c, "seq", (s) => {
+        const size = s.int("size");
+        const compressed = s.bool("compress");
+        const data = s.peekTag() === TAG.OCTET_STRING ? s.octets("data") : undefined;
+        return { kind: "block-add-old", size, compressed, ...(data !== undefined && { data }) };
+      }),
+  ],
+  [4, "set-old", (c) => sequence(c, "seq", (s) => ({ kind: "block-set-old", compressed: s.bool("compress"), data: s.octets("data") }))],
   [5, "dump-old", (c) => ({ kind: "block-dump-old", level: c.int("level") })],
   [6, "dump", (c) => ({ kind: "block-dump", level: c.int("level") })],
   [7, "set", (c) => ({ kind: "block-set", compressed: c.bool("compress") })],
@@ -622,8 +687,7 @@ const decCommandIn = (c: Cursor, what: string): Command => choice(c, what, "Comm
 
 /** Command: `[group] EXPLICIT` around `[alt] EXPLICIT` around the alternative's value. */
 function encCommandEnc(o: Out, cmd: Command): void {
-  const wrap = (group: number, alt: number, inner: () => void): void =>
-    explicitly(o, group, () => explicitly(o, alt, inner));
+  const wrap = (group: number, alt: number, inner: () => void): void => explicitly(o, group, () => explicitly(o, alt, inner));
   const nul = () => o.null();
   const int = (v: number, what: string) => () => o.int(checkInt(v, what));
   switch (cmd.kind) {
@@ -631,9 +695,7 @@ function encCommandEnc(o: Out, cmd: Command): void {
       return wrap(0, 0, () => o.bigint(cmd.budget));
     case "console-subscribe": {
       const sc = cmd.sinceCount;
-      return wrap(0, 2, () =>
-        sc.kind === "since" ? explicitly(o, 0, () => o.time(sc.since)) : explicitly(o, 1, int(sc.count, "count")),
-      );
+      return wrap(0, 2, () => (sc.kind === "since" ? explicitly(o, 0, () => o.time(sc.since)) : explicitly(o, 1, int(sc.count, "count"))));
     }
     case "console-list-inactive":
       return wrap(0, 3, nul);
@@ -770,8 +832,18 @@ function decInfoBody(s: Cursor, form: InfoForm): UnikernelInfo {
     lbp = optExplicit(s, 5, "linux-boot-partition", (e) => e.utf8("string"));
   }
   return {
-    typ, ...(startup !== undefined && { startup }), failBehaviour, cpuids, memory, digest, blockDevices, bridges,
-    ...(argv !== undefined && { argv }), started, numcpus, ...(lbp !== undefined && { linuxBootPartition: lbp }),
+    typ,
+    ...(startup !== undefined && { startup }),
+    failBehaviour,
+    cpuids,
+    memory,
+    digest,
+    blockDevices,
+    bridges,
+    ...(argv !== undefined && { argv }),
+    started,
+    numcpus,
+    ...(lbp !== undefined && { linuxBootPartition: lbp }),
   };
 }
 
@@ -801,9 +873,7 @@ function encInfo(o: Out, u: UnikernelInfo, form: InfoForm): void {
 
 function infoList(form: InfoForm) {
   return (c: Cursor): UnikernelInfoEntry[] =>
-    listOf(c, TAG.SEQUENCE, "list", (e, i) =>
-      sequence(e, i, (s) => ({ name: decName(s, "name"), info: sequence(s, "info", (x) => decInfoBody(x, form)) })),
-    );
+    listOf(c, TAG.SEQUENCE, "list", (e, i) => sequence(e, i, (s) => ({ name: decName(s, "name"), info: sequence(s, "info", (x) => decInfoBody(x, form)) })));
 }
 
 const encInfoList = (o: Out, xs: readonly UnikernelInfoEntry[], form: InfoForm): void =>
@@ -819,22 +889,33 @@ const encInfoList = (o: Out, xs: readonly UnikernelInfoEntry[], form: InfoForm):
 const successAlts = alts<Success>([
   [0, "empty", (c) => (c.null("null"), { kind: "empty" })],
   [1, "string", (c) => ({ kind: "string", text: c.utf8Bytes("string") })],
-  [2, "policies", (c) => ({
-    kind: "policies",
-    policies: listOf(c, TAG.SEQUENCE, "list", (e, i): PolicyEntry =>
-      sequence(e, i, (s) => ({ name: decName(s, "name"), policy: decPolicyIn(s, "policy") })),
-    ),
-  })],
-  [4, "block-devices", (c) => ({
-    kind: "block-devices",
-    devices: listOf(c, TAG.SEQUENCE, "list", (e, i): BlockDeviceEntry =>
-      sequence(e, i, (s) => ({ name: decName(s, "name"), size: s.int("size"), active: s.bool("active") })),
-    ),
-  })],
-  [6, "unikernel-image", (c) =>
-    sequence(c, "seq", (s) => ({ kind: "unikernel-image", compressed: s.bool("compressed"), image: s.octets("image") }))],
-  [7, "old-block-device-image", (c) =>
-    sequence(c, "seq", (s) => ({ kind: "old-block-device-image", compressed: s.bool("compressed"), image: s.octets("image") }))],
+  [
+    2,
+    "policies",
+    (c) => ({
+      kind: "policies",
+      policies: listOf(c, TAG.SEQUENCE, "list", (e, i): PolicyEntry => sequence(e, i, (s) => ({ name: decName(s, "name"), policy: decPolicyIn(s, "policy") }))),
+    }),
+  ],
+  [
+    4,
+    "block-devices",
+    (c) => ({
+      kind: "block-devices",
+      devices: listOf(
+        c,
+        TAG.SEQUENCE,
+        "list",
+        (e, i): BlockDeviceEntry => sequence(e, i, (s) => ({ name: decName(s, "name"), size: s.int("size"), active: s.bool("active") })),
+      ),
+    }),
+  ],
+  [6, "unikernel-image", (c) => sequence(c, "seq", (s) => ({ kind: "unikernel-image", compressed: s.bool("compressed"), image: s.octets("image") }))],
+  [
+    7,
+    "old-block-device-image",
+    (c) => sequence(c, "seq", (s) => ({ kind: "old-block-device-image", compressed: s.bool("compressed"), image: s.octets("image") })),
+  ],
   [9, "old-unikernel-info4", (c) => ({ kind: "old-unikernel-info4", unikernels: infoList("v4")(c) })],
   [10, "block-device-image", (c) => ({ kind: "block-device-image", compressed: c.bool("compressed") })],
   [11, "old-unikernel-info5", (c) => ({ kind: "old-unikernel-info5", unikernels: infoList("v5")(c) })],
@@ -902,8 +983,7 @@ function encSuccessEnc(o: Out, s: Success): void {
 // =======================================================================================
 // Data and statistics (wire.md §6.3, §9)
 
-const decTimeval = (c: Cursor, what: string): Timeval =>
-  sequence(c, what, (s) => ({ seconds: s.int64("seconds"), microseconds: s.int("microseconds") }));
+const decTimeval = (c: Cursor, what: string): Timeval => sequence(c, what, (s) => ({ seconds: s.int64("seconds"), microseconds: s.int("microseconds") }));
 const encTimeval = (o: Out, t: Timeval): void =>
   seqOf(o, () => {
     o.int64(t.seconds);
@@ -911,8 +991,20 @@ const encTimeval = (o: Out, t: Timeval): void =>
   });
 
 const RUSAGE_I64 = [
-  "maxrss", "ixrss", "idrss", "isrss", "minflt", "majflt", "nswap", "inblock", "outblock", "msgsnd", "msgrcv",
-  "nsignals", "nvcsw", "nivcsw",
+  "maxrss",
+  "ixrss",
+  "idrss",
+  "isrss",
+  "minflt",
+  "majflt",
+  "nswap",
+  "inblock",
+  "outblock",
+  "msgsnd",
+  "msgrcv",
+  "nsignals",
+  "nvcsw",
+  "nivcsw",
 ] as const;
 
 function decRusage(c: Cursor): Rusage {
@@ -942,8 +1034,18 @@ function decKinfoBody(s: Cursor): KinfoMem {
 
 const IFDATA_I32 = ["flags", "sendLength", "maxSendLength", "sendDrops", "mtu"] as const;
 const IFDATA_I64 = [
-  "baudrate", "inputPackets", "inputErrors", "outputPackets", "outputErrors", "collisions", "inputBytes",
-  "outputBytes", "inputMcast", "outputMcast", "inputDropped", "outputDropped",
+  "baudrate",
+  "inputPackets",
+  "inputErrors",
+  "outputPackets",
+  "outputErrors",
+  "collisions",
+  "inputBytes",
+  "outputBytes",
+  "inputMcast",
+  "outputMcast",
+  "inputDropped",
+  "outputDropped",
 ] as const;
 
 function decIfdata(c: Cursor, what: string): Ifdata {
@@ -1019,8 +1121,7 @@ const blockDataAlts = alts<Data>([
 const dataAlts = alts<Data>([
   [1, "statistics", (c) => ({ kind: "statistics", stats: decStats(c) })],
   [2, "log", logDropped("support for log was dropped")],
-  [3, "console", (c) =>
-    sequence(c, "seq", (s) => ({ kind: "console", timestamp: s.time("timestamp"), line: s.utf8Bytes("data") }))],
+  [3, "console", (c) => sequence(c, "seq", (s) => ({ kind: "console", timestamp: s.time("timestamp"), line: s.utf8Bytes("data") }))],
   [4, "block", (c) => choice(c, "", "block Data", blockDataAlts)],
 ]);
 
@@ -1147,9 +1248,7 @@ function unikernelsAndPolicies(v: 4 | 5 | 6) {
       const unikernels = unikernelsOf(decTrie(s, "unikernels", configDecoders[v]));
       // Policies live at paths. Upstream's trie keys by label list, so a key written `:foo`
       // is the policy of path `foo`; the model always uses the path name (`foo:`).
-      const policies = decTrie(s, "policies", decPolicyBody).map(
-        (p): StatePolicy => ({ name: { path: nameLabels(p.name), label: null }, policy: p.value }),
-      );
+      const policies = decTrie(s, "policies", decPolicyBody).map((p): StatePolicy => ({ name: { path: nameLabels(p.name), label: null }, policy: p.value }));
       return { state: { unikernels, policies }, version: v };
     });
 }
@@ -1215,18 +1314,15 @@ export const decodePolicy = (b: Bytes): Policy => decodeAll(b, "", (c) => decPol
 
 /** The current (`[20]`/state `[6]`) UnikernelConfig SEQUENCE. */
 export const encodeUnikernelConfig = (u: UnikernelConfig): Bytes => encode(encConfigV6, u);
-export const decodeUnikernelConfig = (b: Bytes): UnikernelConfig =>
-  decodeAll(b, "", (c) => sequence(c, "config", decConfigV6Body));
+export const decodeUnikernelConfig = (b: Bytes): UnikernelConfig => decodeAll(b, "", (c) => sequence(c, "config", decConfigV6Body));
 
 /** The current restart arguments SEQUENCE (`[14][3]`). */
 export const encodeUnikernelArguments = (a: UnikernelArguments): Bytes => encode(encArgs, a);
-export const decodeUnikernelArguments = (b: Bytes): UnikernelArguments =>
-  decodeAll(b, "", (c) => sequence(c, "args", decArgsV3));
+export const decodeUnikernelArguments = (b: Bytes): UnikernelArguments => decodeAll(b, "", (c) => sequence(c, "args", decArgsV3));
 
 /** The current UnikernelInfo SEQUENCE (as inside success `[13]`). */
 export const encodeUnikernelInfo = (u: UnikernelInfo): Bytes => encode((o, x: UnikernelInfo) => encInfo(o, x, "v6"), u);
-export const decodeUnikernelInfo = (b: Bytes): UnikernelInfo =>
-  decodeAll(b, "", (c) => sequence(c, "info", (s) => decInfoBody(s, "v6")));
+export const decodeUnikernelInfo = (b: Bytes): UnikernelInfo => decodeAll(b, "", (c) => sequence(c, "info", (s) => decInfoBody(s, "v6")));
 
 export function encodeCertExtension(e: CertExtension): Bytes {
   return encode(

@@ -358,8 +358,12 @@ function parseGeneralizedTime(b: Bytes, offset: number, path: string): Date {
   if (!m) throw new DecodeError(`invalid GeneralizedTime ${JSON.stringify(s)}`, offset, path);
   const [, Y, Mo, D, H, Mi, S, frac, zone] = m;
   const ms = frac ? Number(frac.slice(0, 3) || "0") : 0;
-  const year = Number(Y), month = Number(Mo), day = Number(D), hour = Number(H);
-  const minute = Number(Mi ?? "0"), second = Number(S ?? "0");
+  const year = Number(Y),
+    month = Number(Mo),
+    day = Number(D),
+    hour = Number(H);
+  const minute = Number(Mi ?? "0"),
+    second = Number(S ?? "0");
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
     throw new DecodeError(`invalid GeneralizedTime ${JSON.stringify(s)}`, offset, path);
   }
@@ -387,9 +391,7 @@ export function formatGeneralizedTime(d: Date): string {
   // GeneralizedTime has a 4-digit year (upstream Ptime: 0000..9999).
   if (d.getUTCFullYear() < 0 || d.getUTCFullYear() > 9999) throw new RangeError(`year ${d.getUTCFullYear()} outside 0..9999`);
   const p = (n: number, w = 2) => String(n).padStart(w, "0");
-  const base =
-    p(d.getUTCFullYear(), 4) + p(d.getUTCMonth() + 1) + p(d.getUTCDate()) +
-    p(d.getUTCHours()) + p(d.getUTCMinutes()) + p(d.getUTCSeconds());
+  const base = p(d.getUTCFullYear(), 4) + p(d.getUTCMonth() + 1) + p(d.getUTCDate()) + p(d.getUTCHours()) + p(d.getUTCMinutes()) + p(d.getUTCSeconds());
   const ms = d.getUTCMilliseconds();
   return ms ? `${base}.${p(ms, 3)}Z` : `${base}Z`;
 }

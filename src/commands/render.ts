@@ -42,12 +42,24 @@ export function escapeOcaml(b: Bytes): string {
   let out = "";
   for (const c of b) {
     switch (c) {
-      case 0x5c: out += "\\\\"; break;
-      case 0x22: out += '\\"'; break;
-      case 0x0a: out += "\\n"; break;
-      case 0x09: out += "\\t"; break;
-      case 0x0d: out += "\\r"; break;
-      case 0x08: out += "\\b"; break;
+      case 0x5c:
+        out += "\\\\";
+        break;
+      case 0x22:
+        out += '\\"';
+        break;
+      case 0x0a:
+        out += "\\n";
+        break;
+      case 0x09:
+        out += "\\t";
+        break;
+      case 0x0d:
+        out += "\\r";
+        break;
+      case 0x08:
+        out += "\\b";
+        break;
       default:
         out += c >= 0x20 && c <= 0x7e ? String.fromCharCode(c) : `\\${String(c).padStart(3, "0")}`;
     }
@@ -84,7 +96,6 @@ export function hexdump(b: Bytes): string {
   return lines.join("\n");
 }
 
-
 const macText = (m: Bytes): string => Array.from(m, (x) => x.toString(16).padStart(2, "0")).join(":");
 
 const bool = (b: boolean): string => (b ? "true" : "false");
@@ -99,14 +110,11 @@ function failBehaviourText(f: FailBehaviour): string {
   return `restart ${f.exitCodes.length === 0 ? "all except 1" : f.exitCodes.join(", ")}`;
 }
 
-const blockDeviceText = (b: BlockDevice): string =>
-  `${b.name} -> ${b.device ?? b.name}${b.sectorSize !== undefined ? `, sector-size: ${b.sectorSize}` : ""}`;
+const blockDeviceText = (b: BlockDevice): string => `${b.name} -> ${b.device ?? b.name}${b.sectorSize !== undefined ? `, sector-size: ${b.sectorSize}` : ""}`;
 
-const netDeviceText = (n: NetDevice): string =>
-  `${n.netif} -> ${n.bridge ?? n.netif}${n.mac ? `@${macText(n.mac)}` : ""}`;
+const netDeviceText = (n: NetDevice): string => `${n.netif} -> ${n.bridge ?? n.netif}${n.mac ? `@${macText(n.mac)}` : ""}`;
 
-const argvText = (argv: readonly Bytes[] | undefined): string =>
-  argv === undefined ? "no" : argv.map((a) => safeText(a)).join(" ");
+const argvText = (argv: readonly Bytes[] | undefined): string => (argv === undefined ? "no" : argv.map((a) => safeText(a)).join(" "));
 
 /** Unikernel.pp_config (+ `argv ...` with `withArgv`, upstream's verbose form). */
 export function configText(c: UnikernelConfig, withArgv = false): string {
@@ -205,9 +213,7 @@ export function describeCommand(c: Command, verbose = false): string {
     case "console-add":
       return `console add (max unikernels ${c.budget})`;
     case "console-subscribe":
-      return c.sinceCount.kind === "since"
-        ? `console subscribe since ${rfc3339(c.sinceCount.since)}`
-        : `console subscribe count ${c.sinceCount.count}`;
+      return c.sinceCount.kind === "since" ? `console subscribe since ${rfc3339(c.sinceCount.since)}` : `console subscribe count ${c.sinceCount.count}`;
     case "console-list-inactive":
       return "console list inactive available ringbuffers";
     case "stats-add":
@@ -280,11 +286,7 @@ export function successText(s: Success, verbose = false): string {
     case "unikernel-image":
       return `image (compression ${bool(s.compressed)}) ${s.image.length} bytes`;
     case "block-devices":
-      return listing(
-        "no block devices",
-        s.devices,
-        (d) => `block ${nameText(d.name)} size ${d.size} MB active ${bool(d.active)}`,
-      );
+      return listing("no block devices", s.devices, (d) => `block ${nameText(d.name)} size ${d.size} MB active ${bool(d.active)}`);
     case "old-block-device-image":
       return `old block device compressed ${bool(s.compressed)}, ${s.image.length} bytes`;
     case "block-device-image":

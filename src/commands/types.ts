@@ -134,9 +134,7 @@ export interface UnikernelInfo {
 // ---------------------------------------------------------------------------------------
 // Commands (wire.md §5)
 
-export type SinceCount =
-  | { readonly kind: "since"; readonly since: Date }
-  | { readonly kind: "count"; readonly count: number };
+export type SinceCount = { readonly kind: "since"; readonly since: Date } | { readonly kind: "count"; readonly count: number };
 
 export interface StatsNetwork {
   /** unikernel-side netif name */

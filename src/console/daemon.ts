@@ -302,7 +302,6 @@ class Client extends FramedConnection {
     this.idleTimer = null;
   }
 
-
   /** Process buffered frames one at a time (a Console_add awaits its open). */
   private async drain(): Promise<void> {
     if (this.busy) return;
@@ -496,8 +495,7 @@ export async function startConsoleDaemon(opts: ConsoleDaemonOptions): Promise<Co
       await fsp.unlink(socketPath);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === "EACCES" || code === "EPERM")
-        throw new Error(`cannot remove ${socketPath}: permission denied (is the daemon running as the right user?)`);
+      if (code === "EACCES" || code === "EPERM") throw new Error(`cannot remove ${socketPath}: permission denied (is the daemon running as the right user?)`);
       if (code !== "ENOENT") throw new Error(`cannot remove ${socketPath}: ${errText(e)}`);
     }
     // Bind with group bits unmasked (upstream: umask (old land 0o707)) so that the group of

@@ -72,8 +72,7 @@ export class ConsoleState<S> {
   private generation = 0;
 
   constructor(readonly maxSubscribers: number = DEFAULT_MAX_SUBSCRIBERS) {
-    if (!Number.isSafeInteger(maxSubscribers) || maxSubscribers < 1)
-      throw new RangeError("max subscribers must be greater than or equal to 1");
+    if (!Number.isSafeInteger(maxSubscribers) || maxSubscribers < 1) throw new RangeError("max subscribers must be greater than or equal to 1");
   }
 
   /** Read-only view for the shell and for tests. */

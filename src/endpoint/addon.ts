@@ -84,7 +84,8 @@ export function raiseChainLimit(context: tls.SecureContext, bytes: number): stri
 export function recordVerifiedChains(context: tls.SecureContext, capacity: number): string | null {
   const a = load();
   if (!a.ok) return a.problem;
-  if (typeof a.binding.recordVerifiedChains !== "function" || typeof a.binding.takeVerifiedChain !== "function") return "native addon too old (no recordVerifiedChains)";
+  if (typeof a.binding.recordVerifiedChains !== "function" || typeof a.binding.takeVerifiedChain !== "function")
+    return "native addon too old (no recordVerifiedChains)";
   const external = externalOf(context);
   if (external === null) return `this Node (${process.version}) does not expose its SSL_CTX`;
   try {

@@ -65,7 +65,10 @@ export class ChainGate extends Duplex {
   /** the handshake finished */
   secured = false;
 
-  constructor(readonly raw: net.Socket, private readonly o: GateOptions) {
+  constructor(
+    readonly raw: net.Socket,
+    private readonly o: GateOptions,
+  ) {
     super({ allowHalfOpen: true });
     this.deadline = setTimeout(() => this.expire(), o.handshakeTimeoutMs).unref();
     raw.on("data", (b: Buffer) => this.fromClient(b));
@@ -172,7 +175,11 @@ export class ChainGate extends Duplex {
       this.deadline = setTimeout(() => this.expire(), o.handshakeTimeoutMs + Math.ceil((size / (1 << 20)) * CHAIN_MS_PER_MIB)).unref();
       this.pass();
     });
-    if (!granted) o.waits(this, `client certificate chain of ${size} bytes waits for memory (--chain-memory ${o.budget.capacity} bytes: ${o.budget.inUse} in use, ${o.budget.waiting} waiting)`);
+    if (!granted)
+      o.waits(
+        this,
+        `client certificate chain of ${size} bytes waits for memory (--chain-memory ${o.budget.capacity} bytes: ${o.budget.inUse} in use, ${o.budget.waiting} waiting)`,
+      );
   }
 
   /** Refuse a chain: logged here; OpenSSL refuses it too when its limit is lower (with an alert). */

@@ -82,7 +82,12 @@ function unreadable(e: unknown): Result<never> {
  * otherwise add a policy nobody asked for). An error text when there is no client
  * certificate, one does not parse, or the path is too long to walk.
  */
-export function peerCertificates(sock: TLSSocket, ca: ParsedCertificate, cas: ParsedCertificateCache, opts: { readonly large?: boolean } = {}): Result<ParsedCertificate[]> {
+export function peerCertificates(
+  sock: TLSSocket,
+  ca: ParsedCertificate,
+  cas: ParsedCertificateCache,
+  opts: { readonly large?: boolean } = {},
+): Result<ParsedCertificate[]> {
   // Node turns a certificate into a JS object with three fingerprints of it: for a chain of
   // megabytes (`large`: an image inside the leaf) that costs more than the second call saves,
   // so the leaf is converted once, by the detailed call.
@@ -183,9 +188,17 @@ export async function validatePeerChain(
 ): Promise<Result<readonly ParsedCertificate[]>> {
   if (chain.length === 0) return err("no client certificate");
   const { leafSignedUnder, ...rest } = opts;
-  const report = await verifyParsedChain(chain, [ca], { at, maxLength: 10, ...rest, ...(leafSignedUnder ? { leafSignatureVerifiedUnder: leafSignedUnder } : {}) });
+  const report = await verifyParsedChain(chain, [ca], {
+    at,
+    maxLength: 10,
+    ...rest,
+    ...(leafSignedUnder ? { leafSignatureVerifiedUnder: leafSignedUnder } : {}),
+  });
   if (!report.ok) {
-    const problems = [...report.problems, ...report.links.flatMap((l, i) => l.problems.map((p) => `${i === 0 ? "leaf" : `certificate ${i}`} ${l.subject}: ${p}`))];
+    const problems = [
+      ...report.problems,
+      ...report.links.flatMap((l, i) => l.problems.map((p) => `${i === 0 ? "leaf" : `certificate ${i}`} ${l.subject}: ${p}`)),
+    ];
     return err(`chain validation failed: ${problems.join("; ")}`);
   }
   return ok(chain);

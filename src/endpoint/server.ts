@@ -65,8 +65,7 @@ function hasBlockUpload(cmd: Command): boolean {
 }
 
 /** Is the command a create whose image follows the handshake (daemon.md §6 step 2)? */
-const hasImageUpload = (cmd: Command): boolean =>
-  (cmd.kind === "unikernel-create" || cmd.kind === "unikernel-force-create") && cmd.config.image.length === 0;
+const hasImageUpload = (cmd: Command): boolean => (cmd.kind === "unikernel-create" || cmd.kind === "unikernel-force-create") && cmd.config.image.length === 0;
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 type Logger = (level: LogLevel, message: string) => void;
@@ -261,7 +260,11 @@ export class Endpoint {
     // _sharedCreds): OpenSSL's limit on a client chain raised to --max-chain-size.
     const creds = (this.tlsServer as tls.Server & { _sharedCreds?: tls.SecureContext })._sharedCreds;
     this.chainLimitProblem =
-      this.o.maxChainSize === OPENSSL_DEFAULT_CHAIN_LIMIT ? null : creds ? raiseChainLimit(creds, this.o.maxChainSize) : `this Node's (${process.version}) TLS server keeps no secure context`;
+      this.o.maxChainSize === OPENSSL_DEFAULT_CHAIN_LIMIT
+        ? null
+        : creds
+          ? raiseChainLimit(creds, this.o.maxChainSize)
+          : `this Node's (${process.version}) TLS server keeps no secure context`;
     if (this.chainLimitProblem !== null && this.o.maxChainSize > OPENSSL_DEFAULT_CHAIN_LIMIT) {
       this.o.log(
         "warn",
@@ -271,7 +274,11 @@ export class Endpoint {
     // The path OpenSSL verifies for each client, kept for us (peer.ts verifiedPath): one entry
     // per handshake in flight, at most one per connection plus some.
     this.verifiedChainsProblem =
-      opts.verifiedChains === false ? "not asked for" : creds ? recordVerifiedChains(creds, 2 * this.o.maxConnections + 16) : `this Node's (${process.version}) TLS server keeps no secure context`;
+      opts.verifiedChains === false
+        ? "not asked for"
+        : creds
+          ? recordVerifiedChains(creds, 2 * this.o.maxConnections + 16)
+          : `this Node's (${process.version}) TLS server keeps no secure context`;
     const opensslLimit = this.chainLimitProblem === null ? this.o.maxChainSize : OPENSSL_DEFAULT_CHAIN_LIMIT;
     const gateOptions = {
       maxChainSize: this.o.maxChainSize,
@@ -404,7 +411,14 @@ export class Endpoint {
       let fromClient: ChunkReader | null = null;
       if (hasImageUpload(cmd) || hasBlockUpload(cmd)) fromClient = new ChunkReader(s, { maxChunk: this.o.maxClientChunk });
       else s.on("data", () => undefined);
-      const reply = await this.execute(s, fromClient, derived, who, (link) => (daemon = link), (release) => (slot = release));
+      const reply = await this.execute(
+        s,
+        fromClient,
+        derived,
+        who,
+        (link) => (daemon = link),
+        (release) => (slot = release),
+      );
       // step 8: the result, header (certificate version, sequence 0, derived name)
       const w: Wire = { header: { version: derived.version, sequence: 0n, name: derived.name }, payload: reply };
       // upstream ignores a failing final write
@@ -477,7 +491,11 @@ export class Endpoint {
   ): Promise<Payload> {
     const { name, policies, version } = derived;
     let cmd = derived.command;
-    if (this.logs.info) this.o.log("info", `${who}: ${nameToString(name)} ${cmd.kind}${policies.length ? ` (${policies.length} ${policies.length === 1 ? "policy" : "policies"})` : ""}`);
+    if (this.logs.info)
+      this.o.log(
+        "info",
+        `${who}: ${nameToString(name)} ${cmd.kind}${policies.length ? ` (${policies.length} ${policies.length === 1 ? "policy" : "policies"})` : ""}`,
+      );
 
     const mono = checkPolicyMonotonic(policies);
     if (!mono.ok) {
@@ -702,5 +720,9 @@ function endTls(s: tls.TLSSocket, last: Bytes, ms: number): Promise<void> {
 
 function oneLine(e: unknown): string {
   const m = e instanceof Error ? e.message : String(e);
-  return m.split("\n").map((l) => l.trim()).filter((l) => l !== "").join(" ");
+  return m
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "")
+    .join(" ");
 }

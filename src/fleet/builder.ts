@@ -82,9 +82,7 @@ function defaultCas(): string[] {
 /** `/job/<job>/build/<uuid>` with an optional trailing `/` (upstream job_and_build). */
 export function jobAndBuild(loc: string): Build {
   const parts = loc.split("/");
-  const ok =
-    parts[0] === "" && parts[1] === "job" && parts[3] === "build" &&
-    (parts.length === 5 || (parts.length === 6 && parts[5] === ""));
+  const ok = parts[0] === "" && parts[1] === "job" && parts[3] === "build" && (parts.length === 5 || (parts.length === 6 && parts[5] === ""));
   if (!ok) throw new HttpFailure(`expected '/job/<jobname>/build/<uuid>', got: ${loc}`);
   const job = parts[2]!;
   const build = parts[4]!;

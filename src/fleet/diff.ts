@@ -148,7 +148,9 @@ export function diffFromSwitches(left: string, right: string): BuildDiff {
 }
 
 export const isEmptyDiff = (d: BuildDiff): boolean =>
-  [d.added, d.removed, d.changed, d.rebuilt, d.env.added, d.env.removed, d.env.changed, d.system.added, d.system.removed, d.system.changed].every((l) => l.length === 0);
+  [d.added, d.removed, d.changed, d.rebuilt, d.env.added, d.env.removed, d.env.changed, d.system.added, d.system.removed, d.system.changed].every(
+    (l) => l.length === 0,
+  );
 
 /** Printable characters only (names and versions come from the network). */
 const clean = (s: string): string => s.replace(/[^\x20-\x7e]/g, "?").slice(0, 200);

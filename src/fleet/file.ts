@@ -64,12 +64,12 @@ export function parseFleet(text: string, file: string, parse: FleetParsers): Fle
   } catch (e) {
     return fail(`not JSON (${(e as Error).message})`);
   }
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return fail("expected an object with \"hosts\"");
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return fail('expected an object with "hosts"');
   const top = doc as Record<string, unknown>;
   for (const k of Object.keys(top)) if (!TOP_KEYS.has(k)) fail(`unknown key "${k}" (expected: ${[...TOP_KEYS].join(", ")})`);
   let builder: string | undefined;
   if (top["builder"] !== undefined) {
-    if (typeof top["builder"] !== "string") fail("\"builder\" must be a string");
+    if (typeof top["builder"] !== "string") fail('"builder" must be a string');
     try {
       builder = parse.httpHost(top["builder"] as string);
     } catch (e) {
@@ -77,7 +77,7 @@ export function parseFleet(text: string, file: string, parse: FleetParsers): Fle
     }
   }
   const hostsV = top["hosts"];
-  if (!Array.isArray(hostsV)) return fail("\"hosts\" must be a list");
+  if (!Array.isArray(hostsV)) return fail('"hosts" must be a list');
   if (hostsV.length > MAX_HOSTS) fail(`more than ${MAX_HOSTS} hosts`);
   const dir = path.dirname(path.resolve(file));
   const seen = new Set<string>();

@@ -174,7 +174,11 @@ export function renderInfo(reports: readonly HostReport[]): string {
     if (r.unikernels.length === 0) rows.push([r.host, "-", "-", "-", "-", "-", "-"]);
     for (const u of r.unikernels) {
       const outdated =
-        u.outdated === null ? `unknown${u.note !== undefined ? ` (${clean(u.note).slice(0, 80)})` : ""}` : u.outdated ? `yes (${u.build!.build} -> ${u.latest})` : "no";
+        u.outdated === null
+          ? `unknown${u.note !== undefined ? ` (${clean(u.note).slice(0, 80)})` : ""}`
+          : u.outdated
+            ? `yes (${u.build!.build} -> ${u.latest})`
+            : "no";
       rows.push([r.host, u.name, u.digest.slice(0, 12), `${u.memory} MB`, u.cpuids.join(","), uptimeText(u.uptimeSeconds), outdated]);
     }
   }
@@ -257,7 +261,15 @@ export async function fleetUpdate(o: FleetUpdateOptions): Promise<FleetUpdateEnt
         dryRun: o.dryRun,
         health: o.health,
         ...(o.confirm ? { confirm: o.confirm } : {}),
-        say: (text, ev) => o.say(h.name, text.split("\n").map((l) => `${label}: ${l}`).join("\n"), { host: h.name, unikernel: label, ...ev }),
+        say: (text, ev) =>
+          o.say(
+            h.name,
+            text
+              .split("\n")
+              .map((l) => `${label}: ${l}`)
+              .join("\n"),
+            { host: h.name, unikernel: label, ...ev },
+          ),
         warn: (text) => o.warn(h.name, `${label}: ${text}`),
       });
       if (unknownToBuilder(outcome)) {
@@ -266,11 +278,15 @@ export async function fleetUpdate(o: FleetUpdateOptions): Promise<FleetUpdateEnt
       }
       const code = outcomeExit(outcome);
       const detail =
-        outcome.kind === "failed" ? `${outcome.stage}: ${outcome.message} (${outcome.state === "old" ? "still the old image" : outcome.state === "new" ? "the new image" : "state unknown"})`
-        : outcome.kind === "rolled-back" ? `health check failed: ${outcome.reason}; rolled back`
-        : outcome.kind === "updated" ? `${outcome.from.build} -> ${outcome.to.build}`
-        : outcome.kind === "available" ? `${outcome.from.build} -> ${outcome.to.build} available`
-        : undefined;
+        outcome.kind === "failed"
+          ? `${outcome.stage}: ${outcome.message} (${outcome.state === "old" ? "still the old image" : outcome.state === "new" ? "the new image" : "state unknown"})`
+          : outcome.kind === "rolled-back"
+            ? `health check failed: ${outcome.reason}; rolled back`
+            : outcome.kind === "updated"
+              ? `${outcome.from.build} -> ${outcome.to.build}`
+              : outcome.kind === "available"
+                ? `${outcome.from.build} -> ${outcome.to.build} available`
+                : undefined;
       if (outcome.kind === "failed") o.warn(h.name, `${label}: ${outcome.message}`);
       out.push({ host: h.name, unikernel: label, result: outcome.kind, ...(detail !== undefined ? { detail } : {}), exitCode: code });
       if (code !== 0 && !o.keepGoing) stopped = true;
@@ -281,6 +297,7 @@ export async function fleetUpdate(o: FleetUpdateOptions): Promise<FleetUpdateEnt
 
 export function renderSummary(entries: readonly FleetUpdateEntry[]): string {
   const lines = ["summary:"];
-  for (const e of entries) lines.push(`  ${e.host}${e.unikernel !== null ? ` ${e.unikernel}` : ""}: ${e.result}${e.detail !== undefined ? ` (${clean(e.detail)})` : ""}`);
+  for (const e of entries)
+    lines.push(`  ${e.host}${e.unikernel !== null ? ` ${e.unikernel}` : ""}: ${e.result}${e.detail !== undefined ? ` (${clean(e.detail)})` : ""}`);
   return lines.join("\n");
 }

@@ -110,11 +110,22 @@ export function configWith(k: KeptConfig, image: Uint8Array, compress: (b: Uint8
 function checkRecord(v: unknown, file: string): RollbackRecord {
   const r = v as RollbackRecord;
   const ok =
-    typeof r === "object" && r !== null && r.version === 1 && typeof r.host === "string" && typeof r.name === "string" &&
-    typeof r.savedAt === "string" && typeof r.previousDigest === "string" && /^[0-9a-f]{64}$/.test(r.previousDigest) &&
+    typeof r === "object" &&
+    r !== null &&
+    r.version === 1 &&
+    typeof r.host === "string" &&
+    typeof r.name === "string" &&
+    typeof r.savedAt === "string" &&
+    typeof r.previousDigest === "string" &&
+    /^[0-9a-f]{64}$/.test(r.previousDigest) &&
     (r.deployedDigest === null || (typeof r.deployedDigest === "string" && /^[0-9a-f]{64}$/.test(r.deployedDigest))) &&
-    typeof r.config === "object" && r.config !== null && Array.isArray(r.config.cpuids) && typeof r.config.memory === "number" &&
-    Array.isArray(r.config.blockDevices) && Array.isArray(r.config.bridges) && typeof r.config.numcpus === "number" &&
+    typeof r.config === "object" &&
+    r.config !== null &&
+    Array.isArray(r.config.cpuids) &&
+    typeof r.config.memory === "number" &&
+    Array.isArray(r.config.blockDevices) &&
+    Array.isArray(r.config.bridges) &&
+    typeof r.config.numcpus === "number" &&
     typeof r.config.failBehaviour === "object";
   if (!ok) throw new StoreError(`${file}: not a rollback record`);
   return r;

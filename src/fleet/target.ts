@@ -97,7 +97,10 @@ export function localTarget(o: { socket?: string; tmpdir: string; label?: string
  * the same CA and key: the leaf carries only the command and the name, so `fleet info` makes
  * one leaf, not one per host. Reused for at most half the leaf's lifetime.
  */
-const leafCache = new Map<string, { until: number; ready: Promise<{ creds: import("../client/remote.js").Credentials; serverCa: import("../ca/x509.js").ParsedCertificate[] }> }>();
+const leafCache = new Map<
+  string,
+  { until: number; ready: Promise<{ creds: import("../client/remote.js").Credentials; serverCa: import("../ca/x509.js").ParsedCertificate[] }> }
+>();
 
 async function sharedLeaf(o: RemoteTargetOptions, cmd: Command, name: Name) {
   const r = await import("../client/remote.js");
@@ -129,7 +132,7 @@ export function remoteTarget(o: RemoteTargetOptions): Target {
       const what = describe(cmd, name);
       // loaded lazily: the TLS client and @peculiar/x509 only when a remote host is asked
       const r = await import("../client/remote.js");
-          let reply: Wire | null = null;
+      let reply: Wire | null = null;
       const onMessage = (w: Wire): void => {
         reply ??= w;
       };

@@ -31,8 +31,7 @@ export type UpdateOutcome =
   | { readonly kind: "rolled-back"; readonly from: Build; readonly to: Build; readonly reason: string }
   | { readonly kind: "failed"; readonly stage: string; readonly message: string; readonly exitCode: number; readonly state: "old" | "new" | "unknown" };
 
-export const outcomeExit = (o: UpdateOutcome): number =>
-  o.kind === "failed" ? o.exitCode : o.kind === "rolled-back" ? EXIT.REMOTE_FAILURE : EXIT.OK;
+export const outcomeExit = (o: UpdateOutcome): number => (o.kind === "failed" ? o.exitCode : o.kind === "rolled-back" ? EXIT.REMOTE_FAILURE : EXIT.OK);
 
 export interface UpdateContext {
   readonly target: Target;
@@ -51,7 +50,10 @@ export interface UpdateContext {
   readonly warn: (text: string) => void;
 }
 
-const compressor = (level: number) => (b: Uint8Array): Uint8Array | null => (level > 0 ? deflate(b, level) : null);
+const compressor =
+  (level: number) =>
+  (b: Uint8Array): Uint8Array | null =>
+    level > 0 ? deflate(b, level) : null;
 
 function singleSolo5(list: readonly { info: UnikernelInfo }[]): UnikernelInfo | null {
   if (list.length !== 1) return null;
@@ -59,7 +61,13 @@ function singleSolo5(list: readonly { info: UnikernelInfo }[]): UnikernelInfo | 
   return i.typ === "solo5" ? i : null;
 }
 
-const failed = (stage: string, message: string, exitCode: number, state: "old" | "new" | "unknown"): UpdateOutcome => ({ kind: "failed", stage, message, exitCode, state });
+const failed = (stage: string, message: string, exitCode: number, state: "old" | "new" | "unknown"): UpdateOutcome => ({
+  kind: "failed",
+  stage,
+  message,
+  exitCode,
+  state,
+});
 
 /** The digest running now (hex), or null when the unikernel is not running / the host does not answer. */
 async function runningDigest(t: Target, name: Name): Promise<string | null> {
@@ -195,17 +203,22 @@ export async function updateOne(c: UpdateContext): Promise<UpdateOutcome> {
 }
 
 /** `dromedary rollback NAME`: force-create the kept previous image with its configuration. */
-export async function rollbackNow(c: Pick<UpdateContext, "target" | "store" | "name" | "level" | "say" | "health">, o: { force: boolean; windowHours: number }): Promise<number> {
+export async function rollbackNow(
+  c: Pick<UpdateContext, "target" | "store" | "name" | "level" | "say" | "health">,
+  o: { force: boolean; windowHours: number },
+): Promise<number> {
   let kept;
   try {
     kept = await c.store.load(c.target.label, c.name);
   } catch (e) {
     throw new StoreError((e as Error).message);
   }
-  if (kept === null) throw new StoreError(`no previous image of ${nameToString(c.name)} on ${c.target.label} kept (in ${c.store.where(c.target.label, c.name)})`);
+  if (kept === null)
+    throw new StoreError(`no previous image of ${nameToString(c.name)} on ${c.target.label} kept (in ${c.store.where(c.target.label, c.name)})`);
   const { record, image } = kept;
   const age = (Date.now() - Date.parse(record.savedAt)) / 3_600_000;
-  if (!o.force && !(age <= o.windowHours)) throw new StoreError(`the previous image was kept ${age.toFixed(1)} hours ago, more than --window ${o.windowHours} (--force to roll back anyway)`);
+  if (!o.force && !(age <= o.windowHours))
+    throw new StoreError(`the previous image was kept ${age.toFixed(1)} hours ago, more than --window ${o.windowHours} (--force to roll back anyway)`);
   const now = await runningDigest(c.target, c.name);
   if (now === record.previousDigest) {
     c.say("already running the previous image", { event: "already-previous", digest: now });

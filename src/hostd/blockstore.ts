@@ -19,8 +19,7 @@ export { blockDir, blockFile } from "./paths.js";
 
 /** size in MB -> bytes; `overflow while computing bytes` for size <= 0 or beyond 2^53. */
 export function blockBytes(sizeMB: number): Result<number> {
-  if (!Number.isSafeInteger(sizeMB) || sizeMB <= 0 || sizeMB * MB > Number.MAX_SAFE_INTEGER)
-    return err("overflow while computing bytes");
+  if (!Number.isSafeInteger(sizeMB) || sizeMB <= 0 || sizeMB * MB > Number.MAX_SAFE_INTEGER) return err("overflow while computing bytes");
   return ok(sizeMB * MB);
 }
 

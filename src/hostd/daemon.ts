@@ -271,7 +271,13 @@ export class Hostd {
 
     // step 8: console connection (startup.ts)
     this.console = new RequestChannel(
-      await connectConsole({ tmpdir: o.tmpdir, consolePath: this.consolePath, consoleSocket: o.consoleSocket, consoleTimeoutMs: o.consoleTimeoutMs, log: (level, msg) => this.log(level, msg) }),
+      await connectConsole({
+        tmpdir: o.tmpdir,
+        consolePath: this.consolePath,
+        consoleSocket: o.consoleSocket,
+        consoleTimeoutMs: o.consoleTimeoutMs,
+        log: (level, msg) => this.log(level, msg),
+      }),
       o.maxFrame,
     );
 
@@ -510,7 +516,9 @@ export class Hostd {
             out = success({ kind: "unikernel-image", compressed: false, image: new Uint8Array(image.buffer, image.byteOffset, image.length) });
           } catch (e) {
             out = failure(
-              (e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE" ? `failed to uncompress: ${imageTooLarge(max)}` : `failed to uncompress: ${zlibError(e)}`,
+              (e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE"
+                ? `failed to uncompress: ${imageTooLarge(max)}`
+                : `failed to uncompress: ${zlibError(e)}`,
             );
           }
         }
@@ -532,7 +540,9 @@ export class Hostd {
               header,
               why === null
                 ? successString(TEXT.destroyed)
-                : failure(`${recordFailure(why)} (the unikernel is stopped but stays in the stored state: destroy it again once the change can be recorded, or it is started again at hostd's next start)`),
+                : failure(
+                    `${recordFailure(why)} (the unikernel is stopped but stays in the stored state: destroy it again once the change can be recorded, or it is started again at hostd's next start)`,
+                  ),
             );
           } else {
             const r = await this.createUnikernel(step.name, step.then.config, true);
@@ -755,11 +765,9 @@ function parsePause(v: string | undefined): { step: string; name: string | null 
   return i < 0 ? { step: v, name: null } : { step: v.slice(0, i), name: v.slice(i + 1) };
 }
 
-
 /** Run hostd until SIGTERM. */
 export async function runHostd(opts: HostdOptions): Promise<Hostd> {
   const d = new Hostd(opts);
   await d.start();
   return d;
 }
-

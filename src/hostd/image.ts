@@ -19,7 +19,16 @@ import { inflateSync } from "node:zlib";
 import type { Bytes } from "../commands/der.js";
 import { err, ok, type Result } from "../core/result.js";
 import { inflateInto, PIECE, putPieces, SparseSink, TooLarge, WriteFailed, zlibError } from "./sparse.js";
-import { ElfError, readSolo5Abi, readSolo5AbiFrom, readSolo5Manifest, readSolo5ManifestFrom, type ImageSource, type Solo5Abi, type Solo5Device } from "../solo5/elf.js";
+import {
+  ElfError,
+  readSolo5Abi,
+  readSolo5AbiFrom,
+  readSolo5Manifest,
+  readSolo5ManifestFrom,
+  type ImageSource,
+  type Solo5Abi,
+  type Solo5Device,
+} from "../solo5/elf.js";
 
 export { DEFAULT_MAX_IMAGE_SIZE } from "./limits.js";
 

@@ -175,8 +175,7 @@ export function encodeRecord(ops: readonly Op[]): Uint8Array {
   const parts = ops.map((op) => {
     const name = enc.encode(nameToString(op.name));
     if (op.kind === "put-unikernel" && op.image !== undefined) return { kind: KIND_IMAGE_FILE, name, value: encodeImageRef(op.image, op.config) };
-    const value =
-      op.kind === "put-unikernel" ? encodeUnikernelConfig(op.config) : op.kind === "put-policy" ? encodePolicy(op.policy) : new Uint8Array(0);
+    const value = op.kind === "put-unikernel" ? encodeUnikernelConfig(op.config) : op.kind === "put-policy" ? encodePolicy(op.policy) : new Uint8Array(0);
     return { kind: KIND[op.kind], name, value };
   });
   let size = 0;
@@ -290,10 +289,11 @@ export function parseJournal(b: Uint8Array): ParsedJournal {
       return { records, end: o, torn: `a record of ${len} bytes cut off after ${rest - HEADER}` };
     }
     const payload = b.subarray(o + HEADER, o + HEADER + len);
-    if ((crc32(payload) >>> 0) !== sum) {
+    if (crc32(payload) >>> 0 !== sum) {
       // The last record with its tail zero-filled or garbage from a crash: torn. A bad
       // record with good data after it is corruption.
-      if (o + HEADER + len === b.length || allZero(b.subarray(o + HEADER + len))) return { records, end: o, torn: "a record whose checksum fails at the end of the file" };
+      if (o + HEADER + len === b.length || allZero(b.subarray(o + HEADER + len)))
+        return { records, end: o, torn: "a record whose checksum fails at the end of the file" };
       throw new JournalCorrupt(o, "checksum mismatch");
     }
     records.push(decodePayload(payload, o + HEADER));

@@ -235,11 +235,7 @@ const alive = async (pid: number, starttime: string): Promise<boolean> => {
  * counts as gone), destroy their taps, remove their images and FIFOs, then the records.
  * Returns the names whose tender could not be killed (their records are kept).
  */
-export async function reapIntents(
-  found: readonly Found[],
-  destroyTap: (tap: string) => Promise<void>,
-  log: (msg: string) => void,
-): Promise<string[]> {
+export async function reapIntents(found: readonly Found[], destroyTap: (tap: string) => Promise<void>, log: (msg: string) => void): Promise<string[]> {
   if (found.length === 0) return [];
   const byImage = await tendersOf(new Set(found.map((f) => f.intent.image)));
   const victims = new Map<number, { name: string; starttime: string }>();

@@ -101,7 +101,10 @@ export async function openHost(o: StartupOptions, spares: FifoSpares, intents: I
   } catch (e) {
     throw new StartupError(errText(e), 125);
   }
-  log("info", `root policy: ${root.unikernels} unikernels, cpuids ${root.cpuids.join(",")}, ${root.memory} MB memory, ${root.block} MB block, bridges ${root.bridges.join(", ")}`);
+  log(
+    "info",
+    `root policy: ${root.unikernels} unikernels, cpuids ${root.cpuids.join(",")}, ${root.memory} MB memory, ${root.block} MB block, bridges ${root.bridges.join(", ")}`,
+  );
 
   // step 5: the state file, with the journal replayed (store.ts)
   let opened: Awaited<ReturnType<typeof openStore>>;
@@ -138,7 +141,11 @@ export async function openHost(o: StartupOptions, spares: FifoSpares, intents: I
 
   // Not upstream: reap what a hard-killed previous hostd left (runtime.ts).
   const found = await readIntents(o.tmpdir, (m) => log("warn", m));
-  const unkillable = await reapIntents(found, (tap) => destroyTap(tap), (m) => log("warn", m));
+  const unkillable = await reapIntents(
+    found,
+    (tap) => destroyTap(tap),
+    (m) => log("warn", m),
+  );
   try {
     await intents.init();
   } catch (e) {

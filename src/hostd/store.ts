@@ -609,7 +609,11 @@ export class Store {
       this.stats.failed++;
       const msg = errText(e);
       this.lastFoldErrno = errnoOf(e) ?? null;
-      if (msg !== this.lastFoldError) this.o.log("error", `could not fold the journal into ${join(this.o.dbdir, STATE_FILE)} (retrying; nothing is lost, the journal keeps the changes): ${msg}`);
+      if (msg !== this.lastFoldError)
+        this.o.log(
+          "error",
+          `could not fold the journal into ${join(this.o.dbdir, STATE_FILE)} (retrying; nothing is lost, the journal keeps the changes): ${msg}`,
+        );
       this.lastFoldError = msg;
       this.retryMs = Math.min(this.maxRetry, this.retryMs * 2);
       return;
@@ -636,7 +640,10 @@ export class Store {
     });
     const ms = performance.now() - t0;
     Object.assign(this.stats, { folds: this.stats.folds + 1, lastMs: ms, lastBytes: bytes, lastMaxStepMs: maxStep });
-    this.o.log("debug", `folded the journal: ${snapshot.unikernels.size} unikernels, ${bytes} bytes in ${ms.toFixed(1)} ms (longest step ${maxStep.toFixed(1)} ms)`);
+    this.o.log(
+      "debug",
+      `folded the journal: ${snapshot.unikernels.size} unikernels, ${bytes} bytes in ${ms.toFixed(1)} ms (longest step ${maxStep.toFixed(1)} ms)`,
+    );
   }
 
   /** Shutdown: no more records; a last fold; the journal file closed. */

@@ -302,7 +302,8 @@ function macConflict(s: VmmdState, name: Name, config: UnikernelConfig): string 
   for (let i = 0; i < mine.length; i++) {
     const a = mine[i]!;
     const twin = mine.slice(0, i).find((b) => b.bridge === a.bridge && b.mac === a.mac);
-    if (twin !== undefined) return `MAC address ${a.mac} of ${a.netif} is also the MAC of ${twin.netif} on bridge ${a.bridge}; configure another MAC for one of them`;
+    if (twin !== undefined)
+      return `MAC address ${a.mac} of ${a.netif} is also the MAC of ${twin.netif} on bridge ${a.bridge}; configure another MAC for one of them`;
   }
   if (mine.length === 0) return null;
   for (const [other, u] of s.running.all()) {
@@ -452,7 +453,9 @@ export function tenderFound(i: CreateImaged, tender: string, manifest: Result<re
 /** Step 8's taps were made, one per `config.bridges` in order: each network device with its MAC (macFor). */
 export function tapsMade(t: CreateTendered, taps: readonly string[]): CreateNetworked {
   if (taps.length !== t.config.bridges.length) throw new RangeError(`${taps.length} taps for ${t.config.bridges.length} network devices`);
-  const assigned = t.config.bridges.map((nd, i): TapAssignment => ({ netif: nd.netif, bridge: bridgeOf(nd), tap: taps[i]!, mac: macFor(t.name, nd.netif, nd.mac) }));
+  const assigned = t.config.bridges.map(
+    (nd, i): TapAssignment => ({ netif: nd.netif, bridge: bridgeOf(nd), tap: taps[i]!, mac: macFor(t.name, nd.netif, nd.mac) }),
+  );
   return phase<CreateNetworked>({ ...base(t), digest: t.digest, tender: t.tender, taps: assigned });
 }
 
@@ -921,11 +924,7 @@ export function stateToDump(s: VmmdState): State {
  * §2.2 step 7: the discovered root policy replaces a stored one, then every stored
  * policy is inserted (root first, pre-order) with insert_policy's checks.
  */
-export function restorePolicies(
-  resources: Resources,
-  root: Policy,
-  stored: State["policies"],
-): Result<{ resources: Resources; warnings: string[] }> {
+export function restorePolicies(resources: Resources, root: Policy, stored: State["policies"]): Result<{ resources: Resources; warnings: string[] }> {
   const warnings: string[] = [];
   let trie = Trie.empty<Policy>();
   for (const p of stored) trie = trie.insert(p.name.label === null ? p.name : pathName([...p.name.path, p.name.label]), p.policy).trie;

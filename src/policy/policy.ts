@@ -53,15 +53,13 @@ export function usable(p: Policy): string | null {
  * values allowed), else the first failing check's text.
  */
 export function isSmaller(sup: Policy, sub: Policy): string | null {
-  if (sup.unikernels < sub.unikernels)
-    return `policy above allows ${sup.unikernels} unikernels, which is fewer than ${sub.unikernels}`;
+  if (sup.unikernels < sub.unikernels) return `policy above allows ${sup.unikernels} unikernels, which is fewer than ${sub.unikernels}`;
   if (sup.memory < sub.memory) return `policy above allows ${sup.memory} MB memory, which is fewer than ${sub.memory} MB`;
   if (!isSubset(sub.cpuids, sup.cpuids)) return `policy above does not allow CPUids ${joinComma(idsDiff(sub.cpuids, sup.cpuids))}`;
   if (!isSubset(sub.bridges, sup.bridges))
     return `policy above allows bridge(s) ${joinComma(sortedStrings(sup.bridges))}, which is not a superset of ${joinComma(sortedStrings(sub.bridges))}`;
   const blockOk = sub.block === undefined || (sup.block !== undefined && sup.block >= sub.block);
-  if (!blockOk)
-    return `policy above allows ${sup.block ?? 0} MB block storage, which is fewer than ${sub.block ?? 0} MB`;
+  if (!blockOk) return `policy above allows ${sup.block ?? 0} MB block storage, which is fewer than ${sub.block ?? 0} MB`;
   return null;
 }
 
@@ -76,8 +74,7 @@ export function fineWithPolicy(p: Policy, config: UnikernelConfig): string | nul
   if (config.memory > p.memory) return `${config.memory} MB memory assigned to unikernel exceeds policy (${p.memory}MB)`;
   const allowed = new Set(p.bridges);
   const disallowed = configBridges(config).filter((b) => !allowed.has(b));
-  if (disallowed.length > 0)
-    return `Bridge(s) ${joinComma(disallowed)} not allowed by policy (available: ${joinComma(sortedStrings(p.bridges))})`;
+  if (disallowed.length > 0) return `Bridge(s) ${joinComma(disallowed)} not allowed by policy (available: ${joinComma(sortedStrings(p.bridges))})`;
   return null;
 }
 
@@ -91,11 +88,5 @@ function setEquals<T>(a: readonly T[], b: readonly T[]): boolean {
 
 /** `Policy.equal`: all five fields equal, sets compared as sets, absent block == absent. */
 export function policyEquals(a: Policy, b: Policy): boolean {
-  return (
-    a.unikernels === b.unikernels &&
-    a.memory === b.memory &&
-    a.block === b.block &&
-    setEquals(a.cpuids, b.cpuids) &&
-    setEquals(a.bridges, b.bridges)
-  );
+  return a.unikernels === b.unikernels && a.memory === b.memory && a.block === b.block && setEquals(a.cpuids, b.cpuids) && setEquals(a.bridges, b.bridges);
 }

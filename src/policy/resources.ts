@@ -103,8 +103,7 @@ function checkPolicy(p: Policy, used: { n: number; memory: number }, config: Uni
   if (config.memory > p.memory - used.memory)
     return err(`maximum allowed memory (${p.memory}, used ${used.memory}) would be exceeded (requesting ${config.memory})`);
   const allowedIds = new Set(p.cpuids);
-  if (!config.cpuids.every((id) => allowedIds.has(id)))
-    return err(`CPUids ${idsDiff(config.cpuids, p.cpuids).join(", ")} are not allowed by policy`);
+  if (!config.cpuids.every((id) => allowedIds.has(id))) return err(`CPUids ${idsDiff(config.cpuids, p.cpuids).join(", ")} are not allowed by policy`);
   const allowed = new Set(p.bridges);
   const disallowed = configBridges(config).filter((b) => !allowed.has(b)); // config order, as upstream
   if (disallowed.length > 0) return err(`bridges ${disallowed.join(", ")} not allowed by policy`);
@@ -220,8 +219,7 @@ function checkCurrentUsage(r: Resources, path: Path, p: Policy): Result<void> {
     return err(`policy allows bridges ${sortedStrings(p.bridges).join(", ")}, which is not a superset of ${u.bridges.join(", ")}`);
   if (BigInt(u.unikernels) > p.unikernels)
     return err(`unikernel would exceed running unikernel limit set by policy to ${p.unikernels}, running ${u.unikernels}`);
-  if (u.memory > p.memory)
-    return err(`unikernel would exceed running memory limit set by policy to ${p.memory} MB, used ${u.memory} MB`);
+  if (u.memory > p.memory) return err(`unikernel would exceed running memory limit set by policy to ${p.memory} MB, used ${u.memory} MB`);
   const limit = p.block ?? 0;
   if (u.block > limit) return err(`unikernel would exceed running block storage limit set by policy to ${limit} MB, used ${u.block} MB`);
   return ok(undefined);

@@ -395,17 +395,11 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
  * netif names must equal, as sets, the manifest's BLOCK_BASIC and NET_BASIC entries.
  * Returns null when they match, else the exact upstream error text (block checked first).
  */
-export function checkManifest(
-  devices: readonly Solo5Device[],
-  blockNames: readonly string[],
-  netNames: readonly string[],
-): string | null {
+export function checkManifest(devices: readonly Solo5Device[], blockNames: readonly string[], netNames: readonly string[]): string | null {
   const mBlock = devices.filter((d) => d.type === "block").map((d) => d.name);
   const mNet = devices.filter((d) => d.type === "net").map((d) => d.name);
   const present = renderManifestEntries(devices);
-  if (!sameSet(mBlock, blockNames))
-    return `specified block device(s) does not match with manifest. Devices present in manifest: ${present}`;
-  if (!sameSet(mNet, netNames))
-    return `specified bridge(s) does not match with the manifest. Devices present in manifest: ${present}`;
+  if (!sameSet(mBlock, blockNames)) return `specified block device(s) does not match with manifest. Devices present in manifest: ${present}`;
+  if (!sameSet(mNet, netNames)) return `specified bridge(s) does not match with the manifest. Devices present in manifest: ${present}`;
   return null;
 }

@@ -170,7 +170,9 @@ export function guestNameArg(name: Name, dropPath = true): string {
  * MD5(netif ++ name-text), no separator. Example: `default`, `foo:bar` -> 00:80:41:9a:6f:39.
  */
 export function deterministicMac(netif: string, nameText: string): Uint8Array {
-  const d = createHash("md5").update(Buffer.from(netif + nameText, "utf8")).digest();
+  const d = createHash("md5")
+    .update(Buffer.from(netif + nameText, "utf8"))
+    .digest();
   return Uint8Array.of(0x00, 0x80, 0x41, d[0]!, d[1]!, d[2]!);
 }
 

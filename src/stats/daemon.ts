@@ -35,7 +35,6 @@ import { FramedConnection } from "../transport/connection.js";
 
 const STAT_SOCKET_NAME = "stat.sock";
 
-
 /** Upstream: 1 s between attempts to reach albatrossd. */
 const RECONNECT_MS = 1000;
 /** hostd answers Stats_initial at once; a hostd that does not is retried. */
@@ -181,7 +180,13 @@ class Daemon {
   private inputOf(cmd: Command): Input {
     switch (cmd.kind) {
       case "stats-add":
-        return { kind: "add", vmmdev: cmd.vmmdev, pid: cmd.pid, nics: cmd.network.length > this.limits.maxNics ? [] : this.sampler.resolveNics(cmd.network.map((n) => ({ netif: n.bridge, tap: n.tap }))), requested: cmd.network.length };
+        return {
+          kind: "add",
+          vmmdev: cmd.vmmdev,
+          pid: cmd.pid,
+          nics: cmd.network.length > this.limits.maxNics ? [] : this.sampler.resolveNics(cmd.network.map((n) => ({ netif: n.bridge, tap: n.tap }))),
+          requested: cmd.network.length,
+        };
       case "stats-remove":
         return { kind: "remove" };
       case "stats-subscribe":
@@ -237,7 +242,11 @@ class Daemon {
     try {
       sock = await connectUnix(path);
     } catch (e) {
-      if (!this.hostdFailing) this.log("warn", `cannot connect to hostd at ${path} (${(e as NodeJS.ErrnoException).code ?? errText(e)}), retrying every ${(this.opts.reconnectMs ?? RECONNECT_MS) / 1000} s`);
+      if (!this.hostdFailing)
+        this.log(
+          "warn",
+          `cannot connect to hostd at ${path} (${(e as NodeJS.ErrnoException).code ?? errText(e)}), retrying every ${(this.opts.reconnectMs ?? RECONNECT_MS) / 1000} s`,
+        );
       this.hostdFailing = true;
       this.scheduleHostd();
       return;
@@ -327,7 +336,10 @@ class Daemon {
     this.lastSampleSeconds = (t1 - t0) / 1000;
     // made now for a scraper seen lately, not counted in the round's duration (logged apart)
     const formatMs = this.metrics === null ? null : this.metrics.update(fresh, this.sampler.host);
-    this.log("debug", `round ${this.samples}: ${targets.length} unikernels sampled, ${f.deliveries.length} messages, ${(t1 - t0).toFixed(2)} ms${formatMs === null ? "" : `; /metrics text made in ${formatMs.toFixed(2)} ms`}`);
+    this.log(
+      "debug",
+      `round ${this.samples}: ${targets.length} unikernels sampled, ${f.deliveries.length} messages, ${(t1 - t0).toFixed(2)} ms${formatMs === null ? "" : `; /metrics text made in ${formatMs.toFixed(2)} ms`}`,
+    );
     return t1 - t0;
   }
 }
@@ -365,7 +377,6 @@ class Conn extends FramedConnection {
     }, ms);
     this.initialTimer.unref();
   }
-
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
@@ -505,4 +516,3 @@ export async function startStatsDaemon(opts: StatsDaemonOptions): Promise<StatsD
     },
   };
 }
-

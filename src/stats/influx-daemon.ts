@@ -111,7 +111,8 @@ export function startInflux(opts: InfluxOptions): InfluxForwarder {
     s.on("data", () => undefined); // a line protocol listener sends nothing; drain it anyway
     s.on("error", (e: NodeJS.ErrnoException) => {
       if (tcpUp) log("warn", `error ${e.code ?? e.message} on the connection to ${opts.influx.host}:${opts.influx.port}, reconnecting`);
-      else if (!tcpFailing) log("warn", `error connecting to ${opts.influx.host}:${opts.influx.port} (${e.code ?? e.message}), retrying every ${retry / 1000} s`);
+      else if (!tcpFailing)
+        log("warn", `error connecting to ${opts.influx.host}:${opts.influx.port} (${e.code ?? e.message}), retrying every ${retry / 1000} s`);
       tcpFailing = true;
     });
     s.on("close", () => {
@@ -141,7 +142,8 @@ export function startInflux(opts: InfluxOptions): InfluxForwarder {
     try {
       s = await connectUnix(statPath);
     } catch (e) {
-      if (!statFailing) log("warn", `error connecting to socket ${statPath} (${(e as NodeJS.ErrnoException).code ?? String(e)}), retrying every ${retry / 1000} s`);
+      if (!statFailing)
+        log("warn", `error connecting to socket ${statPath} (${(e as NodeJS.ErrnoException).code ?? String(e)}), retrying every ${retry / 1000} s`);
       statFailing = true;
       later(() => void connectStat());
       return;
@@ -153,7 +155,9 @@ export function startInflux(opts: InfluxOptions): InfluxForwarder {
     statFailing = false;
     stat = s;
     const seq = sequence++;
-    const subscribe = encodeFrame(encodeWire({ header: { version: WIRE_VERSION, sequence: seq, name: opts.name }, payload: { kind: "command", command: { kind: "stats-subscribe" } } }));
+    const subscribe = encodeFrame(
+      encodeWire({ header: { version: WIRE_VERSION, sequence: seq, name: opts.name }, payload: { kind: "command", command: { kind: "stats-subscribe" } } }),
+    );
     s.write(subscribe, (e) => {
       if (e) {
         closed = true;

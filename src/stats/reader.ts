@@ -481,7 +481,13 @@ export class Sampler {
         h.ifaces[idx] = null;
         return null;
       }
-      const link = parseLink({ flags: flags!.text, mtu: mtu!.text, operstate: operstate!.ok ? operstate!.text : null, carrier: carrier!.ok ? carrier!.text : null, dormant: null });
+      const link = parseLink({
+        flags: flags!.text,
+        mtu: mtu!.text,
+        operstate: operstate!.ok ? operstate!.text : null,
+        carrier: carrier!.ok ? carrier!.text : null,
+        dormant: null,
+      });
       if (!link.ok) {
         this.once(`link:${nic.tap}:${link.error}`, "warn", `${nic.tap}: ${link.error} (interface left out)`);
         return null;

@@ -97,12 +97,23 @@ export function handle<C>(s: StatsState<C>, limits: Limits, conn: C, header: Hea
     case "other":
       return { ...none, state: s, reply: failure("unexpected command"), log: [`unexpected wire (${input.what}) for ${nameText}`] };
     case "add": {
-      if (!Number.isSafeInteger(input.pid) || input.pid <= 0) return { ...none, state: s, reply: failure(`invalid pid ${input.pid}`), log: [`${nameText}: refusing pid ${input.pid}`] };
+      if (!Number.isSafeInteger(input.pid) || input.pid <= 0)
+        return { ...none, state: s, reply: failure(`invalid pid ${input.pid}`), log: [`${nameText}: refusing pid ${input.pid}`] };
       if (input.requested > limits.maxNics)
-        return { ...none, state: s, reply: failure(`too many network interfaces (${input.requested}, at most ${limits.maxNics})`), log: [`${nameText}: refusing ${input.requested} interfaces`] };
+        return {
+          ...none,
+          state: s,
+          reply: failure(`too many network interfaces (${input.requested}, at most ${limits.maxNics})`),
+          log: [`${nameText}: refusing ${input.requested} interfaces`],
+        };
       const previous = s.units.find(name);
       if (previous === undefined && s.units.size >= limits.maxUnikernels) {
-        return { ...none, state: s, reply: success(`not added: already ${limits.maxUnikernels} unikernels registered (--max-unikernels)`), log: [`${nameText}: not registered, at the limit of ${limits.maxUnikernels} unikernels`] };
+        return {
+          ...none,
+          state: s,
+          reply: success(`not added: already ${limits.maxUnikernels} unikernels registered (--max-unikernels)`),
+          log: [`${nameText}: not registered, at the limit of ${limits.maxUnikernels} unikernels`],
+        };
       }
       const reg: Registration = { name, pid: input.pid, vmmdev: input.vmmdev, nics: input.nics };
       const log = [`adding ${nameText} ${input.pid} ${input.nics.map((n) => `${n.netif}: ${n.tap}`).join(", ")}`];
@@ -113,12 +124,23 @@ export function handle<C>(s: StatsState<C>, limits: Limits, conn: C, header: Hea
     case "remove": {
       const previous = s.units.find(name);
       if (previous === undefined) return { ...none, state: s, reply: success("removed"), log: [`no pid found for ${nameText}`] };
-      return { ...none, state: { ...s, units: s.units.remove(name) }, reply: success("removed"), removed: [previous], log: [`removing ${nameText} (pid ${previous.pid})`] };
+      return {
+        ...none,
+        state: { ...s, units: s.units.remove(name) },
+        reply: success("removed"),
+        removed: [previous],
+        log: [`removing ${nameText} (pid ${previous.pid})`],
+      };
     }
     case "subscribe": {
       const previous = s.subs.find(name);
       if (previous === undefined && s.subs.size >= limits.maxSubscribers)
-        return { ...none, state: s, reply: failure(`too many subscribers (at most ${limits.maxSubscribers})`), log: [`${nameText}: subscription refused, at the limit of ${limits.maxSubscribers}`] };
+        return {
+          ...none,
+          state: s,
+          reply: failure(`too many subscribers (at most ${limits.maxSubscribers})`),
+          log: [`${nameText}: subscription refused, at the limit of ${limits.maxSubscribers}`],
+        };
       const subs = s.subs.insert(name, { name, version: header.version, conn }).trie;
       const close = previous !== undefined && previous.conn !== conn ? [previous.conn] : [];
       return { ...none, state: { ...s, subs }, reply: success("subscribed"), close, log: [] };
@@ -204,7 +226,11 @@ export function finishRound<C>(
       // (and the daemon dies); it gets nothing here.
       if (!isPrefix(sub.name.path, reg.name.path)) continue;
       const header: Header = { version: sub.version, sequence: 0n, name: dropPrefix(sub.name.path, reg.name) };
-      deliveries.push({ conn: sub.conn, subscription: sub.name, wire: { header, payload: { kind: "data", data: { kind: "statistics", stats: outcome.stats } } } });
+      deliveries.push({
+        conn: sub.conn,
+        subscription: sub.name,
+        wire: { header, payload: { kind: "data", data: { kind: "statistics", stats: outcome.stats } } },
+      });
     }
   }
   return { state: { ...s, units }, deliveries, removed, log };

@@ -1,7 +1,22 @@
 // `dromedary install-units`, the effectful side: read the templates shipped in
 // packaging/systemd/, look at what is on disk, write (temp file, fsync, rename) what the plan
 // in units.ts says. Nothing is written when any file is in conflict.
-import { accessSync, closeSync, constants as FS, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import {
+  accessSync,
+  closeSync,
+  constants as FS,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -141,7 +156,9 @@ export function installUnits(o: InstallOptions): InstallResult {
   }
   for (const p of [o.bin, nodePath]) {
     if (/^\/(home|root|run\/user)(\/|$)/.test(p) && (p === o.bin || !onPath)) {
-      warnings.push(`${p} is under /home, /root or /run/user, which the units hide (ProtectHome=yes): install dromedary and node elsewhere (e.g. npm install -g)`);
+      warnings.push(
+        `${p} is under /home, /root or /run/user, which the units hide (ProtectHome=yes): install dromedary and node elsewhere (e.g. npm install -g)`,
+      );
     }
   }
   const exec = execCommand(o.bin, onPath, nodePath);

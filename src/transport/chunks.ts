@@ -17,7 +17,6 @@ export type ChunkEvent =
   | { readonly kind: "eof"; readonly partial: boolean }
   | { readonly kind: "error"; readonly message: string; readonly code?: string };
 
-
 export interface ChunkReaderOptions {
   /** largest accepted chunk payload */
   readonly maxChunk: number;

@@ -40,8 +40,7 @@ export async function sendUpload(sock: net.Socket, opts: UploadOptions): Promise
     return { ok: false, fileError: `${opts.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
   }
   const src = createReadStream(opts.file, { highWaterMark: UPLOAD_PIECE });
-  const out: NodeJS.ReadableStream =
-    opts.level > 0 ? pipeline(src, createDeflate({ level: opts.level }), () => undefined) : src;
+  const out: NodeJS.ReadableStream = opts.level > 0 ? pipeline(src, createDeflate({ level: opts.level }), () => undefined) : src;
   let fileError: string | undefined;
   src.on("error", (e: NodeJS.ErrnoException) => {
     fileError = `reading ${opts.file}: ${e.code ?? e.message}`;

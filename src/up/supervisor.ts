@@ -106,7 +106,13 @@ export class Supervisor {
   private loggerFor(daemon: string): Logger {
     let l = this.loggers.get(daemon);
     if (l === undefined) {
-      l = createLogger({ daemon, verbosity: this.o.verbosity, format: this.o.format, syslog: this.o.syslog, ...(this.o.write !== undefined ? { write: this.o.write } : {}) });
+      l = createLogger({
+        daemon,
+        verbosity: this.o.verbosity,
+        format: this.o.format,
+        syslog: this.o.syslog,
+        ...(this.o.write !== undefined ? { write: this.o.write } : {}),
+      });
       this.loggers.set(daemon, l);
     }
     return l;
@@ -193,7 +199,9 @@ export class Supervisor {
     const deadline = Date.now() + this.o.startTimeoutMs;
     if (r.plan.ready.kind === "logged") {
       let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<string>((res) => (timer = setTimeout(() => res(`${r.plan.label} not ready within ${this.o.startTimeoutMs / 1000} s`), this.o.startTimeoutMs)));
+      const timeout = new Promise<string>(
+        (res) => (timer = setTimeout(() => res(`${r.plan.label} not ready within ${this.o.startTimeoutMs / 1000} s`), this.o.startTimeoutMs)),
+      );
       const state = await Promise.race([r.logged.then(() => "ready" as const), this.stopSignal, timeout]);
       clearTimeout(timer);
       return state;

@@ -26,7 +26,10 @@ test("generate: root and server certificates as albatross-client generate makes 
   assert.ok(root!.extensions.every((e) => e.critical));
   assert.deepEqual(basicConstraints(root!), { ca: true });
   assert.deepEqual([...keyUsage(root!)!].sort(), [0, 1, 5, 6]);
-  assert.equal(srv!.extensions.map((e) => e.oid).join(), [OID.subjectKeyIdentifier, OID.keyUsage, OID.basicConstraints, OID.authorityKeyIdentifier, OID.extKeyUsage].join());
+  assert.equal(
+    srv!.extensions.map((e) => e.oid).join(),
+    [OID.subjectKeyIdentifier, OID.keyUsage, OID.basicConstraints, OID.authorityKeyIdentifier, OID.extKeyUsage].join(),
+  );
   assert.deepEqual(extKeyUsage(srv!), [OID.serverAuth]);
   assert.deepEqual(authorityKeyId(srv!), keyId(root!.publicKey.key));
   assert.deepEqual(subjectKeyId(srv!), keyId(srv!.publicKey.key));
@@ -39,7 +42,12 @@ test("sign: days defaults, leaf extension set, re-encoded command, chain file", 
   const dir = tempDir();
   const db = join(dir, "db");
   await generate({ name: "ca", db, keyType: "ed25519", dir, now });
-  await writeCommandRequest({ cn: "user", dir, keyType: "ed25519", command: { kind: "policy-add", policy: { unikernels: 3n, cpuids: [0], memory: 64, bridges: [] } } });
+  await writeCommandRequest({
+    cn: "user",
+    dir,
+    keyType: "ed25519",
+    command: { kind: "policy-add", policy: { unikernels: 3n, cpuids: [0], memory: 64, bridges: [] } },
+  });
   const u = await sign({ caCertFile: join(dir, "cacert.pem"), db, caKeyFile: join(dir, "ca.key"), csrFile: join(dir, "user.req"), dir, now });
   assert.equal(u.profile, "intermediate");
   assert.equal(u.notAfter.toISOString(), "2027-03-01T12:00:00.000Z");
@@ -49,21 +57,57 @@ test("sign: days defaults, leaf extension set, re-encoded command, chain file", 
   assert.equal(l.notAfter.toISOString(), "2026-03-02T12:00:00.000Z");
   const [leaf, inter, ...rest] = await readCertificateFile(l.certFile);
   assert.equal(rest.length, 0);
-  assert.equal(leaf!.extensions.map((e) => e.oid).join(), ["1.3.6.1.4.1.49836.42", OID.subjectKeyIdentifier, OID.keyUsage, OID.basicConstraints, OID.authorityKeyIdentifier, OID.extKeyUsage].join());
+  assert.equal(
+    leaf!.extensions.map((e) => e.oid).join(),
+    ["1.3.6.1.4.1.49836.42", OID.subjectKeyIdentifier, OID.keyUsage, OID.basicConstraints, OID.authorityKeyIdentifier, OID.extKeyUsage].join(),
+  );
   assert.equal(leaf!.extensions[0]!.critical, false);
   assert.deepEqual(decodeCertExtension(albatrossExtension(leaf!)!), { version: 5, command: { kind: "unikernel-destroy" } });
   assert.deepEqual(authorityKeyId(leaf!), keyId(inter!.publicKey.key));
   assert.deepEqual(extKeyUsage(leaf!), [OID.clientAuth]);
   const d = await sign({ caCertFile: u.certFile, db, caKeyFile: join(dir, "user.key"), csrFile: join(dir, "hello.req"), dir, now, days: 7, overwrite: true });
   assert.equal(d.notAfter.toISOString(), "2026-03-08T12:00:00.000Z");
-  assert.deepEqual(readFileSync(db, "utf8").trim().split("\n").map((x) => x.split(" ")[1]), ["server", "user", "hello", "hello"]);
+  assert.deepEqual(
+    readFileSync(db, "utf8")
+      .trim()
+      .split("\n")
+      .map((x) => x.split(" ")[1]),
+    ["server", "user", "hello", "hello"],
+  );
   // unusable policies are refused (policy.md §2)
-  await writeCommandRequest({ cn: "empty", dir, keyType: "ed25519", command: { kind: "policy-add", policy: { unikernels: 1n, cpuids: [0], memory: 16, bridges: [] } } });
-  await assert.rejects(sign({ caCertFile: join(dir, "cacert.pem"), db, caKeyFile: join(dir, "ca.key"), csrFile: join(dir, "empty.req"), dir, now }), /Unusable policy with memory 16 MB <= 16 MB/);
+  await writeCommandRequest({
+    cn: "empty",
+    dir,
+    keyType: "ed25519",
+    command: { kind: "policy-add", policy: { unikernels: 1n, cpuids: [0], memory: 16, bridges: [] } },
+  });
+  await assert.rejects(
+    sign({ caCertFile: join(dir, "cacert.pem"), db, caKeyFile: join(dir, "ca.key"), csrFile: join(dir, "empty.req"), dir, now }),
+    /Unusable policy with memory 16 MB <= 16 MB/,
+  );
   // a create that does not fit the signer's policy (fine_with_policy)
   await writeCommandRequest({
-    cn: "big", dir, keyType: "ed25519",
-    command: { kind: "unikernel-create", config: { typ: "solo5", compressed: false, image: new Uint8Array(0), failBehaviour: { kind: "quit" }, addName: true, cpuids: [0], memory: 128, blockDevices: [], bridges: [], numcpus: 1 } },
+    cn: "big",
+    dir,
+    keyType: "ed25519",
+    command: {
+      kind: "unikernel-create",
+      config: {
+        typ: "solo5",
+        compressed: false,
+        image: new Uint8Array(0),
+        failBehaviour: { kind: "quit" },
+        addName: true,
+        cpuids: [0],
+        memory: 128,
+        blockDevices: [],
+        bridges: [],
+        numcpus: 1,
+      },
+    },
   });
-  await assert.rejects(sign({ caCertFile: u.certFile, db, caKeyFile: join(dir, "user.key"), csrFile: join(dir, "big.req"), dir, now }), /policy of user: 128 MB memory assigned to unikernel exceeds policy \(64MB\)/);
+  await assert.rejects(
+    sign({ caCertFile: u.certFile, db, caKeyFile: join(dir, "user.key"), csrFile: join(dir, "big.req"), dir, now }),
+    /policy of user: 128 MB memory assigned to unikernel exceeds policy \(64MB\)/,
+  );
 });

@@ -35,10 +35,13 @@ test("intermediates give the path and the policies, deepest first", async () => 
   const r = deriveCommand([leaf.cert, b.cert, a.cert, root.cert]);
   assert.ok(r.ok, r.ok ? "" : r.error);
   assert.equal(nameToString(r.value.name), "arc:sub:foo.bar");
-  assert.deepEqual(r.value.policies.map((p) => [p.path.join(":"), p.policy.unikernels]), [
-    ["arc:sub", 5n],
-    ["arc", 10n],
-  ]);
+  assert.deepEqual(
+    r.value.policies.map((p) => [p.path.join(":"), p.policy.unikernels]),
+    [
+      ["arc:sub", 5n],
+      ["arc", 10n],
+    ],
+  );
   assert.deepEqual(checkPolicyMonotonic(r.value.policies), { ok: true, value: null });
   // leaf CN "." or ":" -> the path itself
   for (const cn of [".", ":"]) {
@@ -67,7 +70,12 @@ test("derivation errors, with upstream's texts and order", async () => {
   const odd = await make({ profile: "intermediate", cn: "x", issuer: root, command: consoleCmd });
   assert.equal(e(deriveCommand([leaf.cert, odd.cert])), "unexpected wire console subscribe count 20");
   // extension with version 4
-  const v4 = await make({ profile: "leaf", cn: "foo", issuer: root, albatross: Uint8Array.of(0x30, 0x0c, 0x02, 0x01, 0x04, 0xa0, 0x07, 0xa2, 0x05, 0xa1, 0x03, 0x02, 0x01, 0x14) });
+  const v4 = await make({
+    profile: "leaf",
+    cn: "foo",
+    issuer: root,
+    albatross: Uint8Array.of(0x30, 0x0c, 0x02, 0x01, 0x04, 0xa0, 0x07, 0xa2, 0x05, 0xa1, 0x03, 0x02, 0x01, 0x14),
+  });
   assert.match(e(deriveCommand([v4.cert])), /unknown version number 0x4/);
   // an undecodable intermediate wins over a bad leaf (intermediates are looked at first)
   const garbage = await make({ profile: "intermediate", cn: "x", issuer: root, albatross: Uint8Array.of(1, 2, 3) });

@@ -25,8 +25,16 @@ async function createCsr(dir: string, name: string, image: Uint8Array): Promise<
     command: {
       kind: "unikernel-create",
       config: {
-        typ: "solo5", compressed: false, image, failBehaviour: { kind: "quit" }, addName: true, cpuids: [0],
-        memory: 32, blockDevices: [], bridges: [], numcpus: 1,
+        typ: "solo5",
+        compressed: false,
+        image,
+        failBehaviour: { kind: "quit" },
+        addName: true,
+        cpuids: [0],
+        memory: 32,
+        blockDevices: [],
+        bridges: [],
+        numcpus: 1,
       },
     },
   });
@@ -58,11 +66,17 @@ test("README walkthrough: generate -> add-policy --csr -> sign -> create --csr -
   assert.equal(s2.code, 0, s2.stderr);
   assert.equal(pems(join(dir, "hello.pem")), 2);
   const db = readFileSync(join(dir, "db"), "utf8").trim().split("\n");
-  assert.deepEqual(db.map((l) => l.split(" ")[1]), ["server", "user", "hello"]);
+  assert.deepEqual(
+    db.map((l) => l.split(" ")[1]),
+    ["server", "user", "hello"],
+  );
 
   const v = await cli(dir, "verify", "hello.pem", "--ca", "cacert.pem");
   assert.equal(v.code, 0, v.stdout + v.stderr);
-  assert.match(v.stdout, /^CN=hello: ok\nCN=user: ok\ntrusted CA: CN=ca\nname: user:hello\npolicy user: policy: 16 unikernels 0,1 CPUids 1024 MB memory no block\ncommand: unikernel create /);
+  assert.match(
+    v.stdout,
+    /^CN=hello: ok\nCN=user: ok\ntrusted CA: CN=ca\nname: user:hello\npolicy user: policy: 16 unikernels 0,1 CPUids 1024 MB memory no block\ncommand: unikernel create /,
+  );
   // openssl: the intermediate as untrusted
   writeFileSync(join(dir, "inter.pem"), readFileSync(join(dir, "user.pem")));
   const o = await openssl(dir, "verify", "-CAfile", "cacert.pem", "-untrusted", "inter.pem", "hello.pem");
@@ -254,12 +268,20 @@ test("verify of a delegation (add-policy --csr + sign): what it grants, exit 0; 
   assert.equal((await cli(dir, "sign", "user.pem", "db", "user.key", "sub.req")).code, 0);
   const d = await cli(dir, "verify", "sub.pem", "--ca", "cacert.pem");
   assert.equal(d.code, 0, d.stdout);
-  assert.match(d.stdout, /^CN=sub: ok\nCN=user: ok\ntrusted CA: CN=ca\ndelegation: user:sub \(.*\)\npolicy user:sub: policy: 4 unikernels 1 CPUids 512 MB memory no block, bridges: br0\npolicy user: policy: 16 unikernels .*\ndelegation ok\n$/);
+  assert.match(
+    d.stdout,
+    /^CN=sub: ok\nCN=user: ok\ntrusted CA: CN=ca\ndelegation: user:sub \(.*\)\npolicy user:sub: policy: 4 unikernels 1 CPUids 512 MB memory no block, bridges: br0\npolicy user: policy: 16 unikernels .*\ndelegation ok\n$/,
+  );
 
   // widened below user (sign refuses that, so issued directly)
   const userPem = readFileSync(join(dir, "user.pem"), "utf8");
   const user: Node = { cn: "user", key: await readPrivateKeyFile(join(dir, "user.key")), cert: certificatesFromPem(userPem)[0]!, der: new Uint8Array() };
-  const wide = await make({ profile: "intermediate", cn: "wide", issuer: user, policy: policy({ unikernels: 32n, cpuids: [0], bridges: ["br0"], memory: 512 }) });
+  const wide = await make({
+    profile: "intermediate",
+    cn: "wide",
+    issuer: user,
+    policy: policy({ unikernels: 32n, cpuids: [0], bridges: ["br0"], memory: 512 }),
+  });
   writeFileSync(join(dir, "wide.pem"), toPem(wide.der, "CERTIFICATE") + userPem);
   const w = await cli(dir, "verify", "wide.pem", "--ca", "cacert.pem");
   assert.equal(w.code, 116, w.stdout);
@@ -289,7 +311,13 @@ test("verify of a delegation (add-policy --csr + sign): what it grants, exit 0; 
     { path: "user:sub", policy: { unikernels: "4", cpuids: [1], memory: 512, bridges: ["br0"] } },
     { path: "user", policy: { unikernels: "16", cpuids: [0, 1], memory: 1024, bridges: ["br0"] } },
   ]);
-  assert.deepEqual((o["links"] as Array<{ subject: string; problems: string[] }>).map((l) => [l.subject, l.problems]), [["CN=sub", []], ["CN=user", []]]);
+  assert.deepEqual(
+    (o["links"] as Array<{ subject: string; problems: string[] }>).map((l) => [l.subject, l.problems]),
+    [
+      ["CN=sub", []],
+      ["CN=user", []],
+    ],
+  );
   const jw = JSON.parse((await cli(dir, "verify", "wide.pem", "--ca", "cacert.pem", "--json")).stdout) as Record<string, unknown>;
   assert.equal(jw["ok"], false);
   assert.equal(jw["reason"], "CN=wide: policy wider than the one above it: policy above allows 16 unikernels, which is fewer than 32");
@@ -300,10 +328,21 @@ test("--json on generate, sign and verify (a leaf): one object each", async () =
   const g = await cli(dir, "generate", "ca", "db", "--json");
   assert.equal(g.code, 0, g.stderr);
   const go = JSON.parse(g.stdout) as Record<string, unknown>;
-  assert.deepEqual({ ...go, serverSerial: null }, {
-    event: "generated", ca: "ca", caKey: "ca.key", caCert: "cacert.pem", server: "server", serverKey: "server.key", serverCert: "server.pem",
-    serverSerial: null, db: "db", createdKeys: ["ca.key", "server.key"],
-  });
+  assert.deepEqual(
+    { ...go, serverSerial: null },
+    {
+      event: "generated",
+      ca: "ca",
+      caKey: "ca.key",
+      caCert: "cacert.pem",
+      server: "server",
+      serverKey: "server.key",
+      serverCert: "server.pem",
+      serverSerial: null,
+      db: "db",
+      createdKeys: ["ca.key", "server.key"],
+    },
+  );
   assert.match(go["serverSerial"] as string, /^[0-9a-f]+$/);
   assert.equal(readFileSync(join(dir, "db"), "utf8"), `${go["serverSerial"]} server\n`);
   assert.equal((await cli(dir, "add-policy", "user", "16", "--mem", "1024", "--csr")).code, 0);

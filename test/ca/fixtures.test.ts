@@ -12,7 +12,9 @@ import { ROOT } from "../support/ca.js";
 const DIR = join(ROOT, "fixtures/certs");
 const certs = (f: string) => certificatesFromPem(readFileSync(join(DIR, f), "utf8"));
 
-test("fixtures/certs: good chains verify, broken ones fail for their reason", { skip: !existsSync(join(DIR, "cacert.pem")) && "run npm run fixtures" }, async () => {
+test("fixtures/certs: good chains verify, broken ones fail for their reason", {
+  skip: !existsSync(join(DIR, "cacert.pem")) && "run npm run fixtures",
+}, async () => {
   const anchors = certs("cacert.pem");
   const at = new Date();
   const good: Record<string, string> = {
@@ -43,7 +45,10 @@ test("fixtures/certs: good chains verify, broken ones fail for their reason", { 
     const r = await verifyAlbatrossChain(certs(f), anchors, { at });
     assert.equal(r.ok, false, f);
     const all = [...r.links.flatMap((l) => l.problems), ...r.problems];
-    assert.ok(all.some((p) => reason.test(p)), `${f}: ${all.join("; ")}`);
+    assert.ok(
+      all.some((p) => reason.test(p)),
+      `${f}: ${all.join("; ")}`,
+    );
   }
 });
 

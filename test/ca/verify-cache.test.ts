@@ -117,7 +117,11 @@ test("verifyParsedChain and the thread-pool form give verifyChain's reports", as
       { chain: [leaf], at: now }, // leaf not issued by the anchor
     ];
     for (const c of cases) {
-      const plain = await verifyChain(c.chain.map((n) => n.cert), [root.cert], { at: c.at });
+      const plain = await verifyChain(
+        c.chain.map((n) => n.cert),
+        [root.cert],
+        { at: c.at },
+      );
       const p = c.chain.map((n) => parsed(n.cert));
       assert.deepEqual(await verifyParsedChain(p, [parsed(root.cert)], { at: c.at }), plain, t);
       assert.deepEqual(await verifyParsedChain(p, [parsed(root.cert)], { at: c.at, offload: true, signatures: new SignatureCache() }), plain, t);

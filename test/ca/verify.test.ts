@@ -48,7 +48,16 @@ test("chains of every key type verify, and openssl agrees", async () => {
     assert.match(midText, /Basic Constraints: critical\s+CA:TRUE\n/);
     const rootText = (await openssl(dir, "x509", "-in", ca, "-text", "-noout")).stdout;
     assert.doesNotMatch(rootText, /Key Identifier/);
-    const sig = t === "ed25519" ? /ED25519/ : t === "p256" ? /ecdsa-with-SHA256/ : t === "p384" ? /ecdsa-with-SHA384/ : t === "p521" ? /ecdsa-with-SHA512/ : /sha256WithRSAEncryption/;
+    const sig =
+      t === "ed25519"
+        ? /ED25519/
+        : t === "p256"
+          ? /ecdsa-with-SHA256/
+          : t === "p384"
+            ? /ecdsa-with-SHA384/
+            : t === "p521"
+              ? /ecdsa-with-SHA512/
+              : /sha256WithRSAEncryption/;
     assert.match(text, new RegExp(`Signature Algorithm: ${sig.source}`));
   }
 });
@@ -87,7 +96,10 @@ test("expired and not-yet-valid certificates are rejected, anywhere in the chain
   const old = await make({ profile: "intermediate", cn: "user", issuer: root, policy: policy(), now: new Date("2020-01-01T00:00:00Z"), seconds: 86400 });
   const leaf = await make({ profile: "leaf", cn: "hello", issuer: old, command: consoleCmd });
   const r = await verifyChain([leaf.cert, old.cert], [root.cert], { at: now() });
-  assert.deepEqual(r.links.map((l) => l.problems), [[], ["expired (valid until 2020-01-02T00:00:00Z)"]]);
+  assert.deepEqual(
+    r.links.map((l) => l.problems),
+    [[], ["expired (valid until 2020-01-02T00:00:00Z)"]],
+  );
   const future = await make({ profile: "leaf", cn: "hello", issuer: root, command: consoleCmd, now: new Date(now().getTime() + 86400_000 * 2) });
   const r2 = await verifyChain([future.cert], [root.cert], { at: now() });
   assert.match(r2.links[0]!.problems[0]!, /^not yet valid \(valid from /);
@@ -121,7 +133,10 @@ test("a widened policy is rejected, on the link that widens", async () => {
   const leaf = await make({ profile: "leaf", cn: "hello", issuer: b, command: consoleCmd });
   const r = await verifyAlbatrossChain([leaf.cert, b.cert, a.cert], [root.cert], { at: now() });
   assert.equal(r.ok, false);
-  assert.deepEqual(r.links.map((l) => l.problems), [[], ["policy wider than the one above it: policy above allows 16 unikernels, which is fewer than 32"], []]);
+  assert.deepEqual(
+    r.links.map((l) => l.problems),
+    [[], ["policy wider than the one above it: policy above allows 16 unikernels, which is fewer than 32"], []],
+  );
   // plain X.509 has nothing against it
   assert.ok((await verifyChain([leaf.cert, b.cert, a.cert], [root.cert], { at: now() })).ok);
 });
@@ -180,15 +195,59 @@ test("chains made by openssl: accepted with SHA-256, SHA-1 signatures refused", 
   const { readFileSync, writeFileSync } = await import("node:fs");
   const { join } = await import("node:path");
   const { certificatesFromPem } = await import("../../src/ca/x509.js");
-  writeFileSync(join(dir, "ext.cnf"), "[req]\ndistinguished_name=dn\nx509_extensions=ca\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n[leaf]\nbasicConstraints=critical,CA:FALSE\nauthorityKeyIdentifier=keyid\n");
+  writeFileSync(
+    join(dir, "ext.cnf"),
+    "[req]\ndistinguished_name=dn\nx509_extensions=ca\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n[leaf]\nbasicConstraints=critical,CA:FALSE\nauthorityKeyIdentifier=keyid\n",
+  );
   const ok = async (...a: string[]) => {
     const r = await openssl(dir, ...a);
     assert.equal(r.code, 0, r.stderr);
   };
-  await ok("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-subj", "/CN=osslca", "-days", "30", "-out", "ca.pem", "-config", "ext.cnf");
+  await ok(
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-subj",
+    "/CN=osslca",
+    "-days",
+    "30",
+    "-out",
+    "ca.pem",
+    "-config",
+    "ext.cnf",
+  );
   await ok("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-subj", "/CN=leaf", "-out", "leaf.req", "-config", "ext.cnf");
-  for (const [digest, expect] of [["-sha256", null], ["-sha384", null], ["-sha1", "unsupported signature algorithm 1.2.840.10045.4.1"]] as const) {
-    await ok("x509", "-req", "-in", "leaf.req", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", digest, "-days", "1", "-out", "leaf.pem", "-extfile", "ext.cnf", "-extensions", "leaf");
+  for (const [digest, expect] of [
+    ["-sha256", null],
+    ["-sha384", null],
+    ["-sha1", "unsupported signature algorithm 1.2.840.10045.4.1"],
+  ] as const) {
+    await ok(
+      "x509",
+      "-req",
+      "-in",
+      "leaf.req",
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      digest,
+      "-days",
+      "1",
+      "-out",
+      "leaf.pem",
+      "-extfile",
+      "ext.cnf",
+      "-extensions",
+      "leaf",
+    );
     const [anchor] = certificatesFromPem(readFileSync(join(dir, "ca.pem"), "utf8"));
     const leafCerts = certificatesFromPem(readFileSync(join(dir, "leaf.pem"), "utf8"));
     const r = await verifyChain(leafCerts, [anchor!], { at: new Date(Date.now() + 1000) });
@@ -212,7 +271,9 @@ test("a delegation (intermediate CA with a policy) at the head of a chain is che
     ],
   });
   // the same certificate through plain X.509 rules for an end entity is refused
-  assert.deepEqual((await verifyChain([sub.cert, user.cert], [root.cert], { at: now() })).links[0]!.problems, ["end-entity certificate is a CA (basicConstraints CA:TRUE)"]);
+  assert.deepEqual((await verifyChain([sub.cert, user.cert], [root.cert], { at: now() })).links[0]!.problems, [
+    "end-entity certificate is a CA (basicConstraints CA:TRUE)",
+  ]);
   // ... and as an issuer it is fine
   assert.ok((await verifyChain([sub.cert, user.cert], [root.cert], { at: now(), delegation: true })).ok);
 
@@ -221,9 +282,19 @@ test("a delegation (intermediate CA with a policy) at the head of a chain is che
   const w = await verifyAlbatrossChain([wide.cert, user.cert], [root.cert], { at: now() });
   assert.equal(w.ok, false);
   assert.equal(w.kind, "delegation");
-  assert.deepEqual(w.links.map((l) => l.problems), [["policy wider than the one above it: policy above allows 16 unikernels, which is fewer than 32"], []]);
+  assert.deepEqual(
+    w.links.map((l) => l.problems),
+    [["policy wider than the one above it: policy above allows 16 unikernels, which is fewer than 32"], []],
+  );
   // expired, and issued by another CA
-  const old = await make({ profile: "intermediate", cn: "user", issuer: root, policy: policy(), now: new Date(now().getTime() - 3 * 86400_000), seconds: 86400 });
+  const old = await make({
+    profile: "intermediate",
+    cn: "user",
+    issuer: root,
+    policy: policy(),
+    now: new Date(now().getTime() - 3 * 86400_000),
+    seconds: 86400,
+  });
   assert.match((await verifyAlbatrossChain([old.cert], [root.cert], { at: now() })).links[0]!.problems[0]!, /^expired \(valid until /);
   const other = await make({ profile: "root", cn: "other" });
   const foreign = await make({ profile: "intermediate", cn: "user", issuer: other, policy: policy() });

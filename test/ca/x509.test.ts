@@ -86,7 +86,10 @@ const extHex = (oidDer: string, critical: boolean, valueHex: string) => tlvHex(0
 /** The tail of the TBS: [3] { SEQUENCE OF Extension } */
 const extensionsHex = (...exts: string[]) => tlvHex(0xa3, tlvHex(0x30, exts.join("")));
 
-async function built(profile: Profile, o: { random?: Uint8Array; notBefore?: Date; notAfter?: Date; albatross?: Uint8Array; issuerType?: "ed25519" | "p256" | "p384" | "p521" | "rsa2048" } = {}) {
+async function built(
+  profile: Profile,
+  o: { random?: Uint8Array; notBefore?: Date; notAfter?: Date; albatross?: Uint8Array; issuerType?: "ed25519" | "p256" | "p384" | "p521" | "rsa2048" } = {},
+) {
   const issuerKey = await generateKey(o.issuerType ?? "ed25519");
   const key = profile === "root" ? issuerKey : await generateKey("p256");
   const spki = spkiDer(key);
@@ -144,7 +147,11 @@ test("subject and issuer are one RDN CN=<name> as UTF8String (also printable and
 });
 
 test("validity: UTCTime up to 2049, GeneralizedTime from 2050, whole seconds; years before 1950 refused", async () => {
-  const b = await built("leaf", { albatross: Uint8Array.of(0x30, 0x00), notBefore: new Date("2049-12-31T23:59:59.999Z"), notAfter: new Date("2050-01-01T00:00:00Z") });
+  const b = await built("leaf", {
+    albatross: Uint8Array.of(0x30, 0x00),
+    notBefore: new Date("2049-12-31T23:59:59.999Z"),
+    notAfter: new Date("2050-01-01T00:00:00Z"),
+  });
   const utc = tlvHex(0x17, Buffer.from("491231235959Z").toString("hex"));
   const gen = tlvHex(0x18, Buffer.from("20500101000000Z").toString("hex"));
   assert.ok(b.tbsHex.includes(tlvHex(0x30, utc + gen)), b.tbsHex);
@@ -173,13 +180,16 @@ test("extension sets: exact DER, criticality and order per profile", async () =>
 
   const server = await built("server");
   assert.ok(server.tbsHex.endsWith(extensionsHex(ski(server.subjectKeyId), ku("030205a0"), bc(false), aki(server.issuerKeyId), eku("1"))), server.tbsHex);
-  assert.deepEqual(server.c.extensions.map((e) => [e.oid, e.critical]), [
-    [OID.subjectKeyIdentifier, false],
-    [OID.keyUsage, true],
-    [OID.basicConstraints, true],
-    [OID.authorityKeyIdentifier, false],
-    [OID.extKeyUsage, true],
-  ]);
+  assert.deepEqual(
+    server.c.extensions.map((e) => [e.oid, e.critical]),
+    [
+      [OID.subjectKeyIdentifier, false],
+      [OID.keyUsage, true],
+      [OID.basicConstraints, true],
+      [OID.authorityKeyIdentifier, false],
+      [OID.extKeyUsage, true],
+    ],
+  );
   await assert.rejects(built("leaf"), /a leaf certificate needs an albatross extension/);
   // our key identifier is the library's (SubjectKeyIdentifierExtension.create), for every key type
   for (const t of KEY_TYPES.filter((k) => k !== "rsa4096")) {
@@ -216,7 +226,10 @@ test("hostile certificate input gives one-line errors", () => {
   const [leaf] = vectorCerts("cert-console-foo-leaf.pem");
   const der = new Uint8Array(leaf!.rawData);
   // truncated
-  assert.throws(() => parseCertificate(der.subarray(0, der.length - 5)), (e: unknown) => e instanceof CertificateError && !e.message.includes("\n"));
+  assert.throws(
+    () => parseCertificate(der.subarray(0, der.length - 5)),
+    (e: unknown) => e instanceof CertificateError && !e.message.includes("\n"),
+  );
   // trailing bytes
   assert.throws(() => parseCertificate(Uint8Array.of(...der, 0)), CertificateError);
   // oversized length
@@ -276,7 +289,10 @@ test("keys: small RSA and unknown curves are refused", async () => {
   assert.throws(() => privateKeyFromPem(readFileSync(f, "utf8")), /unsupported elliptic curve secp256k1/);
   assert.throws(() => privateKeyFromPem("garbage"), /^KeyError: not a private key \(no PEM block found\); give the \.key file$/);
   assert.throws(() => privateKeyFromPem(""), /not a private key \(the file is empty\)/);
-  assert.throws(() => privateKeyFromPem("-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n"), /^KeyError: cannot read the private key: its PRIVATE KEY block does not decode/);
+  assert.throws(
+    () => privateKeyFromPem("-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n"),
+    /^KeyError: cannot read the private key: its PRIVATE KEY block does not decode/,
+  );
 });
 
 test("keys: a file that is not a private key says what it holds; one with a key after a certificate is read", async () => {
@@ -397,18 +413,24 @@ test("the SIGNED{} envelope: certificate and request parsers keep their own erro
   assert.equal(Object.keys(certWant).length, Object.keys(cert).length);
   assert.equal(Object.keys(reqWant).length, Object.keys(req).length);
   for (const [name, der] of Object.entries(cert)) {
-    assert.throws(() => parseCertificate(der), (e: unknown) => {
-      assert.ok(e instanceof CertificateError);
-      assert.equal(e.message, `malformed certificate: ${certWant[name]}`, name);
-      return true;
-    });
+    assert.throws(
+      () => parseCertificate(der),
+      (e: unknown) => {
+        assert.ok(e instanceof CertificateError);
+        assert.equal(e.message, `malformed certificate: ${certWant[name]}`, name);
+        return true;
+      },
+    );
   }
   for (const [name, der] of Object.entries(req)) {
-    assert.throws(() => parseCsr(der), (e: unknown) => {
-      assert.ok(e instanceof CsrError);
-      assert.equal(e.message, `malformed signing request: ${reqWant[name]}`, name);
-      return true;
-    });
+    assert.throws(
+      () => parseCsr(der),
+      (e: unknown) => {
+        assert.ok(e instanceof CsrError);
+        assert.equal(e.message, `malformed signing request: ${reqWant[name]}`, name);
+        return true;
+      },
+    );
   }
 });
 

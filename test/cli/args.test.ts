@@ -26,7 +26,13 @@ before(() => {
   netImage = path.join(tmp.dir, "netblk.hvt");
   writeFileSync(
     netImage,
-    buildSolo5Elf({ target: "hvt", devices: [{ name: "service", type: "net" }, { name: "storage", type: "block" }] }).bytes,
+    buildSolo5Elf({
+      target: "hvt",
+      devices: [
+        { name: "service", type: "net" },
+        { name: "storage", type: "block" },
+      ],
+    }).bytes,
   );
 });
 after(() => tmp.cleanup());
@@ -72,11 +78,42 @@ describe("--socket - (upstream vectors)", () => {
 
   test("create with every option", async () => {
     const r = await runCli([
-      "create", "-f", "a:b", netImage, "--socket", "-",
-      "--net", "service:br0@00:11:22:33:44:55", "--block", "storage:disk@4096",
-      "--cpu", "3", "--cpu", "1", "--cpu", "3", "--mem", "64", "--arg", "--hello=Hi", "--arg", "-l *:debug",
-      "--restart-on-fail", "--exit-code", "7", "--exit-code", "2", "--startup", "3", "--no-add-name",
-      "--cpus", "2", "--linux-boot", "/boot", "--compression-level", "6",
+      "create",
+      "-f",
+      "a:b",
+      netImage,
+      "--socket",
+      "-",
+      "--net",
+      "service:br0@00:11:22:33:44:55",
+      "--block",
+      "storage:disk@4096",
+      "--cpu",
+      "3",
+      "--cpu",
+      "1",
+      "--cpu",
+      "3",
+      "--mem",
+      "64",
+      "--arg",
+      "--hello=Hi",
+      "--arg",
+      "-l *:debug",
+      "--restart-on-fail",
+      "--exit-code",
+      "7",
+      "--exit-code",
+      "2",
+      "--startup",
+      "3",
+      "--no-add-name",
+      "--cpus",
+      "2",
+      "--linux-boot",
+      "/boot",
+      "--compression-level",
+      "6",
     ]);
     assert.equal(r.code, 121, r.stderr);
     const w = decodeWire(dumped(r.stdout));
@@ -87,7 +124,10 @@ describe("--socket - (upstream vectors)", () => {
     assert.equal(c.compressed, true);
     assert.deepEqual(c.cpuids, [1, 3]);
     assert.equal(c.memory, 64);
-    assert.deepEqual(c.argv?.map((a) => Buffer.from(a).toString()), ["--hello=Hi", "-l *:debug"]);
+    assert.deepEqual(
+      c.argv?.map((a) => Buffer.from(a).toString()),
+      ["--hello=Hi", "-l *:debug"],
+    );
     assert.deepEqual(c.failBehaviour, { kind: "restart", exitCodes: [2, 7] });
     assert.equal(c.startup, 3);
     assert.equal(c.addName, false);
@@ -105,10 +145,7 @@ describe("--socket - (upstream vectors)", () => {
     assert.equal(r.code, 121);
     const hexText = r.stdout.slice("out:\n".length).replace(/\s+/g, " ").trim();
     // wire.md §14.2 "Restart :hello without new arguments"
-    assert.equal(
-      hexText,
-      "30 21 30 15 02 01 05 04 08 00 00 00 00 00 00 00 00 0c 06 3a 68 65 6c 6c 6f a0 08 a3 06 ae 04 a0 02 05 00",
-    );
+    assert.equal(hexText, "30 21 30 15 02 01 05 04 08 00 00 00 00 00 00 00 00 0c 06 3a 68 65 6c 6c 6f a0 08 a3 06 ae 04 a0 02 05 00");
   });
 
   test("restart --replace-arguments sends [14][3] with the defaults restated", async () => {
@@ -178,15 +215,27 @@ describe("validation errors (exit 124, one line)", () => {
     ["bridge names not a set", () => ["create", "x", image, "--net", "a", "--net", "a:br"], /Bridge names must be a set/],
     ["block names not a set", () => ["create", "x", image, "--block", "a", "--block", "a:b"], /Block devices must be a set/],
     ["restart sets are checked too", () => ["restart", "x", "--replace-arguments", "--block", "a", "--block", "a"], /Block devices must be a set/],
-    ["manifest mismatch", () => ["create", "x", image, "--net", "service"], /specified bridge\(s\) does not match with the manifest. Devices present in manifest: $/m],
-    ["manifest mismatch (blocks first)", () => ["create", "x", netImage, "--net", "service"], /specified block device\(s\) does not match with manifest. Devices present in manifest: net "service", block "storage"/],
+    [
+      "manifest mismatch",
+      () => ["create", "x", image, "--net", "service"],
+      /specified bridge\(s\) does not match with the manifest. Devices present in manifest: $/m,
+    ],
+    [
+      "manifest mismatch (blocks first)",
+      () => ["create", "x", netImage, "--net", "service"],
+      /specified block device\(s\) does not match with manifest. Devices present in manifest: net "service", block "storage"/,
+    ],
     ["not an ELF", () => ["create", "x", "/etc/hostname"], /ELF|manifest/],
     ["missing image", () => ["create", "x", "/nonexistent/image"], /no '\/nonexistent\/image' file/],
     ["invalid name", () => ["destroy", "a::b"], /invalid name/],
     ["empty name", () => ["destroy", ""], /empty name/],
     ["name with slash", () => ["destroy", "../etc"], /invalid name/],
     ["invalid path", () => ["policy", "-p", "a/b"], /invalid path/],
-    ["mutually exclusive --csr --socket", () => ["info", "--csr", "--socket", "-"], /^dromedary: The options --csr, --destination, and --socket are mutually exclusive$/m],
+    [
+      "mutually exclusive --csr --socket",
+      () => ["info", "--csr", "--socket", "-"],
+      /^dromedary: The options --csr, --destination, and --socket are mutually exclusive$/m,
+    ],
     ["mutually exclusive -d --socket", () => ["info", "-d", "host", "--socket", "x"], /The options --csr, --destination, and --socket are mutually exclusive/],
     ["bad port", () => ["info", "-d", "host:port"], /failed to parse port/],
     ["bare IPv6 literal", () => ["info", "-d", "::1"], /failed to parse port|invalid host/],

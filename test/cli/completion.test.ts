@@ -39,7 +39,10 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 /** COMPREPLY for each command line (words; the last one is being completed), sorted. */
 function bashComplete(lines: readonly (readonly string[])[]): string[][] {
   const calls = lines
-    .map((words) => `COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; COMPREPLY=(); _dromedary; printf '%s\\n' "\${COMPREPLY[*]}"`)
+    .map(
+      (words) =>
+        `COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; COMPREPLY=(); _dromedary; printf '%s\\n' "\${COMPREPLY[*]}"`,
+    )
     .join("\n");
   const r = spawnSync("bash", ["--norc", "--noprofile", "-c", `source '${bashScript}'\n${calls}`], { cwd: join(dir, "cwd"), encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
@@ -47,7 +50,12 @@ function bashComplete(lines: readonly (readonly string[])[]): string[][] {
   return r.stdout
     .split("\n")
     .slice(0, lines.length)
-    .map((l) => l.split(" ").filter((w) => w !== "").sort());
+    .map((l) =>
+      l
+        .split(" ")
+        .filter((w) => w !== "")
+        .sort(),
+    );
 }
 
 describe("bash", () => {

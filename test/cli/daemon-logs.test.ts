@@ -69,10 +69,13 @@ describe("daemon logs: one style", () => {
       assert.equal(await stop(d), 0);
       assert.equal(existsSync(sock), false, "console.sock left behind");
       const p = parsedAll(d, "console-daemon");
-      assert.deepEqual(p.map((x) => [x.level, x.msg]), [
-        ["info", `listening on ${sock}`],
-        ["info", "SIGTERM: shutting down"],
-      ]);
+      assert.deepEqual(
+        p.map((x) => [x.level, x.msg]),
+        [
+          ["info", `listening on ${sock}`],
+          ["info", "SIGTERM: shutting down"],
+        ],
+      );
       assert.match(d.lines[0]!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z console-daemon: \[INFO\] listening on /);
     } finally {
       tmp.cleanup();
@@ -93,15 +96,25 @@ describe("daemon logs: one style", () => {
         assert.equal(o.pid, d.child.pid);
       }
       const p = parsedAll(d, "stats-daemon");
-      assert.ok(p.some((x) => x.level === "info" && x.msg === `listening on ${sock}`), d.lines.join("\n"));
-      assert.ok(p.some((x) => x.level === "warn" && x.msg.startsWith("cannot connect to hostd")), d.lines.join("\n"));
+      assert.ok(
+        p.some((x) => x.level === "info" && x.msg === `listening on ${sock}`),
+        d.lines.join("\n"),
+      );
+      assert.ok(
+        p.some((x) => x.level === "warn" && x.msg.startsWith("cannot connect to hostd")),
+        d.lines.join("\n"),
+      );
       assert.equal(await stop(d, "SIGINT"), 0);
       assert.equal(existsSync(sock), false, "stat.sock left behind");
 
       const q = start(["stats-daemon", "--tmpdir", tmp.dir, "-q"]);
       await waitFor("the hostd warning", q, () => q.lines.some((l) => l.includes("cannot connect to hostd")));
       assert.equal(await stop(q), 0);
-      assert.deepEqual(parsedAll(q, "stats-daemon").map((x) => x.level), ["warn"], q.lines.join("\n"));
+      assert.deepEqual(
+        parsedAll(q, "stats-daemon").map((x) => x.level),
+        ["warn"],
+        q.lines.join("\n"),
+      );
     } finally {
       tmp.cleanup();
     }
@@ -115,7 +128,10 @@ describe("daemon logs: one style", () => {
       await waitFor("listening", d, () => d.lines.some((l) => l.includes("listening on")));
       await stop(d);
       const p = parsedAll(d, "endpoint");
-      assert.ok(p.some((x) => x.level === "info" && /^listening on 127\.0\.0\.1:\d+$/.test(x.msg)), d.lines.join("\n"));
+      assert.ok(
+        p.some((x) => x.level === "info" && /^listening on 127\.0\.0\.1:\d+$/.test(x.msg)),
+        d.lines.join("\n"),
+      );
     } finally {
       tmp.cleanup();
     }

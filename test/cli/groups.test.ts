@@ -13,11 +13,17 @@ test("every command of the program is in exactly one group, which registers exac
   assert.equal(new Set(grouped).size, grouped.length, "a command in two groups");
   // help and completion walk the whole program: they are the only ones left out
   assert.deepEqual(all.filter((c) => !grouped.includes(c)).sort(), ["completion", "help"]);
-  assert.deepEqual(grouped.filter((c) => !all.includes(c)), []);
+  assert.deepEqual(
+    grouped.filter((c) => !all.includes(c)),
+    [],
+  );
   for (const g of GROUPS) {
     const p = new Command("dromedary");
     (await g.load())(p);
-    assert.deepEqual(p.commands.map((c) => c.name()), [...g.commands]);
+    assert.deepEqual(
+      p.commands.map((c) => c.name()),
+      [...g.commands],
+    );
   }
   assert.equal(groupOf("info"), GROUPS[0]);
   assert.equal(groupOf("--help"), undefined);

@@ -65,7 +65,10 @@ describe("inspect on the vectors", () => {
       }
       const j = await runCli(["inspect", "--json", path.join(VECTORS, f)]);
       assert.equal(j.code, 0, j.stderr);
-      const values = j.stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as { type: string });
+      const values = j.stdout
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { type: string });
       assert.ok(values.length >= 1);
       const expectedType = f.startsWith("wire-") ? "wire" : f.startsWith("ext-") ? "extension" : f.startsWith("cert-") ? "certificate" : "state";
       assert.equal(values[0]!.type, expectedType);
@@ -131,9 +134,17 @@ describe("inspect on hand-made input", () => {
         {
           name: { path: ["foo"], label: "hello" },
           config: {
-            typ: "solo5", compressed: true, image: deflate(utf8("IMAGE BYTES"), 9), addName: true,
-            failBehaviour: { kind: "restart", exitCodes: [] }, cpuids: [0], memory: 32, blockDevices: [],
-            bridges: [{ netif: "service" }], argv: [utf8("-l *:debug")], numcpus: 1,
+            typ: "solo5",
+            compressed: true,
+            image: deflate(utf8("IMAGE BYTES"), 9),
+            addName: true,
+            failBehaviour: { kind: "restart", exitCodes: [] },
+            cpuids: [0],
+            memory: 32,
+            blockDevices: [],
+            bridges: [{ netif: "service" }],
+            argv: [utf8("-l *:debug")],
+            numcpus: 1,
           },
         },
       ],
@@ -154,7 +165,10 @@ describe("inspect on hand-made input", () => {
     assert.equal(d.code, 0, d.stderr);
     const lines = d.stdout.trimEnd().split("\n");
     assert.equal(lines[0], "parsed 1 unikernels:");
-    assert.match(lines[1]!, /^\[unikernel: foo:hello\]: typ solo5 compression true image \d+ bytes fail behaviour restart all except 1 startup at not specified add_name true CPUids 0 32 MB memory block devices {2}bridge service -> service #cpus 1 linux_boot not specified$/);
+    assert.match(
+      lines[1]!,
+      /^\[unikernel: foo:hello\]: typ solo5 compression true image \d+ bytes fail behaviour restart all except 1 startup at not specified add_name true CPUids 0 32 MB memory block devices {2}bridge service -> service #cpus 1 linux_boot not specified$/,
+    );
     assert.equal(lines[2], "parsed 1 policies:");
 
     const bak = await runCli(["inspect-dump", "--dbdir", dbdir, "--file", "state.bak"]);

@@ -16,7 +16,10 @@ const FILE = join(ROOT, "man", "dromedary.1");
 
 describe("man/dromedary.1", () => {
   test("is up to date with the program (npm run docs writes it) and named in package.json", () => {
-    assert.ok(readFileSync(FILE, "utf8") === manPage(buildProgram(), VERSION_NUMBER), "man/dromedary.1 is out of date: run `npm run docs` and commit the result");
+    assert.ok(
+      readFileSync(FILE, "utf8") === manPage(buildProgram(), VERSION_NUMBER),
+      "man/dromedary.1 is out of date: run `npm run docs` and commit the result",
+    );
     const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { man: string[]; version: string };
     assert.deepEqual(pkg.man, ["./man/dromedary.1"]);
     assert.equal(pkg.version, VERSION_NUMBER);

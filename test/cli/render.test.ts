@@ -3,15 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import {
-  FlagError,
-  parseBlockSpec,
-  parseDestination,
-  parseHttpHost,
-  parseMac,
-  parseNetSpec,
-  parseTimestamp,
-} from "../../src/cli/flags.js";
+import { FlagError, parseBlockSpec, parseDestination, parseHttpHost, parseMac, parseNetSpec, parseTimestamp } from "../../src/cli/flags.js";
 import { commonNameFor, destinationOf } from "../../src/client/jump.js";
 import { escapeOcaml, hexdump, infoText, policyText, rfc3339, statsText, wireText } from "../../src/commands/render.js";
 import { endpointOf } from "../../src/transport/routes.js";
@@ -93,7 +85,9 @@ describe("flag parsers", () => {
   test("builder-web locations", () => {
     assert.deepEqual(jobAndBuild("/job/hello/build/abc"), { job: "hello", build: "abc" });
     assert.deepEqual(jobAndBuild("/job/hello/build/abc/"), { job: "hello", build: "abc" });
-    assert.throws(() => jobAndBuild("https://x/job/hello/build/abc"), { message: "expected '/job/<jobname>/build/<uuid>', got: https://x/job/hello/build/abc" });
+    assert.throws(() => jobAndBuild("https://x/job/hello/build/abc"), {
+      message: "expected '/job/<jobname>/build/<uuid>', got: https://x/job/hello/build/abc",
+    });
   });
 });
 
@@ -126,19 +120,20 @@ describe("rendering", () => {
   });
 
   test("policy (upstream Policy.pp)", () => {
-    assert.equal(
-      policyText({ unikernels: 1n, cpuids: [0], memory: 512, bridges: [] }),
-      "policy: 1 unikernels 0 CPUids 512 MB memory no block",
-    );
+    assert.equal(policyText({ unikernels: 1n, cpuids: [0], memory: 512, bridges: [] }), "policy: 1 unikernels 0 CPUids 512 MB memory no block");
   });
 
   test("unikernel info", () => {
     const s = infoText({
-      typ: "solo5", failBehaviour: { kind: "restart", exitCodes: [3, 4] }, cpuids: [0, 1], memory: 32,
+      typ: "solo5",
+      failBehaviour: { kind: "restart", exitCodes: [3, 4] },
+      cpuids: [0, 1],
+      memory: 32,
       digest: Uint8Array.from([0xab, 0xcd]),
       blockDevices: [{ unikernelDevice: "storage", hostDevice: "disk", sectorSize: 512, blockSize: 10 }],
       bridges: [{ unikernelDevice: "service", hostDevice: "br0", mac: Uint8Array.from([0, 0x80, 0x41, 1, 2, 3]) }],
-      started: new Date("2025-01-01T00:00:00Z"), numcpus: 1,
+      started: new Date("2025-01-01T00:00:00Z"),
+      numcpus: 1,
     });
     assert.equal(
       s,
@@ -152,7 +147,24 @@ describe("rendering", () => {
     const tv = { seconds: 1n, microseconds: 5 };
     const z = 0n;
     const s = statsText({
-      rusage: { utime: tv, stime: tv, maxrss: 100n, ixrss: z, idrss: z, isrss: z, minflt: z, majflt: z, nswap: z, inblock: z, outblock: z, msgsnd: z, msgrcv: z, nsignals: z, nvcsw: z, nivcsw: -1n },
+      rusage: {
+        utime: tv,
+        stime: tv,
+        maxrss: 100n,
+        ixrss: z,
+        idrss: z,
+        isrss: z,
+        minflt: z,
+        majflt: z,
+        nswap: z,
+        inblock: z,
+        outblock: z,
+        msgsnd: z,
+        msgrcv: z,
+        nsignals: z,
+        nvcsw: z,
+        nivcsw: -1n,
+      },
       ifdata: [],
     });
     assert.ok(s.startsWith("utime 1.000005 stime 1.000005 maxrss 100 "));

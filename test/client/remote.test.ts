@@ -50,7 +50,6 @@ endpointFixture({}, async (f) => {
   });
 });
 
-
 function opts(command: Command, extra: Partial<RemoteOptions> = {}): RemoteOptions & { got: Wire[] } {
   const got: Wire[] = [];
   return {
@@ -83,11 +82,17 @@ describe("runRemote", () => {
     assert.equal(await runRemote(o), 0);
     assert.equal(o.got.length, 1);
     assert.equal(nameToString(o.got[0]!.header.name), "arc:");
-    assert.deepEqual(fake.of("vmmd").map((w) => nameToString(w.header.name)), ["arc:", "arc:"]);
+    assert.deepEqual(
+      fake.of("vmmd").map((w) => nameToString(w.header.name)),
+      ["arc:", "arc:"],
+    );
   });
 
   it("a Failure reply exits 117", async () => {
-    fake.behaviour = (w) => (w.payload.kind === "command" && w.payload.command.kind === "unikernel-destroy" ? { replies: [fail("destroy: not found")], close: true } : defaultBehaviour(w, "vmmd"));
+    fake.behaviour = (w) =>
+      w.payload.kind === "command" && w.payload.command.kind === "unikernel-destroy"
+        ? { replies: [fail("destroy: not found")], close: true }
+        : defaultBehaviour(w, "vmmd");
     const o = opts({ kind: "unikernel-destroy" }, { name: parseName("web") });
     assert.equal(await runRemote(o), 117);
     assert.equal(nameToString(fake.of("vmmd")[1]!.header.name), "arc:web");
@@ -115,7 +120,10 @@ describe("runRemote", () => {
       progress: () => ({ update: (sent) => void seen.push(sent), done: () => undefined }),
     });
     assert.equal(await runRemote(o), 0);
-    assert.deepEqual(fake.received.filter((r) => r.raw).map((r) => dec(r.raw!)), ["aaaa", "bbbb"]);
+    assert.deepEqual(
+      fake.received.filter((r) => r.raw).map((r) => dec(r.raw!)),
+      ["aaaa", "bbbb"],
+    );
     assert.ok(fake.received.some((r) => r.terminator));
     assert.deepEqual(seen, [4, 8]);
   });
@@ -215,7 +223,10 @@ describe("fileUpload", () => {
     const raw: Uint8Array[] = [];
     const fu = await fileUpload(file, 0);
     for await (const c of fu) raw.push(c);
-    assert.deepEqual(raw.map((c) => c.length), [4096, 4096, 1808]);
+    assert.deepEqual(
+      raw.map((c) => c.length),
+      [4096, 4096, 1808],
+    );
     assert.equal(fu.size, 10_000);
     assert.equal(fu.consumed, 10_000);
     const z: Uint8Array[] = [];
@@ -229,9 +240,16 @@ describe("fileUpload", () => {
     const file = join(tempDir(), "d");
     writeFileSync(file, new Uint8Array(9000).fill(7));
     const seen: Array<[number, number]> = [];
-    const o = opts(cmds.blockSet, { name: parseName("disk"), upload: await fileUpload(file, 0), progress: () => ({ update: (a, b) => void seen.push([a, b]), done: () => undefined }) });
+    const o = opts(cmds.blockSet, {
+      name: parseName("disk"),
+      upload: await fileUpload(file, 0),
+      progress: () => ({ update: (a, b) => void seen.push([a, b]), done: () => undefined }),
+    });
     assert.equal(await runRemote(o), 0);
-    assert.deepEqual(fake.received.filter((r) => r.raw).map((r) => r.raw!.length), [4096, 4096, 808]);
+    assert.deepEqual(
+      fake.received.filter((r) => r.raw).map((r) => r.raw!.length),
+      [4096, 4096, 808],
+    );
     assert.deepEqual(seen.at(-1), [9000, 9000]);
   });
 });
@@ -259,7 +277,13 @@ describe("runCertificate", () => {
     const f = writeFiles(tempDir(), { "web.pem": pem(l, pki.arc), "web.key": keyPem(l) });
     fake.behaviour = () => ({ replies: [{ kind: "reply", reply: { kind: "consoles", names: [] } }], close: true });
     const got: Wire[] = [];
-    const code = await runCertificate({ cert: f["web.pem"]!, key: f["web.key"]!, serverCa: files["cacert.pem"]!, destination: { host: "127.0.0.1", port: ep.port }, onMessage: (w) => void got.push(w) });
+    const code = await runCertificate({
+      cert: f["web.pem"]!,
+      key: f["web.key"]!,
+      serverCa: files["cacert.pem"]!,
+      destination: { host: "127.0.0.1", port: ep.port },
+      onMessage: (w) => void got.push(w),
+    });
     assert.equal(code, 0);
     assert.equal(got.length, 1);
     assert.equal(fake.received[0]!.socket, "console");
@@ -271,7 +295,15 @@ describe("runCertificate", () => {
   });
 
   it("a key that does not belong to the leaf (124)", async () => {
-    const r = await exitCodeOf(runCertificate({ cert: files["arc.pem"]!, key: files["root.key"]!, serverCa: files["cacert.pem"]!, destination: { host: "127.0.0.1", port: ep.port }, onMessage: () => undefined }));
+    const r = await exitCodeOf(
+      runCertificate({
+        cert: files["arc.pem"]!,
+        key: files["root.key"]!,
+        serverCa: files["cacert.pem"]!,
+        destination: { host: "127.0.0.1", port: ep.port },
+        onMessage: () => undefined,
+      }),
+    );
     assert.equal(r.code, 124);
   });
 });

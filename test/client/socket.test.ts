@@ -33,7 +33,6 @@ afterEach(async () => {
   }
 });
 
-
 async function serve(handler: (c: FakeConn) => Promise<void>): Promise<void> {
   daemon = await fakeDaemon(sock, handler);
 }
@@ -89,10 +88,7 @@ describe("single replies", () => {
     });
     const r = await run(["block"]);
     assert.equal(r.code, 0);
-    assert.equal(
-      r.stdout,
-      "host [unikernel: :]: block [unikernel: :a] size 10 MB active false\nblock [unikernel: p:b] size 20 MB active true\n",
-    );
+    assert.equal(r.stdout, "host [unikernel: :]: block [unikernel: :a] size 10 MB active false\nblock [unikernel: p:b] size 20 MB active true\n");
   });
 
   test("policies listing and --json lines", async () => {
@@ -109,7 +105,10 @@ describe("single replies", () => {
     });
     const r = await run(["policy"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, "host [unikernel: :]: [unikernel: :]: policy: 4611686018427387903 unikernels 0,1 CPUids 2048 MB memory 100 MB block, bridges: br0\n");
+    assert.equal(
+      r.stdout,
+      "host [unikernel: :]: [unikernel: :]: policy: 4611686018427387903 unikernels 0,1 CPUids 2048 MB memory 100 MB block, bridges: br0\n",
+    );
     const j = await run(["policy", "--json"]);
     assert.equal(j.code, 0);
     const lines = j.stdout.trimEnd().split("\n");
@@ -230,7 +229,10 @@ describe("read mode (console, stats)", () => {
     });
     const r = await run(["console", "hello", "--json"]);
     assert.equal(r.code, 0);
-    const lines = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     assert.equal(lines.length, 2);
     assert.equal(lines[1].payload.data.kind, "console");
     assert.equal(lines[1].payload.data.line, "hi");
@@ -392,4 +394,3 @@ describe("set-block upload", () => {
 function hasScript(): boolean {
   return spawnSync("script", ["--version"], { encoding: "utf8" }).status === 0;
 }
-

@@ -15,21 +15,51 @@ function stats(utimeS: number, txBytes: bigint): StatsData {
     rusage: {
       utime: { seconds: BigInt(Math.floor(utimeS)), microseconds: Math.round((utimeS % 1) * 1e6) },
       stime: { seconds: 0n, microseconds: 0 },
-      maxrss: 512n, ixrss: 0n, idrss: 0n, isrss: 0n, minflt: 10n, majflt: 0n, nswap: 0n, inblock: 0n, outblock: 0n,
-      msgsnd: 0n, msgrcv: 0n, nsignals: 0n, nvcsw: 3n, nivcsw: 1n,
+      maxrss: 512n,
+      ixrss: 0n,
+      idrss: 0n,
+      isrss: 0n,
+      minflt: 10n,
+      majflt: 0n,
+      nswap: 0n,
+      inblock: 0n,
+      outblock: 0n,
+      msgsnd: 0n,
+      msgrcv: 0n,
+      nsignals: 0n,
+      nvcsw: 3n,
+      nivcsw: 1n,
     },
     ifdata: [
       {
-        bridge: "service", flags: 0x11043, sendLength: 0, maxSendLength: 0, sendDrops: 0, mtu: 1500, baudrate: 0n,
-        inputPackets: 5n, inputErrors: 0n, outputPackets: 6n, outputErrors: 0n, collisions: 0n,
-        inputBytes: 490n, outputBytes: txBytes, inputMcast: 0n, outputMcast: 0n, inputDropped: 0n, outputDropped: 1n,
+        bridge: "service",
+        flags: 0x11043,
+        sendLength: 0,
+        maxSendLength: 0,
+        sendDrops: 0,
+        mtu: 1500,
+        baudrate: 0n,
+        inputPackets: 5n,
+        inputErrors: 0n,
+        outputPackets: 6n,
+        outputErrors: 0n,
+        collisions: 0n,
+        inputBytes: 490n,
+        outputBytes: txBytes,
+        inputMcast: 0n,
+        outputMcast: 0n,
+        inputDropped: 0n,
+        outputDropped: 1n,
       },
     ],
     kinfoMem: { vsize: 3n << 20n, rss: 512n, tsize: 5n, dsize: 89n, ssize: 89n, runtime: 0n, cow: 0, start: { seconds: 0n, microseconds: 0 } },
   };
 }
 
-const data = (name: string, s: StatsData): Wire => ({ header: { version: 5, sequence: 0n, name: parseName(name) }, payload: { kind: "data", data: { kind: "statistics", stats: s } } });
+const data = (name: string, s: StatsData): Wire => ({
+  header: { version: 5, sequence: 0n, name: parseName(name) },
+  payload: { kind: "data", data: { kind: "statistics", stats: s } },
+});
 
 describe("dromedary stats output", () => {
   it("a table: CPU share and rates from the previous sample of the same unikernel", () => {
@@ -50,11 +80,20 @@ describe("dromedary stats output", () => {
   });
 
   it("tables only on a terminal; albatross' text when piped; JSON lines with --json", async () => {
-    const frames = [encodeWire({ header: { version: 5, sequence: 0n, name: parseName("foo:") }, payload: { kind: "reply", reply: { kind: "string", text: new TextEncoder().encode("subscribed") } } }), encodeWire(data(":web", stats(1, 1n)))];
+    const frames = [
+      encodeWire({
+        header: { version: 5, sequence: 0n, name: parseName("foo:") },
+        payload: { kind: "reply", reply: { kind: "string", text: new TextEncoder().encode("subscribed") } },
+      }),
+      encodeWire(data(":web", stats(1, 1n))),
+    ];
     const render = async (sink: Partial<Sink>): Promise<string[]> => {
       const out: string[] = [];
       const events: FrameEvent[] = [...frames.map((payload) => ({ kind: "frame" as const, payload })), { kind: "end" }];
-      const code = await processReplies(async () => events.shift()!, "read", { sink: { json: false, out: (l) => out.push(l), err: (l) => out.push(`ERR ${l}`), ...sink }, startedAt: new Date() });
+      const code = await processReplies(async () => events.shift()!, "read", {
+        sink: { json: false, out: (l) => out.push(l), err: (l) => out.push(`ERR ${l}`), ...sink },
+        startedAt: new Date(),
+      });
       assert.equal(code, 0);
       return out;
     };

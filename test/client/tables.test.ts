@@ -10,7 +10,10 @@ import { processReplies, type Sink } from "../../src/client/replies.js";
 import { consoleLine, plainName, printable, terminalText } from "../../src/client/tables.js";
 
 const enc = new TextEncoder();
-const wire = (name: string, payload: Payload): Wire => ({ header: { version: WIRE_VERSION, sequence: 0n, name: name === ":" ? rootName : parseName(name) }, payload });
+const wire = (name: string, payload: Payload): Wire => ({
+  header: { version: WIRE_VERSION, sequence: 0n, name: name === ":" ? rootName : parseName(name) },
+  payload,
+});
 const reply = (name: string, r: Extract<Payload, { kind: "reply" }>["reply"]): Wire => wire(name, { kind: "reply", reply: r });
 
 const INFO: UnikernelInfo = {
@@ -66,14 +69,30 @@ describe("terminal output", () => {
     const w = reply(":", { kind: "unikernel-info", unikernels: [{ name: parseName("tenant:hello"), info: INFO }] });
     const t = terminalText(w)!.split("\n");
     assert.deepEqual(t[0]!.split(/\s{2,}/), ["NAME", "STARTED", "CPU", "MEMORY", "ON EXIT", "DEVICES", "IMAGE"]);
-    assert.deepEqual(t[1]!.split(/\s{2,}/), ["tenant:hello", "2025-06-01 10:00:00 UTC", "0", "32 MB", "restart (not on 1)", "service=vmmtap0, storage=tenant:data (10 MB)", "sha256 000102030405…"]);
+    assert.deepEqual(t[1]!.split(/\s{2,}/), [
+      "tenant:hello",
+      "2025-06-01 10:00:00 UTC",
+      "0",
+      "32 MB",
+      "restart (not on 1)",
+      "service=vmmtap0, storage=tenant:data (10 MB)",
+      "sha256 000102030405…",
+    ]);
     assert.match(terminalText(w, true)!, /ARGUMENTS\n.*--ipv4=10\.0\.0\.2\/24 \\x1b\[31mred$/);
     assert.equal(terminalText(reply(":", { kind: "unikernel-info", unikernels: [] })), "no unikernels");
   });
 
   it("block, inactive consoles, success and failure texts, console lines", () => {
     assert.equal(
-      terminalText(reply(":", { kind: "block-devices", devices: [{ name: parseName("tenant:data"), size: 10, active: true }, { name: parseName("scratch"), size: 1024, active: false }] })),
+      terminalText(
+        reply(":", {
+          kind: "block-devices",
+          devices: [
+            { name: parseName("tenant:data"), size: 10, active: true },
+            { name: parseName("scratch"), size: 1024, active: false },
+          ],
+        }),
+      ),
       ["NAME            SIZE  IN USE", "tenant:data    10 MB  yes", "scratch      1024 MB  no"].join("\n"),
     );
     assert.equal(terminalText(reply(":", { kind: "consoles", names: [parseName("a:b"), parseName("c")] })), "a:b\nc");
@@ -90,11 +109,20 @@ describe("terminal output", () => {
     assert.deepEqual(tty.out, [terminalText(policies)]);
     const piped = await run(policies, false);
     assert.deepEqual(piped.out, [wireText(policies)]);
-    assert.match(piped.out[0]!, /^host \[unikernel: :\]: \[unikernel: :\]: policy: 4611686018427387903 unikernels 0,1 CPUids 24151 MB memory 258019 MB block, bridges: br0, service/);
+    assert.match(
+      piped.out[0]!,
+      /^host \[unikernel: :\]: \[unikernel: :\]: policy: 4611686018427387903 unikernels 0,1 CPUids 24151 MB memory 258019 MB block, bridges: br0, service/,
+    );
     const json = await run(policies, true, true);
     const o = JSON.parse(json.out[0]!) as { payload: { reply: { policies: { policy: { unikernels: unknown; memory: unknown } }[] } } };
     // the root's and a tenant's count alike: strings; other numbers numbers
-    assert.deepEqual(o.payload.reply.policies.map((p) => [p.policy.unikernels, p.policy.memory]), [["4611686018427387903", 24151], ["16", 1024]]);
+    assert.deepEqual(
+      o.payload.reply.policies.map((p) => [p.policy.unikernels, p.policy.memory]),
+      [
+        ["4611686018427387903", 24151],
+        ["16", 1024],
+      ],
+    );
     const fail = wire("tenant:hello", { kind: "failure", message: enc.encode("not found") });
     assert.deepEqual((await run(fail, true)).err, ["tenant:hello: not found"]);
     assert.deepEqual((await run(fail, false)).err, ["host [unikernel: tenant:hello]: command failed not found"]);

@@ -63,11 +63,13 @@ afterEach(async () => {
   requests = [];
 });
 
-const redirect = (to: string): Route => (_req, res) => {
-  res.statusCode = 302;
-  res.setHeader("Location", to);
-  res.end();
-};
+const redirect =
+  (to: string): Route =>
+  (_req, res) => {
+    res.statusCode = 302;
+    res.setHeader("Location", to);
+    res.end();
+  };
 
 async function daemonWith(infos: UnikernelInfo[], createReply: "ok" | "fail" = "ok"): Promise<void> {
   let running = infos;
@@ -129,7 +131,10 @@ describe("update", () => {
     // no package information from this builder: said on stderr, the update goes on
     assert.match(r.stderr, /no package changes from the builder: compare: HTTP 404; opam-switch: not found/);
     // info, get (the previous image is kept), force-create
-    assert.deepEqual(requests.map((q) => (q.payload.kind === "command" ? q.payload.command.kind : q.payload.kind)), ["unikernel-info", "unikernel-get", "unikernel-force-create"]);
+    assert.deepEqual(
+      requests.map((q) => (q.payload.kind === "command" ? q.payload.command.kind : q.payload.kind)),
+      ["unikernel-info", "unikernel-get", "unikernel-force-create"],
+    );
     const fc = requests[2]!.payload;
     if (fc.kind !== "command" || fc.command.kind !== "unikernel-force-create") assert.fail("no force-create");
     const c = fc.command.config;
@@ -142,7 +147,10 @@ describe("update", () => {
     assert.equal(c.memory, 64);
     assert.equal(c.bridges[0]!.bridge, "br0");
     assert.deepEqual(Array.from(c.bridges[0]!.mac!), [0, 0x80, 0x41, 1, 2, 3]);
-    assert.deepEqual(c.argv?.map((a) => Buffer.from(a).toString()), ["--hello=Hi"]);
+    assert.deepEqual(
+      c.argv?.map((a) => Buffer.from(a).toString()),
+      ["--hello=Hi"],
+    );
   });
 
   test("the force-create fails: 117", async () => {
@@ -195,7 +203,14 @@ describe("update", () => {
       const r = await update();
       assert.equal(r.code, 118, r.stderr);
       assert.match(r.stderr, re);
-      assert.equal(r.stderr.trimEnd().split("\n").filter((l) => !/no package changes from the builder/.test(l)).length, 1, r.stderr);
+      assert.equal(
+        r.stderr
+          .trimEnd()
+          .split("\n")
+          .filter((l) => !/no package changes from the builder/.test(l)).length,
+        1,
+        r.stderr,
+      );
     });
   }
 

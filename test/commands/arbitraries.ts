@@ -83,10 +83,7 @@ export const arbDate: fc.Arbitrary<Date> = fc.date({
   noInvalidDate: true,
 });
 
-export const arbLabel: fc.Arbitrary<string> = fc.oneof(
-  fc.stringMatching(/^[a-z0-9.][a-z0-9.-]{0,8}$/),
-  fc.constantFrom("foo", "bar", "a.b", ".", "x-1"),
-);
+export const arbLabel: fc.Arbitrary<string> = fc.oneof(fc.stringMatching(/^[a-z0-9.][a-z0-9.-]{0,8}$/), fc.constantFrom("foo", "bar", "a.b", ".", "x-1"));
 export const arbPath: fc.Arbitrary<readonly string[]> = fc.array(arbLabel, { maxLength: 3 });
 export const arbName: fc.Arbitrary<Name> = rec({ path: arbPath, label: fc.option(arbLabel, { nil: null }) });
 export const arbFullName: fc.Arbitrary<Name> = rec({ path: arbPath, label: arbLabel });
@@ -98,8 +95,13 @@ export const arbIntSet: fc.Arbitrary<number[]> = fc.array(arbInt, { maxLength: 5
 
 // --- canonical ordering (independent DER encodings of SET OF elements) -----------------
 
-const byEncoding = <T>(enc: (x: T) => Bytes) => (xs: readonly T[]): T[] =>
-  xs.map((x) => ({ x, e: enc(x) })).sort((a, b) => compareBytes(a.e, b.e)).map((p) => p.x);
+const byEncoding =
+  <T>(enc: (x: T) => Bytes) =>
+  (xs: readonly T[]): T[] =>
+    xs
+      .map((x) => ({ x, e: enc(x) }))
+      .sort((a, b) => compareBytes(a.e, b.e))
+      .map((p) => p.x);
 
 const encBlockDevice = (b: BlockDevice): Bytes =>
   seq(encUtf8(b.name), ...(b.device !== undefined ? [encUtf8(b.device)] : []), ...(b.sectorSize !== undefined ? [encInt(b.sectorSize)] : []));
@@ -134,46 +136,41 @@ function compareUtf8(a: string, b: string): number {
 // --- model -----------------------------------------------------------------------------
 
 export const arbPolicy: fc.Arbitrary<Policy> = rec({
-    unikernels: arbInt63,
-    cpuids: arbIntSet,
-    memory: arbInt,
-    block: maybe(arbInt),
-    bridges: fc.array(arbText, { maxLength: 4 }).map((xs) => [...new Set(xs)].sort(compareUtf8)),
-  })
-  .map(clean);
+  unikernels: arbInt63,
+  cpuids: arbIntSet,
+  memory: arbInt,
+  block: maybe(arbInt),
+  bridges: fc.array(arbText, { maxLength: 4 }).map((xs) => [...new Set(xs)].sort(compareUtf8)),
+}).map(clean);
 
 export const arbFailBehaviour: fc.Arbitrary<FailBehaviour> = fc.oneof(
   fc.constant({ kind: "quit" } as const),
   arbIntSet.map((exitCodes) => ({ kind: "restart", exitCodes }) as const),
 );
 
-export const arbBlockDevice: fc.Arbitrary<BlockDevice> = rec({ name: arbText, device: maybe(arbText), sectorSize: maybe(arbInt) })
-  .map(clean);
-export const arbNetDevice: fc.Arbitrary<NetDevice> = rec({ netif: arbText, bridge: maybe(arbText), mac: maybe(arbMac) })
-  .map(clean);
+export const arbBlockDevice: fc.Arbitrary<BlockDevice> = rec({ name: arbText, device: maybe(arbText), sectorSize: maybe(arbInt) }).map(clean);
+export const arbNetDevice: fc.Arbitrary<NetDevice> = rec({ netif: arbText, bridge: maybe(arbText), mac: maybe(arbMac) }).map(clean);
 const arbArgv = maybe(fc.array(arbBytes, { maxLength: 4 }));
 
 export const arbUnikernelArguments: fc.Arbitrary<UnikernelArguments> = rec({
-    failBehaviour: arbFailBehaviour,
-    startup: maybe(arbInt),
-    addName: fc.boolean(),
-    cpuids: arbIntSet,
-    memory: arbInt,
-    blockDevices: fc.array(arbBlockDevice, { maxLength: 3 }),
-    bridges: fc.array(arbNetDevice, { maxLength: 3 }),
-    argv: arbArgv,
-    numcpus: arbInt,
-    linuxBootPartition: maybe(arbText),
-  })
-  .map((a) => canonicalArguments(clean(a)));
+  failBehaviour: arbFailBehaviour,
+  startup: maybe(arbInt),
+  addName: fc.boolean(),
+  cpuids: arbIntSet,
+  memory: arbInt,
+  blockDevices: fc.array(arbBlockDevice, { maxLength: 3 }),
+  bridges: fc.array(arbNetDevice, { maxLength: 3 }),
+  argv: arbArgv,
+  numcpus: arbInt,
+  linuxBootPartition: maybe(arbText),
+}).map((a) => canonicalArguments(clean(a)));
 
 export const arbUnikernelConfig: fc.Arbitrary<UnikernelConfig> = rec({
-    args: arbUnikernelArguments,
-    typ: fc.constantFrom("solo5", "bhyve" as const),
-    compressed: fc.boolean(),
-    image: fc.uint8Array({ maxLength: 256 }),
-  })
-  .map(({ args, ...rest }) => ({ ...args, ...rest }));
+  args: arbUnikernelArguments,
+  typ: fc.constantFrom("solo5", "bhyve" as const),
+  compressed: fc.boolean(),
+  image: fc.uint8Array({ maxLength: 256 }),
+}).map(({ args, ...rest }) => ({ ...args, ...rest }));
 
 export const arbBlockInfo: fc.Arbitrary<BlockInfo> = rec({
   unikernelDevice: arbText,
@@ -186,20 +183,19 @@ export const arbNetInfo: fc.Arbitrary<NetInfo> = rec({ unikernelDevice: arbText,
 /** `form`: "v6" current [13]; "v5"/"v4" old replies [11]/[9] (one CPU id, numcpus 1, ...). */
 export function arbUnikernelInfo(form: "v4" | "v5" | "v6" = "v6"): fc.Arbitrary<UnikernelInfo> {
   return rec({
-      typ: fc.constantFrom("solo5", "bhyve" as const),
-      startup: form === "v4" ? fc.constant(undefined) : maybe(arbInt),
-      failBehaviour: arbFailBehaviour,
-      cpuids: form === "v6" ? arbIntSet : arbInt.map((x) => [x]),
-      memory: arbInt,
-      digest: arbBytes,
-      blockDevices: fc.array(arbBlockInfo, { maxLength: 3 }),
-      bridges: fc.array(arbNetInfo, { maxLength: 3 }),
-      argv: arbArgv,
-      started: arbDate,
-      numcpus: form === "v6" ? arbInt : fc.constant(1),
-      linuxBootPartition: form === "v6" ? maybe(arbText) : fc.constant(undefined),
-    })
-    .map((i) => canonicalInfo(clean(i)));
+    typ: fc.constantFrom("solo5", "bhyve" as const),
+    startup: form === "v4" ? fc.constant(undefined) : maybe(arbInt),
+    failBehaviour: arbFailBehaviour,
+    cpuids: form === "v6" ? arbIntSet : arbInt.map((x) => [x]),
+    memory: arbInt,
+    digest: arbBytes,
+    blockDevices: fc.array(arbBlockInfo, { maxLength: 3 }),
+    bridges: fc.array(arbNetInfo, { maxLength: 3 }),
+    argv: arbArgv,
+    started: arbDate,
+    numcpus: form === "v6" ? arbInt : fc.constant(1),
+    linuxBootPartition: form === "v6" ? maybe(arbText) : fc.constant(undefined),
+  }).map((i) => canonicalInfo(clean(i)));
 }
 
 export const arbCommand: fc.Arbitrary<Command> = fc.oneof(
@@ -211,25 +207,26 @@ export const arbCommand: fc.Arbitrary<Command> = fc.oneof(
     )
     .map((sinceCount) => ({ kind: "console-subscribe", sinceCount }) as const),
   rec({
-      vmmdev: arbText,
-      pid: arbInt,
-      network: fc.array(rec({ bridge: arbText, tap: arbText }), { maxLength: 3 }),
-    })
-    .map((r) => ({ kind: "stats-add", ...r }) as const),
-  fc.constantFrom(
-    "console-list-inactive",
-    "stats-remove",
-    "stats-subscribe",
-    "stats-initial",
-    "unikernel-destroy",
-    "unikernel-info",
-    "unikernel-info-v5",
-    "unikernel-info-v4",
-    "policy-info",
-    "policy-remove",
-    "block-info",
-    "block-remove",
-  ).map((kind) => ({ kind }) as Command),
+    vmmdev: arbText,
+    pid: arbInt,
+    network: fc.array(rec({ bridge: arbText, tap: arbText }), { maxLength: 3 }),
+  }).map((r) => ({ kind: "stats-add", ...r }) as const),
+  fc
+    .constantFrom(
+      "console-list-inactive",
+      "stats-remove",
+      "stats-subscribe",
+      "stats-initial",
+      "unikernel-destroy",
+      "unikernel-info",
+      "unikernel-info-v5",
+      "unikernel-info-v4",
+      "policy-info",
+      "policy-remove",
+      "block-info",
+      "block-remove",
+    )
+    .map((kind) => ({ kind }) as Command),
   arbUnikernelConfig.map((config) => ({ kind: "unikernel-create", config }) as const),
   arbUnikernelConfig.map((config) => ({ kind: "unikernel-force-create", config }) as const),
   arbInt.map((level) => ({ kind: "unikernel-get", level }) as const),
@@ -249,9 +246,7 @@ export const arbSuccess: fc.Arbitrary<Success> = fc.oneof(
   fc.constant({ kind: "empty" } as const),
   arbBytes.map((text) => ({ kind: "string", text }) as const),
   fc.array(rec({ name: arbName, policy: arbPolicy }), { maxLength: 3 }).map((policies) => ({ kind: "policies", policies }) as const),
-  fc
-    .array(rec({ name: arbName, size: arbInt, active: fc.boolean() }), { maxLength: 3 })
-    .map((devices) => ({ kind: "block-devices", devices }) as const),
+  fc.array(rec({ name: arbName, size: arbInt, active: fc.boolean() }), { maxLength: 3 }).map((devices) => ({ kind: "block-devices", devices }) as const),
   rec({ compressed: fc.boolean(), image: arbBytes }).map((r) => ({ kind: "unikernel-image", ...r }) as const),
   rec({ compressed: fc.boolean(), image: arbBytes }).map((r) => ({ kind: "old-block-device-image", ...r }) as const),
   infoEntries("v4").map((unikernels) => ({ kind: "old-unikernel-info4", unikernels }) as const),
@@ -263,7 +258,22 @@ export const arbSuccess: fc.Arbitrary<Success> = fc.oneof(
 
 export const arbTimeval: fc.Arbitrary<Timeval> = rec({ seconds: arbInt64, microseconds: arbInt });
 
-const RUSAGE_KEYS = ["maxrss", "ixrss", "idrss", "isrss", "minflt", "majflt", "nswap", "inblock", "outblock", "msgsnd", "msgrcv", "nsignals", "nvcsw", "nivcsw"] as const;
+const RUSAGE_KEYS = [
+  "maxrss",
+  "ixrss",
+  "idrss",
+  "isrss",
+  "minflt",
+  "majflt",
+  "nswap",
+  "inblock",
+  "outblock",
+  "msgsnd",
+  "msgrcv",
+  "nsignals",
+  "nvcsw",
+  "nivcsw",
+] as const;
 export const arbRusage: fc.Arbitrary<Rusage> = rec({
   utime: arbTimeval,
   stime: arbTimeval,
@@ -271,10 +281,30 @@ export const arbRusage: fc.Arbitrary<Rusage> = rec({
 });
 
 export const arbKinfoMem: fc.Arbitrary<KinfoMem> = rec({
-  vsize: arbInt64, rss: arbInt64, tsize: arbInt64, dsize: arbInt64, ssize: arbInt64, runtime: arbInt64, cow: arbInt, start: arbTimeval,
+  vsize: arbInt64,
+  rss: arbInt64,
+  tsize: arbInt64,
+  dsize: arbInt64,
+  ssize: arbInt64,
+  runtime: arbInt64,
+  cow: arbInt,
+  start: arbTimeval,
 });
 
-const IFDATA_I64 = ["baudrate", "inputPackets", "inputErrors", "outputPackets", "outputErrors", "collisions", "inputBytes", "outputBytes", "inputMcast", "outputMcast", "inputDropped", "outputDropped"] as const;
+const IFDATA_I64 = [
+  "baudrate",
+  "inputPackets",
+  "inputErrors",
+  "outputPackets",
+  "outputErrors",
+  "collisions",
+  "inputBytes",
+  "outputBytes",
+  "inputMcast",
+  "outputMcast",
+  "inputDropped",
+  "outputDropped",
+] as const;
 export const arbIfdata: fc.Arbitrary<Ifdata> = rec({
   bridge: arbText,
   flags: arbInt32,
@@ -286,12 +316,11 @@ export const arbIfdata: fc.Arbitrary<Ifdata> = rec({
 });
 
 export const arbStatsData: fc.Arbitrary<StatsData> = rec({
-    rusage: arbRusage,
-    ifdata: fc.array(arbIfdata, { maxLength: 2 }),
-    vmm: maybe(fc.array(rec({ key: arbText, value: arbInt64 }), { maxLength: 3 })),
-    kinfoMem: maybe(arbKinfoMem),
-  })
-  .map(clean);
+  rusage: arbRusage,
+  ifdata: fc.array(arbIfdata, { maxLength: 2 }),
+  vmm: maybe(fc.array(rec({ key: arbText, value: arbInt64 }), { maxLength: 3 })),
+  kinfoMem: maybe(arbKinfoMem),
+}).map(clean);
 
 export const arbData: fc.Arbitrary<Data> = fc.oneof(
   arbStatsData.map((stats) => ({ kind: "statistics", stats }) as const),
@@ -316,10 +345,9 @@ export const arbCertExtension: fc.Arbitrary<CertExtension> = rec({ version: fc.c
 const labelsKey = (n: Name) => nameLabels(n).join(":");
 
 export const arbState: fc.Arbitrary<State> = rec({
-    unikernels: fc.uniqueArray(rec({ name: arbName, config: arbUnikernelConfig }), { selector: (u) => labelsKey(u.name), maxLength: 4 }),
-    policies: fc.uniqueArray(rec({ name: arbPathName, policy: arbPolicy }), { selector: (p) => labelsKey(p.name), maxLength: 4 }),
-  })
-  .map(canonicalState);
+  unikernels: fc.uniqueArray(rec({ name: arbName, config: arbUnikernelConfig }), { selector: (u) => labelsKey(u.name), maxLength: 4 }),
+  policies: fc.uniqueArray(rec({ name: arbPathName, policy: arbPolicy }), { selector: (p) => labelsKey(p.name), maxLength: 4 }),
+}).map(canonicalState);
 
 /**
  * Canonicalise any decoded model value for comparison with its re-encoding: SET OF lists

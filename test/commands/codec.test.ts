@@ -27,18 +27,7 @@ import {
   type UnikernelInfo,
   type Wire,
 } from "../../src/commands/index.js";
-import {
-  encBool,
-  encInt,
-  encInt64,
-  encNull,
-  encOctets,
-  encUtf8,
-  explicit,
-  seq,
-  setOf,
-  tlv,
-} from "../support/der.js";
+import { encBool, encInt, encInt64, encNull, encOctets, encUtf8, explicit, seq, setOf, tlv } from "../support/der.js";
 import { parseName, rootName } from "../../src/core/name.js";
 import { hex, throwsDecode, unhex, utf8 } from "./support.js";
 
@@ -255,7 +244,11 @@ describe("old command forms", () => {
   });
 
   it("info [15] / [18] / [19] and their encoders", () => {
-    for (const [n, kind] of [[15, "unikernel-info-v4"], [18, "unikernel-info-v5"], [19, "unikernel-info"]] as const) {
+    for (const [n, kind] of [
+      [15, "unikernel-info-v4"],
+      [18, "unikernel-info-v5"],
+      [19, "unikernel-info"],
+    ] as const) {
       const b = explicit(3, explicit(n, encNull()));
       assert.deepEqual(decodeCommand(b), { kind });
       assert.equal(hex(encodeCommand({ kind })), hex(b));
@@ -271,7 +264,10 @@ describe("old command forms", () => {
 
   it("old block commands", () => {
     const cases: Array<[Uint8Array, Command]> = [
-      [explicit(5, explicit(3, seq(encInt(10), encBool(true), encOctets(utf8("zz"))))), { kind: "block-add-old", size: 10, compressed: true, data: utf8("zz") }],
+      [
+        explicit(5, explicit(3, seq(encInt(10), encBool(true), encOctets(utf8("zz"))))),
+        { kind: "block-add-old", size: 10, compressed: true, data: utf8("zz") },
+      ],
       [explicit(5, explicit(3, seq(encInt(10), encBool(false)))), { kind: "block-add-old", size: 10, compressed: false }],
       [explicit(5, explicit(4, seq(encBool(false), encOctets(utf8("d"))))), { kind: "block-set-old", compressed: false, data: utf8("d") }],
       [explicit(5, explicit(5, encInt(9))), { kind: "block-dump-old", level: 9 }],
@@ -390,12 +386,46 @@ describe("encoder details", () => {
     const tv = { seconds: 1n, microseconds: 2 };
     const z = 0n;
     const stats: StatsData = {
-      rusage: { utime: tv, stime: tv, maxrss: -1n, ixrss: z, idrss: z, isrss: z, minflt: z, majflt: z, nswap: z, inblock: z, outblock: z, msgsnd: z, msgrcv: z, nsignals: z, nvcsw: z, nivcsw: 9n },
-      ifdata: [{
-        bridge: "service", flags: -1, sendLength: 0, maxSendLength: 2147483647, sendDrops: -2147483648, mtu: 1500,
-        baudrate: z, inputPackets: 1n, inputErrors: z, outputPackets: z, outputErrors: z, collisions: z, inputBytes: 1n << 40n,
-        outputBytes: z, inputMcast: z, outputMcast: z, inputDropped: z, outputDropped: -(1n << 63n),
-      }],
+      rusage: {
+        utime: tv,
+        stime: tv,
+        maxrss: -1n,
+        ixrss: z,
+        idrss: z,
+        isrss: z,
+        minflt: z,
+        majflt: z,
+        nswap: z,
+        inblock: z,
+        outblock: z,
+        msgsnd: z,
+        msgrcv: z,
+        nsignals: z,
+        nvcsw: z,
+        nivcsw: 9n,
+      },
+      ifdata: [
+        {
+          bridge: "service",
+          flags: -1,
+          sendLength: 0,
+          maxSendLength: 2147483647,
+          sendDrops: -2147483648,
+          mtu: 1500,
+          baudrate: z,
+          inputPackets: 1n,
+          inputErrors: z,
+          outputPackets: z,
+          outputErrors: z,
+          collisions: z,
+          inputBytes: 1n << 40n,
+          outputBytes: z,
+          inputMcast: z,
+          outputMcast: z,
+          inputDropped: z,
+          outputDropped: -(1n << 63n),
+        },
+      ],
       vmm: [{ key: "vcpu0", value: 5n }],
       kinfoMem: { vsize: 1n, rss: 2n, tsize: 3n, dsize: 4n, ssize: 5n, runtime: 6n, cow: 7, start: tv },
     };
@@ -418,14 +448,46 @@ describe("encoder details", () => {
 function zeroRusage() {
   const tv = { seconds: 0n, microseconds: 0 };
   const z = 0n;
-  return { utime: tv, stime: tv, maxrss: z, ixrss: z, idrss: z, isrss: z, minflt: z, majflt: z, nswap: z, inblock: z, outblock: z, msgsnd: z, msgrcv: z, nsignals: z, nvcsw: z, nivcsw: z };
+  return {
+    utime: tv,
+    stime: tv,
+    maxrss: z,
+    ixrss: z,
+    idrss: z,
+    isrss: z,
+    minflt: z,
+    majflt: z,
+    nswap: z,
+    inblock: z,
+    outblock: z,
+    msgsnd: z,
+    msgrcv: z,
+    nsignals: z,
+    nvcsw: z,
+    nivcsw: z,
+  };
 }
 function ifd(flags: number) {
   const z = 0n;
   return {
-    bridge: "x", flags, sendLength: 0, maxSendLength: 0, sendDrops: 0, mtu: 0, baudrate: z, inputPackets: z, inputErrors: z,
-    outputPackets: z, outputErrors: z, collisions: z, inputBytes: z, outputBytes: z, inputMcast: z, outputMcast: z,
-    inputDropped: z, outputDropped: z,
+    bridge: "x",
+    flags,
+    sendLength: 0,
+    maxSendLength: 0,
+    sendDrops: 0,
+    mtu: 0,
+    baudrate: z,
+    inputPackets: z,
+    inputErrors: z,
+    outputPackets: z,
+    outputErrors: z,
+    collisions: z,
+    inputBytes: z,
+    outputBytes: z,
+    inputMcast: z,
+    outputMcast: z,
+    inputDropped: z,
+    outputDropped: z,
   };
 }
 function rebuildIfdataFlags(flags: bigint): Uint8Array {
@@ -448,19 +510,36 @@ describe("state files", () => {
     const c = decodeUnikernelConfig(ukv6(1));
     const p = decodePolicy(pol);
     const names = ["b:a", ":b", "a:z:q", ":a", "a:z", "a:b", ":ab", ":a.b", ":a-b"].map(parseName);
-    const st = { unikernels: names.map((name) => ({ name, config: c })), policies: [parseName("b:"), rootName, parseName("a:")].map((name) => ({ name, policy: p })) };
+    const st = {
+      unikernels: names.map((name) => ({ name, config: c })),
+      policies: [parseName("b:"), rootName, parseName("a:")].map((name) => ({ name, policy: p })),
+    };
     const { state, version } = decodeState(encodeState(st));
     assert.equal(version, 6);
     // bytewise on label lists: "-" (2d) < "." (2e) < letters; node before children
-    assert.deepEqual(state.unikernels.map((u) => [...u.name.path, u.name.label].join("/")), [
-      "a", "a/b", "a/z", "a/z/q", "a-b", "a.b", "ab", "b", "b/a",
-    ]);
-    assert.deepEqual(state.policies.map((u) => u.name), [rootName, parseName("a:"), parseName("b:")]);
+    assert.deepEqual(
+      state.unikernels.map((u) => [...u.name.path, u.name.label].join("/")),
+      ["a", "a/b", "a/z", "a/z/q", "a-b", "a.b", "ab", "b", "b/a"],
+    );
+    assert.deepEqual(
+      state.policies.map((u) => u.name),
+      [rootName, parseName("a:"), parseName("b:")],
+    );
   });
 
   it("encodeState rejects duplicate keys (label lists)", () => {
     const c = decodeUnikernelConfig(ukv6(1));
-    assert.throws(() => encodeState({ unikernels: [{ name: parseName(":foo"), config: c }, { name: parseName("foo:"), config: c }], policies: [] }), RangeError);
+    assert.throws(
+      () =>
+        encodeState({
+          unikernels: [
+            { name: parseName(":foo"), config: c },
+            { name: parseName("foo:"), config: c },
+          ],
+          policies: [],
+        }),
+      RangeError,
+    );
   });
 
   it("decodes [4] and [5] with policies, [1] V0 configs", () => {
@@ -468,7 +547,10 @@ describe("state files", () => {
     const s4 = decodeState(explicit(4, seq(seq(entry("x", v3)), seq(entry(":", pol), entry("x:", pol)))));
     assert.equal(s4.version, 4);
     assert.deepEqual(s4.state.unikernels[0]!.config, { ...v3expected, cpuids: [1] });
-    assert.deepEqual(s4.state.policies.map((p) => p.name), [rootName, parseName("x:")]);
+    assert.deepEqual(
+      s4.state.policies.map((p) => p.name),
+      [rootName, parseName("x:")],
+    );
 
     const b = v3body(1);
     const v4 = seq(b[0]!, b[1]!, b[2]!, encBool(true), ...b.slice(3));
@@ -480,8 +562,17 @@ describe("state files", () => {
     const s1 = decodeState(explicit(1, seq(entry("hello", v0))));
     assert.equal(s1.version, 1);
     assert.deepEqual(s1.state.unikernels[0]!.config, {
-      typ: "solo5", compressed: true, image: utf8("Z"), addName: true, numcpus: 1, failBehaviour: { kind: "quit" },
-      cpuids: [2], memory: 64, blockDevices: [{ name: "disk" }], bridges: [{ netif: "net0" }, { netif: "net1" }], argv: [utf8("-v")],
+      typ: "solo5",
+      compressed: true,
+      image: utf8("Z"),
+      addName: true,
+      numcpus: 1,
+      failBehaviour: { kind: "quit" },
+      cpuids: [2],
+      memory: 64,
+      blockDevices: [{ name: "disk" }],
+      bridges: [{ netif: "net0" }, { netif: "net1" }],
+      argv: [utf8("-v")],
     });
     const v0min = seq(encInt(0), encInt(1), explicit(1, encOctets(new Uint8Array(0))));
     assert.deepEqual(decodeState(explicit(1, seq(entry("h", v0min)))).state.unikernels[0]!.config.bridges, []);
@@ -505,7 +596,19 @@ describe("wire round trip of a full create", () => {
         kind: "command",
         command: {
           kind: "unikernel-force-create",
-          config: { typ: "solo5", compressed: true, image, startup: 0, addName: true, failBehaviour: { kind: "quit" }, cpuids: [], memory: 1, blockDevices: [], bridges: [], numcpus: 1 },
+          config: {
+            typ: "solo5",
+            compressed: true,
+            image,
+            startup: 0,
+            addName: true,
+            failBehaviour: { kind: "quit" },
+            cpuids: [],
+            memory: 1,
+            blockDevices: [],
+            bridges: [],
+            numcpus: 1,
+          },
         },
       },
     };
@@ -517,6 +620,9 @@ describe("wire round trip of a full create", () => {
 describe("state policy keys", () => {
   it("a policy key written as a full name (:foo) is the policy of path foo", () => {
     const { state } = decodeState(explicit(6, seq(seq(), seq(entry(":foo", pol), entry("a:b", pol)))));
-    assert.deepEqual(state.policies.map((p) => p.name), [parseName("foo:"), parseName("a:b:")]);
+    assert.deepEqual(
+      state.policies.map((p) => p.name),
+      [parseName("foo:"), parseName("a:b:")],
+    );
   });
 });

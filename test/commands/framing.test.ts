@@ -25,7 +25,9 @@ describe("framing", () => {
   });
 
   it("reassembles frames delivered byte by byte and in odd chunk sizes", () => {
-    const a = pattern(1000, 1), b = pattern(3, 2), c = pattern(70_000, 3);
+    const a = pattern(1000, 1),
+      b = pattern(3, 2),
+      c = pattern(70_000, 3);
     const stream = Uint8Array.from([...encodeFrame(a), ...encodeFrame(b), ...encodeFrame(c), ...END_FRAME]);
     for (const size of [1, 2, 3, 7, 4096, stream.length]) {
       const dec = new FrameDecoder();
@@ -65,7 +67,10 @@ describe("framing", () => {
   it("rejects an oversize frame naming the length and the limit", () => {
     const dec = new FrameDecoder({ maxFrame: 1024 });
     dec.push(Uint8Array.of(0, 0, 4, 1));
-    assert.throws(() => dec.next(), (e: unknown) => e instanceof FrameError && /1025/.test(e.message) && /1024/.test(e.message));
+    assert.throws(
+      () => dec.next(),
+      (e: unknown) => e instanceof FrameError && /1025/.test(e.message) && /1024/.test(e.message),
+    );
     const dflt = new FrameDecoder();
     dflt.push(Uint8Array.of(0x7f, 0xff, 0xff, 0xff));
     assert.throws(() => dflt.next(), /2147483647.*67108864/);

@@ -93,7 +93,8 @@ function mutate(src: Uint8Array, pool: Uint8Array[], rnd: () => number): Uint8Ar
       case 4: // delete a range
         b = Uint8Array.from([...b.subarray(0, pos), ...b.subarray(pos + 1 + int(8))]);
         break;
-      case 5: { // splice in a piece of another sample
+      case 5: {
+        // splice in a piece of another sample
         const o = pool[int(pool.length)]!;
         const from = int(o.length + 1);
         const piece = o.subarray(from, from + 1 + int(24));

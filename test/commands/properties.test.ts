@@ -32,7 +32,12 @@ describe("property round trips", () => {
   roundTrip("UnikernelArguments", A.arbUnikernelArguments, codec.encodeUnikernelArguments, codec.decodeUnikernelArguments);
   roundTrip("UnikernelInfo", A.arbUnikernelInfo("v6"), codec.encodeUnikernelInfo, codec.decodeUnikernelInfo);
   roundTrip("CertExtension", A.arbCertExtension, codec.encodeCertExtension, codec.decodeCertExtension);
-  roundTrip("StatsData", A.arbStatsData.map((stats) => ({ kind: "statistics", stats }) as const), codec.encodeData, codec.decodeData);
+  roundTrip(
+    "StatsData",
+    A.arbStatsData.map((stats) => ({ kind: "statistics", stats }) as const),
+    codec.encodeData,
+    codec.decodeData,
+  );
   roundTrip(
     "State",
     A.arbState,

@@ -43,7 +43,12 @@ describe("toJson", () => {
     const small = { header: { sequence: 0n }, policy: { unikernels: 16n, memory: 64 }, budget: 1n, rss: 5n };
     const big = { header: { sequence: 1n << 62n }, policy: { unikernels: (1n << 62n) - 1n, memory: 64 }, budget: (1n << 62n) - 1n, rss: 1n << 60n };
     assert.deepEqual(toJson(small), { header: { sequence: "0" }, policy: { unikernels: "16", memory: 64 }, budget: "1", rss: 5 });
-    assert.deepEqual(toJson(big), { header: { sequence: "4611686018427387904" }, policy: { unikernels: "4611686018427387903", memory: 64 }, budget: "4611686018427387903", rss: "1152921504606846976" });
+    assert.deepEqual(toJson(big), {
+      header: { sequence: "4611686018427387904" },
+      policy: { unikernels: "4611686018427387903", memory: 64 },
+      budget: "4611686018427387903",
+      rss: "1152921504606846976",
+    });
   });
 
   it("leaves objects that merely look like names alone", () => {

@@ -5,9 +5,7 @@ import * as assert from "node:assert/strict";
 import { DecodeError } from "../../src/commands/der.js";
 
 /** fixtures/vectors, from both test/commands (ts) and dist/test/commands (js). */
-export const VECTORS = fileURLToPath(
-  new URL(import.meta.url.includes("/dist/") ? "../../../fixtures/vectors/" : "../../fixtures/vectors/", import.meta.url),
-);
+export const VECTORS = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../../fixtures/vectors/" : "../../fixtures/vectors/", import.meta.url));
 
 export const readVector = (name: string): string => readFileSync(VECTORS + name, "utf8");
 

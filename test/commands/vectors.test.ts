@@ -132,7 +132,12 @@ describe("state files S1..S9", () => {
       else assert.deepEqual(names[1], { path: [], label: "foo.hello" });
       const [a, b, c, d] = state.unikernels.map((u) => u.config);
       // field by field, so a failure names the field
-      for (const [got, want] of [[a, foo], [b, foo], [c, bar], [d, bar]] as const) {
+      for (const [got, want] of [
+        [a, foo],
+        [b, foo],
+        [c, bar],
+        [d, bar],
+      ] as const) {
         for (const k of Object.keys(want) as (keyof UnikernelConfig)[]) assert.deepEqual(got![k], want[k], `${id} field ${k}`);
         assert.deepEqual(got, want);
       }
@@ -140,9 +145,12 @@ describe("state files S1..S9", () => {
       const again = decodeState(encodeState(state));
       assert.equal(again.version, 6);
       const sorted = [...state.unikernels].sort((x, y) => compareLabels(nameLabels(x.name), nameLabels(y.name)));
-      assert.deepEqual(sorted.map((u) => nameToString(u.name)), prefix === ":"
-        ? [":bar.hello", ":bar.my.nice.unikernel", ":foo.hello", ":foo.my.nice.unikernel"]
-        : ["bar:hello", "bar:my.nice.unikernel", "foo:hello", "foo:my.nice.unikernel"]);
+      assert.deepEqual(
+        sorted.map((u) => nameToString(u.name)),
+        prefix === ":"
+          ? [":bar.hello", ":bar.my.nice.unikernel", ":foo.hello", ":foo.my.nice.unikernel"]
+          : ["bar:hello", "bar:my.nice.unikernel", "foo:hello", "foo:my.nice.unikernel"],
+      );
       assert.deepEqual(again.state.unikernels, sorted);
     });
   }

@@ -26,9 +26,9 @@ const leaf: fc.Arbitrary<Tree> = fc.oneof(
   fc.bigInt({ min: -(1n << 63n), max: (1n << 63n) - 1n }).map((v) => ({ t: "i64", v }) as const),
   fc.date({ min: new Date("0000-01-01T00:00:00Z"), max: new Date("9999-12-31T23:59:59.999Z"), noInvalidDate: true }).map((v) => ({ t: "time", v }) as const),
   // sizes around the short/long length boundaries
-  fc.tuple(fc.constantFrom(0x04, 0x0c), fc.constantFrom(0, 1, 127, 128, 255, 256, 65535, 65536)).map(
-    ([tag, n]) => ({ t: "prim", tag, v: new Uint8Array(n).fill(n & 0xff) }) as const,
-  ),
+  fc
+    .tuple(fc.constantFrom(0x04, 0x0c), fc.constantFrom(0, 1, 127, 128, 255, 256, 65535, 65536))
+    .map(([tag, n]) => ({ t: "prim", tag, v: new Uint8Array(n).fill(n & 0xff) }) as const),
 );
 
 const tree: fc.Arbitrary<Tree> = fc.letrec<{ node: Tree }>((tie) => ({
@@ -42,33 +42,53 @@ const tree: fc.Arbitrary<Tree> = fc.letrec<{ node: Tree }>((tie) => ({
 
 function reference(x: Tree): Uint8Array {
   switch (x.t) {
-    case "int": return encInt(x.v);
-    case "big": return encBigint(x.v);
-    case "bool": return encBool(x.v);
-    case "null": return encNull();
-    case "utf8": return encUtf8(x.v);
-    case "i64": return encInt64(x.v);
-    case "time": return encTime(x.v);
-    case "prim": return tlv(x.tag, x.v);
-    case "cons": return tlv(x.tag, ...x.kids.map(reference));
-    case "set": return setOf(x.kids.map(reference));
+    case "int":
+      return encInt(x.v);
+    case "big":
+      return encBigint(x.v);
+    case "bool":
+      return encBool(x.v);
+    case "null":
+      return encNull();
+    case "utf8":
+      return encUtf8(x.v);
+    case "i64":
+      return encInt64(x.v);
+    case "time":
+      return encTime(x.v);
+    case "prim":
+      return tlv(x.tag, x.v);
+    case "cons":
+      return tlv(x.tag, ...x.kids.map(reference));
+    case "set":
+      return setOf(x.kids.map(reference));
   }
 }
 
 function write(o: Out, x: Tree): void {
   switch (x.t) {
-    case "int": return o.int(x.v);
-    case "big": return o.bigint(x.v);
-    case "bool": return o.bool(x.v);
-    case "null": return o.null();
-    case "utf8": return o.utf8(x.v);
-    case "i64": return o.int64(x.v);
-    case "time": return o.time(x.v);
-    case "prim": return o.prim(x.tag, x.v);
-    case "cons": return o.tlv(x.tag, () => {
-      for (const k of x.kids) write(o, k);
-    });
-    case "set": return o.setOf(x.kids, (k) => write(o, k));
+    case "int":
+      return o.int(x.v);
+    case "big":
+      return o.bigint(x.v);
+    case "bool":
+      return o.bool(x.v);
+    case "null":
+      return o.null();
+    case "utf8":
+      return o.utf8(x.v);
+    case "i64":
+      return o.int64(x.v);
+    case "time":
+      return o.time(x.v);
+    case "prim":
+      return o.prim(x.tag, x.v);
+    case "cons":
+      return o.tlv(x.tag, () => {
+        for (const k of x.kids) write(o, k);
+      });
+    case "set":
+      return o.setOf(x.kids, (k) => write(o, k));
   }
 }
 

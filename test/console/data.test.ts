@@ -10,12 +10,12 @@ import type { Name } from "../../src/core/name.js";
 
 function reference(version: number, name: Name, entries: readonly ConsoleEntry[]): Uint8Array {
   const frames = entries.map((e) =>
-      encodeFrame(
-        encodeWire({
-          header: { version, sequence: 0n, name },
-          payload: { kind: "data", data: { kind: "console", timestamp: new Date(e.timestamp), line: e.line } },
-        }),
-      ),
+    encodeFrame(
+      encodeWire({
+        header: { version, sequence: 0n, name },
+        payload: { kind: "data", data: { kind: "console", timestamp: new Date(e.timestamp), line: e.line } },
+      }),
+    ),
   );
   return new Uint8Array(Buffer.concat(frames));
 }

@@ -214,7 +214,10 @@ describe("console lines: properties", () => {
           reads.push(text.slice(off, off + n));
           off += n;
         }
-        assert.deepEqual(feed(reads).lines, lines.filter((l) => l !== ""));
+        assert.deepEqual(
+          feed(reads).lines,
+          lines.filter((l) => l !== ""),
+        );
       }),
       { numRuns: 300, seed: 9 },
     );

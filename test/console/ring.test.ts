@@ -22,7 +22,10 @@ describe("console ring", () => {
   it("count: the most recent lines, oldest first", () => {
     const r = filled(10);
     assert.deepEqual(r.last(3).map(text), ["line 7", "line 8", "line 9"]);
-    assert.deepEqual(r.last(3).map((e) => e.timestamp), [1007, 1008, 1009]);
+    assert.deepEqual(
+      r.last(3).map((e) => e.timestamp),
+      [1007, 1008, 1009],
+    );
   });
 
   it("count 0 gives nothing; more than buffered gives what is buffered", () => {

@@ -30,7 +30,10 @@ describe("console state: Console_add", () => {
     assert.equal(again.ring, first.ring);
     assert.equal(again.ring.size, 1);
     assert.equal(st.label(FOO, "a")!.active, true);
-    assert.deepEqual(st.subscribers(FOO, "a").map((s) => s.conn), ["s1"]);
+    assert.deepEqual(
+      st.subscribers(FOO, "a").map((s) => s.conn),
+      ["s1"],
+    );
     assert.equal(st.budget(FOO), 7n);
   });
 
@@ -40,7 +43,10 @@ describe("console state: Console_add", () => {
     assert.equal(st.label(FOO, "a")!.ring, null);
     const d = st.add(FOO, "a", 2n);
     assert.equal(st.label(FOO, "a")!.ring, d.ring);
-    assert.deepEqual(st.subscribers(FOO, "a").map((s) => s.conn), ["s1"]);
+    assert.deepEqual(
+      st.subscribers(FOO, "a").map((s) => s.conn),
+      ["s1"],
+    );
   });
 
   it("budget drop rule: labels may exceed n by one, then the smallest inactive label is dropped", () => {
@@ -153,12 +159,18 @@ describe("console state: Console_subscribe", () => {
     assert.equal(st.maxSubscribers, 5);
     st.add(FOO, "a", 1n);
     for (let i = 1; i <= 6; i++) assert.deepEqual(st.subscribe(FOO, "a", `s${i}`, 5).close, []);
-    assert.deepEqual(st.subscribers(FOO, "a").map((s) => s.conn), ["s6", "s5", "s4", "s3", "s2", "s1"]);
+    assert.deepEqual(
+      st.subscribers(FOO, "a").map((s) => s.conn),
+      ["s6", "s5", "s4", "s3", "s2", "s1"],
+    );
     // the seventh drops the oldest one only
     const d = st.subscribe(FOO, "a", "s7", 5);
     assert.deepEqual(d.close, ["s1"]);
     assert.equal(d.log.length, 1);
-    assert.deepEqual(st.subscribers(FOO, "a").map((s) => s.conn), ["s7", "s6", "s5", "s4", "s3", "s2"]);
+    assert.deepEqual(
+      st.subscribers(FOO, "a").map((s) => s.conn),
+      ["s7", "s6", "s5", "s4", "s3", "s2"],
+    );
     assert.deepEqual(st.subscribe(FOO, "a", "s8", 5).close, ["s2"]);
   });
 
@@ -213,7 +225,10 @@ describe("console state: unsubscribe", () => {
     st.add(FOO, "a", 5n);
     st.subscribe(FOO, "a", "t", 5);
     assert.equal(st.waitingClosed(FOO, "a", "t"), false);
-    assert.deepEqual(st.subscribers(FOO, "a").map((x) => x.conn), ["t"]);
+    assert.deepEqual(
+      st.subscribers(FOO, "a").map((x) => x.conn),
+      ["t"],
+    );
   });
 });
 

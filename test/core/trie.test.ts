@@ -44,41 +44,114 @@ test("T2 one element: insert, find, all, fold, collect", () => {
 });
 
 test("T3 flat trie alpha, beta, caesar", () => {
-  const t = build([["alpha", 1], ["beta", 2], ["caesar", 3]]);
+  const t = build([
+    ["alpha", 1],
+    ["beta", 2],
+    ["caesar", 3],
+  ]);
   assert.equal(t.find(N("alpha")), 1);
   assert.equal(t.find(N("beta")), 2);
   assert.equal(t.find(N("caesar")), 3);
-  const expected: Array<[string, number]> = [[":alpha", 1], [":beta", 2], [":caesar", 3]];
+  const expected: Array<[string, number]> = [
+    [":alpha", 1],
+    [":beta", 2],
+    [":caesar", 3],
+  ];
   assert.deepEqual(show(t.all()), expected);
   assert.deepEqual(foldList(t, ""), expected);
 });
 
 test("T4 nested trie alpha:a, alpha:b, alpha:c, beta:d", () => {
-  const t = build([["alpha:a", 1], ["alpha:b", 2], ["alpha:c", 3], ["beta:d", 4]]);
-  for (const [k, v] of [["alpha:a", 1], ["alpha:b", 2], ["alpha:c", 3], ["beta:d", 4]] as const) assert.equal(t.find(N(k)), v);
-  const expected: Array<[string, number]> = [["alpha:a", 1], ["alpha:b", 2], ["alpha:c", 3], ["beta:d", 4]];
+  const t = build([
+    ["alpha:a", 1],
+    ["alpha:b", 2],
+    ["alpha:c", 3],
+    ["beta:d", 4],
+  ]);
+  for (const [k, v] of [
+    ["alpha:a", 1],
+    ["alpha:b", 2],
+    ["alpha:c", 3],
+    ["beta:d", 4],
+  ] as const)
+    assert.equal(t.find(N(k)), v);
+  const expected: Array<[string, number]> = [
+    ["alpha:a", 1],
+    ["alpha:b", 2],
+    ["alpha:c", 3],
+    ["beta:d", 4],
+  ];
   assert.deepEqual(show(t.all()), expected);
   assert.deepEqual(foldList(t, ""), expected);
-  assert.deepEqual(foldList(t, "alpha"), [[":a", 1], [":b", 2], [":c", 3]]);
+  assert.deepEqual(foldList(t, "alpha"), [
+    [":a", 1],
+    [":b", 2],
+    [":c", 3],
+  ]);
 });
 
 test("T5 nested trie with dotted labels", () => {
-  const t = build([["alpha:a.b.c", 1], ["alpha:b.c", 2], ["alpha:c", 3], ["beta:d", 4]]);
-  const expected: Array<[string, number]> = [["alpha:a.b.c", 1], ["alpha:b.c", 2], ["alpha:c", 3], ["beta:d", 4]];
+  const t = build([
+    ["alpha:a.b.c", 1],
+    ["alpha:b.c", 2],
+    ["alpha:c", 3],
+    ["beta:d", 4],
+  ]);
+  const expected: Array<[string, number]> = [
+    ["alpha:a.b.c", 1],
+    ["alpha:b.c", 2],
+    ["alpha:c", 3],
+    ["beta:d", 4],
+  ];
   assert.deepEqual(show(t.all()), expected);
   assert.deepEqual(foldList(t, ""), expected);
-  assert.deepEqual(foldList(t, "alpha"), [[":a.b.c", 1], [":b.c", 2], [":c", 3]]);
+  assert.deepEqual(foldList(t, "alpha"), [
+    [":a.b.c", 1],
+    [":b.c", 2],
+    [":c", 3],
+  ]);
 });
 
 test("T6 paths and names mixed: all pre-order, collect longest first", () => {
-  const t = build([["alpha:beta:a", 1], ["alpha:beta:", 2], ["alpha:", 3], [":", 4], ["beta:", 5]]);
-  assert.deepEqual(show(t.all()), [[":", 4], ["alpha:", 3], ["alpha:beta:", 2], ["alpha:beta:a", 1], ["beta:", 5]]);
-  assert.deepEqual(show(t.collect(N("alpha:beta:a"))), [["alpha:beta:a", 1], ["alpha:beta:", 2], ["alpha:", 3], [":", 4]]);
+  const t = build([
+    ["alpha:beta:a", 1],
+    ["alpha:beta:", 2],
+    ["alpha:", 3],
+    [":", 4],
+    ["beta:", 5],
+  ]);
+  assert.deepEqual(show(t.all()), [
+    [":", 4],
+    ["alpha:", 3],
+    ["alpha:beta:", 2],
+    ["alpha:beta:a", 1],
+    ["beta:", 5],
+  ]);
+  assert.deepEqual(show(t.collect(N("alpha:beta:a"))), [
+    ["alpha:beta:a", 1],
+    ["alpha:beta:", 2],
+    ["alpha:", 3],
+    [":", 4],
+  ]);
   // fold: children ascending, node after its children, names relative to the start path
-  assert.deepEqual(foldList(t, ""), [["alpha:beta:a", 1], ["alpha:beta:", 2], ["alpha:", 3], ["beta:", 5], [":", 4]]);
-  assert.deepEqual(foldList(t, "alpha"), [["beta:a", 1], ["beta:", 2], [":", 3]]);
+  assert.deepEqual(foldList(t, ""), [
+    ["alpha:beta:a", 1],
+    ["alpha:beta:", 2],
+    ["alpha:", 3],
+    ["beta:", 5],
+    [":", 4],
+  ]);
+  assert.deepEqual(foldList(t, "alpha"), [
+    ["beta:a", 1],
+    ["beta:", 2],
+    [":", 3],
+  ]);
   assert.deepEqual(foldList(t, "nope"), []);
-  assert.deepEqual(show(t.subtree(parsePath("alpha"))), [["alpha:", 3], ["alpha:beta:", 2], ["alpha:beta:a", 1]]);
+  assert.deepEqual(show(t.subtree(parsePath("alpha"))), [
+    ["alpha:", 3],
+    ["alpha:beta:", 2],
+    ["alpha:beta:a", 1],
+  ]);
   assert.deepEqual(show(t.subtree(parsePath("gamma"))), []);
 });
 
@@ -93,7 +166,10 @@ test("quirk: `:foo` and `foo:` are the same key; the last insertion's shape is k
 });
 
 test("insert replaces and reports the previous value; tries are persistent", () => {
-  const t1 = build([["a:b", 1], ["a:c", 2]]);
+  const t1 = build([
+    ["a:b", 1],
+    ["a:c", 2],
+  ]);
   const { trie: t2, previous } = t1.insert(N("a:b"), 10);
   assert.equal(previous, 1);
   assert.equal(t2.size, 2);
@@ -106,7 +182,10 @@ test("insert replaces and reports the previous value; tries are persistent", () 
 });
 
 test("remove prunes empty nodes, keeps inner values, ignores absent names", () => {
-  const t = build([["a:b:c", 1], ["a:", 2]]);
+  const t = build([
+    ["a:b:c", 1],
+    ["a:", 2],
+  ]);
   const r = t.remove(N("a:b:c"));
   assert.deepEqual(show(r.all()), [["a:", 2]]);
   assert.deepEqual(show(r.remove(N("a:")).all()), []);
@@ -117,16 +196,24 @@ test("remove prunes empty nodes, keeps inner values, ignores absent names", () =
   // removing an inner value keeps the subtree
   const s = t.remove(N("a:"));
   assert.deepEqual(show(s.all()), [["a:b:c", 1]]);
-  assert.deepEqual(show(s.insert(rootName, 0).trie.all()), [[":", 0], ["a:b:c", 1]]);
+  assert.deepEqual(show(s.insert(rootName, 0).trie.all()), [
+    [":", 0],
+    ["a:b:c", 1],
+  ]);
 });
 
 test("very deep names do not overflow the stack", () => {
   const deep = Array.from({ length: 20000 }, (_, i) => `l${i % 7}`);
   const name: Name = { path: deep, label: "end" };
-  const t = Trie.empty<number>().insert(name, 1).trie.insert({ path: deep.slice(0, 5), label: null }, 2).trie;
+  const t = Trie.empty<number>()
+    .insert(name, 1)
+    .trie.insert({ path: deep.slice(0, 5), label: null }, 2).trie;
   assert.equal(t.find(name), 1);
   assert.equal(t.all().length, 2);
-  assert.equal(t.fold(deep.slice(0, 3), (_n, v, acc) => acc + v, 0), 3);
+  assert.equal(
+    t.fold(deep.slice(0, 3), (_n, v, acc) => acc + v, 0),
+    3,
+  );
   assert.equal(t.collect(name).length, 2);
   assert.equal(t.remove(name).size, 1);
 });
@@ -173,7 +260,10 @@ test("property: trie behaves like a map keyed by label lists, all() in label-lis
       }
       assert.equal(t.size, model.size);
       const expected = [...model.values()].sort((x, y) => compareLabels(x.labels, y.labels)).map((e) => [e.labels, e.v]);
-      assert.deepEqual(t.all().map(([k, v]) => [nameLabels(k), v]), expected);
+      assert.deepEqual(
+        t.all().map(([k, v]) => [nameLabels(k), v]),
+        expected,
+      );
     }),
   );
 });

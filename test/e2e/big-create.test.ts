@@ -46,7 +46,10 @@ describe("albatross-client's create with the image inside the certificate", () =
             await ok(dir, ["add-policy", "user", "4", "--mem", "1024", "--cpu", "0", "--csr"]);
             await ok(dir, ["sign", "cacert.pem", "db", "ca.key", "user.req"]);
             const remote = ["--ca=user.pem", "--ca-key=user.key", "--server-ca=cacert.pem", "--destination", ep.dest];
-            for (const [name, size] of [["big", 3 * MiB], ["huge", 12 * MiB]] as const) {
+            for (const [name, size] of [
+              ["big", 3 * MiB],
+              ["huge", 12 * MiB],
+            ] as const) {
               writeFileSync(join(dir, `${name}.img`), bigImage(size));
               await ok(dir, ["create", name, `${name}.img`, "--csr", "--arg=--standin-run"]);
               await ok(dir, ["sign", "user.pem", "db", "user.key", `${name}.req`]);

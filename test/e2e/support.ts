@@ -75,10 +75,14 @@ export interface RunningEndpoint {
  */
 export async function startEndpoint(cwd: string, tmpdir: string, extra: string[] = []): Promise<RunningEndpoint> {
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const ep = spawn(process.execPath, [CLI, "endpoint", "cacert.pem", "server.pem", "server.key", "--ip", "127.0.0.1", "--port", String(port), "--tmpdir", tmpdir, ...extra], {
-    cwd,
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  const ep = spawn(
+    process.execPath,
+    [CLI, "endpoint", "cacert.pem", "server.pem", "server.key", "--ip", "127.0.0.1", "--port", String(port), "--tmpdir", tmpdir, ...extra],
+    {
+      cwd,
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
   let log = "";
   ep.stderr.on("data", (d: Buffer) => (log += d.toString()));
   try {

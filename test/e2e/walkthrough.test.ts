@@ -70,14 +70,19 @@ describe("the albatross README walkthrough with dromedary", () => {
 
             // 8. steps 5-7 in one: a leaf signed on the fly by the user's CA key
             const remote = ["--ca=user.pem", "--ca-key=user.key", "--server-ca=cacert.pem", "--destination", dest];
-            assert.match(await ok(dir, ["create", "hello2", "hello-key.hvt", ...remote, "--arg=--hello=albatross-hi", "--arg=--standin-run", "--cpu=1"]), /success: created unikernel/);
+            assert.match(
+              await ok(dir, ["create", "hello2", "hello-key.hvt", ...remote, "--arg=--hello=albatross-hi", "--arg=--standin-run", "--cpu=1"]),
+              /success: created unikernel/,
+            );
 
             // what the user sees: both unikernels (names relative to its path), and a console
             const info = await ok(dir, ["info", ...remote, "--json"]);
             const names = info
               .trim()
               .split("\n")
-              .flatMap((l) => ((JSON.parse(l) as { payload: { reply?: { unikernels?: Array<{ name: string }> } } }).payload.reply?.unikernels ?? []).map((u) => u.name));
+              .flatMap((l) =>
+                ((JSON.parse(l) as { payload: { reply?: { unikernels?: Array<{ name: string }> } } }).payload.reply?.unikernels ?? []).map((u) => u.name),
+              );
             assert.deepEqual(names.sort(), [":hello", ":hello2"]);
             const consoleOut = await readUntil(dir, ["console", "hello", ...remote], /Hello, World/);
             assert.match(consoleOut, /console \S+: Hello, World/);

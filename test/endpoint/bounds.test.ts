@@ -11,7 +11,21 @@ import { nameToString } from "../../src/core/name.js";
 import { ChunkReader } from "../../src/transport/chunks.js";
 import { decodeWire } from "../../src/commands/codec.js";
 import type { Wire } from "../../src/commands/types.js";
-import { cmds, endpointFixture, exchange, fail, failureText, keyPem, leaf, pem, str, type FakeDaemons, type Node, type Pki, type Running } from "../support/endpoint.js";
+import {
+  cmds,
+  endpointFixture,
+  exchange,
+  fail,
+  failureText,
+  keyPem,
+  leaf,
+  pem,
+  str,
+  type FakeDaemons,
+  type Node,
+  type Pki,
+  type Running,
+} from "../support/endpoint.js";
 
 let pki: Pki;
 let fake: FakeDaemons;
@@ -26,7 +40,14 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** A TLS client that uploads `pieces` one every `gapMs`, then the terminator; its replies. */
 function slowUpload(chain: Node[], pieces: Uint8Array[], gapMs: number): Promise<Wire[]> {
   return new Promise((resolve) => {
-    const s = tls.connect({ host: "127.0.0.1", port: ep.port, ca: pem(pki.root), cert: pem(...chain), key: keyPem(chain[0]!), checkServerIdentity: () => undefined });
+    const s = tls.connect({
+      host: "127.0.0.1",
+      port: ep.port,
+      ca: pem(pki.root),
+      cert: pem(...chain),
+      key: keyPem(chain[0]!),
+      checkServerIdentity: () => undefined,
+    });
     s.on("error", () => undefined);
     const replies: Wire[] = [];
     const reader = new ChunkReader(s, { maxChunk: 1 << 24 });
@@ -56,7 +77,11 @@ describe("endpoint: image uploads are bounded", () => {
   it("one image at a time (--max-image-uploads 1): a second create waits, and is told the endpoint is busy after the upload timeout", async () => {
     const l = await leaf(pki.arc, "web", cmds.create({ image: new Uint8Array(0) }));
     // the first keeps sending (never idle for 800 ms) for about 2 s
-    const first = slowUpload([l, pki.arc], Array.from({ length: 7 }, (_, i) => Uint8Array.of(i)), 300);
+    const first = slowUpload(
+      [l, pki.arc],
+      Array.from({ length: 7 }, (_, i) => Uint8Array.of(i)),
+      300,
+    );
     await sleep(150);
     const t0 = Date.now();
     const second = await exchange({ port: ep.port, chain: [l, pki.arc], ca: pki.root, upload: [Uint8Array.of(1)] });
@@ -66,13 +91,19 @@ describe("endpoint: image uploads are bounded", () => {
     await ep.waitLog(/no image upload slot within 800 ms/);
     // the first one completes, and then the slot is free again
     const r1 = await first;
-    assert.deepEqual(r1.map((w) => w.payload), [str("ok")]);
+    assert.deepEqual(
+      r1.map((w) => w.payload),
+      [str("ok")],
+    );
     // (released when the endpoint is done with the connection, which may be just after the
     // client saw it close)
     for (let i = 0; i < 100 && ep.ep.imageSlots.inUse !== 0; i++) await sleep(20);
     assert.equal(ep.ep.imageSlots.inUse, 0);
     const third = await exchange({ port: ep.port, chain: [l, pki.arc], ca: pki.root, upload: [Uint8Array.of(1, 2, 3)] });
-    assert.deepEqual(third.replies.map((w) => w.payload), [str("ok")]);
+    assert.deepEqual(
+      third.replies.map((w) => w.payload),
+      [str("ok")],
+    );
   });
 
   it("an image over --max-image-size is refused before anything reaches a daemon; the slot is freed", async () => {
@@ -98,7 +129,9 @@ describe("endpoint: a daemon's Failure ends a stream with exactly one reply", ()
 
   it("block dump refused by hostd: one reply", async () => {
     fake.behaviour = (w) =>
-      w.payload.kind === "command" && w.payload.command.kind === "policy-add" ? { replies: [str("added policy")] } : { replies: [fail("dump block: not found")], close: true };
+      w.payload.kind === "command" && w.payload.command.kind === "policy-add"
+        ? { replies: [str("added policy")] }
+        : { replies: [fail("dump block: not found")], close: true };
     const r = await exchange({ port: ep.port, chain: [await leaf(pki.arc, ".", cmds.blockDump), pki.arc], ca: pki.root });
     assert.deepEqual(r.replies.map(failureText), ["dump block: not found"]);
   });

@@ -17,7 +17,22 @@ import { fileURLToPath } from "node:url";
 import { decodeWire } from "../../src/commands/codec.js";
 import { ChunkReader } from "../../src/transport/chunks.js";
 import { ADDON_ENV } from "../../src/endpoint/addon.js";
-import { FakeDaemons, cmds, exchange, keyPem, leaf, make, makePki, pem, startEndpoint, tempDir, writeFiles, type Node, type Pki, type Running } from "../support/endpoint.js";
+import {
+  FakeDaemons,
+  cmds,
+  exchange,
+  keyPem,
+  leaf,
+  make,
+  makePki,
+  pem,
+  startEndpoint,
+  tempDir,
+  writeFiles,
+  type Node,
+  type Pki,
+  type Running,
+} from "../support/endpoint.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const MiB = 1 << 20;
@@ -132,9 +147,16 @@ describe("large client certificate chains", () => {
         const l = chain[0]!;
         fake.received.length = 0;
         const r = await exchange({ port: ep.port, chain, ca: pki.root });
-        assert.deepEqual(r.replies.map((w) => w.payload), [okReply], r.error);
+        assert.deepEqual(
+          r.replies.map((w) => w.payload),
+          [okReply],
+          r.error,
+        );
         const w = fake.of("vmmd").at(-1);
-        assert.deepEqual(fake.of("vmmd").map((x) => (x.payload.kind === "command" ? x.payload.command.kind : "")), chain.length > 1 ? ["policy-add", "unikernel-create"] : ["unikernel-create"]);
+        assert.deepEqual(
+          fake.of("vmmd").map((x) => (x.payload.kind === "command" ? x.payload.command.kind : "")),
+          chain.length > 1 ? ["policy-add", "unikernel-create"] : ["unikernel-create"],
+        );
         assert.ok(w && w.payload.kind === "command" && w.payload.command.kind === "unikernel-create");
         assert.equal(Buffer.compare(Buffer.from(w.payload.command.config.image), images.get(l)!), 0, "the image arrived unchanged");
       }
@@ -147,12 +169,21 @@ describe("large client certificate chains", () => {
   it("a chain over --max-chain-size is refused with its size (and OpenSSL's alert), a concurrent small request is served", async () => {
     const ep = await endpoint({ maxChainSize: MiB });
     try {
-      const [refused, served] = await Promise.all([exchange({ port: ep.port, chain: [big2], ca: pki.root }), exchange({ port: ep.port, chain: [small], ca: pki.root })]);
-      assert.deepEqual(served.replies.map((w) => w.payload.kind), ["reply"]);
+      const [refused, served] = await Promise.all([
+        exchange({ port: ep.port, chain: [big2], ca: pki.root }),
+        exchange({ port: ep.port, chain: [small], ca: pki.root }),
+      ]);
+      assert.deepEqual(
+        served.replies.map((w) => w.payload.kind),
+        ["reply"],
+      );
       assert.equal(refused.replies.length, 0);
       assert.match(refused.error ?? "", /illegal parameter|ILLEGAL_PARAMETER/i);
       const line = await ep.waitLog(/client certificate chain of/);
-      assert.equal(line, `error establishing TLS connection from ${line.split(" ")[5]} client certificate chain of ${sentSize(big2, pki.root)} bytes refused: over --max-chain-size (${MiB} bytes)`);
+      assert.equal(
+        line,
+        `error establishing TLS connection from ${line.split(" ")[5]} client certificate chain of ${sentSize(big2, pki.root)} bytes refused: over --max-chain-size (${MiB} bytes)`,
+      );
       assert.equal(ep.logs.filter((l) => /big|chain|excessive/i.test(l.message)).length, 1, "one line for the refusal");
       assert.equal(fake.of("vmmd").filter((w) => w.payload.kind === "command" && w.payload.command.kind === "unikernel-create").length, 0);
     } finally {
@@ -168,11 +199,21 @@ describe("large client certificate chains", () => {
       await new Promise((r) => setTimeout(r, 150));
       assert.equal(ep.ep.chainBudget.inUse, sentSize(big2, pki.root), "the first one holds its chain's size");
       const second = exchange({ port: ep.port, chain: [big2], ca: pki.root });
-      await ep.waitLog(new RegExp(`client certificate chain of ${sentSize(big2, pki.root)} bytes waits for memory \\(--chain-memory ${3 * MiB} bytes: ${sentSize(big2, pki.root)} in use`));
+      await ep.waitLog(
+        new RegExp(
+          `client certificate chain of ${sentSize(big2, pki.root)} bytes waits for memory \\(--chain-memory ${3 * MiB} bytes: ${sentSize(big2, pki.root)} in use`,
+        ),
+      );
       // a small one is not held up meanwhile
-      assert.deepEqual((await exchange({ port: ep.port, chain: [small], ca: pki.root })).replies.map((w) => w.payload.kind), ["reply"]);
+      assert.deepEqual(
+        (await exchange({ port: ep.port, chain: [small], ca: pki.root })).replies.map((w) => w.payload.kind),
+        ["reply"],
+      );
       assert.deepEqual((await first.done).replies, ["ok"]);
-      assert.deepEqual((await second).replies.map((w) => w.payload), [okReply]);
+      assert.deepEqual(
+        (await second).replies.map((w) => w.payload),
+        [okReply],
+      );
       await until(() => ep.ep.chainBudget.inUse === 0, "all released");
     } finally {
       await ep.close();
@@ -186,9 +227,17 @@ describe("large client certificate chains", () => {
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(ep.ep.chainBudget.inUse, sentSize(big2, pki.root));
       const waiting = exchange({ port: ep.port, chain: [big2], ca: pki.root });
-      for (let i = 0; i < 3; i++) assert.deepEqual((await exchange({ port: ep.port, chain: [small], ca: pki.root })).replies.map((w) => w.payload.kind), ["reply"]);
+      for (let i = 0; i < 3; i++)
+        assert.deepEqual(
+          (await exchange({ port: ep.port, chain: [small], ca: pki.root })).replies.map((w) => w.payload.kind),
+          ["reply"],
+        );
       assert.equal((await waiting).replies.length, 0);
-      await ep.waitLog(new RegExp(`TLS handshake timed out waiting for memory for a client certificate chain of ${sentSize(big2, pki.root)} bytes \\(--chain-memory ${3 * MiB} bytes: ${sentSize(big2, pki.root)} in use, 1 waiting\\)`));
+      await ep.waitLog(
+        new RegExp(
+          `TLS handshake timed out waiting for memory for a client certificate chain of ${sentSize(big2, pki.root)} bytes \\(--chain-memory ${3 * MiB} bytes: ${sentSize(big2, pki.root)} in use, 1 waiting\\)`,
+        ),
+      );
       // the stalled one: 700 ms + 2 s for its 2 MiB, then cut off
       assert.deepEqual((await stalled.done).replies, []);
       await ep.waitLog(/TLS handshake timed out$/, 5000);
@@ -216,11 +265,19 @@ describe("large client certificate chains", () => {
       const dir = tempDir();
       const f = writeFiles(dir, { "ca.pem": pem(pki.root), "big.pem": pem(big3), "big.key": keyPem(big3) });
       const out = await new Promise<string>((resolve) => {
-        const p = execFile("openssl", ["s_client", "-connect", `127.0.0.1:${ep.port}`, "-CAfile", f["ca.pem"]!, "-cert", f["big.pem"]!, "-key", f["big.key"]!, "-ign_eof"], { timeout: 20_000, maxBuffer: 16 << 20 }, (_e, so, se) => resolve(`${so}${se}`));
+        const p = execFile(
+          "openssl",
+          ["s_client", "-connect", `127.0.0.1:${ep.port}`, "-CAfile", f["ca.pem"]!, "-cert", f["big.pem"]!, "-key", f["big.key"]!, "-ign_eof"],
+          { timeout: 20_000, maxBuffer: 16 << 20 },
+          (_e, so, se) => resolve(`${so}${se}`),
+        );
         p.stdin!.end();
       });
       assert.match(out, /CONNECTED/);
-      assert.ok(fake.of("vmmd").some((w) => w.payload.kind === "command" && w.payload.command.kind === "unikernel-create"), out.slice(-2000));
+      assert.ok(
+        fake.of("vmmd").some((w) => w.payload.kind === "command" && w.payload.command.kind === "unikernel-create"),
+        out.slice(-2000),
+      );
     } finally {
       await ep.close();
     }
@@ -246,14 +303,21 @@ describe("the client side", () => {
 });
 
 /** `dromedary endpoint` in a child process (its log on stderr). */
-async function cliEndpoint(env: NodeJS.ProcessEnv, args: string[] = []): Promise<{ port: number; child: ChildProcess; log: () => string; waitLog: (re: RegExp) => Promise<void>; stop: () => Promise<void> }> {
+async function cliEndpoint(
+  env: NodeJS.ProcessEnv,
+  args: string[] = [],
+): Promise<{ port: number; child: ChildProcess; log: () => string; waitLog: (re: RegExp) => Promise<void>; stop: () => Promise<void> }> {
   const dir = tempDir();
   const f = writeFiles(dir, { "ca.pem": pem(pki.root), "server.pem": pem(pki.server), "server.key": keyPem(pki.server) });
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const child = spawn(process.execPath, [CLI, "endpoint", f["ca.pem"]!, f["server.pem"]!, f["server.key"]!, "--ip", "127.0.0.1", "--port", String(port), "--tmpdir", tmp, "-v", ...args], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, "endpoint", f["ca.pem"]!, f["server.pem"]!, f["server.key"]!, "--ip", "127.0.0.1", "--port", String(port), "--tmpdir", tmp, "-v", ...args],
+    {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
   let log = "";
   child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
   const waitLog = async (re: RegExp) => {
@@ -274,7 +338,10 @@ async function cliEndpoint(env: NodeJS.ProcessEnv, args: string[] = []): Promise
 }
 
 describe("without the native addon (a child process pointed at a missing or broken build)", () => {
-  for (const [what, file] of [["missing", "/nonexistent/max_cert_list.node"], ["broken", ""]] as const) {
+  for (const [what, file] of [
+    ["missing", "/nonexistent/max_cert_list.node"],
+    ["broken", ""],
+  ] as const) {
     it(`${what}: the endpoint starts, says once that chains over 100 KiB will be refused and why, logs each refusal with its size`, async () => {
       let path: string = file;
       if (what === "broken") {
@@ -283,8 +350,14 @@ describe("without the native addon (a child process pointed at a missing or brok
       }
       const ep = await cliEndpoint({ [ADDON_ENV]: path });
       try {
-        const [refused, served] = await Promise.all([exchange({ port: ep.port, chain: [big2], ca: pki.root }), exchange({ port: ep.port, chain: [small], ca: pki.root })]);
-        assert.deepEqual(served.replies.map((w) => w.payload.kind), ["reply"]);
+        const [refused, served] = await Promise.all([
+          exchange({ port: ep.port, chain: [big2], ca: pki.root }),
+          exchange({ port: ep.port, chain: [small], ca: pki.root }),
+        ]);
+        assert.deepEqual(
+          served.replies.map((w) => w.payload.kind),
+          ["reply"],
+        );
         assert.equal(refused.replies.length, 0);
         const second = await exchange({ port: ep.port, chain: [big3], ca: pki.root });
         assert.equal(second.replies.length, 0);
@@ -293,9 +366,16 @@ describe("without the native addon (a child process pointed at a missing or brok
         const why = what === "missing" ? `native addon not built for Node ${process.version}: no ${path}` : `native addon ${path} does not load: `;
         const warnings = lines.filter((l) => /will be refused/.test(l));
         assert.equal(warnings.length, 1, ep.log());
-        assert.ok(warnings[0]!.includes(`[WARNING] client certificate chains over 102400 bytes (OpenSSL's default limit) will be refused — e.g. albatross-client's create with the image inside the certificate: ${why}`), warnings[0]);
+        assert.ok(
+          warnings[0]!.includes(
+            `[WARNING] client certificate chains over 102400 bytes (OpenSSL's default limit) will be refused — e.g. albatross-client's create with the image inside the certificate: ${why}`,
+          ),
+          warnings[0],
+        );
         for (const l of [big2, big3]) {
-          const hits = lines.filter((x) => x.includes(`client certificate chain of ${sentSize(l, pki.root)} bytes refused: over OpenSSL's limit of 102400 bytes (${why}`));
+          const hits = lines.filter((x) =>
+            x.includes(`client certificate chain of ${sentSize(l, pki.root)} bytes refused: over OpenSSL's limit of 102400 bytes (${why}`),
+          );
           assert.equal(hits.length, 1, ep.log());
         }
         assert.equal(lines.filter((l) => /excessive message size/.test(l)).length, 0, "OpenSSL's own error is not logged again");

@@ -18,7 +18,10 @@ interface Done {
   stderr: string;
 }
 
-function run(args: string[], opts: { env?: NodeJS.ProcessEnv; stdio0?: net.Socket } = {}): { child: ChildProcess; done: Promise<Done>; stderrHas: (re: RegExp) => Promise<void> } {
+function run(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; stdio0?: net.Socket } = {},
+): { child: ChildProcess; done: Promise<Done>; stderrHas: (re: RegExp) => Promise<void> } {
   const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...opts.env }, stdio: [opts.stdio0 ?? "ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
@@ -26,10 +29,11 @@ function run(args: string[], opts: { env?: NodeJS.ProcessEnv; stdio0?: net.Socke
   child.stdout!.on("data", (d) => (stdout += d));
   child.stderr!.on("data", (d) => {
     stderr += d;
-    for (const w of [...watchers]) if (w.re.test(stderr)) {
-      watchers.splice(watchers.indexOf(w), 1);
-      w.resolve();
-    }
+    for (const w of [...watchers])
+      if (w.re.test(stderr)) {
+        watchers.splice(watchers.indexOf(w), 1);
+        w.resolve();
+      }
   });
   const done = new Promise<Done>((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
   return {
@@ -126,7 +130,9 @@ describe("dromedary endpoint: command line", () => {
   });
 
   it("systemd socket activation without LISTEN_FDS fails", async () => {
-    const r = await run(["endpoint", f["cacert.pem"]!, f["server.pem"]!, f["server.key"]!, "--systemd-socket-activation", "--tmpdir", tmp], { env: { LISTEN_FDS: "", LISTEN_PID: "" } }).done;
+    const r = await run(["endpoint", f["cacert.pem"]!, f["server.pem"]!, f["server.key"]!, "--systemd-socket-activation", "--tmpdir", tmp], {
+      env: { LISTEN_FDS: "", LISTEN_PID: "" },
+    }).done;
     assert.equal(r.code, 125);
     assert.match(r.stderr, /Systemd socket activation error/);
   });
@@ -157,7 +163,20 @@ describe("dromedary endpoint: serving", () => {
   it("a connection to the daemon is opened ahead of the next request; --no-spare-connections opens none", async () => {
     for (const spares of [true, false]) {
       const port = await freePort();
-      const ep = run(["endpoint", f["cacert.pem"]!, f["server.pem"]!, f["server.key"]!, "--ip", "127.0.0.1", "--port", String(port), "--tmpdir", tmp, "-v", ...(spares ? [] : ["--no-spare-connections"])]);
+      const ep = run([
+        "endpoint",
+        f["cacert.pem"]!,
+        f["server.pem"]!,
+        f["server.key"]!,
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--tmpdir",
+        tmp,
+        "-v",
+        ...(spares ? [] : ["--no-spare-connections"]),
+      ]);
       try {
         await ep.stderrHas(/listening on 127\.0\.0\.1:\d+/);
         const before = fake.accepted.vmmd;
@@ -183,7 +202,9 @@ describe("dromedary endpoint: serving", () => {
     try {
       await ep.stderrHas(/listening on/);
       const jump = (...args: string[]) => {
-        const c = spawn(process.execPath, [JUMP, `127.0.0.1:${port}`, f["arc.pem"]!, f["arc.key"]!, f["cacert.pem"]!, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+        const c = spawn(process.execPath, [JUMP, `127.0.0.1:${port}`, f["arc.pem"]!, f["arc.key"]!, f["cacert.pem"]!, ...args], {
+          stdio: ["ignore", "pipe", "pipe"],
+        });
         let stdout = "";
         let stderr = "";
         c.stdout.on("data", (d) => (stdout += d));
@@ -193,7 +214,10 @@ describe("dromedary endpoint: serving", () => {
       const info = await jump("unikernel-info", "web");
       assert.equal(info.code, 0, info.stderr);
       assert.equal(info.stdout, "host [unikernel: arc:web]: no unikernels\n");
-      fake.behaviour = (w) => (w.payload.kind === "command" && w.payload.command.kind === "unikernel-destroy" ? { replies: [{ kind: "failure", message: new TextEncoder().encode("destroy: not found") }], close: true } : defaultBehaviour(w, "vmmd"));
+      fake.behaviour = (w) =>
+        w.payload.kind === "command" && w.payload.command.kind === "unikernel-destroy"
+          ? { replies: [{ kind: "failure", message: new TextEncoder().encode("destroy: not found") }], close: true }
+          : defaultBehaviour(w, "vmmd");
       const destroy = await jump("unikernel-destroy", "web");
       assert.equal(destroy.code, 117);
       assert.match(destroy.stderr, /host \[unikernel: arc:web\]: command failed destroy: not found/);
@@ -221,7 +245,13 @@ describe("dromedary endpoint: serving", () => {
     try {
       const port = (server.address() as net.AddressInfo).port;
       const got: string[] = [];
-      const code = await runCertificate({ cert: f["foo.pem"]!, key: f["foo.key"]!, serverCa: f["cacert.pem"]!, destination: { host: "127.0.0.1", port }, onMessage: (w) => void got.push(w.payload.kind) });
+      const code = await runCertificate({
+        cert: f["foo.pem"]!,
+        key: f["foo.key"]!,
+        serverCa: f["cacert.pem"]!,
+        destination: { host: "127.0.0.1", port },
+        onMessage: (w) => void got.push(w.payload.kind),
+      });
       assert.equal(code, 0);
       assert.deepEqual(got, ["reply"]);
       const d = await children[0]!;
@@ -238,9 +268,16 @@ describe("dromedary endpoint: serving", () => {
     const port = (listener.address() as net.AddressInfo).port;
     const fd = (listener as unknown as { _handle: { fd: number } })._handle.fd;
     const ep = (() => {
-      const child = spawn("sh", ["-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "${process.execPath}" "${MAIN}" endpoint "${f["cacert.pem"]}" "${f["server.pem"]}" "${f["server.key"]}" --systemd-socket-activation --tmpdir "${tmp}" -v`], {
-        stdio: ["ignore", "pipe", "pipe", fd],
-      });
+      const child = spawn(
+        "sh",
+        [
+          "-c",
+          `LISTEN_PID=$$ LISTEN_FDS=1 exec "${process.execPath}" "${MAIN}" endpoint "${f["cacert.pem"]}" "${f["server.pem"]}" "${f["server.key"]}" --systemd-socket-activation --tmpdir "${tmp}" -v`,
+        ],
+        {
+          stdio: ["ignore", "pipe", "pipe", fd],
+        },
+      );
       let stderr = "";
       child.stderr!.on("data", (d) => (stderr += d));
       return { child, stderr: () => stderr, done: new Promise((r) => child.on("close", r)) };
@@ -250,7 +287,13 @@ describe("dromedary endpoint: serving", () => {
       for (let i = 0; i < 100 && !/listening on the systemd socket/.test(ep.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
       assert.match(ep.stderr(), /listening on the systemd socket/);
       const got: string[] = [];
-      const code = await runCertificate({ cert: f["foo.pem"]!, key: f["foo.key"]!, serverCa: f["cacert.pem"]!, destination: { host: "127.0.0.1", port }, onMessage: (w) => void got.push(w.payload.kind) });
+      const code = await runCertificate({
+        cert: f["foo.pem"]!,
+        key: f["foo.key"]!,
+        serverCa: f["cacert.pem"]!,
+        destination: { host: "127.0.0.1", port },
+        onMessage: (w) => void got.push(w.payload.kind),
+      });
       assert.equal(code, 0);
       assert.deepEqual(got, ["reply"]);
     } finally {

@@ -40,7 +40,9 @@ async function until(cond: () => boolean, what: string, ms = 5000): Promise<void
 
 function within<T>(p: Promise<T>, what: string, ms = 5000): Promise<T> {
   let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)))]).finally(() => clearTimeout(t));
+  return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)))]).finally(() =>
+    clearTimeout(t),
+  );
 }
 
 type Listener = Awaited<ReturnType<typeof listener>>;
@@ -173,13 +175,22 @@ describe("endpoint: daemon connections opened ahead", () => {
       const r2 = await exchange({ port: ep.port, chain: [await leaf(pki.root, "bar", cmds.info)], ca: pki.root });
       assert.equal(r2.replies[0]!.payload.kind, "reply");
       assert.equal(ep.ep.daemons.spareHits, 1);
-      assert.deepEqual(fake.of("vmmd").map((w) => w.header.name.label), ["foo", "bar"]);
+      assert.deepEqual(
+        fake.of("vmmd").map((w) => w.header.name.label),
+        ["foo", "bar"],
+      );
 
       // a chain whose policies widen is refused before any daemon is asked: the spare
       // stays as it was, unwritten
       await until(() => ep.ep.daemons.spareCount === 1, "the next spare");
       fake.received.length = 0;
-      const wide = await make({ profile: "intermediate", cn: "sub", issuer: pki.arc, policy: policy({ unikernels: 5n, cpuids: [0], memory: 64, bridges: ["service"] }), seconds: 300 });
+      const wide = await make({
+        profile: "intermediate",
+        cn: "sub",
+        issuer: pki.arc,
+        policy: policy({ unikernels: 5n, cpuids: [0], memory: 64, bridges: ["service"] }),
+        seconds: 300,
+      });
       const refused = await exchange({ port: ep.port, chain: [await leaf(wide, "x", cmds.info), wide, pki.arc], ca: pki.root });
       assert.match(failureText(refused.replies[0]!) ?? "", /widen/);
       assert.equal(fake.received.length, 0);
@@ -192,7 +203,10 @@ describe("endpoint: daemon connections opened ahead", () => {
       await until(() => ep.ep.daemons.spareCount === 0, "the dead spare to be dropped");
       const r3 = await exchange({ port: ep.port, chain: [await leaf(pki.root, "baz", cmds.info)], ca: pki.root });
       assert.equal(r3.replies[0]!.payload.kind, "reply", failureText(r3.replies[0]!) ?? "");
-      assert.deepEqual(fake.of("vmmd").map((w) => w.header.name.label), ["baz"]);
+      assert.deepEqual(
+        fake.of("vmmd").map((w) => w.header.name.label),
+        ["baz"],
+      );
     } finally {
       await ep.close();
       await fake.close();

@@ -46,8 +46,20 @@ describe("end to end with hostd", () => {
   it("tenants: limits from the chain, isolation by name, widening chains refused", async (t) => {
     if (skip !== false) return t.skip(skip);
     const pki = await makePki(); // arc: 1 unikernel, cpu 0, 64 MB, no block
-    const bob = await make({ profile: "intermediate", cn: "bob", issuer: pki.root, policy: policy({ unikernels: 2n, cpuids: [0], memory: 64, block: 20, bridges: [] }), seconds: 3600 });
-    const wide = await make({ profile: "intermediate", cn: "wide", issuer: pki.arc, policy: policy({ unikernels: 3n, cpuids: [0], memory: 64, bridges: [] }), seconds: 3600 });
+    const bob = await make({
+      profile: "intermediate",
+      cn: "bob",
+      issuer: pki.root,
+      policy: policy({ unikernels: 2n, cpuids: [0], memory: 64, block: 20, bridges: [] }),
+      seconds: 3600,
+    });
+    const wide = await make({
+      profile: "intermediate",
+      cn: "wide",
+      issuer: pki.arc,
+      policy: policy({ unikernels: 3n, cpuids: [0], memory: 64, bridges: [] }),
+      seconds: 3600,
+    });
     const dir = tempDir();
     const f = writeFiles(dir, {
       "arc.pem": pem(pki.arc),
@@ -58,20 +70,22 @@ describe("end to end with hostd", () => {
       "wide.key": keyPem(wide),
       "cacert.pem": pem(pki.root),
     });
-    const as = (ca: string) => async (command: Command, name = rootName): Promise<Reply> => {
-      const wires: Wire[] = [];
-      const code = await runRemote({
-        destination: { host: "127.0.0.1", port: ep.port },
-        command,
-        name,
-        ca: f[`${ca}.pem`]!,
-        caKey: f[`${ca}.key`]!,
-        serverCa: f["cacert.pem"]!,
-        keyType: "ed25519",
-        onMessage: (w) => void wires.push(w),
-      });
-      return { code, texts: wires.map(text), wires };
-    };
+    const as =
+      (ca: string) =>
+      async (command: Command, name = rootName): Promise<Reply> => {
+        const wires: Wire[] = [];
+        const code = await runRemote({
+          destination: { host: "127.0.0.1", port: ep.port },
+          command,
+          name,
+          ca: f[`${ca}.pem`]!,
+          caKey: f[`${ca}.key`]!,
+          serverCa: f["cacert.pem"]!,
+          keyType: "ed25519",
+          onMessage: (w) => void wires.push(w),
+        });
+        return { code, texts: wires.map(text), wires };
+      };
     let ep: Awaited<ReturnType<typeof startEndpoint>>;
     await withNetns((ns) =>
       withHostd(ns, async (env) => {
@@ -106,7 +120,10 @@ describe("end to end with hostd", () => {
           const w = await as("wide")({ kind: "unikernel-info" });
           assert.equal(w.code, 117);
           assert.match(w.texts[0]!, /^failure: delegated policies in the certificate chain widen/);
-          assert.equal(env.hostdLog.slice(before).some((l) => l.includes("wide")), false);
+          assert.equal(
+            env.hostdLog.slice(before).some((l) => l.includes("wide")),
+            false,
+          );
           // the refused chain changed nothing: arc's unikernel is still there
           assert.deepEqual((await arc({ kind: "unikernel-info" }, parseName("web1"))).texts, ["unikernels: web1"]);
 
@@ -116,6 +133,5 @@ describe("end to end with hostd", () => {
         }
       }),
     );
-
   });
 });

@@ -74,8 +74,14 @@ describe("forwarding (daemon.md §6)", () => {
     assert.equal(failureText(r1.replies[0]!), null);
     assert.equal(nameToString(r1.replies[0]!.header.name), "arc:team:web");
     const sent = commandsSent();
-    assert.deepEqual(sent.map((w) => nameToString(w.header.name)), ["arc:team:", "arc:", "arc:team:web"]);
-    assert.deepEqual(sent.map((w) => (w.payload.kind === "command" ? w.payload.command.kind : "")), ["policy-add", "policy-add", "unikernel-create"]);
+    assert.deepEqual(
+      sent.map((w) => nameToString(w.header.name)),
+      ["arc:team:", "arc:", "arc:team:web"],
+    );
+    assert.deepEqual(
+      sent.map((w) => (w.payload.kind === "command" ? w.payload.command.kind : "")),
+      ["policy-add", "policy-add", "unikernel-create"],
+    );
     const seqs = sent.map((w) => w.header.sequence);
     assert.equal(seqs[1], seqs[0]! + 1n);
     assert.equal(seqs[2], seqs[1]! + 1n);
@@ -92,13 +98,21 @@ describe("forwarding (daemon.md §6)", () => {
         : defaultBehaviour(w, "vmmd");
     const l = await leaf(pki.arc, "second", cmds.create());
     const r = await exchange({ port: ep.port, chain: [l, pki.arc], ca: pki.root });
-    assert.equal(failureText(r.replies[0]!), "expected success when adding policy, got: host [unikernel: arc:]: command failed maximum amount of unikernels reached");
+    assert.equal(
+      failureText(r.replies[0]!),
+      "expected success when adding policy, got: host [unikernel: arc:]: command failed maximum amount of unikernels reached",
+    );
     assert.equal(r.replies[0]!.header.sequence, 0n);
     assert.equal(commandsSent().length, 1);
   });
 
   it("a chain whose policies widen is refused before anything reaches a daemon", async () => {
-    const wide = await make({ profile: "intermediate", cn: "wide", issuer: pki.arc, policy: policy({ unikernels: 5n, cpuids: [0], memory: 64, bridges: ["service"] }) });
+    const wide = await make({
+      profile: "intermediate",
+      cn: "wide",
+      issuer: pki.arc,
+      policy: policy({ unikernels: 5n, cpuids: [0], memory: 64, bridges: ["service"] }),
+    });
     const l = await leaf(wide, "x", cmds.info);
     const r = await exchange({ port: ep.port, chain: [l, wide, pki.arc], ca: pki.root });
     assert.match(failureText(r.replies[0]!) ?? "", /widen: policy of arc:wide: policy above allows 1 unikernels, which is fewer than 5/);
@@ -149,7 +163,14 @@ describe("forwarding (daemon.md §6)", () => {
     fake.behaviour = () => ({ replies: [str("subscribed")] }); // and then nothing, connection kept
     const l = await leaf(pki.arc, "web", cmds.console);
     await new Promise<void>((resolve) => {
-      const s = tls.connect({ host: "127.0.0.1", port: ep.port, ca: pem(pki.root), cert: pem(l, pki.arc), key: keyPem(l), checkServerIdentity: () => undefined });
+      const s = tls.connect({
+        host: "127.0.0.1",
+        port: ep.port,
+        ca: pem(pki.root),
+        cert: pem(l, pki.arc),
+        key: keyPem(l),
+        checkServerIdentity: () => undefined,
+      });
       s.on("error", () => undefined);
       s.once("data", () => {
         s.destroy();
@@ -174,32 +195,44 @@ describe("forwarding (daemon.md §6)", () => {
     const l = await leaf(pki.arc, ".", cmds.consoleList);
     const r = await exchange({ port: ep.port, chain: [l, pki.arc], ca: pki.root });
     assert.equal(fake.received[0]!.socket, "console");
-    assert.deepEqual(r.replies.map((w) => w.payload), [success({ kind: "consoles", names: [] })]);
+    assert.deepEqual(
+      r.replies.map((w) => w.payload),
+      [success({ kind: "consoles", names: [] })],
+    );
   });
 
   it("stats subscribe goes to stat.sock", async () => {
     fake.behaviour = () => ({ replies: [str("subscribed")], close: true });
     const r = await exchange({ port: ep.port, chain: [await leaf(pki.arc, "web", cmds.stats), pki.arc], ca: pki.root });
     assert.equal(fake.received[0]!.socket, "stat");
-    assert.deepEqual(r.replies.map((w) => failureText(w) ?? "reply"), ["reply", "exception while reading from fd"]);
+    assert.deepEqual(
+      r.replies.map((w) => failureText(w) ?? "reply"),
+      ["reply", "exception while reading from fd"],
+    );
   });
 
   it("block dump: the data is forwarded, `Data block no-data` becomes the final reply", async () => {
-    fake.behaviour = (w) => w.payload.kind === "command" && w.payload.command.kind === "policy-add" ? defaultBehaviour(w, "vmmd") : ({
-      replies: [
-        success({ kind: "block-device-image", compressed: false }),
-        data({ kind: "block-data", data: enc("abc") }),
-        data({ kind: "block-data", data: enc("def") }),
-        data({ kind: "block-end" }),
-      ],
-    });
+    fake.behaviour = (w) =>
+      w.payload.kind === "command" && w.payload.command.kind === "policy-add"
+        ? defaultBehaviour(w, "vmmd")
+        : {
+            replies: [
+              success({ kind: "block-device-image", compressed: false }),
+              data({ kind: "block-data", data: enc("abc") }),
+              data({ kind: "block-data", data: enc("def") }),
+              data({ kind: "block-end" }),
+            ],
+          };
     const r = await exchange({ port: ep.port, chain: [await leaf(pki.arc, "disk", cmds.blockDump), pki.arc], ca: pki.root });
     assert.equal(r.replies.length, 4);
     assert.deepEqual(r.replies[3]!.payload, data({ kind: "block-end" }));
     assert.equal(r.replies[3]!.header.sequence, 0n);
     assert.equal(nameToString(r.replies[3]!.header.name), "arc:disk");
     // policies first on the vmmd connection
-    assert.deepEqual(commandsSent().map((w) => (w.payload.kind === "command" ? w.payload.command.kind : "")), ["policy-add", "block-dump"]);
+    assert.deepEqual(
+      commandsSent().map((w) => (w.payload.kind === "command" ? w.payload.command.kind : "")),
+      ["policy-add", "block-dump"],
+    );
   });
 
   it("block set: raw chunks are copied to the daemon, then the terminator, then the reply", async () => {
@@ -209,9 +242,15 @@ describe("forwarding (daemon.md §6)", () => {
       ca: pki.root,
       upload: [enc("chunk-1"), enc("chunk-2")],
     });
-    assert.deepEqual(r.replies.map((w) => w.payload), [str("set block device")]);
+    assert.deepEqual(
+      r.replies.map((w) => w.payload),
+      [str("set block device")],
+    );
     const raw = fake.received.filter((x) => x.raw || x.terminator);
-    assert.deepEqual(raw.map((x) => (x.raw ? dec(x.raw) : "END")), ["chunk-1", "chunk-2", "END"]);
+    assert.deepEqual(
+      raw.map((x) => (x.raw ? dec(x.raw) : "END")),
+      ["chunk-1", "chunk-2", "END"],
+    );
   });
 
   it("block set: a client stalling before the terminator gets Failure 'reading tls chunk' (daemon sees no terminator)", async () => {
@@ -225,7 +264,10 @@ describe("forwarding (daemon.md §6)", () => {
     });
     // the client keeps the connection open without sending more: the upload times out
     assert.equal(failureText(r.replies[0]!), "reading tls chunk");
-    assert.equal(fake.received.some((x) => x.terminator), false);
+    assert.equal(
+      fake.received.some((x) => x.terminator),
+      false,
+    );
     await ep.waitLog(/block upload stalled/);
   });
 
@@ -234,7 +276,10 @@ describe("forwarding (daemon.md §6)", () => {
     const pieces = [image.subarray(0, 100_000), image.subarray(100_000, 250_000), image.subarray(250_000)];
     const l = await leaf(pki.arc, "web", cmds.create({ image: new Uint8Array(0) }));
     const r = await exchange({ port: ep.port, chain: [l, pki.arc], ca: pki.root, upload: pieces });
-    assert.deepEqual(r.replies.map((w) => w.payload), [str("ok")]);
+    assert.deepEqual(
+      r.replies.map((w) => w.payload),
+      [str("ok")],
+    );
     const created = commandsSent()[1]!;
     assert.equal(created.payload.kind === "command" && created.payload.command.kind, "unikernel-create");
     const cfg = (created.payload as { command: { config: { image: Uint8Array } } }).command.config;
@@ -249,7 +294,7 @@ describe("forwarding (daemon.md §6)", () => {
     await ep.waitLog(/error retrieving unikernel image: no data for 500 ms/);
   });
 
-  it("a daemon that is not running: Failure \"couldn't reach service\"", async () => {
+  it('a daemon that is not running: Failure "couldn\'t reach service"', async () => {
     const tmp2 = tempDir();
     const ep2 = await startEndpoint(pki, tmp2);
     try {
@@ -265,7 +310,10 @@ describe("forwarding (daemon.md §6)", () => {
     try {
       const ok = await exchange({ port: quiet.port, chain: [await leaf(pki.root, "foo", cmds.info)], ca: pki.root });
       assert.equal(ok.replies.length, 1);
-      assert.deepEqual(quiet.logs.filter((l) => l.level === "info" || l.level === "debug"), []);
+      assert.deepEqual(
+        quiet.logs.filter((l) => l.level === "info" || l.level === "debug"),
+        [],
+      );
       // a refused chain is still reported
       const foreign = await makePki();
       await exchange({ port: quiet.port, chain: [await leaf(foreign.root, "foo", cmds.info)], ca: pki.root }).catch(() => undefined);

@@ -44,13 +44,16 @@ beforeEach(() => {
 /** The endpoint still answers a well-behaved client. */
 async function stillServing(): Promise<void> {
   const r = await exchange({ port: ep.port, chain: [good], ca: pki.root });
-  assert.deepEqual(r.replies.map((w) => w.payload), [success({ kind: "unikernel-info", unikernels: [] })]);
+  assert.deepEqual(
+    r.replies.map((w) => w.payload),
+    [success({ kind: "unikernel-info", unikernels: [] })],
+  );
 }
 
 function openssl(args: string[], input = ""): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     const p = execFile("openssl", args, { timeout: 10_000 }, (e, stdout, stderr) => {
-      const code = e ? (typeof (e as { code?: unknown }).code === "number" ? ((e as { code: number }).code) : -1) : 0;
+      const code = e ? (typeof (e as { code?: unknown }).code === "number" ? (e as { code: number }).code : -1) : 0;
       resolve({ code, out: `${stdout}\n${stderr}` });
     });
     p.stdin!.end(input);
@@ -164,7 +167,13 @@ describe("hostile clients (Node TLS client)", () => {
     const big = new Uint8Array(1 << 20);
     fake.behaviour = (w) =>
       w.payload.kind === "command" && w.payload.command.kind === "block-dump"
-        ? { replies: [success({ kind: "block-device-image", compressed: false }), ...Array.from({ length: 48 }, () => data({ kind: "block-data", data: big })), data({ kind: "block-end" })] }
+        ? {
+            replies: [
+              success({ kind: "block-device-image", compressed: false }),
+              ...Array.from({ length: 48 }, () => data({ kind: "block-data", data: big })),
+              data({ kind: "block-end" }),
+            ],
+          }
         : defaultBehaviour(w, "vmmd");
     const l = await leaf(pki.root, "disk", cmds.blockDump);
     const s = tls.connect({ host: "127.0.0.1", port: ep.port, ca: pem(pki.root), cert: pem(l), key: keyPem(l), checkServerIdentity: () => undefined });
@@ -182,7 +191,15 @@ describe("hostile clients (Node TLS client)", () => {
         let ticket: Buffer | null = null;
         let reused = false;
         let replies = 0;
-        const s = tls.connect({ host: "127.0.0.1", port: ep.port, ca: pem(pki.root), cert: pem(good), key: keyPem(good), checkServerIdentity: () => undefined, ...(session ? { session } : {}) });
+        const s = tls.connect({
+          host: "127.0.0.1",
+          port: ep.port,
+          ca: pem(pki.root),
+          cert: pem(good),
+          key: keyPem(good),
+          checkServerIdentity: () => undefined,
+          ...(session ? { session } : {}),
+        });
         s.on("session", (t: Buffer) => (ticket = t));
         s.on("secureConnect", () => (reused = s.isSessionReused()));
         s.on("data", () => replies++);
@@ -202,17 +219,25 @@ describe("hostile clients (Node TLS client)", () => {
     const ep2 = await startEndpoint(pki, tmp2, { maxConnections: 4, handshakeTimeoutMs: 2000 });
     try {
       const idle = await Promise.all(
-        Array.from({ length: 12 }, () => new Promise<net.Socket>((resolve) => {
-          const s = net.connect({ host: "127.0.0.1", port: ep2.port }, () => resolve(s));
-          s.on("error", () => undefined);
-        })),
+        Array.from(
+          { length: 12 },
+          () =>
+            new Promise<net.Socket>((resolve) => {
+              const s = net.connect({ host: "127.0.0.1", port: ep2.port }, () => resolve(s));
+              s.on("error", () => undefined);
+            }),
+        ),
       );
       await ep2.waitLog(/too many connections \(4\), dropped/);
       for (const s of idle) s.destroy();
       // concurrent well-behaved clients
       await new Promise((r) => setTimeout(r, 50));
       const results = await Promise.all(Array.from({ length: 4 }, () => exchange({ port: ep2.port, chain: [good], ca: pki.root })));
-      for (const r of results) assert.deepEqual(r.replies.map((w) => w.payload), [success({ kind: "unikernel-info", unikernels: [] })]);
+      for (const r of results)
+        assert.deepEqual(
+          r.replies.map((w) => w.payload),
+          [success({ kind: "unikernel-info", unikernels: [] })],
+        );
     } finally {
       await ep2.close();
       await fake2.close();
@@ -268,5 +293,3 @@ describe("hostile clients (openssl s_client)", () => {
     assert.match(r.out, /Verify return code: 0|verify return:1/);
   });
 });
-
-

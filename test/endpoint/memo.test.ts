@@ -29,7 +29,10 @@ describe("memo of CA signatures", () => {
   it("is not used for leaves issued by the CA directly", async () => {
     for (const cn of ["a", "b"]) {
       const r = await exchange({ port: ep.port, chain: [await leaf(pki.root, cn, cmds.info)], ca: pki.root });
-      assert.deepEqual(r.replies.map((w) => w.payload), infoReply);
+      assert.deepEqual(
+        r.replies.map((w) => w.payload),
+        infoReply,
+      );
     }
     assert.equal(ep.ep.signatures.size, 0);
   });
@@ -37,10 +40,16 @@ describe("memo of CA signatures", () => {
   it("answers for the same tenant CA on later connections; validity is still checked each time", async () => {
     const sig = ep.ep.signatures;
     const r1 = await exchange({ port: ep.port, chain: [await leaf(pki.arc, "one", cmds.info), pki.arc], ca: pki.root });
-    assert.deepEqual(r1.replies.map((w) => w.payload), infoReply);
+    assert.deepEqual(
+      r1.replies.map((w) => w.payload),
+      infoReply,
+    );
     assert.deepEqual([sig.size, sig.hits, sig.misses], [1, 0, 1]);
     const r2 = await exchange({ port: ep.port, chain: [await leaf(pki.arc, "two", cmds.info), pki.arc], ca: pki.root });
-    assert.deepEqual(r2.replies.map((w) => w.payload), infoReply);
+    assert.deepEqual(
+      r2.replies.map((w) => w.payload),
+      infoReply,
+    );
     assert.deepEqual([sig.size, sig.hits, sig.misses], [1, 1, 1], "the second leaf's signature was verified, not memoised");
 
     // A tenant CA valid for ten minutes; twenty minutes on (our clock only: OpenSSL still
@@ -48,7 +57,10 @@ describe("memo of CA signatures", () => {
     // from the memo, its dates do not.
     const short = await make({ profile: "intermediate", cn: "short", issuer: pki.root, policy: pki.arcPolicy, seconds: 600 });
     const ok = await exchange({ port: ep.port, chain: [await leaf(short, "five", cmds.info), short], ca: pki.root });
-    assert.deepEqual(ok.replies.map((w) => w.payload), infoReply);
+    assert.deepEqual(
+      ok.replies.map((w) => w.payload),
+      infoReply,
+    );
     assert.deepEqual([sig.size, sig.hits, sig.misses], [2, 1, 2]);
     const received = fake.received.length;
     clock = Date.now() + 20 * 60_000;
@@ -69,7 +81,10 @@ describe("memo of CA signatures", () => {
     const before = sig.misses;
     const arc2 = await make({ profile: "intermediate", cn: "arc", issuer: pki.root, policy: pki.arcPolicy, seconds: 3600 });
     const r = await exchange({ port: ep.port, chain: [await leaf(arc2, "four", cmds.info), arc2], ca: pki.root });
-    assert.deepEqual(r.replies.map((w) => w.payload), infoReply);
+    assert.deepEqual(
+      r.replies.map((w) => w.payload),
+      infoReply,
+    );
     assert.equal(sig.misses, before + 1);
     assert.equal(sig.size, 3);
   });

@@ -14,6 +14,11 @@ const program = new Program("remote-jump")
   .action(async (args: string[], o: { json?: boolean }) => {
     const [dest, ca, caKey, serverCa, kind, name, file] = args as [string, string, string, string, string, string, string?];
     const cmd: Command = kind === "block-set" ? { kind: "block-set", compressed: false } : ({ kind } as Command);
-    process.exitCode = await remoteJump(cmd, parseName(name), { destination: parseDestination(dest), ca, caKey, serverCa, keyType: "ed25519", json: o.json ?? false }, file ? { file, level: 0 } : undefined);
+    process.exitCode = await remoteJump(
+      cmd,
+      parseName(name),
+      { destination: parseDestination(dest), ca, caKey, serverCa, keyType: "ed25519", json: o.json ?? false },
+      file ? { file, level: 0 } : undefined,
+    );
   });
 await runMain(program, process.argv);

@@ -24,7 +24,18 @@ interface Recording {
 /** One handshake of a Node client presenting `chain`. */
 async function record(root: Node, server: Node, chain: Node[], ciphers?: string): Promise<Recording> {
   // (without SSL_OP_NO_TICKET a Node server answers a large client chain with internal_error)
-  const srv = tls.createServer({ ca: pem(root), cert: pem(server), key: keyPem(server), requestCert: true, rejectUnauthorized: false, minVersion: "TLSv1.3", secureOptions: constants.SSL_OP_NO_TICKET }, (s) => s.end("ok"));
+  const srv = tls.createServer(
+    {
+      ca: pem(root),
+      cert: pem(server),
+      key: keyPem(server),
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: "TLSv1.3",
+      secureOptions: constants.SSL_OP_NO_TICKET,
+    },
+    (s) => s.end("ok"),
+  );
   let secret: { random: string; secret: Buffer; suite: string } | null = null;
   srv.on("keylog", (line: Buffer, s: tls.TLSSocket) => {
     const k = parseKeylogLine(line);
@@ -130,7 +141,10 @@ describe("TLS 1.3 client flight probe", () => {
   it("a chain over several records (90 KiB), an intermediate, and any cut of the byte stream", async () => {
     await ready;
     // OpenSSL's client adds the root to a lone leaf (from its trust store), not to a given chain
-    for (const [chain, sent] of [[[big], [big, root]], [viaTenant, viaTenant]] as const) {
+    for (const [chain, sent] of [
+      [[big], [big, root]],
+      [viaTenant, viaTenant],
+    ] as const) {
       const rec = await record(root, server, [...chain]);
       const expected = { kind: "message", type: 11, length: certificateMessage([...sent]), at: firstProtected(rec.bytes) };
       fc.assert(
@@ -175,7 +189,12 @@ describe("TLS 1.3 client flight probe", () => {
     p.setKeys(trafficKeys(rec.suite, rec.secret)!);
     assert.deepEqual(p.scan(), { kind: "pending" });
     assert.equal(p.forwardable, at + early.length, "tried, and passed on (OpenSSL skips rejected 0-RTT data)");
-    assert.deepEqual(p.push(bytes.subarray(at + early.length)), { kind: "message", type: 11, length: certificateMessage([small, root]), at: at + early.length });
+    assert.deepEqual(p.push(bytes.subarray(at + early.length)), {
+      kind: "message",
+      type: 11,
+      length: certificateMessage([small, root]),
+      at: at + early.length,
+    });
   });
 
   it("HKDF-Expand-Label: RFC 8448 §3 client handshake traffic keys", () => {
@@ -188,7 +207,11 @@ describe("TLS 1.3 client flight probe", () => {
 
   it("keylog lines", () => {
     const r = "ab".repeat(32);
-    assert.deepEqual(parseKeylogLine(`CLIENT_HANDSHAKE_TRAFFIC_SECRET ${r.toUpperCase()} 0011\n`), { label: "CLIENT_HANDSHAKE_TRAFFIC_SECRET", random: r, secret: Buffer.from([0, 0x11]) });
+    assert.deepEqual(parseKeylogLine(`CLIENT_HANDSHAKE_TRAFFIC_SECRET ${r.toUpperCase()} 0011\n`), {
+      label: "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+      random: r,
+      secret: Buffer.from([0, 0x11]),
+    });
     for (const bad of ["", "X y z", `L ${r}`, `L ${r.slice(2)} 00`, `L ${r} 0g`]) assert.equal(parseKeylogLine(bad), null, bad);
   });
 });

@@ -10,7 +10,22 @@ import type { Policy } from "../../src/commands/types.js";
 import { parseCertificate } from "../../src/ca/x509.js";
 import { verifyParsedChain } from "../../src/ca/verify.js";
 import { ParsedCertificateCache, verifiedPath } from "../../src/endpoint/peer.js";
-import { FakeDaemons, cmds, exchange, failureText, leaf, make, makePki, policy, startEndpoint, success, tempDir, type Node, type Pki, type Running } from "../support/endpoint.js";
+import {
+  FakeDaemons,
+  cmds,
+  exchange,
+  failureText,
+  leaf,
+  make,
+  makePki,
+  policy,
+  startEndpoint,
+  success,
+  tempDir,
+  type Node,
+  type Pki,
+  type Running,
+} from "../support/endpoint.js";
 
 let pki: Pki;
 let fake: FakeDaemons;
@@ -57,10 +72,16 @@ for (const source of ["verified", "node"] as const) {
 
     it("a tenant chain, as sent and with an unrelated certificate between leaf and CA: served under the CA's policy", async () => {
       const before = counted();
-      for (const chain of [[await leaf(pki.arc, "one", cmds.info), pki.arc], [await leaf(pki.arc, "two", cmds.info), pki.server, pki.arc]]) {
+      for (const chain of [
+        [await leaf(pki.arc, "one", cmds.info), pki.arc],
+        [await leaf(pki.arc, "two", cmds.info), pki.server, pki.arc],
+      ]) {
         fake.received.length = 0;
         const r = await exchange({ port: ep().port, chain, ca: pki.root });
-        assert.deepEqual(r.replies.map((w) => w.payload), infoReply);
+        assert.deepEqual(
+          r.replies.map((w) => w.payload),
+          infoReply,
+        );
         assert.deepEqual(forwardedPolicies(), [pki.arcPolicy]);
       }
       assert.equal(counted(), before + 2);
@@ -69,7 +90,10 @@ for (const source of ["verified", "node"] as const) {
     it("a same-name intermediate with a wider policy and arc's own public key, signed by a forged root: refused, nothing forwarded", async () => {
       const forged = await make({ profile: "intermediate", cn: "arc", key: pki.arc.key, issuer: fakeRoot, policy: wide, seconds: 3600 });
       const l = await leaf(pki.arc, "x", cmds.info);
-      for (const chain of [[l, forged], [l, forged, pki.arc]]) {
+      for (const chain of [
+        [l, forged],
+        [l, forged, pki.arc],
+      ]) {
         ep().logs.length = 0;
         fake.received.length = 0;
         const r = await exchange({ port: ep().port, chain, ca: pki.root });
@@ -82,7 +106,10 @@ for (const source of ["verified", "node"] as const) {
     it("a same-name intermediate with a wider policy (its own key) sent before the real one: the real one's policy is what reaches the daemon", async () => {
       const forged = await make({ profile: "intermediate", cn: "arc", issuer: fakeRoot, policy: wide, seconds: 3600 });
       const r = await exchange({ port: ep().port, chain: [await leaf(pki.arc, "y", cmds.info), forged, pki.arc], ca: pki.root });
-      assert.deepEqual(r.replies.map((w) => w.payload), infoReply);
+      assert.deepEqual(
+        r.replies.map((w) => w.payload),
+        infoReply,
+      );
       assert.deepEqual(forwardedPolicies(), [pki.arcPolicy]);
     });
 
@@ -96,7 +123,10 @@ for (const source of ["verified", "node"] as const) {
 
     it("a leaf the root issued directly; and a 3 MiB one under arc", async () => {
       const r = await exchange({ port: ep().port, chain: [await leaf(pki.root, "direct", cmds.info)], ca: pki.root });
-      assert.deepEqual(r.replies.map((w) => w.payload), infoReply);
+      assert.deepEqual(
+        r.replies.map((w) => w.payload),
+        infoReply,
+      );
       const big = await leaf(pki.arc, "big", cmds.create({ image: new Uint8Array(3 << 20).fill(7) }));
       const r2 = await exchange({ port: ep().port, chain: [big, pki.arc], ca: pki.root });
       assert.equal(r2.replies.length, 1);
@@ -113,7 +143,10 @@ describe("verifiedPath (the addon's chain, leaf first, anchor last)", () => {
     const l = await leaf(pki.arc, "p", cmds.info);
     const p = verifiedPath([l.der, pki.arc.der, pki.root.der], root, new ParsedCertificateCache());
     assert.ok(p?.ok);
-    assert.deepEqual(p.value.chain.map((c) => c.der), [l.der, pki.arc.der]);
+    assert.deepEqual(
+      p.value.chain.map((c) => c.der),
+      [l.der, pki.arc.der],
+    );
     assert.deepEqual(p.value.leafSignedUnder, parseCertificate(pki.arc.der).publicKey.der);
     const d = await leaf(pki.root, "q", cmds.info);
     const p2 = verifiedPath([d.der, pki.root.der], root, new ParsedCertificateCache());
@@ -145,7 +178,10 @@ describe("leafSignatureVerifiedUnder", () => {
     // the intermediate's own (broken) signature is never spared
     const brokenArc = Uint8Array.from(pki.arc.der);
     brokenArc[brokenArc.length - 1]! ^= 1;
-    const r = await verifyParsedChain([parseCertificate(l.der), parseCertificate(brokenArc)], anchors, { at, leafSignatureVerifiedUnder: parseCertificate(brokenArc).publicKey.der });
+    const r = await verifyParsedChain([parseCertificate(l.der), parseCertificate(brokenArc)], anchors, {
+      at,
+      leafSignatureVerifiedUnder: parseCertificate(brokenArc).publicKey.der,
+    });
     assert.equal(r.ok, false);
     assert.match(r.links[1]!.problems.join(";"), /invalid signature/);
   });

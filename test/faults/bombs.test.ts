@@ -61,7 +61,13 @@ describe("zlib bombs over the Unix socket", () => {
     assert.equal(show(await request(env.socket, ":disk", { kind: "block-add", size: 8 })), "success: added block device");
     const chunks: Buffer[] = [];
     for (let i = 0; i < BOMB.length; i += 4096) chunks.push(frameOf(BOMB.subarray(i, i + 4096)));
-    const set = exchange(env.socket, [encodeWire(commandWire(":disk", { kind: "block-set", compressed: true }))], 60_000, Buffer.concat([...chunks, Buffer.alloc(4)]), 1).then(show);
+    const set = exchange(
+      env.socket,
+      [encodeWire(commandWire(":disk", { kind: "block-set", compressed: true }))],
+      60_000,
+      Buffer.concat([...chunks, Buffer.alloc(4)]),
+      1,
+    ).then(show);
     await infoWhile(env, set);
     assert.equal(await set, "failure: stream exceeds size");
     const add = request(env.socket, ":inline", { kind: "block-add-old", size: 8, compressed: true, data: BOMB }, 60_000).then(show);
@@ -78,7 +84,11 @@ describe("zlib bombs through the TLS endpoint", () => {
     "a remote create with a bomb image (streamed after the handshake): the limit in the reply, hostd serves on",
     async (env: Env) => {
       await withEndpoint(env, async (r) => {
-        const reply = await deadline(r.as({ kind: "unikernel-create", config: config(BOMB, { compressed: true }) }, parseName("bomb")), 60_000, "remote bomb create");
+        const reply = await deadline(
+          r.as({ kind: "unikernel-create", config: config(BOMB, { compressed: true }) }, parseName("bomb")),
+          60_000,
+          "remote bomb create",
+        );
         assert.equal(reply.code, 117);
         assert.deepEqual(reply.texts, ["failure: failed to uncompress: image exceeds the limit of 32 MiB"]);
         assert.deepEqual(await allLeftovers(env), []);

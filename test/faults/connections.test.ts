@@ -82,7 +82,10 @@ describe("hostd: connection cap and idle timeout", () => {
       await waitFor("idle connections closed", async () => flood.every((c) => c.closed), 10_000);
       assert.ok(flood.slice(0, 40).every((c) => c.replies.length === 0));
       assert.equal(show(await request(env.socket, ":", { kind: "unikernel-info" })), "success unikernel-info");
-      assert.equal(show(await request(env.socket, ":a", { kind: "unikernel-create", config: config(HELLO, { argv: argv("--standin-run") }) })), "success: created unikernel");
+      assert.equal(
+        show(await request(env.socket, ":a", { kind: "unikernel-create", config: config(HELLO, { argv: argv("--standin-run") }) })),
+        "success: created unikernel",
+      );
       assert.equal(show(await request(env.socket, ":a", { kind: "unikernel-destroy" })), "success: destroyed unikernel");
       // no descriptor leaked
       await waitFor("descriptors back", async () => (await fds(pid)) <= before, 5_000);
@@ -150,7 +153,10 @@ describe("hostd: connection cap and idle timeout", () => {
       assert.equal(show(await request(env.socket, ":", { kind: "unikernel-info" })), "success unikernel-info");
       stalled.sock.destroy();
       await sleep(200);
-      assert.equal(show(await request(env.socket, ":big", { kind: "unikernel-create", config: config(image, { argv: argv("--standin-run") }) })), "success: created unikernel");
+      assert.equal(
+        show(await request(env.socket, ":big", { kind: "unikernel-create", config: config(image, { argv: argv("--standin-run") }) })),
+        "success: created unikernel",
+      );
       assert.equal(show(await request(env.socket, ":big", { kind: "unikernel-destroy" })), "success: destroyed unikernel");
     },
     { hostdArgs: ["--max-request-memory", String(1 << 20)] },

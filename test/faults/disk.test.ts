@@ -61,7 +61,10 @@ describe("a full --tmpdir: the image write fails", () => {
       // the space is free again: a 64 MiB image of zeros (holes) fits the 4 MB tmpfs
       const sparse = new Uint8Array(64 * MiB);
       sparse.set(HELLO);
-      assert.equal(show(await request(env.socket, ":sparse", { kind: "unikernel-create", config: c(deflateSync(sparse), true) })), "success: created unikernel");
+      assert.equal(
+        show(await request(env.socket, ":sparse", { kind: "unikernel-create", config: c(deflateSync(sparse), true) })),
+        "success: created unikernel",
+      );
       assert.equal((await stat(join(env.tmpdir, ":sparse.img"))).size, 64 * MiB);
       assert.equal(show(await request(env.socket, ":sparse", { kind: "unikernel-destroy" })), "success: destroyed unikernel");
       assert.equal(show(await request(env.socket, ":ok", { kind: "unikernel-create", config: c(HELLO) })), "success: created unikernel");
@@ -93,7 +96,13 @@ describe("a full --dbdir: block data writes fail", () => {
       // a streamed set: refused, the device keeps its content and size, no upload file left
       const chunks: Buffer[] = [];
       for (let i = 0; i < data.length; i += 4096) chunks.push(frameOf(data.subarray(i, i + 4096)));
-      const set = await exchange(env.socket, [encodeWire(commandWire(":disk", { kind: "block-set", compressed: false }))], 20_000, Buffer.concat([...chunks, Buffer.alloc(4)]), 1);
+      const set = await exchange(
+        env.socket,
+        [encodeWire(commandWire(":disk", { kind: "block-set", compressed: false }))],
+        20_000,
+        Buffer.concat([...chunks, Buffer.alloc(4)]),
+        1,
+      );
       assert.equal(show(set), "failure: error writing to file descriptor");
       const f = join(env.dbdir, "block", ":disk");
       assert.equal((await stat(f)).size, 4 * MiB);
@@ -103,7 +112,10 @@ describe("a full --dbdir: block data writes fail", () => {
       assert.equal(show(await request(env.socket, ":disk", { kind: "block-set-old", compressed: false, data })), "failure: error writing to file descriptor");
       assert.deepEqual((await readFile(f)).subarray(0, first.length), first);
       // the old add with inline data: not registered, no file
-      assert.equal(show(await request(env.socket, ":inl", { kind: "block-add-old", size: 3, compressed: true, data: deflateSync(data) })), "failure: error writing to file descriptor");
+      assert.equal(
+        show(await request(env.socket, ":inl", { kind: "block-add-old", size: 3, compressed: true, data: deflateSync(data) })),
+        "failure: error writing to file descriptor",
+      );
       // create-block --data: the add succeeds, the data does not fit, the device is removed again
       const file = join(env.tmpdir, "data.img");
       await writeFile(file, data.subarray(0, 2 * MiB));

@@ -35,7 +35,8 @@ describe("concurrent lifecycle commands over the Unix socket", () => {
       // one owner at a time: the first destroys it, the others find it gone (upstream's
       // not-running texts: the woken waiter leaves the name in the restarting set once)
       assert.equal(replies.filter((r) => r === "success: destroyed unikernel").length, 1, replies.join(" | "));
-      for (const r of replies) assert.ok(["success: destroyed unikernel", "success: destroyed: removed from restarting", "failure: destroy: not found"].includes(r), r);
+      for (const r of replies)
+        assert.ok(["success: destroyed unikernel", "success: destroyed: removed from restarting", "failure: destroy: not found"].includes(r), r);
       assert.deepEqual(await leftovers(env, ":d"), []);
       assert.deepEqual(await taps(env.ns), []);
       await ask(env, ":d", { kind: "unikernel-destroy" }); // clear the restarting set for the next round
@@ -58,7 +59,15 @@ describe("concurrent lifecycle commands over the Unix socket", () => {
   scenario("destroys, force-creates and restarts mixed: all answered, the end state is consistent", async (env) => {
     for (let round = 0; round < ROUNDS; round++) {
       assert.equal(await ask(env, ":mix", running), "success: created unikernel");
-      const cmds = [force(40), { kind: "unikernel-restart" } as const, { kind: "unikernel-destroy" } as const, force(48), { kind: "unikernel-restart" } as const, { kind: "unikernel-destroy" } as const, force(56)];
+      const cmds = [
+        force(40),
+        { kind: "unikernel-restart" } as const,
+        { kind: "unikernel-destroy" } as const,
+        force(48),
+        { kind: "unikernel-restart" } as const,
+        { kind: "unikernel-destroy" } as const,
+        force(56),
+      ];
       const replies = await Promise.all(cmds.map((c) => ask(env, ":mix", c)));
       for (const r of replies) assert.match(r, /^(success|failure): /);
       // the last one in line decides: here a force-create, so it runs (exactly once)
@@ -83,7 +92,10 @@ describe("concurrent lifecycle commands through the TLS endpoint", () => {
       const remote = (c: Parameters<typeof r.as>[0]) => deadline(r.as(c, name), DEADLINE_MS, c.kind);
       for (let round = 0; round < ROUNDS; round++) {
         const created = await Promise.all(Array.from({ length: 10 }, (_, i) => remote(force(32 + i))));
-        assert.deepEqual(created.map((x) => x.texts), Array(10).fill(["success: created unikernel"]));
+        assert.deepEqual(
+          created.map((x) => x.texts),
+          Array(10).fill(["success: created unikernel"]),
+        );
         assert.equal((await pidsWith(join(env.tmpdir, "arc:m1.img"))).length, 1);
         const destroyed = await Promise.all(Array.from({ length: 5 }, () => remote({ kind: "unikernel-destroy" })));
         for (const d of destroyed) assert.equal(d.texts.length, 1);

@@ -29,7 +29,11 @@ export interface Mounts {
 }
 
 /** A test with hostd in a fresh namespace; skipped where namespaces are unavailable. */
-export function scenario(name: string, fn: (env: Env) => Promise<void>, opts: { bridges?: string[]; hostdArgs?: string[]; consoleArgs?: string[]; mounts?: Mounts } = {}): void {
+export function scenario(
+  name: string,
+  fn: (env: Env) => Promise<void>,
+  opts: { bridges?: string[]; hostdArgs?: string[]; consoleArgs?: string[]; mounts?: Mounts } = {},
+): void {
   it(name, async (t) => {
     const skip = await skipReason();
     if (skip !== false) {
@@ -97,7 +101,11 @@ export interface Remote {
 }
 
 /** The TLS endpoint in front of `env`'s hostd, and a client for the tenant `arc`. */
-export async function withEndpoint<T>(env: Env, fn: (r: Remote) => Promise<T>, opts: { unikernels?: bigint; endpoint?: Partial<EndpointOptions> } = {}): Promise<T> {
+export async function withEndpoint<T>(
+  env: Env,
+  fn: (r: Remote) => Promise<T>,
+  opts: { unikernels?: bigint; endpoint?: Partial<EndpointOptions> } = {},
+): Promise<T> {
   const pki = await makePki();
   const arc = await make({
     profile: "intermediate",

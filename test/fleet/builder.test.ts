@@ -110,7 +110,10 @@ describe("builder client", () => {
     const silent = await serve(() => undefined); // never answers
     try {
       await assert.rejects(new Builder({ base: big.url, maxBinaryBytes: 100_000 }).mainBinary({ job: "j", build: "u" }), /exceeds the limit of 100000 bytes/);
-      await assert.rejects(new Builder({ base: silent.url, timeoutMs: 200 }).latest("j"), (e: Error) => e instanceof HttpFailure && /no answer from .* within 0.2 s/.test(e.message));
+      await assert.rejects(
+        new Builder({ base: silent.url, timeoutMs: 200 }).latest("j"),
+        (e: Error) => e instanceof HttpFailure && /no answer from .* within 0.2 s/.test(e.message),
+      );
     } finally {
       await big.close();
       await silent.close();
@@ -158,7 +161,10 @@ describe("diff (pure)", () => {
       { name: "mirage-crypto", version: "1.1.0" },
       { name: "ocaml", version: "4.14.2" },
     ]);
-    assert.deepEqual(parseOpamSwitch('installed: ["a.1" "b.2.0~beta"]\n'), [{ name: "a", version: "1" }, { name: "b", version: "2.0~beta" }]);
+    assert.deepEqual(parseOpamSwitch('installed: ["a.1" "b.2.0~beta"]\n'), [
+      { name: "a", version: "1" },
+      { name: "b", version: "2.0~beta" },
+    ]);
     assert.throws(() => parseOpamSwitch("roots: []"), /no 'installed/);
     assert.throws(() => parseOpamSwitch('installed: ["nodot"]'), /not name\.version/);
     assert.deepEqual(renderDiff(diffFromSwitches('installed: ["a.1"]', 'installed: ["a.1"]')), ["no package or environment changes"]);
@@ -175,11 +181,26 @@ describe("diff (pure)", () => {
 describe("fleet file", () => {
   const host = { name: "a", destination: "10.0.0.1", "server-ca": "cacert.pem", ca: "ca.pem", "ca-key": "ca.key", groups: ["web"] };
   test("paths relative to the file, default port, groups", () => {
-    const f = parseFleet(JSON.stringify({ builder: "http://b.example/", hosts: [host, { ...host, name: "b", destination: "h.example:2000", groups: [] }] }), "/etc/fleet/fleet.json");
+    const f = parseFleet(
+      JSON.stringify({ builder: "http://b.example/", hosts: [host, { ...host, name: "b", destination: "h.example:2000", groups: [] }] }),
+      "/etc/fleet/fleet.json",
+    );
     assert.equal(f.builder, "http://b.example");
-    assert.deepEqual(f.hosts[0], { name: "a", host: "10.0.0.1", port: 1025, serverCa: "/etc/fleet/cacert.pem", ca: "/etc/fleet/ca.pem", caKey: "/etc/fleet/ca.key", keyType: "ed25519", groups: ["web"] });
+    assert.deepEqual(f.hosts[0], {
+      name: "a",
+      host: "10.0.0.1",
+      port: 1025,
+      serverCa: "/etc/fleet/cacert.pem",
+      ca: "/etc/fleet/ca.pem",
+      caKey: "/etc/fleet/ca.key",
+      keyType: "ed25519",
+      groups: ["web"],
+    });
     assert.equal(f.hosts[1]!.port, 2000);
-    assert.deepEqual(selectHosts(f, "web").map((h) => h.name), ["a"]);
+    assert.deepEqual(
+      selectHosts(f, "web").map((h) => h.name),
+      ["a"],
+    );
     assert.throws(() => selectHosts(f, "db"), /no host in group "db"/);
   });
 
@@ -194,7 +215,12 @@ describe("fleet file", () => {
       [{ hosts: {} }, /"hosts" must be a list/],
       [{ hosts: [], extra: 1 }, /unknown key "extra"/],
     ];
-    for (const [doc, re] of bad) assert.throws(() => parseFleet(typeof doc === "string" ? doc : JSON.stringify(doc), "/x/f.json"), (e: Error) => e instanceof FleetFileError && re.test(e.message), String(re));
+    for (const [doc, re] of bad)
+      assert.throws(
+        () => parseFleet(typeof doc === "string" ? doc : JSON.stringify(doc), "/x/f.json"),
+        (e: Error) => e instanceof FleetFileError && re.test(e.message),
+        String(re),
+      );
   });
 
   test("bounded concurrency keeps the order and the bound", async () => {
@@ -207,7 +233,10 @@ describe("fleet file", () => {
       active--;
       return x * 2;
     });
-    assert.deepEqual(r, [...Array(20).keys()].map((x) => x * 2));
+    assert.deepEqual(
+      r,
+      [...Array(20).keys()].map((x) => x * 2),
+    );
     assert.equal(peak, 4);
   });
 });
@@ -243,7 +272,10 @@ describe("health check", () => {
       res.end();
     });
     try {
-      assert.deepEqual(await checkHealth(steady, parseName("hello"), d, { seconds: 0.3, url: `${s.url}/health` }), { ok: false, reason: `within 0.3 s: ${s.url}/health answered HTTP 503` });
+      assert.deepEqual(await checkHealth(steady, parseName("hello"), d, { seconds: 0.3, url: `${s.url}/health` }), {
+        ok: false,
+        reason: `within 0.3 s: ${s.url}/health answered HTTP 503`,
+      });
       status = 204;
       assert.deepEqual(await checkHealth(steady, parseName("hello"), d, { seconds: 0.3, url: `${s.url}/health` }), { ok: true });
       const port = Number(new URL(s.url).port);
@@ -256,7 +288,15 @@ describe("health check", () => {
   });
 
   test("gone, restarted, or another image: failed at once", async () => {
-    assert.deepEqual(await checkHealth(target(() => null), parseName("hello"), d, { seconds: 5 }), { ok: false, reason: "the unikernel is no longer running" });
+    assert.deepEqual(
+      await checkHealth(
+        target(() => null),
+        parseName("hello"),
+        d,
+        { seconds: 5 },
+      ),
+      { ok: false, reason: "the unikernel is no longer running" },
+    );
     let n = 0;
     const restarted = target(() => info(new Date(n++ === 0 ? 1000 : 2000)));
     assert.deepEqual(await checkHealth(restarted, parseName("hello"), d, { seconds: 5 }), { ok: false, reason: "the unikernel was restarted (it exited)" });

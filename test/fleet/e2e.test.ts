@@ -50,7 +50,12 @@ async function withHosts<T>(dir: string, names: string[], fn: (hosts: Host[]) =>
 }
 
 interface InfoJson {
-  hosts: { host: string; reachable: boolean; error?: string; unikernels: { name: string; digest: string; outdated: boolean | null; build: { build: string } | null; latest: string | null }[] }[];
+  hosts: {
+    host: string;
+    reachable: boolean;
+    error?: string;
+    unikernels: { name: string; digest: string; outdated: boolean | null; build: { build: string } | null; latest: string | null }[];
+  }[];
 }
 
 describe("fleet info and fleet update against three hosts", () => {
@@ -75,15 +80,31 @@ describe("fleet info and fleet update against three hosts", () => {
       await withHosts(dir, ["a", "b", "c"], async (hosts) => {
         const [a, b, c] = hosts as [Host, Host, Host];
         const creds = ["--ca=user.pem", "--ca-key=user.key", "--server-ca=cacert.pem"];
-        for (const [h, name, file] of [[a, "hello", "hello-1.hvt"], [b, "hello", "hello-1.hvt"], [c, "web", "web-1.hvt"]] as const) {
+        for (const [h, name, file] of [
+          [a, "hello", "hello-1.hvt"],
+          [b, "hello", "hello-1.hvt"],
+          [c, "web", "web-1.hvt"],
+        ] as const) {
           assert.match(await ok(dir, ["create", name, file, "--destination", h.ep.dest, ...creds, "--arg=--standin-run"]), /success: created unikernel/);
         }
-        const host = (h: Host, groups: string[]) => ({ name: h.name, destination: h.ep.dest, "server-ca": "cacert.pem", ca: "user.pem", "ca-key": "user.key", groups });
+        const host = (h: Host, groups: string[]) => ({
+          name: h.name,
+          destination: h.ep.dest,
+          "server-ca": "cacert.pem",
+          ca: "user.pem",
+          "ca-key": "user.key",
+          groups,
+        });
         writeFileSync(
           join(dir, "fleet.json"),
           JSON.stringify({
             builder: builder.url,
-            hosts: [host(a, ["hello"]), host(b, ["hello"]), host(c, ["web"]), { name: "gone", destination: "127.0.0.1:1", "server-ca": "cacert.pem", ca: "user.pem", "ca-key": "user.key", groups: ["old"] }],
+            hosts: [
+              host(a, ["hello"]),
+              host(b, ["hello"]),
+              host(c, ["web"]),
+              { name: "gone", destination: "127.0.0.1:1", "server-ca": "cacert.pem", ca: "user.pem", "ca-key": "user.key", groups: ["old"] },
+            ],
           }),
         );
         const stateDir = join(dir, "state");
@@ -123,7 +144,14 @@ describe("fleet info and fleet update against three hosts", () => {
           assert.match(gone.error!, /ECONNREFUSED/);
           const web = await fleet("info", "--group", "web");
           assert.equal(web.code, 0, web.stderr);
-          assert.deepEqual(web.stdout.trimEnd().split("\n").slice(1).map((l) => l.split(/\s+/)[0]), ["c"]);
+          assert.deepEqual(
+            web.stdout
+              .trimEnd()
+              .split("\n")
+              .slice(1)
+              .map((l) => l.split(/\s+/)[0]),
+            ["c"],
+          );
         });
 
         await t.test("a manifest mismatch is refused before anything is touched", async () => {
@@ -139,7 +167,12 @@ describe("fleet info and fleet update against three hosts", () => {
         // a build that boots and dies (the stand-in exits for this image), with a package diff
         const broken = image("hello-3 STANDIN-GUEST-EXIT=3;");
         const pkgs3 = { mirage: "4.6.0", "mirage-crypto": "1.1.0", "dns-client": "7.0.1", hello: "1.2.0" };
-        const u3 = builder.addBuild("hello", { image: broken, packages: pkgs3, env: { PATH: "/usr/local/bin:/usr/bin" }, system: { gcc: "12.3", cmake: "3.25" } });
+        const u3 = builder.addBuild("hello", {
+          image: broken,
+          packages: pkgs3,
+          env: { PATH: "/usr/local/bin:/usr/bin" },
+          system: { gcc: "12.3", cmake: "3.25" },
+        });
 
         await t.test("--dryrun prints the package diff and changes nothing", async () => {
           const before = await running();
@@ -167,7 +200,10 @@ describe("fleet info and fleet update against three hosts", () => {
           }
           assert.match(r.stdout, /c :?web: up-to-date/);
           assert.deepEqual(await running(), before);
-          assert.equal(builder.requests.some((q) => q.includes("/main-binary")), false);
+          assert.equal(
+            builder.requests.some((q) => q.includes("/main-binary")),
+            false,
+          );
         });
 
         await t.test("without the compare JSON the diff comes from both opam-switch files", async () => {
@@ -204,7 +240,12 @@ describe("fleet info and fleet update against three hosts", () => {
           const r = await fleet("update", "--yes", "--health-timeout", "1", "--keep-going");
           assert.equal(r.code, 121, r.stdout + r.stderr); // the unreachable host; the rest went on
           assert.match(r.stdout, /a: :?hello: health check passed/);
-          assert.match(r.stdout, new RegExp(`summary:\\n {2}a :?hello: updated \\(${u1} -> ${u4}\\)\\n {2}b :?hello: updated \\(${u1} -> ${u4}\\)\\n {2}c :?web: up-to-date\\n {2}gone: failed \\(unreachable: `));
+          assert.match(
+            r.stdout,
+            new RegExp(
+              `summary:\\n {2}a :?hello: updated \\(${u1} -> ${u4}\\)\\n {2}b :?hello: updated \\(${u1} -> ${u4}\\)\\n {2}c :?web: up-to-date\\n {2}gone: failed \\(unreachable: `,
+            ),
+          );
           const j = await infoJson();
           for (const h of j.hosts.filter((x) => x.reachable)) for (const u of h.unikernels) assert.equal(u.outdated, false, `${h.host} ${u.name}`);
           assert.equal((await running())["a/hello"], sha(good));
@@ -225,10 +266,14 @@ describe("fleet info and fleet update against three hosts", () => {
         await t.test("an interrupted rollout finishes the host in progress and stops: each host on its old or new image", async () => {
           const five = image("hello-5");
           builder.addBuild("hello", { image: five, packages: { ...pkgs3, hello: "1.4.0" } });
-          const p = spawn(process.execPath, [CLI, "fleet", "update", "--fleet", "fleet.json", "--state-dir", stateDir, "--group", "hello", "--yes", "--health-timeout", "3"], {
-            cwd: dir,
-            stdio: ["ignore", "pipe", "pipe"],
-          });
+          const p = spawn(
+            process.execPath,
+            [CLI, "fleet", "update", "--fleet", "fleet.json", "--state-dir", stateDir, "--group", "hello", "--yes", "--health-timeout", "3"],
+            {
+              cwd: dir,
+              stdio: ["ignore", "pipe", "pipe"],
+            },
+          );
           let out = "";
           let err = "";
           let interrupted = false;

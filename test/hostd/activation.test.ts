@@ -33,9 +33,13 @@ describe("hostd: systemd socket activation", () => {
         await env.stopHostd("SIGTERM");
         rmSync(env.socket, { force: true });
         const activated = join(env.tmpdir, "activated.sock");
-        const child = ns.spawn("python3", ["-c", ACTIVATE, activated, process.execPath, MAIN, "hostd", "--tmpdir", env.tmpdir, "--dbdir", env.dbdir, "--systemd-socket-activation"], {
-          stdio: ["ignore", "ignore", "pipe"],
-        });
+        const child = ns.spawn(
+          "python3",
+          ["-c", ACTIVATE, activated, process.execPath, MAIN, "hostd", "--tmpdir", env.tmpdir, "--dbdir", env.dbdir, "--systemd-socket-activation"],
+          {
+            stdio: ["ignore", "ignore", "pipe"],
+          },
+        );
         let stderr = "";
         child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
         try {

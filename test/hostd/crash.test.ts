@@ -13,7 +13,22 @@ import { PAUSE_STEPS } from "../../src/hostd/daemon.js";
 import { readStored } from "../../src/hostd/store.js";
 import { netnsAvailable, withNetns } from "../support/netns.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
-import { argv, commandWire, config, exchange, exists, foldedState, pidsWith, request, show, successOf, taps, waitFor, withHostd, type Env } from "../support/hostd.js";
+import {
+  argv,
+  commandWire,
+  config,
+  exchange,
+  exists,
+  foldedState,
+  pidsWith,
+  request,
+  show,
+  successOf,
+  taps,
+  waitFor,
+  withHostd,
+  type Env,
+} from "../support/hostd.js";
 import { encodeWire } from "../../src/commands/codec.js";
 
 const NET = buildSolo5Elf({ target: "hvt", devices: [{ name: "service", type: "net" }] }).bytes;
@@ -49,9 +64,18 @@ async function assertOnly(env: Env, expected: string[]): Promise<void> {
   // one intent record per running unikernel, no temporary files anywhere
   const intents = await readdir(join(env.tmpdir, "hostd.intent"));
   assert.equal(intents.filter((f) => f.endsWith(".json")).length, expected.length, intents.join());
-  assert.deepEqual(intents.filter((f) => !f.endsWith(".json")), []);
-  assert.deepEqual((await readdir(env.dbdir)).filter((f) => f.startsWith(".")), []);
-  assert.deepEqual((await readdir(join(env.tmpdir, "fifo"))).filter((f) => !f.startsWith(".hostd-spare-") && !expected.includes(f)), []);
+  assert.deepEqual(
+    intents.filter((f) => !f.endsWith(".json")),
+    [],
+  );
+  assert.deepEqual(
+    (await readdir(env.dbdir)).filter((f) => f.startsWith(".")),
+    [],
+  );
+  assert.deepEqual(
+    (await readdir(join(env.tmpdir, "fifo"))).filter((f) => !f.startsWith(".hostd-spare-") && !expected.includes(f)),
+    [],
+  );
   // the stored state (state file + journal) holds exactly what runs
   assert.deepEqual((await readStored(env.dbdir)).unikernels.map((u) => `:${u.name.label}`).sort(), expected);
 }
@@ -79,7 +103,10 @@ describe("hostd: kill -9 at each step of a create", () => {
           await assertOnly(env, expected);
           // the start folded the journal: no image file of it is left (an unrecorded one
           // is removed, a recorded one went with its generation)
-          assert.deepEqual((await readdir(env.dbdir)).filter((f) => f.startsWith("state.image.")), []);
+          assert.deepEqual(
+            (await readdir(env.dbdir)).filter((f) => f.startsWith("state.image.")),
+            [],
+          );
           if (step === "tap" || step === "spawn" || step === "pid") {
             // the name is free again: one tender, one MAC on the bridge
             assert.equal(show(await request(env.socket, ":victim", { kind: "unikernel-create", config: CV })), "success: created unikernel");
@@ -89,7 +116,8 @@ describe("hostd: kill -9 at each step of a create", () => {
             env.hostdLog.some((l) => /killing left-over tender|removed left-over/.test(l)) || step === "intent" || step === "journal",
             env.hostdLog.join("\n"),
           );
-          for (const name of await running(env)) assert.equal(show(await request(env.socket, name, { kind: "unikernel-destroy" })), "success: destroyed unikernel");
+          for (const name of await running(env))
+            assert.equal(show(await request(env.socket, name, { kind: "unikernel-destroy" })), "success: destroyed unikernel");
           await assertOnly(env, []);
         }),
       );

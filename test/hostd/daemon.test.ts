@@ -129,9 +129,14 @@ describe("hostd: command line and start-up failures", () => {
       ]);
       const now = await run(["--tmpdir", run_, "--dbdir", join(base, "db"), "--console-timeout", "0"]);
       assert.equal(now.code, 125);
-      assert.deepEqual(now.stderr.trim().split("\n").filter((l) => /console/.test(l)).map(untimed), [
-        `hostd: [ERROR] Failed to connect to ${sock} (ENOENT), is albatross-console started? Start \`dromedary console-daemon --tmpdir ${run_}\` first`,
-      ]);
+      assert.deepEqual(
+        now.stderr
+          .trim()
+          .split("\n")
+          .filter((l) => /console/.test(l))
+          .map(untimed),
+        [`hostd: [ERROR] Failed to connect to ${sock} (ENOENT), is albatross-console started? Start \`dromedary console-daemon --tmpdir ${run_}\` first`],
+      );
       const bad = await run(["--tmpdir", run_, "--dbdir", join(base, "db"), "--console-timeout", "soon"]);
       assert.equal(bad.code, 124);
       assert.match(bad.stderr, /--console-timeout/);
@@ -153,7 +158,10 @@ describe("hostd: unikernels", () => {
     "hostd started a second before the console daemon waits for it, then comes up and serves creates with console output",
     async (env) => {
       assert.equal(env.hostdLog.filter((l) => /waiting up to 30 s for the console daemon/.test(l)).length, 1, env.hostdLog.join("\n"));
-      assert.ok(env.hostdLog.some((l) => /connected to the console daemon after \d+\.\d s/.test(l)), env.hostdLog.join("\n"));
+      assert.ok(
+        env.hostdLog.some((l) => /connected to the console daemon after \d+\.\d s/.test(l)),
+        env.hostdLog.join("\n"),
+      );
       const c = config(HELLO, { argv: argv("--standin-lines=2", "--standin-run") });
       assert.equal(show(await request(env.socket, ":late", { kind: "unikernel-create", config: c })), "success: created unikernel");
       await waitFor("console lines", async () => (await consoleLines(env, ":late")).includes("line 2"));
@@ -174,7 +182,10 @@ describe("hostd: unikernels", () => {
     assert.equal(info.unikernels.length, 1);
     const u = info.unikernels[0]!.info;
     assert.equal(u.memory, 32);
-    assert.deepEqual(u.bridges.map((b) => [b.unikernelDevice, b.hostDevice]), [["service", "br0"]]);
+    assert.deepEqual(
+      u.bridges.map((b) => [b.unikernelDevice, b.hostDevice]),
+      [["service", "br0"]],
+    );
     // the tender's own view: command line as the spec prescribes
     const pids = await pidsWith(join(env.tmpdir, ":hello.img"));
     assert.equal(pids.length, 1);
@@ -196,7 +207,10 @@ describe("hostd: unikernels", () => {
     ]);
     // the state file lists it
     const st = await foldedState(env.dbdir);
-    assert.deepEqual(st.state.unikernels.map((x) => x.name.label), ["hello"]);
+    assert.deepEqual(
+      st.state.unikernels.map((x) => x.name.label),
+      ["hello"],
+    );
     assert.equal(show(await request(env.socket, ":hello", { kind: "unikernel-create", config: c })), "failure: Unikernel with same name is already running");
     assert.equal(show(await request(env.socket, ":hello", { kind: "unikernel-destroy" })), "success: destroyed unikernel");
     assert.deepEqual(await taps(env.ns), []);
@@ -234,10 +248,7 @@ describe("hostd: unikernels", () => {
     assert.equal(await create(":a", config(NET, { bridges: [{ netif: "service", bridge: "nobr" }] })), "failure: bridges nobr not allowed by policy");
     assert.equal(await create("nopol:a", config(NET, { bridges: [{ netif: "service", bridge: "nobr" }] })), "failure: interface nobr does not exist");
     assert.equal(await create(":a", config(NET)), 'failure: specified bridge(s) does not match with the manifest. Devices present in manifest: net "service"');
-    assert.equal(
-      await create(":a", config(HELLO, { blockDevices: [{ name: "storage" }] })),
-      "failure: block device :storage not found",
-    );
+    assert.equal(await create(":a", config(HELLO, { blockDevices: [{ name: "storage" }] })), "failure: block device :storage not found");
     assert.match(await create(":a", config(Uint8Array.of(1, 2, 3), { compressed: true })), /^failure: failed to uncompress: /);
     assert.equal(await create(":a", config(buildSolo5Elf({ target: "virtio", devices: [] }).bytes)), "failure: unsupported solo5 target virtio");
     const v3 = buildSolo5Elf({ target: "hvt", abiVersion: 3, devices: [] }).bytes;
@@ -256,17 +267,11 @@ describe("hostd: unikernels", () => {
     const { rm } = await import("node:fs/promises");
     await rm(join(env.dbdir, "solo5-spt"));
     const spt = await create(":c", config(SPT));
-    assert.equal(
-      spt,
-      `failure: tender does not exist, looked for '${env.dbdir}/solo5-spt.2', 'solo5-spt.2', '${env.dbdir}/solo5-spt', 'solo5-spt'`,
-    );
+    assert.equal(spt, `failure: tender does not exist, looked for '${env.dbdir}/solo5-spt.2', 'solo5-spt.2', '${env.dbdir}/solo5-spt', 'solo5-spt'`);
     // the console daemon is gone: the generic create failure, taps removed again
     env.console?.kill("SIGKILL");
     await new Promise((r) => env.console?.once("exit", r));
-    assert.equal(
-      await create(":d", config(NET, { bridges: [{ netif: "service", bridge: "br0" }] })),
-      "failure: could not create unikernel: console failed",
-    );
+    assert.equal(await create(":d", config(NET, { bridges: [{ netif: "service", bridge: "br0" }] })), "failure: could not create unikernel: console failed");
     assert.deepEqual(await taps(env.ns), []);
     assert.equal(await exists(join(env.tmpdir, ":d.img")), false);
     assert.equal(await exists(join(env.tmpdir, "fifo", ":d")), false);
@@ -296,7 +301,10 @@ describe("hostd: unikernels", () => {
       [":ok0", ["--standin-exit=5"]],
     ] as [string, string[]][]) {
       const fb = name === ":ok0" ? ({ kind: "restart", exitCodes: [4] } as const) : restart;
-      assert.equal(show(await request(env.socket, name, { kind: "unikernel-create", config: config(HELLO, { failBehaviour: fb, argv: argv(...args) }) })), "success: created unikernel");
+      assert.equal(
+        show(await request(env.socket, name, { kind: "unikernel-create", config: config(HELLO, { failBehaviour: fb, argv: argv(...args) }) })),
+        "success: created unikernel",
+      );
     }
     // all exit (each exit is recorded in the journal, under the lock, one after the other:
     // on a loaded machine that takes a while), and none comes back
@@ -313,11 +321,23 @@ describe("hostd: unikernels", () => {
     assert.equal(show(await request(env.socket, ":rs", { kind: "unikernel-create", config: c })), "success: created unikernel");
     const pid0 = (await pidsWith(join(env.tmpdir, ":rs.img")))[0];
     assert.ok(pid0 !== undefined);
-    const args = { failBehaviour: { kind: "quit" } as const, addName: false, cpuids: [0], memory: 48, blockDevices: [], bridges: [{ netif: "service", bridge: "br0" }], argv: argv("--standin-run", "--second"), numcpus: 1 };
+    const args = {
+      failBehaviour: { kind: "quit" } as const,
+      addName: false,
+      cpuids: [0],
+      memory: 48,
+      blockDevices: [],
+      bridges: [{ netif: "service", bridge: "br0" }],
+      argv: argv("--standin-run", "--second"),
+      numcpus: 1,
+    };
     assert.equal(show(await request(env.socket, ":rs", { kind: "unikernel-restart", args })), "success: created unikernel");
     const info = successOf(await request(env.socket, ":rs", { kind: "unikernel-info" }), "unikernel-info").unikernels[0]!.info;
     assert.equal(info.memory, 48);
-    assert.deepEqual(info.argv?.map((a) => new TextDecoder().decode(a)), ["--standin-run", "--second"]);
+    assert.deepEqual(
+      info.argv?.map((a) => new TextDecoder().decode(a)),
+      ["--standin-run", "--second"],
+    );
     const pids = await pidsWith(join(env.tmpdir, ":rs.img"));
     assert.equal(pids.length, 1);
     assert.notEqual(pids[0], pid0);
@@ -331,7 +351,10 @@ describe("hostd: unikernels", () => {
       'failure: specified bridge(s) does not match with the manifest. Devices present in manifest: net "service"',
     );
     // force-create with another image
-    assert.equal(show(await request(env.socket, ":rs", { kind: "unikernel-force-create", config: config(HELLO, { argv: argv("--standin-run"), memory: 64 }) })), "success: created unikernel");
+    assert.equal(
+      show(await request(env.socket, ":rs", { kind: "unikernel-force-create", config: config(HELLO, { argv: argv("--standin-run"), memory: 64 }) })),
+      "success: created unikernel",
+    );
     const fi = successOf(await request(env.socket, ":rs", { kind: "unikernel-info" }), "unikernel-info").unikernels[0]!.info;
     assert.equal(fi.memory, 64);
     assert.deepEqual(fi.bridges, []);
@@ -344,7 +367,9 @@ describe("hostd: unikernels", () => {
   scenario("exit 64 with --name: re-created once without --name (and dumped)", async (env) => {
     const c = config(HELLO, { addName: true, argv: argv("--standin-old-mirage", "--standin-run") });
     assert.equal(show(await request(env.socket, ":old", { kind: "unikernel-create", config: c })), "success: created unikernel");
-    await waitFor("the fallback re-creation", async () => env.hostdLog.some((l) => /created :old: .* --standin-old-mirage --standin-run/.test(l) && !l.includes("--name=")));
+    await waitFor("the fallback re-creation", async () =>
+      env.hostdLog.some((l) => /created :old: .* --standin-old-mirage --standin-run/.test(l) && !l.includes("--name=")),
+    );
     await waitFor("running again", async () => (await running(env)).length === 1);
     const st = await foldedState(env.dbdir);
     assert.equal(st.state.unikernels[0]?.config.addName, false);
@@ -374,7 +399,8 @@ describe("hostd: statistics channel", () => {
       while (inbox.length === 0) await new Promise<void>((r) => (wake = r));
       return inbox.shift()!;
     };
-    const ack = (w: Wire) => s.write(frameOf(encodeWire({ header: w.header, payload: { kind: "reply", reply: { kind: "string", text: new TextEncoder().encode("added") } } })));
+    const ack = (w: Wire) =>
+      s.write(frameOf(encodeWire({ header: w.header, payload: { kind: "reply", reply: { kind: "string", text: new TextEncoder().encode("added") } } })));
     s.write(frameOf(encodeWire(commandWire(":", { kind: "stats-initial" }, 0n))));
     const init = await next();
     assert.deepEqual(init.payload, { kind: "reply", reply: { kind: "empty" } });
@@ -405,7 +431,10 @@ describe("hostd: statistics channel", () => {
     s.destroy();
     // without the stats channel, creates go on
     await sleep(100);
-    assert.equal(show(await request(env.socket, ":three", { kind: "unikernel-create", config: config(HELLO, { argv: argv("--standin-run") }) })), "success: created unikernel");
+    assert.equal(
+      show(await request(env.socket, ":three", { kind: "unikernel-create", config: config(HELLO, { argv: argv("--standin-run") }) })),
+      "success: created unikernel",
+    );
   });
 });
 
@@ -419,7 +448,10 @@ describe("hostd: blocks", () => {
     assert.equal(show(await request(env.socket, ":data", { kind: "block-add", size: 2 })), "failure: block device with same name already exists");
     assert.equal(show(await request(env.socket, ":zero", { kind: "block-add", size: 0 })), "failure: overflow while computing bytes");
     const info = successOf(await request(env.socket, ":", { kind: "block-info" }), "block-devices");
-    assert.deepEqual(info.devices.map((d) => [d.name.label, d.size, d.active]), [["data", 2, false]]);
+    assert.deepEqual(
+      info.devices.map((d) => [d.name.label, d.size, d.active]),
+      [["data", 2, false]],
+    );
     // set: a compressed upload in uneven chunks, then the terminator
     const content = Buffer.alloc(300_000);
     for (let i = 0; i < content.length; i++) content[i] = (i * 7) & 0xff;
@@ -431,7 +463,12 @@ describe("hostd: blocks", () => {
     assert.equal(file.length, 2 << 20);
     assert.deepEqual(file.subarray(0, content.length), content);
     // too much data
-    const big = await exchange(env.socket, [encodeWire(commandWire(":data", { kind: "block-set", compressed: false })), Buffer.alloc((2 << 20) + 1)], 20_000, Buffer.alloc(4));
+    const big = await exchange(
+      env.socket,
+      [encodeWire(commandWire(":data", { kind: "block-set", compressed: false })), Buffer.alloc((2 << 20) + 1)],
+      20_000,
+      Buffer.alloc(4),
+    );
     assert.equal(show(big), "failure: stream exceeds size");
     // dump, level 0: 4096-byte pieces
     await request(env.socket, ":data", { kind: "block-set", compressed: false }).catch(() => undefined);
@@ -467,20 +504,29 @@ describe("hostd: blocks", () => {
 
   scenario("old inline forms; a missing file; set while the upload is cut off", async (env) => {
     const data = Buffer.from("hello block");
-    assert.equal(show(await request(env.socket, ":old", { kind: "block-add-old", size: 1, compressed: true, data: deflateSync(data) })), "success: added block device");
+    assert.equal(
+      show(await request(env.socket, ":old", { kind: "block-add-old", size: 1, compressed: true, data: deflateSync(data) })),
+      "success: added block device",
+    );
     const f = join(env.dbdir, "block", ":old");
     assert.equal((await stat(f)).size, 1 << 20);
     assert.deepEqual((await readFile(f)).subarray(0, data.length), data);
     const d0 = successOf(await request(env.socket, ":old", { kind: "block-dump-old", level: 0 }), "old-block-device-image");
     assert.equal(d0.compressed, false);
     assert.equal(d0.image.length, 1 << 20);
-    assert.equal(show(await request(env.socket, ":old", { kind: "block-set-old", compressed: false, data: Buffer.from("second") })), "success: set block device");
+    assert.equal(
+      show(await request(env.socket, ":old", { kind: "block-set-old", compressed: false, data: Buffer.from("second") })),
+      "success: set block device",
+    );
     const d9 = successOf(await request(env.socket, ":old", { kind: "block-dump-old", level: 9 }), "old-block-device-image");
     assert.equal(d9.compressed, true);
     const back = inflateSync(d9.image);
     assert.equal(back.length, 1 << 20);
     assert.equal(back.subarray(0, 6).toString(), "second");
-    assert.equal(show(await request(env.socket, ":old", { kind: "block-set-old", compressed: false, data: Buffer.alloc((1 << 20) + 1) })), "failure: data exceeds block size");
+    assert.equal(
+      show(await request(env.socket, ":old", { kind: "block-set-old", compressed: false, data: Buffer.alloc((1 << 20) + 1) })),
+      "failure: data exceeds block size",
+    );
     assert.equal(show(await request(env.socket, ":nope", { kind: "block-set-old", compressed: false, data: data })), "failure: set block: not found");
     // the file vanished behind hostd's back
     const { rm } = await import("node:fs/promises");
@@ -555,7 +601,10 @@ describe("hostd: state and restore", () => {
     await writeFile(join(env.dbdir, "state"), Buffer.from(b64.trim(), "base64"));
     await env.startHostd();
     assert.deepEqual(await running(env), []);
-    assert.ok(env.hostdLog.some((l) => l.includes("restoring :foo.hello")), env.hostdLog.join("\n"));
+    assert.ok(
+      env.hostdLog.some((l) => l.includes("restoring :foo.hello")),
+      env.hostdLog.join("\n"),
+    );
   });
 
   scenario("an old-form ([0], UnikernelConfigV1) state file with a real image: the unikernel runs again", async (env) => {
@@ -576,7 +625,10 @@ describe("hostd: state and restore", () => {
     await env.startHostd();
     assert.deepEqual(await running(env), [":service.old"]);
     const u = successOf(await request(env.socket, ":service.old", { kind: "unikernel-info" }), "unikernel-info").unikernels[0]!.info;
-    assert.deepEqual(u.bridges.map((b) => b.hostDevice), ["service"]);
+    assert.deepEqual(
+      u.bridges.map((b) => b.hostDevice),
+      ["service"],
+    );
     // the state file is rewritten in the current form [6]
     const st = await foldedState(env.dbdir);
     assert.equal(st.version, 6);
@@ -593,10 +645,15 @@ describe("hostd: state and restore", () => {
     await foldedState(env.dbdir);
     await env.stopHostd("SIGTERM");
     // state.bak is the state before :two
-    assert.deepEqual(decodeState(new Uint8Array(await readFile(join(env.dbdir, "state.bak")))).state.unikernels.map((u) => u.name.label), ["one"]);
+    assert.deepEqual(
+      decodeState(new Uint8Array(await readFile(join(env.dbdir, "state.bak")))).state.unikernels.map((u) => u.name.label),
+      ["one"],
+    );
     await writeFile(join(env.dbdir, "state"), "garbage");
     const start = async (extra: string[]): Promise<{ code: number | null; err: string }> => {
-      const h = env.ns.spawn("node", [(await import("../support/hostd.js")).MAIN, "hostd", "--tmpdir", env.tmpdir, "--dbdir", env.dbdir, ...extra], { stdio: ["ignore", "ignore", "pipe"] });
+      const h = env.ns.spawn("node", [(await import("../support/hostd.js")).MAIN, "hostd", "--tmpdir", env.tmpdir, "--dbdir", env.dbdir, ...extra], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
       let err = "";
       h.stderr?.on("data", (d: Buffer) => (err += d.toString()));
       const code = await new Promise<number | null>((res) => h.once("exit", (x) => res(x)));
@@ -609,11 +666,17 @@ describe("hostd: state and restore", () => {
     assert.equal(await readFile(join(env.dbdir, "state"), "utf8"), "garbage");
     await env.startHostd(["--restore-backup"]);
     assert.deepEqual(await running(env), [":one"]);
-    assert.ok(env.hostdLog.some((l) => /--restore-backup: starting from .*state\.bak .* moved state to .*set-aside\./.test(l)), env.hostdLog.join("\n"));
+    assert.ok(
+      env.hostdLog.some((l) => /--restore-backup: starting from .*state\.bak .* moved state to .*set-aside\./.test(l)),
+      env.hostdLog.join("\n"),
+    );
     const aside = (await readdir(env.dbdir)).filter((f) => f.startsWith("set-aside."));
     assert.equal(aside.length, 1);
     assert.equal(await readFile(join(env.dbdir, aside[0]!, "state"), "utf8"), "garbage");
-    assert.deepEqual((await foldedState(env.dbdir)).state.unikernels.map((u) => u.name.label), ["one"]);
+    assert.deepEqual(
+      (await foldedState(env.dbdir)).state.unikernels.map((u) => u.name.label),
+      ["one"],
+    );
   });
 });
 
@@ -622,7 +685,9 @@ describe("hostd: policies and concurrency", () => {
     const p = { unikernels: 2n, cpuids: [0], memory: 1000, block: 0, bridges: ["br0"] };
     assert.equal(show(await request(env.socket, "lim:", { kind: "policy-add", policy: p })), "success: added policy");
     const c = config(HELLO, { argv: argv("--standin-run") });
-    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => request(env.socket, `lim:u${i}`, { kind: "unikernel-create", config: c }).then(show)));
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => request(env.socket, `lim:u${i}`, { kind: "unikernel-create", config: c }).then(show)),
+    );
     assert.equal(results.filter((r) => r === "success: created unikernel").length, 2);
     assert.equal(results.filter((r) => r === "failure: maximum amount of unikernels (2) reached").length, 4);
     const info = successOf(await request(env.socket, "lim:", { kind: "unikernel-info" }), "unikernel-info");
@@ -636,50 +701,59 @@ describe("hostd: policies and concurrency", () => {
       encodeWire(commandWire("org:", { kind: "policy-add", policy: p })),
       encodeWire(commandWire("org:", { kind: "policy-info" })),
     ]);
-    assert.deepEqual(replies.map((r) => show([r])), ["success: added policy", "success: no modification of policy", "success policies"]);
+    assert.deepEqual(
+      replies.map((r) => show([r])),
+      ["success: added policy", "success: no modification of policy", "success policies"],
+    );
     const bad = await exchange(env.socket, [
       encodeWire(commandWire("org:sub:", { kind: "policy-add", policy: { ...p, memory: 2000 } })),
       encodeWire(commandWire("org:", { kind: "policy-info" })),
     ]);
-    assert.deepEqual(bad.map((r) => show([r])), ["failure: policy above allows 1000 MB memory, which is fewer than 2000 MB"]);
+    assert.deepEqual(
+      bad.map((r) => show([r])),
+      ["failure: policy above allows 1000 MB memory, which is fewer than 2000 MB"],
+    );
     assert.equal(show(await request(env.socket, "org:", { kind: "policy-remove" })), "success: removed policy");
     assert.equal(show(await request(env.socket, "org:", { kind: "policy-remove" })), "failure: unknown policy");
     assert.equal(show(await request(env.socket, ":x", { kind: "console-list-inactive" })), "failure: unknown command");
   });
 
-  scenario("malformed and oversize frames: closed without reply, the daemon keeps serving", async (env) => {
-    // a client stuck in the middle of a frame does not block anyone
-    const { connect } = await import("../support/hostd.js");
-    const stuck = await connect(env.socket);
-    stuck.on("error", () => undefined);
-    stuck.write(Buffer.from([0, 0, 1]));
-    assert.equal(show(await request(env.socket, ":", { kind: "unikernel-info" })), "success unikernel-info");
-    // garbage DER
-    assert.deepEqual(await exchange(env.socket, [Uint8Array.of(0x30, 0x03, 0x02, 0x01)]), []);
-    // wrong version
-    const w = encodeWire(commandWire(":", { kind: "unikernel-info" }));
-    const v4 = Uint8Array.from(w);
-    const at = v4.indexOf(0x05, 2);
-    v4[at] = 0x04;
-    assert.deepEqual(await exchange(env.socket, [v4]), []);
-    // oversize frame (limit set below)
-    const s = await connect(env.socket);
-    const closed = new Promise<void>((res) => s.on("close", () => res()));
-    s.on("error", () => undefined);
-    const head = Buffer.alloc(4);
-    head.writeInt32BE(0x7fffff00, 0);
-    s.write(head);
-    await closed;
-    // truncated frame then EOF
-    const t = await connect(env.socket);
-    t.end(Buffer.from([0, 0, 0, 10, 1, 2]));
-    await new Promise<void>((res) => t.on("close", () => res()));
-    // a non-command payload: unknown command
-    const reply: Wire = { header: { version: 5, sequence: 0n, name: { path: [], label: null } }, payload: { kind: "failure", message: new Uint8Array() } };
-    assert.equal(show(await exchange(env.socket, [encodeWire(reply)])), "failure: unknown command");
-    // still serving
-    assert.equal(show(await request(env.socket, ":", { kind: "unikernel-info" })), "success unikernel-info");
-    stuck.destroy();
-  }, { hostdArgs: ["--max-frame", "1048576"] });
+  scenario(
+    "malformed and oversize frames: closed without reply, the daemon keeps serving",
+    async (env) => {
+      // a client stuck in the middle of a frame does not block anyone
+      const { connect } = await import("../support/hostd.js");
+      const stuck = await connect(env.socket);
+      stuck.on("error", () => undefined);
+      stuck.write(Buffer.from([0, 0, 1]));
+      assert.equal(show(await request(env.socket, ":", { kind: "unikernel-info" })), "success unikernel-info");
+      // garbage DER
+      assert.deepEqual(await exchange(env.socket, [Uint8Array.of(0x30, 0x03, 0x02, 0x01)]), []);
+      // wrong version
+      const w = encodeWire(commandWire(":", { kind: "unikernel-info" }));
+      const v4 = Uint8Array.from(w);
+      const at = v4.indexOf(0x05, 2);
+      v4[at] = 0x04;
+      assert.deepEqual(await exchange(env.socket, [v4]), []);
+      // oversize frame (limit set below)
+      const s = await connect(env.socket);
+      const closed = new Promise<void>((res) => s.on("close", () => res()));
+      s.on("error", () => undefined);
+      const head = Buffer.alloc(4);
+      head.writeInt32BE(0x7fffff00, 0);
+      s.write(head);
+      await closed;
+      // truncated frame then EOF
+      const t = await connect(env.socket);
+      t.end(Buffer.from([0, 0, 0, 10, 1, 2]));
+      await new Promise<void>((res) => t.on("close", () => res()));
+      // a non-command payload: unknown command
+      const reply: Wire = { header: { version: 5, sequence: 0n, name: { path: [], label: null } }, payload: { kind: "failure", message: new Uint8Array() } };
+      assert.equal(show(await exchange(env.socket, [encodeWire(reply)])), "failure: unknown command");
+      // still serving
+      assert.equal(show(await request(env.socket, ":", { kind: "unikernel-info" })), "success unikernel-info");
+      stuck.destroy();
+    },
+    { hostdArgs: ["--max-frame", "1048576"] },
+  );
 });
-

@@ -55,7 +55,10 @@ async function stateParses(env: Env): Promise<string[] | null> {
 }
 
 const noTemps = async (env: Env): Promise<void> => {
-  assert.deepEqual((await readdir(env.view(env.dbdir))).filter((f) => f.startsWith(".")), []);
+  assert.deepEqual(
+    (await readdir(env.view(env.dbdir))).filter((f) => f.startsWith(".")),
+    [],
+  );
 };
 
 describe("hostd: a full dbdir (3 MB tmpfs)", () => {
@@ -110,7 +113,10 @@ describe("hostd: a full dbdir (3 MB tmpfs)", () => {
       // the operator frees space: creates work again, and the journal is folded (the next
       // successful change makes hostd retry the fold at once)
       await rm(env.view(join(env.dbdir, "filler")));
-      assert.equal(show(await request(env.socket, ":after", { kind: "unikernel-create", config: config(image, { argv: argv("--standin-run") }) })), "success: created unikernel");
+      assert.equal(
+        show(await request(env.socket, ":after", { kind: "unikernel-create", config: config(image, { argv: argv("--standin-run") }) })),
+        "success: created unikernel",
+      );
       const all = [...acked, ":after"].sort();
       try {
         await waitFor("the fold after space was freed", async () => (await stateParses(env))?.join() === all.join());
@@ -171,7 +177,10 @@ describe("hostd: a full dbdir (3 MB tmpfs)", () => {
       // space again: the destroy is recorded by the next change (here: destroying again)
       await rm(fill);
       assert.equal(show(await request(env.socket, ":b", { kind: "unikernel-destroy" })), "success: destroyed: removed from restarting");
-      assert.deepEqual((await readStored(env.view(env.dbdir))).unikernels.map((u) => `:${u.name.label}`), [":a"]);
+      assert.deepEqual(
+        (await readStored(env.view(env.dbdir))).unikernels.map((u) => `:${u.name.label}`),
+        [":a"],
+      );
       assert.equal(show(await request(env.socket, ":c", { kind: "unikernel-create", config: netCfg })), "success: created unikernel");
     },
     { privateMounts: [{ dir: "db", options: "size=3m" }], hostdArgs: ["--fold-delay", "60000"] },

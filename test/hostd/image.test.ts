@@ -38,7 +38,10 @@ describe("writeImage", () => {
   it("a plain image is written as is; a file already there is replaced", async () => {
     const p = join(dir, ":b.img");
     await writeFile(p, Buffer.alloc(3 * MiB, 1));
-    assert.deepEqual(await writeImage(p, { compressed: false, image: NET }, DEFAULT_MAX_IMAGE_SIZE), { ok: true, value: { digest: sha(NET), size: NET.length, small: NET } });
+    assert.deepEqual(await writeImage(p, { compressed: false, image: NET }, DEFAULT_MAX_IMAGE_SIZE), {
+      ok: true,
+      value: { digest: sha(NET), size: NET.length, small: NET },
+    });
     assert.deepEqual(new Uint8Array(await readFile(p)), NET);
   });
 
@@ -61,12 +64,21 @@ describe("writeImage", () => {
     const p = join(dir, ":bomb.img");
     const bomb = deflateSync(Buffer.alloc(256 * MiB), { level: 9 });
     assert.ok(bomb.length < 300 * 1024);
-    assert.deepEqual(await writeImage(p, { compressed: true, image: bomb }, 16 * MiB), { ok: false, error: "failed to uncompress: image exceeds the limit of 16 MiB" });
-    assert.deepEqual(await writeImage(p, { compressed: false, image: new Uint8Array(16 * MiB + 1) }, 16 * MiB), { ok: false, error: "image exceeds the limit of 16 MiB" });
+    assert.deepEqual(await writeImage(p, { compressed: true, image: bomb }, 16 * MiB), {
+      ok: false,
+      error: "failed to uncompress: image exceeds the limit of 16 MiB",
+    });
+    assert.deepEqual(await writeImage(p, { compressed: false, image: new Uint8Array(16 * MiB + 1) }, 16 * MiB), {
+      ok: false,
+      error: "image exceeds the limit of 16 MiB",
+    });
     // exactly at the limit is fine
     assert.equal((await writeImage(p, { compressed: true, image: deflateSync(Buffer.alloc(16 * MiB)) }, 16 * MiB)).ok, true);
     await rm(p);
-    assert.deepEqual((await readdir(dir)).filter((f) => f.startsWith(":bomb")), []);
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.startsWith(":bomb")),
+      [],
+    );
   });
 
   it("invalid and truncated zlib data: failed to uncompress, nothing left", async () => {
@@ -78,7 +90,13 @@ describe("writeImage", () => {
     const cut = await writeImage(p, { compressed: true, image: z.subarray(0, z.length - 10) }, DEFAULT_MAX_IMAGE_SIZE);
     assert.equal(cut.ok, false);
     if (!cut.ok) assert.match(cut.error, /^failed to uncompress: invalid zlib data: unexpected end of file/);
-    assert.equal(await stat(p).then(() => true, () => false), false);
+    assert.equal(
+      await stat(p).then(
+        () => true,
+        () => false,
+      ),
+      false,
+    );
   });
 
   it("a write error names the file and the errno", async () => {

@@ -1,15 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import {
-  bosRunError,
-  createTap,
-  isValidIfName,
-  NetError,
-  nextTapName,
-  parseIpLinkNames,
-  parseTuntapShow,
-} from "../../src/hostd/net.js";
+import { bosRunError, createTap, isValidIfName, NetError, nextTapName, parseIpLinkNames, parseTuntapShow } from "../../src/hostd/net.js";
 import { netnsAvailable, withNetns, type Netns } from "../support/netns.js";
 
 const runner = fileURLToPath(new URL("../support/net-runner.js", import.meta.url));

@@ -140,7 +140,10 @@ describe("block files", () => {
     assert.ok((await stat(f)).blocks * 512 < MB, `${(await stat(f)).blocks} blocks`);
     const bomb = deflateSync(Buffer.alloc(64 * MB));
     assert.deepEqual(await writeBlockData(f, { compressed: true, bytes: bomb }, 4 * MB), { ok: false, error: "data exceeds block size" });
-    assert.deepEqual(await writeBlockData(f, { compressed: false, bytes: new Uint8Array(4 * MB + 1) }, 4 * MB), { ok: false, error: "data exceeds block size" });
+    assert.deepEqual(await writeBlockData(f, { compressed: false, bytes: new Uint8Array(4 * MB + 1) }, 4 * MB), {
+      ok: false,
+      error: "data exceeds block size",
+    });
     const bad = await writeBlockData(f, { compressed: true, bytes: Uint8Array.of(0x78, 0x9c, 0xff) }, 4 * MB);
     assert.equal(bad.ok, false);
     if (!bad.ok) assert.match(bad.error, /^failed to uncompress: invalid zlib data: /);
@@ -164,13 +167,25 @@ describe("block files", () => {
     let consumed = 0;
     const counting = (chunks: Uint8Array[]): ChunkSource => {
       const s = source(chunks);
-      return { next: async () => { const c = await s.next(); if (c !== null) consumed++; return c; } };
+      return {
+        next: async () => {
+          const c = await s.next();
+          if (c !== null) consumed++;
+          return c;
+        },
+      };
     };
-    assert.equal(await receiveBlockStream(p, MB, false, counting([new Uint8Array(MB), Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(3)])), "stream exceeds size");
+    assert.equal(
+      await receiveBlockStream(p, MB, false, counting([new Uint8Array(MB), Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(3)])),
+      "stream exceeds size",
+    );
     assert.equal(consumed, 4);
     const bomb = deflateSync(Buffer.alloc(64 * MB));
     assert.equal(await receiveBlockStream(p, MB, true, source([bomb])), "stream exceeds size");
-    assert.equal(await receiveBlockStream(p, MB, true, source([Uint8Array.of(0x78, 0x9c, 0xff, 0xff, 0xff), Uint8Array.of(9)])), "error writing to file descriptor");
+    assert.equal(
+      await receiveBlockStream(p, MB, true, source([Uint8Array.of(0x78, 0x9c, 0xff, 0xff, 0xff), Uint8Array.of(9)])),
+      "error writing to file descriptor",
+    );
     assert.equal(await receiveBlockStream(p, MB, false, source([Uint8Array.of(1), new Error("boom")])), "error while reading stream");
     assert.equal(await receiveBlockStream(join(dir, "missing", "x"), MB, false, source([Uint8Array.of(1)])), "error opening block device");
     assert.equal(await drainChunks(source([Uint8Array.of(1), new Error("x")])), "error while reading stream");
@@ -183,7 +198,10 @@ describe("block files", () => {
     await writeFile(p, data);
     const plain: Uint8Array[] = [];
     assert.equal(await streamBlockFile(p, 0, async (x) => (plain.push(Uint8Array.from(x)), true)), "done");
-    assert.deepEqual(plain.map((x) => x.length), [4096, 4096, 1808]);
+    assert.deepEqual(
+      plain.map((x) => x.length),
+      [4096, 4096, 1808],
+    );
     assert.deepEqual(Buffer.concat(plain), data);
     const z: Uint8Array[] = [];
     assert.equal(await streamBlockFile(p, 9, async (x) => (z.push(Uint8Array.from(x)), true)), "done");
@@ -432,7 +450,10 @@ describe("the process launcher (a helper process creates hostd's children)", () 
       const helperPid = Number((await readFile(`/proc/${long.value.pid}/stat`, "utf8")).split(") ")[1]!.split(" ")[1]);
       process.kill(helperPid, "SIGKILL");
       assert.deepEqual(await long.value.exited, { kind: "exited", code: 23 });
-      assert.ok(logged.some((m) => /process launcher exited .*creating processes in hostd itself/.test(m)), logged.join());
+      assert.ok(
+        logged.some((m) => /process launcher exited .*creating processes in hostd itself/.test(m)),
+        logged.join(),
+      );
       assert.equal(launcher(), inProcess);
       assert.deepEqual(await execTool("sh", ["-c", "exit 2"]), { code: 2, stdout: "", stderr: "" });
       await rd.close();
@@ -487,20 +508,29 @@ describe("host and runtime record", () => {
     await r.addTap("vmmtap3");
     await r.setPid(process.pid, procStartTime(process.pid));
     const e = { name: ":a", image: "/x/:a.img", fifo: "/x/fifo/:a", taps: ["vmmtap3"], pid: process.pid, starttime: procStartTime(process.pid) };
-    assert.deepEqual((await readIntents(t, () => undefined)).map((f) => f.intent), [e]);
+    assert.deepEqual(
+      (await readIntents(t, () => undefined)).map((f) => f.intent),
+      [e],
+    );
     await writeFile(join(t, "hostd.intent", "9-1.json"), JSON.stringify({ ...e, taps: ["eth0; rm -rf /"] }));
     await writeFile(join(t, "hostd.intent", "9-2.json"), JSON.stringify({ ...e, pid: 1 }));
     await writeFile(join(t, "hostd.intent", "9-3.json"), "{not json");
     await writeFile(join(t, "hostd.intent", ".9-4.json.tmp"), "{}");
     const logged: string[] = [];
-    assert.deepEqual((await readIntents(t, (m) => logged.push(m))).map((f) => f.intent), [e]);
+    assert.deepEqual(
+      (await readIntents(t, (m) => logged.push(m))).map((f) => f.intent),
+      [e],
+    );
     assert.equal(logged.length, 3);
     assert.deepEqual(await readdir(join(t, "hostd.intent")), [r.path.slice(r.path.lastIndexOf("/") + 1)]);
     await r.remove();
     assert.deepEqual(await readIntents(t, () => undefined), []);
     // the record of hostd versions before the intent records is still read
     await writeFile(join(t, "hostd.running"), JSON.stringify([{ name: ":b", pid: 4242, starttime: "1", taps: [], image: "/x/:b.img", fifo: "/x/fifo/:b" }]));
-    assert.deepEqual((await readIntents(t, () => undefined)).map((f) => f.intent.name), [":b"]);
+    assert.deepEqual(
+      (await readIntents(t, () => undefined)).map((f) => f.intent.name),
+      [":b"],
+    );
     assert.match(procStartTime(process.pid) ?? "", /^\d+$/);
   });
 
@@ -531,7 +561,11 @@ describe("host and runtime record", () => {
     await c.setPid(bystander.pid!, "1");
     const destroyed: string[] = [];
     const found = await readIntents(t, () => undefined);
-    const survivors = await reapIntents(found, async (tap) => void destroyed.push(tap), () => undefined);
+    const survivors = await reapIntents(
+      found,
+      async (tap) => void destroyed.push(tap),
+      () => undefined,
+    );
     assert.deepEqual(survivors, []);
     assert.equal(await e1, "SIGKILL");
     assert.equal(await e2, "SIGKILL");

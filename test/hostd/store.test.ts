@@ -14,17 +14,7 @@ import { decodeState, encodeState, encodeStatePieces } from "../../src/commands/
 import type { Policy, State, UnikernelConfig } from "../../src/commands/types.js";
 import { parseName } from "../../src/core/name.js";
 import { F, IoError, nodeFileOps, writeFully, type FileOps } from "../../src/hostd/fsio.js";
-import {
-  applyOps,
-  diffState,
-  encodeRecord,
-  JournalCorrupt,
-  JOURNAL_MAGIC,
-  parseJournal,
-  snapshotOf,
-  stateOf,
-  type Op,
-} from "../../src/hostd/journal.js";
+import { applyOps, diffState, encodeRecord, JournalCorrupt, JOURNAL_MAGIC, parseJournal, snapshotOf, stateOf, type Op } from "../../src/hostd/journal.js";
 import { openStore, readStored, RecordError, StoreCorrupt, type FoldStep } from "../../src/hostd/store.js";
 import { config } from "../support/hostd.js";
 
@@ -154,7 +144,10 @@ describe("journal records", () => {
     const b = encodeRecord([ops[3]!]);
     const flipped = file(a, b);
     flipped[JOURNAL_MAGIC.length + 10]! ^= 0xff; // inside a's payload
-    assert.throws(() => parseJournal(flipped), (e: unknown) => e instanceof JournalCorrupt && e.offset === JOURNAL_MAGIC.length && /checksum/.test(e.message));
+    assert.throws(
+      () => parseJournal(flipped),
+      (e: unknown) => e instanceof JournalCorrupt && e.offset === JOURNAL_MAGIC.length && /checksum/.test(e.message),
+    );
     assert.throws(() => parseJournal(Buffer.from("NOTAJRNL")), /bad magic/);
     // a record whose checksum is right but whose content is not an operation
     const bad = Uint8Array.from(encodeRecord([ops[1]!]));
@@ -166,7 +159,9 @@ describe("journal records", () => {
   it("property: any batches round-trip; any truncation yields a prefix of them", () => {
     const label = fc.stringMatching(/^[a-z][a-z0-9-]{0,6}$/);
     const op = fc.oneof(
-      fc.record({ l: label, n: fc.nat(200), fill: fc.nat(255) }).map(({ l, n, fill }): Op => ({ kind: "put-unikernel", name: parseName(`t:${l}`), config: config(img(n, fill)) })),
+      fc
+        .record({ l: label, n: fc.nat(200), fill: fc.nat(255) })
+        .map(({ l, n, fill }): Op => ({ kind: "put-unikernel", name: parseName(`t:${l}`), config: config(img(n, fill)) })),
       label.map((l): Op => ({ kind: "remove-unikernel", name: parseName(`:${l}`) })),
       label.map((l): Op => ({ kind: "put-policy", name: parseName(`${l}:`), policy: pol("x:").policy })),
       label.map((l): Op => ({ kind: "remove-policy", name: parseName(`${l}:`) })),
@@ -261,7 +256,10 @@ describe("the store: record, fold, replay", () => {
     assert.deepEqual((await readdir(d)).sort(), ["state.journal.1"]);
     // the journal holds only the changes: :a's image once, :b's once
     const j = parseJournal(new Uint8Array(await readFile(join(d, "state.journal.1"))));
-    assert.deepEqual(j.records.map((r) => r.map((o) => o.kind)), [["put-unikernel", "put-policy"], ["put-unikernel"]]);
+    assert.deepEqual(
+      j.records.map((r) => r.map((o) => o.kind)),
+      [["put-unikernel", "put-policy"], ["put-unikernel"]],
+    );
     sameState(await readStored(d), s2);
     // a "crash": a second store opened on the same directory sees everything
     const again = await openStore({ dbdir: d, ...quiet }, false);
@@ -308,11 +306,19 @@ describe("the store: record, fold, replay", () => {
       void store.fold();
       await new Promise((r) => setTimeout(r, 200));
       const files = await readdir(d);
-      if (step === "fold-written") assert.ok(files.some((f) => f.startsWith(".state.tmp.")), files.join());
+      if (step === "fold-written")
+        assert.ok(
+          files.some((f) => f.startsWith(".state.tmp.")),
+          files.join(),
+        );
       const again = await openStore({ dbdir: d, ...quiet }, false);
       sameState(again.state, s2);
       assert.ok(!(await readdir(d)).some((f) => f.startsWith(".state")), step);
-      if (step === "fold-written") assert.ok(again.warnings.some((l) => /removed .*\.state\.tmp\.\d+, left behind by an earlier hostd/.test(l)), again.warnings.join());
+      if (step === "fold-written")
+        assert.ok(
+          again.warnings.some((l) => /removed .*\.state\.tmp\.\d+, left behind by an earlier hostd/.test(l)),
+          again.warnings.join(),
+        );
       await again.store.close();
       sameState(decodeState(new Uint8Array(await readFile(join(d, "state")))).state, s2);
     }
@@ -388,8 +394,11 @@ describe("the store under faults", () => {
     const size = (await readFile(join(d, "state"))).length;
     const bak = 0; // the first fold had no state to keep
     f.free = 64 * 1024 + 2 * size - bak; // room for the record, not for a state twice as large
-    await assert.rejects(store.record(s([":a", ":b", ":c"])), (e: unknown) =>
-      e instanceof RecordError && /^ENOSPC: not enough space in .* for this change and the next fold of the state file \(\d+ bytes free, \d+ needed\)$/.test(e.message),
+    await assert.rejects(
+      store.record(s([":a", ":b", ":c"])),
+      (e: unknown) =>
+        e instanceof RecordError &&
+        /^ENOSPC: not enough space in .* for this change and the next fold of the state file \(\d+ bytes free, \d+ needed\)$/.test(e.message),
     );
     sameState(store.snapshot, ab);
     f.free = 0;
@@ -465,7 +474,11 @@ describe("corrupt stored state", () => {
     await writeFile(join(d, "state"), "garbage");
     await assert.rejects(
       openStore({ dbdir: d, ...quiet }, false),
-      (e: unknown) => e instanceof StoreCorrupt && /^couldn't parse .*\/state: .*The backup: .*\/state\.bak parses \(1 unikernels, 1 policies, written .*\); start hostd with --restore-backup/.test(e.message),
+      (e: unknown) =>
+        e instanceof StoreCorrupt &&
+        /^couldn't parse .*\/state: .*The backup: .*\/state\.bak parses \(1 unikernels, 1 policies, written .*\); start hostd with --restore-backup/.test(
+          e.message,
+        ),
     );
     assert.equal(await readFile(join(d, "state"), "utf8"), "garbage"); // untouched
     const lines: string[] = [];
@@ -490,7 +503,10 @@ describe("corrupt stored state", () => {
     await assert.rejects(
       openStore({ dbdir: d, ...quiet }, false),
       (e: unknown) =>
-        e instanceof StoreCorrupt && /^journal .*state\.journal\.3 is corrupt: corrupt at byte 8: checksum mismatch\. The backup: the last fold, .*\/state parses \(2 unikernels/.test(e.message),
+        e instanceof StoreCorrupt &&
+        /^journal .*state\.journal\.3 is corrupt: corrupt at byte 8: checksum mismatch\. The backup: the last fold, .*\/state parses \(2 unikernels/.test(
+          e.message,
+        ),
     );
     const r = await openStore({ dbdir: d, ...quiet }, true);
     assert.deepEqual(names(r.state), ["one", "two"]);
@@ -606,10 +622,15 @@ describe("image files of the journal", () => {
         openStore({ dbdir: d, ...quiet }, false),
         (e: unknown) =>
           e instanceof StoreCorrupt &&
-          new RegExp(`journal .*state\\.journal\\.2 is corrupt: the image file state\\.image\\.1 of :a ${damage === "missing" ? "is missing" : "is not the image recorded"}`).test(e.message),
+          new RegExp(
+            `journal .*state\\.journal\\.2 is corrupt: the image file state\\.image\\.1 of :a ${damage === "missing" ? "is missing" : "is not the image recorded"}`,
+          ).test(e.message),
       );
       const r = await openStore({ dbdir: d, ...quiet }, true);
-      assert.deepEqual(r.state.unikernels.map((u) => u.name.label), ["one"]);
+      assert.deepEqual(
+        r.state.unikernels.map((u) => u.name.label),
+        ["one"],
+      );
       const aside = (await readdir(d)).find((f) => f.startsWith("set-aside."))!;
       assert.deepEqual((await readdir(join(d, aside))).sort(), damage === "missing" ? ["state.journal.2"] : ["state.image.1", "state.journal.2"]);
       await r.store.close();

@@ -156,7 +156,10 @@ describe("create: checkCreate, imageTarget (§2.4 steps 1–3)", () => {
   });
 
   it("a path name cannot be created", () => {
-    assert.equal(replyOf(cmd(initialState(emptyResources()), "foo:", { kind: "unikernel-create", config: cfg() })).text, "failure: unikernel name must not be a path");
+    assert.equal(
+      replyOf(cmd(initialState(emptyResources()), "foo:", { kind: "unikernel-create", config: cfg() })).text,
+      "failure: unikernel name must not be a path",
+    );
   });
 
   it("create of a fresh name hands the pipeline to the shell", () => {
@@ -308,8 +311,16 @@ describe("create: MACs on a bridge", () => {
   it("configured MACs: a repeat of a running one, or two devices of one unikernel on one bridge, are refused", () => {
     const m = Uint8Array.of(2, 0, 0, 0, 0, 9);
     const s = run(initialState(p), ":x", net("br0", m));
-    assert.match((r => (!r.ok ? r.error : ""))(prep(s, ":y", net("br0", m))), /^MAC address 02:00:00:00:00:09 of service is already used on bridge br0 by :x/);
-    const two = cfg({ bridges: [{ netif: "a", bridge: "br0", mac: m }, { netif: "b", bridge: "br0", mac: m }] });
+    assert.match(
+      ((r) => (!r.ok ? r.error : ""))(prep(s, ":y", net("br0", m))),
+      /^MAC address 02:00:00:00:00:09 of service is already used on bridge br0 by :x/,
+    );
+    const two = cfg({
+      bridges: [
+        { netif: "a", bridge: "br0", mac: m },
+        { netif: "b", bridge: "br0", mac: m },
+      ],
+    });
     const r = checkCreate(initialState(p), n(":z"), two);
     assert.equal(!r.ok && r.error, "MAC address 02:00:00:00:00:09 of b is also the MAC of a on bridge br0; configure another MAC for one of them");
     // the name's own earlier instance (force-create / restart replace it) does not count
@@ -743,7 +754,10 @@ describe("state file and start-up", () => {
     );
     const back = decodeState(encodeState(st));
     assert.equal(back.version, 6);
-    assert.deepEqual(back.state.unikernels.map((u) => u.config.memory), [32, 32]);
+    assert.deepEqual(
+      back.state.unikernels.map((u) => u.config.memory),
+      [32, 32],
+    );
   });
 
   it("restore order: startup ascending (absent = 50), stable", () => {
@@ -820,7 +834,10 @@ describe("create as a typed sequence of phases (what the shell, create.ts, drive
     const imaged = must(imageWritten(begun, O, digest, { ok: true, value: readSolo5Abi(NET) }));
     assert.deepEqual(imaged.target.candidates, ["/var/lib/alb/solo5-hvt.2", "solo5-hvt.2", "/var/lib/alb/solo5-hvt", "solo5-hvt"]);
     // the manifest lists no block device "storage": refused, as checkImageManifest does
-    assert.deepEqual(tenderFound(imaged, "solo5-hvt", { ok: true, value: readSolo5Manifest(NET) }), checkImageManifest({ ok: true, value: readSolo5Manifest(NET) }, c));
+    assert.deepEqual(
+      tenderFound(imaged, "solo5-hvt", { ok: true, value: readSolo5Manifest(NET) }),
+      checkImageManifest({ ok: true, value: readSolo5Manifest(NET) }, c),
+    );
     const both = [...readSolo5Manifest(NET), { name: "storage", type: "block" as const }];
     const tendered = must(tenderFound(imaged, "solo5-hvt", { ok: true, value: both }));
     assert.deepEqual(tendered.bridges, ["br0"]);
@@ -832,10 +849,19 @@ describe("create as a typed sequence of phases (what the shell, create.ts, drive
     const consoled = must(consoleAdded(ca.pending, { header: ca.pending.request.header, payload: { kind: "reply", reply: { kind: "empty" } } }));
     const ready = must(execPlan(ca.state, O, consoled));
     assert.deepEqual(ready.argv, [
-      "taskset", "-c", "0", "solo5-hvt", "--mem=32",
-      "--net:service=vmmtap7", `--net-mac:service=${formatMac(macFor(n(":web"), "service", undefined))}`,
-      "--block:storage=/var/lib/alb/block/:data", "--block-sector-size:storage=4096",
-      "--", "/run/alb/:web.img", "--name=web", "-l *:debug",
+      "taskset",
+      "-c",
+      "0",
+      "solo5-hvt",
+      "--mem=32",
+      "--net:service=vmmtap7",
+      `--net-mac:service=${formatMac(macFor(n(":web"), "service", undefined))}`,
+      "--block:storage=/var/lib/alb/block/:data",
+      "--block-sector-size:storage=4096",
+      "--",
+      "/run/alb/:web.img",
+      "--name=web",
+      "-l *:debug",
     ]);
     const done = started(ca.state, ready, 42, new Date(0), true);
     const u = done.unikernel;

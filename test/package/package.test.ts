@@ -95,7 +95,16 @@ describe("npm pack", () => {
   test("ships only the built code, bin/, the systemd templates, the Grafana dashboard, the addon's sources, README and LICENSE", () => {
     const stray = files.filter((f) => !ALLOWED.some((re) => re.test(f)));
     assert.deepEqual(stray, [], `files that do not belong in the package: ${stray.join(", ")}`);
-    for (const f of ["package.json", "README.md", "LICENSE", "bin/dromedary.js", "dist/src/cli/main.js", "packaging/systemd/dromedary-hostd.service", "packaging/grafana/dromedary.json", "man/dromedary.1"]) {
+    for (const f of [
+      "package.json",
+      "README.md",
+      "LICENSE",
+      "bin/dromedary.js",
+      "dist/src/cli/main.js",
+      "packaging/systemd/dromedary-hostd.service",
+      "packaging/grafana/dromedary.json",
+      "man/dromedary.1",
+    ]) {
       assert.ok(files.includes(f), `${f} missing from the package`);
     }
     // the 13 private keys of fixtures/, the tests and the TypeScript sources stay at home

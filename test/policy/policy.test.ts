@@ -4,18 +4,10 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { Policy } from "../../src/commands/types.js";
 import { formatPolicy } from "../../src/commands/render.js";
-import {
-  bridgeOf,
-  fineWithPolicy,
-  isSmaller,
-  policyEquals,
-  rootPolicyUnikernels,
-  usable,
-} from "../../src/policy/policy.js";
+import { bridgeOf, fineWithPolicy, isSmaller, policyEquals, rootPolicyUnikernels, usable } from "../../src/policy/policy.js";
 import { p1, u, withoutBlock } from "./support.js";
 
 const good: Policy = { unikernels: 2n, cpuids: [0, 1], memory: 512, block: 100, bridges: ["br0", "service"] };
-
 
 test("rootPolicyUnikernels is OCaml's max_int (2^62-1)", () => {
   assert.equal(rootPolicyUnikernels, 4611686018427387903n);
@@ -48,10 +40,7 @@ test("isSmaller: check order (unikernels before memory before cpuids before brid
   assert.equal(isSmaller(p1, sub), "policy above allows 1 unikernels, which is fewer than 5");
   assert.equal(isSmaller(p1, { ...sub, unikernels: 1n }), "policy above allows 10 MB memory, which is fewer than 99 MB");
   assert.equal(isSmaller(p1, { ...sub, unikernels: 1n, memory: 1 }), "policy above does not allow CPUids 7");
-  assert.equal(
-    isSmaller(p1, { ...sub, unikernels: 1n, memory: 1, cpuids: [] }),
-    "policy above allows bridge(s) service, which is not a superset of x",
-  );
+  assert.equal(isSmaller(p1, { ...sub, unikernels: 1n, memory: 1, cpuids: [] }), "policy above allows bridge(s) service, which is not a superset of x");
   assert.equal(
     isSmaller(p1, { ...sub, unikernels: 1n, memory: 1, cpuids: [], bridges: [] }),
     "policy above allows 5 MB block storage, which is fewer than 50 MB",
@@ -90,10 +79,7 @@ test("fineWithPolicy: fine config", () => {
 });
 
 test("fineWithPolicy: the three upstream texts, in check order", () => {
-  assert.equal(
-    fineWithPolicy(p1, { ...u, cpuids: [3, 0, 1], memory: 99 }),
-    "the CPUids 1, 3 requested by the unikernel are not allowed by policy",
-  );
+  assert.equal(fineWithPolicy(p1, { ...u, cpuids: [3, 0, 1], memory: 99 }), "the CPUids 1, 3 requested by the unikernel are not allowed by policy");
   assert.equal(fineWithPolicy(p1, { ...u, memory: 11, bridges: [] }), "11 MB memory assigned to unikernel exceeds policy (10MB)");
   assert.equal(
     fineWithPolicy(good, {
@@ -103,10 +89,7 @@ test("fineWithPolicy: the three upstream texts, in check order", () => {
     "Bridge(s) z, other, z not allowed by policy (available: br0, service)",
   );
   // the bridge is the host bridge, not the netif
-  assert.equal(
-    fineWithPolicy(p1, { ...u, bridges: [{ netif: "service", bridge: "br9" }] }),
-    "Bridge(s) br9 not allowed by policy (available: service)",
-  );
+  assert.equal(fineWithPolicy(p1, { ...u, bridges: [{ netif: "service", bridge: "br9" }] }), "Bridge(s) br9 not allowed by policy (available: service)");
 });
 
 test("policyEquals compares all five fields, sets as sets", () => {
@@ -134,13 +117,16 @@ test("formatPolicy renders upstream's Policy.pp", () => {
 // ---------------------------------------------------------------------------------------
 // Properties
 
-const policyArb: fc.Arbitrary<Policy> = fc.record({
-  unikernels: fc.bigInt({ min: 0n, max: rootPolicyUnikernels }),
-  cpuids: fc.uniqueArray(fc.integer({ min: 0, max: 7 }), { maxLength: 8 }).map((xs) => xs.sort((a, b) => a - b)),
-  memory: fc.integer({ min: 0, max: 1 << 20 }),
-  block: fc.integer({ min: 0, max: 1 << 20 }),
-  bridges: fc.uniqueArray(fc.constantFrom("a", "b", "br0", "service", "x"), { maxLength: 5 }).map((xs) => xs.sort()),
-}, { requiredKeys: ["unikernels", "cpuids", "memory", "bridges"] });
+const policyArb: fc.Arbitrary<Policy> = fc.record(
+  {
+    unikernels: fc.bigInt({ min: 0n, max: rootPolicyUnikernels }),
+    cpuids: fc.uniqueArray(fc.integer({ min: 0, max: 7 }), { maxLength: 8 }).map((xs) => xs.sort((a, b) => a - b)),
+    memory: fc.integer({ min: 0, max: 1 << 20 }),
+    block: fc.integer({ min: 0, max: 1 << 20 }),
+    bridges: fc.uniqueArray(fc.constantFrom("a", "b", "br0", "service", "x"), { maxLength: 5 }).map((xs) => xs.sort()),
+  },
+  { requiredKeys: ["unikernels", "cpuids", "memory", "bridges"] },
+);
 
 /** A policy no larger than `p` (each field shrunk or kept at random). */
 const smallerThan = (p: Policy): fc.Arbitrary<Policy> =>

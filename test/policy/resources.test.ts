@@ -29,7 +29,6 @@ import { p1, u, withoutBlock } from "./support.js";
 const N = parseName;
 const P = parsePath;
 
-
 function get<T>(r: Result<T>): T {
   if (!r.ok) assert.fail(`unexpected error: ${r.error}`);
   return r.value;
@@ -120,10 +119,7 @@ test("R16 sub-policy with block absent", () => {
 });
 
 test("R17 sub-policy with bridges {service2}", () => {
-  fails(
-    insertPolicy(r1, P("alpha:beta"), { ...p1, bridges: ["service2"] }),
-    "policy above allows bridge(s) service, which is not a superset of service2",
-  );
+  fails(insertPolicy(r1, P("alpha:beta"), { ...p1, bridges: ["service2"] }), "policy above allows bridge(s) service, which is not a superset of service2");
 });
 
 test("R18 sub-policy with bridges {service, service2}", () => {
@@ -319,10 +315,7 @@ test("usage: unions of cpuids and (host) bridges, block totals active and inacti
 test("quirk: unikernel `:foo` lies in the subtree of path `foo:`", () => {
   const r = get(insertUnikernel(emptyResources(), N(":foo"), u));
   assert.equal(usage(r, P("foo")).unikernels, 1);
-  fails(
-    insertPolicy(r, P("foo"), { ...p1, unikernels: 0n }),
-    "unikernel would exceed running unikernel limit set by policy to 0, running 1",
-  );
+  fails(insertPolicy(r, P("foo"), { ...p1, unikernels: 0n }), "unikernel would exceed running unikernel limit set by policy to 0, running 1");
 });
 
 test("zvol escape hatch: /dev/zvol devices at the configured path are not checked nor marked", () => {
@@ -365,10 +358,7 @@ test("insertPolicy current usage: CPU ids", () => {
 
 test("insertPolicy current usage: bridges", () => {
   const r = get(insertUnikernel(emptyResources(), N("f:a"), { ...u, bridges: [{ netif: "service" }, { netif: "o", bridge: "other" }] }));
-  fails(
-    insertPolicy(r, P("f"), { ...p1, unikernels: 5n, memory: 100 }),
-    "policy allows bridges service, which is not a superset of other, service",
-  );
+  fails(insertPolicy(r, P("f"), { ...p1, unikernels: 5n, memory: 100 }), "policy allows bridges service, which is not a superset of other, service");
 });
 
 test("insertPolicy current usage: unikernel count", () => {
@@ -458,15 +448,11 @@ test("consoleBudget: root path is 2^62-1, else the path's policy count, 0 withou
 });
 
 test("operations never mutate their argument", () => {
-  const before = JSON.stringify([r1.policies.all(), r1.unikernels.size, r1.blockDevices.size], (_k, v) =>
-    typeof v === "bigint" ? v.toString() : v,
-  );
+  const before = JSON.stringify([r1.policies.all(), r1.unikernels.size, r1.blockDevices.size], (_k, v) => (typeof v === "bigint" ? v.toString() : v));
   get(insertUnikernel(r1, N("alpha:q"), u));
   get(insertBlock(r1, N("alpha:q"), 1));
   get(insertPolicy(r1, P("alpha:q"), p1));
   get(removePolicy(r1, P("alpha")));
-  const after = JSON.stringify([r1.policies.all(), r1.unikernels.size, r1.blockDevices.size], (_k, v) =>
-    typeof v === "bigint" ? v.toString() : v,
-  );
+  const after = JSON.stringify([r1.policies.all(), r1.unikernels.size, r1.blockDevices.size], (_k, v) => (typeof v === "bigint" ? v.toString() : v));
   assert.equal(after, before);
 });

@@ -149,19 +149,14 @@ describe("readSolo5Info on malformed images", () => {
     const a = img.layout.abiOffset;
     throwsElf(() => readSolo5Abi(patch(img, (_v, b) => (b[a + 12] = 0x73))), "manifest not found");
     // the section name must match exactly
-    throwsElf(
-      () => readSolo5Manifest(patch(img, (_v, b) => (b[img.layout.shstrtabOffset + 1 + ".text\0".length + 5] = 0x78))),
-      "manifest not found",
-    );
+    throwsElf(() => readSolo5Manifest(patch(img, (_v, b) => (b[img.layout.shstrtabOffset + 1 + ".text\0".length + 5] = 0x78))), "manifest not found");
   });
 
   it("reports missing sections as manifest not found (ABI too, as upstream)", () => {
     throwsElf(() => readSolo5Manifest(buildSolo5Elf({ omitManifest: true }).bytes), "manifest not found");
     throwsElf(() => readSolo5Info(buildSolo5Elf({ omitManifest: true }).bytes), "manifest not found");
     throwsElf(() => readSolo5Abi(buildSolo5Elf({ omitAbi: true }).bytes), "manifest not found");
-    assert.deepEqual(readSolo5Manifest(buildSolo5Elf({ omitAbi: true, devices: [{ name: "x", type: "net" }] }).bytes), [
-      { name: "x", type: "net" },
-    ]);
+    assert.deepEqual(readSolo5Manifest(buildSolo5Elf({ omitAbi: true, devices: [{ name: "x", type: "net" }] }).bytes), [{ name: "x", type: "net" }]);
   });
 
   it("rejects note sections smaller than a note header and descriptors past the end", () => {
@@ -191,8 +186,7 @@ describe("readSolo5Info on malformed images", () => {
   it("checks manifest entries like upstream", () => {
     const dev = { name: "service", type: 2 };
     const first = { name: "", type: RESERVED };
-    const m = (rawEntries: NonNullable<ElfBuildOptions["rawEntries"]>): Uint8Array =>
-      buildSolo5Elf({ rawEntries }).bytes;
+    const m = (rawEntries: NonNullable<ElfBuildOptions["rawEntries"]>): Uint8Array => buildSolo5Elf({ rawEntries }).bytes;
     throwsElf(() => readSolo5Manifest(m([dev])), "expected RESERVED_FIRST");
     throwsElf(() => readSolo5Manifest(m([{ name: "x", type: RESERVED }])), "expected RESERVED_FIRST");
     throwsElf(() => readSolo5Manifest(m([{ ...first, attached: 1 }])), "expected RESERVED_FIRST");
@@ -313,16 +307,13 @@ describe("checkManifest", () => {
       checkManifest(devices, ["x"], []),
       'specified block device(s) does not match with manifest. Devices present in manifest: block "storage", net "service"',
     );
-    assert.equal(
-      checkManifest([], [], ["service"]),
-      "specified bridge(s) does not match with the manifest. Devices present in manifest: ",
-    );
+    assert.equal(checkManifest([], [], ["service"]), "specified bridge(s) does not match with the manifest. Devices present in manifest: ");
     // a net name does not satisfy a block device of the same name
     assert.match(checkManifest([{ name: "x", type: "net" }], ["x"], ["x"]) ?? "", /^specified block device/);
   });
   it("renders names with OCaml's %S escaping", () => {
-    assert.equal(ocamlQuoted('a"b\\c\n\t\r\b\x01\x7f é\''), '"a\\"b\\\\c\\n\\t\\r\\b\\001\\127 \\195\\169\'"');
-    assert.equal(renderManifestEntries([{ name: "q\"", type: "net" }]), 'net "q\\""');
+    assert.equal(ocamlQuoted("a\"b\\c\n\t\r\b\x01\x7f é'"), '"a\\"b\\\\c\\n\\t\\r\\b\\001\\127 \\195\\169\'"');
+    assert.equal(renderManifestEntries([{ name: 'q"', type: "net" }]), 'net "q\\""');
   });
 });
 
@@ -379,7 +370,10 @@ describe("reading piecewise (an image that is never held whole)", () => {
   it("gives the same value or error as the in-memory parse on mutated images (seeded)", async () => {
     const base = netblk().bytes;
     const rnd = fc.sample(
-      fc.tuple(fc.array(fc.record({ pos: fc.nat({ max: base.length - 1 }), val: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 8 }), fc.nat({ max: base.length })),
+      fc.tuple(
+        fc.array(fc.record({ pos: fc.nat({ max: base.length - 1 }), val: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 8 }),
+        fc.nat({ max: base.length }),
+      ),
       { seed: 7, numRuns: 1500 },
     );
     for (const [muts, cut] of rnd) {

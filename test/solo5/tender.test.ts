@@ -65,10 +65,7 @@ describe("parseTenderVersion", () => {
   });
   it("rejects near misses with the exact upstream text", () => {
     const expect = (out: string, got: string): void =>
-      assert.equal(
-        parseTenderVersion(out, 2),
-        `unexpected solo5 tender --version output, expected one line with 'ABI version 2', got ${got}`,
-      );
+      assert.equal(parseTenderVersion(out, 2), `unexpected solo5 tender --version output, expected one line with 'ABI version 2', got ${got}`);
     expect("ABI version 3\n", "ABI version 3");
     expect("ABI  version 2", "ABI  version 2");
     expect("ABI version 2 \nx", "ABI version 2 \nx"); // ... but not inside
@@ -125,14 +122,26 @@ describe("tenderCommandLine", () => {
     );
   });
   it("omits --name= without add_name and handles no devices and no cpus", () => {
-    assert.deepEqual(
-      tenderCommandLine({ tender: "solo5-spt", cpuids: [0], memory: 512, nets: [], blocks: [], image: "/run/albatross/:hello.img", argv: [] }),
-      ["taskset", "-c", "0", "solo5-spt", "--mem=512", "--", "/run/albatross/:hello.img"],
-    );
-    assert.deepEqual(
-      tenderCommandLine({ tender: "t", cpuids: [], memory: 1, nets: [], blocks: [], image: "i", nameArg: ":x", argv: ["a"] }),
-      ["taskset", "-c", "", "t", "--mem=1", "--", "i", "--name=:x", "a"],
-    );
+    assert.deepEqual(tenderCommandLine({ tender: "solo5-spt", cpuids: [0], memory: 512, nets: [], blocks: [], image: "/run/albatross/:hello.img", argv: [] }), [
+      "taskset",
+      "-c",
+      "0",
+      "solo5-spt",
+      "--mem=512",
+      "--",
+      "/run/albatross/:hello.img",
+    ]);
+    assert.deepEqual(tenderCommandLine({ tender: "t", cpuids: [], memory: 1, nets: [], blocks: [], image: "i", nameArg: ":x", argv: ["a"] }), [
+      "taskset",
+      "-c",
+      "",
+      "t",
+      "--mem=1",
+      "--",
+      "i",
+      "--name=:x",
+      "a",
+    ]);
   });
   it("derives the --name= value from the name", () => {
     assert.equal(guestNameArg(parseName("foo:bar")), "bar");

@@ -26,7 +26,9 @@ describe("dromedary stats-daemon and influx, the processes", () => {
       const tmp = join(dir, "run");
       mkdirSync(join(tmp, "util"), { recursive: true });
       const activated = join(dir, "activated.sock");
-      const child = spawn("python3", ["-c", ACTIVATE, activated, process.execPath, MAIN, "stats-daemon", "--tmpdir", tmp, "--systemd-socket-activation"], { stdio: ["ignore", "ignore", "pipe"] });
+      const child = spawn("python3", ["-c", ACTIVATE, activated, process.execPath, MAIN, "stats-daemon", "--tmpdir", tmp, "--systemd-socket-activation"], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
       let stderr = "";
       child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
       try {
@@ -51,7 +53,11 @@ describe("dromedary stats-daemon and influx, the processes", () => {
       const tmp = join(dir, "run");
       mkdirSync(join(tmp, "util"), { recursive: true });
       const sock = join(tmp, "util", "stat.sock");
-      const child = spawn(process.execPath, ["--cpu-prof", "--cpu-prof-dir", dir, MAIN, "stats-daemon", "--tmpdir", tmp, "--interval", "0.2", "--metrics-listen", "127.0.0.1:0"], { stdio: ["ignore", "ignore", "pipe"] });
+      const child = spawn(
+        process.execPath,
+        ["--cpu-prof", "--cpu-prof-dir", dir, MAIN, "stats-daemon", "--tmpdir", tmp, "--interval", "0.2", "--metrics-listen", "127.0.0.1:0"],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      );
       let stderr = "";
       child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
@@ -62,18 +68,23 @@ describe("dromedary stats-daemon and influx, the processes", () => {
         await waitFor("the subscription", () => sub.messages.length > 0);
         const agent = new http.Agent({ keepAlive: true });
         const body = await new Promise<string>((resolve, reject) =>
-          http.get(`http://127.0.0.1:${port}/metrics`, { agent }, (res) => {
-            let t = "";
-            res.on("data", (d: Buffer) => (t += d.toString()));
-            res.on("end", () => resolve(t));
-          }).on("error", reject),
+          http
+            .get(`http://127.0.0.1:${port}/metrics`, { agent }, (res) => {
+              let t = "";
+              res.on("data", (d: Buffer) => (t += d.toString()));
+              res.on("end", () => resolve(t));
+            })
+            .on("error", reject),
         );
         assert.match(body, /^# HELP dromedary_stats_hostd_connected /m);
         child.kill("SIGTERM");
         const code = await Promise.race([exited, sleep(10_000).then(() => "still running")]);
         assert.equal(code, 0, stderr);
         assert.equal(existsSync(sock), false);
-        assert.ok(readdirSync(dir).some((f) => f.endsWith(".cpuprofile")), "the CPU profile was written at exit");
+        assert.ok(
+          readdirSync(dir).some((f) => f.endsWith(".cpuprofile")),
+          "the CPU profile was written at exit",
+        );
         agent.destroy();
         sub.close();
       } finally {
@@ -84,7 +95,8 @@ describe("dromedary stats-daemon and influx, the processes", () => {
   });
 
   it("usage errors: exit 124 with a one-line reason", () => {
-    const run = (args: string[], env: NodeJS.ProcessEnv = process.env) => spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", timeout: 20_000, env });
+    const run = (args: string[], env: NodeJS.ProcessEnv = process.env) =>
+      spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", timeout: 20_000, env });
     const cases: Array<[string[], RegExp]> = [
       [["influx"], /influx host not provided/],
       [["influx", "--influx", "influx.example.org"], /--influx: expected an IP address literal/],

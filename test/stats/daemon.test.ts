@@ -45,7 +45,11 @@ class FakeHostd {
 }
 
 const replyText = (w: Wire): string =>
-  w.payload.kind === "reply" && w.payload.reply.kind === "string" ? `success: ${Buffer.from(w.payload.reply.text).toString()}` : w.payload.kind === "failure" ? `failure: ${Buffer.from(w.payload.message).toString()}` : w.payload.kind;
+  w.payload.kind === "reply" && w.payload.reply.kind === "string"
+    ? `success: ${Buffer.from(w.payload.reply.text).toString()}`
+    : w.payload.kind === "failure"
+      ? `failure: ${Buffer.from(w.payload.message).toString()}`
+      : w.payload.kind;
 
 const sec = (t: { seconds: bigint; microseconds: number }): number => Number(t.seconds) + t.microseconds / 1e6;
 
@@ -58,7 +62,21 @@ describe("the stats daemon and hostd", () => {
       try {
         const h = await hostd.accept(1);
         await waitFor("connected", () => d.status().hostdConnected);
-        h.send(wire("foo:bar", { kind: "stats-add", vmmdev: "", pid: t1.pid, network: [{ bridge: "service", tap: "lo" }, { bridge: "gone", tap: "nosuchtap0" }] }, 1n));
+        h.send(
+          wire(
+            "foo:bar",
+            {
+              kind: "stats-add",
+              vmmdev: "",
+              pid: t1.pid,
+              network: [
+                { bridge: "service", tap: "lo" },
+                { bridge: "gone", tap: "nosuchtap0" },
+              ],
+            },
+            1n,
+          ),
+        );
         const r = await h.nth(2);
         assert.deepEqual(r.header.sequence, 1n);
         assert.equal(replyText(r), "success: added");
@@ -78,7 +96,10 @@ describe("the stats daemon and hostd", () => {
         assert.equal(s.kinfoMem?.vsize, BigInt(stat[20]!));
         assert.equal(s.vmm, undefined);
         // the tap that does not exist was skipped at registration (as upstream)
-        assert.deepEqual(s.ifdata.map((i) => i.bridge), ["service"]);
+        assert.deepEqual(
+          s.ifdata.map((i) => i.bridge),
+          ["service"],
+        );
         assert.equal(s.ifdata[0]!.mtu, 65536);
 
         // hostd goes away: registrations end, subscribers stay, the daemon comes back
@@ -90,7 +111,10 @@ describe("the stats daemon and hostd", () => {
         d.sampleNow();
         await sub.nth(3);
         assert.equal(d.status().subscribers, 1);
-        assert.ok(lines.some((l) => /connection to hostd lost \(1 unikernels unregistered\)/.test(l)), lines.join("\n"));
+        assert.ok(
+          lines.some((l) => /connection to hostd lost \(1 unikernels unregistered\)/.test(l)),
+          lines.join("\n"),
+        );
         sub.close();
       } finally {
         await d.close();
@@ -135,7 +159,8 @@ describe("subscriptions and processes", () => {
       const { d } = await startDaemon(dir);
       try {
         const names = ["foo:a", "foo:b", "bar:c"];
-        for (let i = 0; i < 3; i++) assert.equal(await ask(d.socketPath, wire(names[i]!, { kind: "stats-add", vmmdev: "", pid: ts[i]!.pid, network: [] })), "success: added");
+        for (let i = 0; i < 3; i++)
+          assert.equal(await ask(d.socketPath, wire(names[i]!, { kind: "stats-add", vmmdev: "", pid: ts[i]!.pid, network: [] })), "success: added");
         const foo = await WireConn.open(d.socketPath);
         foo.send(wire("foo:", { kind: "stats-subscribe" }));
         const all = await WireConn.open(d.socketPath);
@@ -146,8 +171,20 @@ describe("subscriptions and processes", () => {
         d.sampleNow();
         await all.nth(7);
         await sleep(50);
-        assert.deepEqual(foo.stats().map(([n]) => n).sort(), [":a", ":a", ":b", ":b"]);
-        assert.deepEqual(all.stats().map(([n]) => n).sort(), ["bar:c", "bar:c", "foo:a", "foo:a", "foo:b", "foo:b"]);
+        assert.deepEqual(
+          foo
+            .stats()
+            .map(([n]) => n)
+            .sort(),
+          [":a", ":a", ":b", ":b"],
+        );
+        assert.deepEqual(
+          all
+            .stats()
+            .map(([n]) => n)
+            .sort(),
+          ["bar:c", "bar:c", "foo:a", "foo:a", "foo:b", "foo:b"],
+        );
         foo.close();
         all.close();
       } finally {
@@ -196,10 +233,19 @@ describe("subscriptions and processes", () => {
         const before = sub.stats().length;
         d.sampleNow();
         await waitFor("unregistered", () => d.status().unikernels === 1);
-        assert.ok(lines.some((l) => /^info: :idle: process \d+ is gone/.test(l)), lines.join("\n"));
+        assert.ok(
+          lines.some((l) => /^info: :idle: process \d+ is gone/.test(l)),
+          lines.join("\n"),
+        );
         assert.ok(!lines.some((l) => /^(warn|error):/.test(l) && /idle/.test(l)), lines.join("\n"));
         await waitFor("the next sample", () => sub.stats().length > before);
-        assert.deepEqual(sub.stats().slice(before).map(([n]) => n), [":burn"]);
+        assert.deepEqual(
+          sub
+            .stats()
+            .slice(before)
+            .map(([n]) => n),
+          [":burn"],
+        );
         assert.equal(d.status().openHandles, 1);
         sub.close();
       } finally {
@@ -241,18 +287,34 @@ describe("hostile and odd input", () => {
         d.sampleNow();
         await sub.nth(3);
         await sleep(50);
-        assert.deepEqual(sub.stats().map(([n]) => n), [":good", ":good"]);
+        assert.deepEqual(
+          sub.stats().map(([n]) => n),
+          [":good", ":good"],
+        );
         const reports = lines.filter((l) => l.includes("/1001/stat"));
         assert.equal(reports.length, 1, lines.join("\n"));
         assert.match(reports[0]!, /couldn't read \/proc\/<pid>\/stat \(\d+ fields, at least 52 expected\); skipping it/);
-        assert.ok(lines.some((l) => /malformed \/proc\/net\/dev line 4: "this line is broken"/.test(l)), lines.join("\n"));
-        assert.ok(lines.some((l) => /no VMM counters: cannot read .*nodebugfs\/kvm \(ENOENT/.test(l)), lines.join("\n"));
+        assert.ok(
+          lines.some((l) => /malformed \/proc\/net\/dev line 4: "this line is broken"/.test(l)),
+          lines.join("\n"),
+        );
+        assert.ok(
+          lines.some((l) => /no VMM counters: cannot read .*nodebugfs\/kvm \(ENOENT/.test(l)),
+          lines.join("\n"),
+        );
         assert.equal(lines.filter((l) => l.includes("no VMM counters")).length, 1);
         // fixed in place: the unikernel comes back
         await writeFile(join(proc, "1001", "stat"), await readFile(join(proc, "1000", "stat")));
         d.sampleNow();
         await sub.nth(5);
-        assert.deepEqual(sub.stats().slice(2).map(([n]) => n).sort(), [":bad", ":good"]);
+        assert.deepEqual(
+          sub
+            .stats()
+            .slice(2)
+            .map(([n]) => n)
+            .sort(),
+          [":bad", ":good"],
+        );
         assert.equal(d.status().unikernels, 2);
         sub.close();
       } finally {
@@ -307,9 +369,15 @@ describe("hostile and odd input", () => {
         assert.equal(await ask(d.socketPath, wire(":", { kind: "unikernel-info" })), "failure: unexpected command");
         assert.equal(await ask(d.socketPath, wire(":x", { kind: "stats-add", vmmdev: "", pid: 0, network: [] })), "failure: invalid pid 0");
         const tooMany = Array.from({ length: 65 }, (_, i) => ({ bridge: `n${i}`, tap: "lo" }));
-        assert.match(await ask(d.socketPath, wire(":x", { kind: "stats-add", vmmdev: "", pid: 1, network: tooMany })), /^failure: too many network interfaces \(65, at most 64\)/);
+        assert.match(
+          await ask(d.socketPath, wire(":x", { kind: "stats-add", vmmdev: "", pid: 1, network: tooMany })),
+          /^failure: too many network interfaces \(65, at most 64\)/,
+        );
         // a tap name that would leave /sys/class/net is not looked up
-        assert.equal(await ask(d.socketPath, wire(":x", { kind: "stats-add", vmmdev: "", pid: process.pid, network: [{ bridge: "a", tap: "../../../etc" }] })), "success: added");
+        assert.equal(
+          await ask(d.socketPath, wire(":x", { kind: "stats-add", vmmdev: "", pid: process.pid, network: [{ bridge: "a", tap: "../../../etc" }] })),
+          "success: added",
+        );
 
         for (const bytes of [Buffer.from([0, 0, 0, 5, 1, 2, 3, 4, 5]), Buffer.from([0, 0, 0x10, 0, 1])]) {
           const c = await WireConn.open(d.socketPath);
@@ -355,7 +423,9 @@ describe("block I/O and metrics of a real tender", () => {
       await truncate(disk, 1 << 20);
       const kernel = join(dir, "blk.hvt");
       await writeFile(kernel, buildSolo5Elf({ target: "hvt", devices: [{ name: "storage", type: "block" }] }).bytes);
-      const p = spawn(await standinTender(), ["--mem=64", `--block:storage=${disk}`, kernel, "--standin-write-block=storage:262144", "--standin-run"], { stdio: ["ignore", "pipe", "ignore"] });
+      const p = spawn(await standinTender(), ["--mem=64", `--block:storage=${disk}`, kernel, "--standin-write-block=storage:262144", "--standin-run"], {
+        stdio: ["ignore", "pipe", "ignore"],
+      });
       let out = "";
       p.stdout!.on("data", (b: Buffer) => (out += b.toString()));
       const { d } = await startDaemon(dir, { metricsListen: { host: "127.0.0.1", port: 0 } });

@@ -31,42 +31,65 @@ interface Dashboard {
   templating: { list: Array<{ name: string; definition?: string }> };
 }
 
-describe("the Grafana dashboard against Prometheus scraping the stats daemon", { skip: HAVE_PROMETHEUS ? false : "prometheus not installed (Debian: prometheus)" }, () => {
+describe("the Grafana dashboard against Prometheus scraping the stats daemon", {
+  skip: HAVE_PROMETHEUS ? false : "prometheus not installed (Debian: prometheus)",
+}, () => {
   it("every panel query and variable returns data", async () => {
     await withDir(async (dir) => {
       const t = await startTender(dir, ["--standin-burn=200", "--standin-run"], 40);
       const debugfs = join(dir, "debugfs");
       const vm = join(debugfs, "kvm", `${t.pid}-10`);
       await mkdir(vm, { recursive: true });
-      for (const [k, v] of [["exits", "100"], ["io_exits", "10"], ["mmio_exits", "5"], ["halt_exits", "1"]]) await writeFile(join(vm, k!), `${v}\n`);
+      for (const [k, v] of [
+        ["exits", "100"],
+        ["io_exits", "10"],
+        ["mmio_exits", "5"],
+        ["halt_exits", "1"],
+      ])
+        await writeFile(join(vm, k!), `${v}\n`);
       const { d } = await startDaemon(dir, { metricsListen: { host: "127.0.0.1", port: 0 }, intervalSeconds: 0.5, debugfsRoot: debugfs });
       let prom: ChildProcess | null = null;
       try {
-        assert.equal(await ask(d.socketPath, wire("alice:web", { kind: "stats-add", vmmdev: "", pid: t.pid, network: [{ bridge: "service", tap: "lo" }] })), "success: added");
+        assert.equal(
+          await ask(d.socketPath, wire("alice:web", { kind: "stats-add", vmmdev: "", pid: t.pid, network: [{ bridge: "service", tap: "lo" }] })),
+          "success: added",
+        );
         const webPort = await freePort();
         await writeFile(
           join(dir, "prometheus.yml"),
           `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: dromedary\n    static_configs:\n      - targets: ["127.0.0.1:${d.metricsAddress!.port}"]\n`,
         );
-        prom = spawn("prometheus", [`--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "tsdb")}`, `--web.listen-address=127.0.0.1:${webPort}`], { stdio: ["ignore", "ignore", "pipe"] });
+        prom = spawn(
+          "prometheus",
+          [`--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "tsdb")}`, `--web.listen-address=127.0.0.1:${webPort}`],
+          { stdio: ["ignore", "ignore", "pipe"] },
+        );
         let log = "";
         prom.stderr!.on("data", (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
         const api = `http://127.0.0.1:${webPort}/api/v1`;
         const query = async (q: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> => {
-          const r = (await (await fetch(`${api}/query?${new URLSearchParams({ query: q })}`)).json()) as { status: string; error?: string; data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+          const r = (await (await fetch(`${api}/query?${new URLSearchParams({ query: q })}`)).json()) as {
+            status: string;
+            error?: string;
+            data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+          };
           assert.equal(r.status, "success", `${q}: ${r.error}`);
           return r.data.result;
         };
         // enough scrapes for rate() over the dashboard's interval
-        await waitFor("four scrapes", async () => {
-          if (prom!.exitCode !== null) throw new Error(`prometheus exited: ${log}`);
-          try {
-            const r = await query('count_over_time(up{job="dromedary"}[1m])');
-            return r.length === 1 && Number(r[0]!.value[1]) >= 4;
-          } catch {
-            return false;
-          }
-        }, 40_000);
+        await waitFor(
+          "four scrapes",
+          async () => {
+            if (prom!.exitCode !== null) throw new Error(`prometheus exited: ${log}`);
+            try {
+              const r = await query('count_over_time(up{job="dromedary"}[1m])');
+              return r.length === 1 && Number(r[0]!.value[1]) >= 4;
+            } catch {
+              return false;
+            }
+          },
+          40_000,
+        );
         assert.equal((await query('up{job="dromedary"}'))[0]!.value[1], "1");
 
         const dash = JSON.parse(await readFile(DASHBOARD, "utf8")) as Dashboard;
@@ -85,11 +108,15 @@ describe("the Grafana dashboard against Prometheus scraping the stats daemon", {
         try {
           assert.equal(await ask(d.socketPath, wire("alice:burn", { kind: "stats-add", vmmdev: "", pid: burner.pid, network: [] })), "success: added");
           const cpu = dash.panels.find((p) => p.title.startsWith("CPU") && p.targets !== undefined)!.targets![0]!.expr;
-          await waitFor("the burn in the CPU panel", async () => {
-            const r = await query(`max_over_time((${substitute(cpu)})[1m:1s])`);
-            const v = r.find((x) => x.metric["unikernel"] === "alice:burn");
-            return v !== undefined && Number(v.value[1]) > 0.05;
-          }, 20_000);
+          await waitFor(
+            "the burn in the CPU panel",
+            async () => {
+              const r = await query(`max_over_time((${substitute(cpu)})[1m:1s])`);
+              const v = r.find((x) => x.metric["unikernel"] === "alice:burn");
+              return v !== undefined && Number(v.value[1]) > 0.05;
+            },
+            20_000,
+          );
         } finally {
           await burner.stop();
         }

@@ -34,13 +34,26 @@ interface Daemon {
 
 /** `dromedary stats-daemon` inside the namespace (the taps' counters are per namespace). */
 async function startStats(env: Env): Promise<Daemon> {
-  const proc = env.ns.spawn("node", [MAIN, "stats-daemon", "--tmpdir", env.tmpdir, "--interval", "0.3", "--metrics-listen", "127.0.0.1:9125"], { stdio: ["ignore", "ignore", "pipe"] });
+  const proc = env.ns.spawn("node", [MAIN, "stats-daemon", "--tmpdir", env.tmpdir, "--interval", "0.3", "--metrics-listen", "127.0.0.1:9125"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   const log: string[] = [];
-  proc.stderr!.on("data", (d: Buffer) => log.push(...d.toString("utf8").split("\n").filter((l) => l !== "")));
-  await waitFor("the stats daemon to reach hostd", () => {
-    if (proc.exitCode !== null) throw new Error(`stats daemon exited: ${log.join("\n")}`);
-    return log.some((l) => l.includes("connected to hostd"));
-  }, 20_000);
+  proc.stderr!.on("data", (d: Buffer) =>
+    log.push(
+      ...d
+        .toString("utf8")
+        .split("\n")
+        .filter((l) => l !== ""),
+    ),
+  );
+  await waitFor(
+    "the stats daemon to reach hostd",
+    () => {
+      if (proc.exitCode !== null) throw new Error(`stats daemon exited: ${log.join("\n")}`);
+      return log.some((l) => l.includes("connected to hostd"));
+    },
+    20_000,
+  );
   return { proc, log };
 }
 
@@ -106,7 +119,11 @@ const accepts = (port: number): Promise<boolean> =>
   });
 
 /** The latest statistics of `name` a subscriber received. */
-const latest = (c: WireConn, name: string): StatsData | undefined => c.stats().filter(([n]) => n === name).at(-1)?.[1];
+const latest = (c: WireConn, name: string): StatsData | undefined =>
+  c
+    .stats()
+    .filter(([n]) => n === name)
+    .at(-1)?.[1];
 
 describe("statistics end to end", () => {
   it("ping through a tap, CPU burnt, foo: sees only foo:*, /metrics, the CLI locally and through the endpoint, restarts", async (t) => {
@@ -118,9 +135,16 @@ describe("statistics end to end", () => {
           let stats = await startStats(env);
           try {
             await ns.ip("addr", "add", "10.77.0.1/24", "dev", "br0");
-            const a = config(NET, { bridges: [{ netif: "service", bridge: "br0" }], argv: argv("--standin-ip=10.77.0.2", "--standin-burn=300", "--standin-run"), memory: 48 });
+            const a = config(NET, {
+              bridges: [{ netif: "service", bridge: "br0" }],
+              argv: argv("--standin-ip=10.77.0.2", "--standin-burn=300", "--standin-run"),
+              memory: 48,
+            });
             assert.equal(show(await request(env.socket, "foo:a", { kind: "unikernel-create", config: a })), "success: created unikernel");
-            assert.equal(show(await request(env.socket, "bar:b", { kind: "unikernel-create", config: config(HELLO, { argv: argv("--standin-run") }) })), "success: created unikernel");
+            assert.equal(
+              show(await request(env.socket, "bar:b", { kind: "unikernel-create", config: config(HELLO, { argv: argv("--standin-run") }) })),
+              "success: created unikernel",
+            );
             await waitFor("both registered", () => stats.log.filter((l) => /adding (foo:a|bar:b) \d+/.test(l)).length === 2);
 
             const foo = await WireConn.open(join(env.tmpdir, "util", "stat.sock"));
@@ -158,20 +182,34 @@ describe("statistics end to end", () => {
             const text = await readUntil(["stats", "foo:a", "--tmpdir", env.tmpdir], (o) => /stats: utime .*\n.*\n.*\nbridge service flags/.test(o));
             assert.match(text, /^host \[unikernel: foo:a\]: success: subscribed\n/);
             const json = await readUntil(["stats", "-n", "bar:", "--tmpdir", env.tmpdir, "--json"], (o) => o.split("\n").length > 3);
-            const msgs = json.trim().split("\n").map((l) => JSON.parse(l) as { header: { name: string }; payload: { kind: string; data?: { kind: string } } });
-            assert.ok(msgs.slice(1).every((m) => m.header.name === ":b" && m.payload.data?.kind === "statistics"), json);
+            const msgs = json
+              .trim()
+              .split("\n")
+              .map((l) => JSON.parse(l) as { header: { name: string }; payload: { kind: string; data?: { kind: string } } });
+            assert.ok(
+              msgs.slice(1).every((m) => m.header.name === ":b" && m.payload.data?.kind === "statistics"),
+              json,
+            );
 
             // through the endpoint: a tenant sees only its own unikernels
             await run(["generate", "ca", "db"], cwd);
             await run(["add-policy", "foo", "4", "--mem", "256", "--cpu", "0", "--bridge", "br0", "--csr"], cwd);
             await run(["sign", "cacert.pem", "db", "ca.key", "foo.req"], cwd);
             const port = 20000 + Math.floor(Math.random() * 20000);
-            const ep = spawn(process.execPath, [MAIN, "endpoint", "cacert.pem", "server.pem", "server.key", "--ip", "127.0.0.1", "--port", String(port), "--tmpdir", env.tmpdir], { cwd, stdio: ["ignore", "ignore", "ignore"] });
+            const ep = spawn(
+              process.execPath,
+              [MAIN, "endpoint", "cacert.pem", "server.pem", "server.key", "--ip", "127.0.0.1", "--port", String(port), "--tmpdir", env.tmpdir],
+              { cwd, stdio: ["ignore", "ignore", "ignore"] },
+            );
             try {
               await waitFor("the endpoint", () => accepts(port));
               const remote = ["--ca=foo.pem", "--ca-key=foo.key", "--server-ca=cacert.pem", "-d", `127.0.0.1:${port}`];
               const out = await readUntil(["stats", ...remote, "--json"], (o) => o.split("\n").length > 4, cwd);
-              const names = out.trim().split("\n").slice(1).map((l) => (JSON.parse(l) as { header: { name: string } }).header.name);
+              const names = out
+                .trim()
+                .split("\n")
+                .slice(1)
+                .map((l) => (JSON.parse(l) as { header: { name: string } }).header.name);
               assert.ok(names.length >= 3 && names.every((n) => n === ":a"), names.join());
             } finally {
               await kill(ep, "SIGTERM");
@@ -191,10 +229,17 @@ describe("statistics end to end", () => {
             await env.stopHostd("SIGKILL");
             await waitFor("hostd lost", () => stats.log.some((l) => l.includes("connection to hostd lost (2 unikernels unregistered)")));
             await env.startHostd();
-            const newPid = await waitFor("foo:a registered by the new hostd", () => {
-              const m = stats.log.map((l) => /adding foo:a (\d+)/.exec(l)).filter((x) => x !== null).at(-1);
-              return m && Number(m[1]) !== oldPid ? Number(m[1]) : null;
-            }, 30_000);
+            const newPid = await waitFor(
+              "foo:a registered by the new hostd",
+              () => {
+                const m = stats.log
+                  .map((l) => /adding foo:a (\d+)/.exec(l))
+                  .filter((x) => x !== null)
+                  .at(-1);
+                return m && Number(m[1]) !== oldPid ? Number(m[1]) : null;
+              },
+              30_000,
+            );
             assert.notEqual(newPid, oldPid);
             const n = foo2.stats().length;
             await waitFor("data from the restored foo:a", () => foo2.stats().length > n + 1);

@@ -27,7 +27,9 @@ function freePort(): Promise<number> {
 
 interface Influx {
   readonly http: string;
-  query(q: string): Promise<{ results: Array<{ series?: Array<{ name: string; columns: string[]; values: unknown[][]; tags?: Record<string, string> }>; error?: string }> }>;
+  query(
+    q: string,
+  ): Promise<{ results: Array<{ series?: Array<{ name: string; columns: string[]; values: unknown[][]; tags?: Record<string, string> }>; error?: string }> }>;
   stop(): Promise<void>;
 }
 
@@ -59,11 +61,19 @@ async function startInfluxd(dir: string): Promise<Influx> {
   let log = "";
   p.stderr!.on("data", (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
   const base = `http://127.0.0.1:${http}`;
-  await waitFor("influxd", async () => {
-    if (p.exitCode !== null) throw new Error(`influxd exited: ${log}`);
-    return fetch(`${base}/ping`).then((r) => r.status === 204, () => false);
-  }, 30_000);
-  const query = async (q: string) => (await (await fetch(`${base}/query?db=dromedary`, { method: "POST", body: new URLSearchParams({ q }) })).json()) as Awaited<ReturnType<Influx["query"]>>;
+  await waitFor(
+    "influxd",
+    async () => {
+      if (p.exitCode !== null) throw new Error(`influxd exited: ${log}`);
+      return fetch(`${base}/ping`).then(
+        (r) => r.status === 204,
+        () => false,
+      );
+    },
+    30_000,
+  );
+  const query = async (q: string) =>
+    (await (await fetch(`${base}/query?db=dromedary`, { method: "POST", body: new URLSearchParams({ q }) })).json()) as Awaited<ReturnType<Influx["query"]>>;
   await query("CREATE DATABASE dromedary");
   return {
     http: base,
@@ -129,7 +139,10 @@ describe("dromedary influx → a real line protocol listener", { skip: HAVE_INFL
       const fwd = startInflux({ tmpdir: tmp, influx: { host: "127.0.0.1", port }, name: parseName("alice:"), noDropPath: false, retryMs: 200 });
       const full = startInflux({ tmpdir: tmp, influx: { host: "127.0.0.1", port }, name: parseName(":"), noDropPath: true, retryMs: 200 });
       try {
-        assert.equal(await ask(d.socketPath, wire("alice:web", { kind: "stats-add", vmmdev: "", pid: t.pid, network: [{ bridge: "service", tap: "lo" }] })), "success: added");
+        assert.equal(
+          await ask(d.socketPath, wire("alice:web", { kind: "stats-add", vmmdev: "", pid: t.pid, network: [{ bridge: "service", tap: "lo" }] })),
+          "success: added",
+        );
         await waitFor("both subscribed", () => d.status().subscribers === 2);
         await waitFor("both TCP connections", () => listener.sockets.length === 2);
         // the stand-in's 0.2 s of CPU time, done

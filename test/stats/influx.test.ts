@@ -11,18 +11,57 @@ const STATS: StatsData = {
   rusage: {
     utime: { seconds: 12n, microseconds: 34 },
     stime: { seconds: 0n, microseconds: 560000 },
-    maxrss: 300n, ixrss: 0n, idrss: 0n, isrss: 0n, minflt: 5n, majflt: 1n, nswap: 0n,
-    inblock: 0n, outblock: 0n, msgsnd: 0n, msgrcv: 0n, nsignals: 0n, nvcsw: 9n, nivcsw: -1n,
+    maxrss: 300n,
+    ixrss: 0n,
+    idrss: 0n,
+    isrss: 0n,
+    minflt: 5n,
+    majflt: 1n,
+    nswap: 0n,
+    inblock: 0n,
+    outblock: 0n,
+    msgsnd: 0n,
+    msgrcv: 0n,
+    nsignals: 0n,
+    nvcsw: 9n,
+    nivcsw: -1n,
   },
   ifdata: [
     {
-      bridge: "service", flags: 0x11043, sendLength: 0, maxSendLength: 0, sendDrops: -1, mtu: 1500, baudrate: 0n,
-      inputPackets: 2n, inputErrors: 3n, outputPackets: 7n, outputErrors: 8n, collisions: 10n,
-      inputBytes: 1n, outputBytes: 6n, inputMcast: 5n, outputMcast: 0n, inputDropped: 4n, outputDropped: 9n,
+      bridge: "service",
+      flags: 0x11043,
+      sendLength: 0,
+      maxSendLength: 0,
+      sendDrops: -1,
+      mtu: 1500,
+      baudrate: 0n,
+      inputPackets: 2n,
+      inputErrors: 3n,
+      outputPackets: 7n,
+      outputErrors: 8n,
+      collisions: 10n,
+      inputBytes: 1n,
+      outputBytes: 6n,
+      inputMcast: 5n,
+      outputMcast: 0n,
+      inputDropped: 4n,
+      outputDropped: 9n,
     },
   ],
-  vmm: [{ key: "io exits,x=y", value: 17n }, { key: "exits", value: 100n }],
-  kinfoMem: { vsize: 1000000n, rss: 300n, tsize: 7n, dsize: 42n, ssize: 42n, runtime: 12900000n, cow: 0, start: { seconds: 1700000000n, microseconds: 250000 } },
+  vmm: [
+    { key: "io exits,x=y", value: 17n },
+    { key: "exits", value: 100n },
+  ],
+  kinfoMem: {
+    vsize: 1000000n,
+    rss: 300n,
+    tsize: 7n,
+    dsize: 42n,
+    ssize: 42n,
+    runtime: 12900000n,
+    cow: 0,
+    start: { seconds: 1700000000n, microseconds: 250000 },
+  },
 };
 
 describe("Influx line protocol", () => {
@@ -40,7 +79,10 @@ describe("Influx line protocol", () => {
   it("leaves out kinfo_mem and vmm when absent; one interface line each", () => {
     const { vmm: _v, kinfoMem: _k, ...bare } = STATS;
     const lines = influxLines(parseName(":x"), { ...bare, ifdata: [STATS.ifdata[0]!, { ...STATS.ifdata[0]!, bridge: "b2" }] }, 0, false).split("\n");
-    assert.deepEqual(lines.map((l) => l.split(" ")[0]), ["resource_usage,vm=x", "interface,vm=x,bridge=service", "interface,vm=x,bridge=b2", ""]);
+    assert.deepEqual(
+      lines.map((l) => l.split(" ")[0]),
+      ["resource_usage,vm=x", "interface,vm=x,bridge=service", "interface,vm=x,bridge=b2", ""],
+    );
   });
 
   it("vm: the label, or the full name with --no-drop-path; a path-only name as its text", () => {

@@ -17,8 +17,17 @@ import { DASHBOARD, dashboardQueries, metricNames } from "./support.js";
 const HOST: HostFacts = { clockTick: 100, pageSize: 4096, bootTime: 1_700_000_000 };
 
 const counters = (over: Partial<Record<string, bigint>> = {}) => ({
-  rxBytes: 1000n, rxPackets: 10n, rxErrors: 1n, rxDropped: 2n, multicast: 0n,
-  txBytes: 2000n, txPackets: 20n, txErrors: 3n, txDropped: 4n, collisions: 0n, ...over,
+  rxBytes: 1000n,
+  rxPackets: 10n,
+  rxErrors: 1n,
+  rxDropped: 2n,
+  multicast: 0n,
+  txBytes: 2000n,
+  txPackets: 20n,
+  txErrors: 3n,
+  txDropped: 4n,
+  collisions: 0n,
+  ...over,
 });
 
 function snapshot(name: string, over: Partial<Readings> = {}): UnikernelSnapshot {
@@ -29,16 +38,31 @@ function snapshot(name: string, over: Partial<Readings> = {}): UnikernelSnapshot
     procCtime: { seconds: 1_700_000_011n, microseconds: 0 },
     io: { rchar: 111n, wchar: 222n, syscr: 1n, syscw: 2n, readBytes: 4096n, writeBytes: 8192n, cancelledWriteBytes: 0n },
     interfaces: [{ netif: "service", tap: "vmmtap3", bridge: "br0", flags: 0x1043, mtu: 1500, counters: counters() }],
-    vmm: [{ key: "exits", value: 77n }, { key: "io_exits", value: 7n }],
+    vmm: [
+      { key: "exits", value: 77n },
+      { key: "io_exits", value: 7n },
+    ],
     ...over,
   };
   return { name: parseName(name), stats: statsData(readings, 100), readings, cpuShare: 0.25, memoryLimitBytes: 64 * 1024 * 1024 };
 }
 
-const HEALTH: Health = { hostdConnected: true, lastSampleEndMs: 1000, lastSampleSeconds: 0.004, samples: 12, readErrors: 1, unikernels: 2, subscribers: 3, connections: 4 };
+const HEALTH: Health = {
+  hostdConnected: true,
+  lastSampleEndMs: 1000,
+  lastSampleSeconds: 0.004,
+  samples: 12,
+  readErrors: 1,
+  unikernels: 2,
+  subscribers: 3,
+  connections: 4,
+};
 
 async function scrape(snaps: UnikernelSnapshot[]): Promise<{ text: string; families: Map<string, ParsedFamily> }> {
-  const m = new StatsMetrics(() => HEALTH, () => 3500);
+  const m = new StatsMetrics(
+    () => HEALTH,
+    () => 3500,
+  );
   m.update(snaps, HOST);
   const text = await m.render();
   return { text, families: new Map(parsePrometheus(text).map((f) => [f.name, f])) };
@@ -126,13 +150,22 @@ describe("the /metrics exposition", () => {
         const sh: Shared = { unikernel: base, iface: (i) => ifaceLabels(base, i) };
         for (const [labels, sharedLabels, value] of d.series(u, HOST, sh)) if (Number.isFinite(value)) values.push({ value, labels, sharedLabels });
       }
-      reg.registerMetric({ name: d.name, help: d.help, type: d.type, get: async () => ({ name: d.name, help: d.help, type: d.type, values, aggregator: "sum" }), reset: () => undefined } as unknown as Prom.Metric);
+      reg.registerMetric({
+        name: d.name,
+        help: d.help,
+        type: d.type,
+        get: async () => ({ name: d.name, help: d.help, type: d.type, values, aggregator: "sum" }),
+        reset: () => undefined,
+      } as unknown as Prom.Metric);
     }
     const reference = await reg.metrics();
     assert.equal(ours.text.slice(0, reference.length), reference);
     assert.match(ours.text.slice(reference.length), /^\n# HELP dromedary_stats_hostd_connected /);
     // the same again from the reused buffer, and after a round with fewer unikernels
-    const m = new StatsMetrics(() => HEALTH, () => 3500);
+    const m = new StatsMetrics(
+      () => HEALTH,
+      () => 3500,
+    );
     m.update(snaps, HOST);
     const first = await m.render();
     m.update(snaps, HOST);
@@ -145,7 +178,9 @@ describe("the /metrics exposition", () => {
   it("passes `promtool check metrics` (Prometheus' own lint)", { skip: promtool ? false : "promtool not installed (Debian: prometheus)" }, async () => {
     const { text } = await scrape([snapshot("alice:web"), snapshot("bob:db")]);
     const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const p = execFile("promtool", ["check", "metrics"], (e, stdout, stderr) => resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, out: stdout + stderr }));
+      const p = execFile("promtool", ["check", "metrics"], (e, stdout, stderr) =>
+        resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+      );
       p.stdin!.end(text);
     });
     assert.equal(r.code, 0, r.out);
@@ -170,14 +205,25 @@ describe("the Grafana dashboard (packaging/grafana/dromedary.json)", () => {
       }
     }
     // CPU, memory, network and block per unikernel
-    for (const n of ["dromedary_unikernel_cpu_seconds_total", "dromedary_unikernel_resident_memory_bytes", "dromedary_unikernel_network_receive_bytes_total", "dromedary_unikernel_network_transmit_bytes_total", "dromedary_unikernel_block_read_bytes_total", "dromedary_unikernel_block_written_bytes_total"])
+    for (const n of [
+      "dromedary_unikernel_cpu_seconds_total",
+      "dromedary_unikernel_resident_memory_bytes",
+      "dromedary_unikernel_network_receive_bytes_total",
+      "dromedary_unikernel_network_transmit_bytes_total",
+      "dromedary_unikernel_block_read_bytes_total",
+      "dromedary_unikernel_block_written_bytes_total",
+    ])
       assert.ok(used.has(n), `the dashboard does not show ${n}`);
   });
 
   it("the check would notice a metric the daemon does not export", () => {
-    assert.deepEqual(metricNames('sum by (unikernel) (rate(dromedary_unikernel_cpu_secs_total{tenant=~"$tenant"}[5m]))'), ["dromedary_unikernel_cpu_secs_total"]);
-    assert.deepEqual(metricNames("time() - dromedary_unikernel_start_time_seconds{a=\"b\"}"), ["dromedary_unikernel_start_time_seconds"]);
-    assert.deepEqual(metricNames('label_values(dromedary_unikernel_start_time_seconds{tenant=~"$tenant"}, unikernel)'), ["dromedary_unikernel_start_time_seconds"]);
+    assert.deepEqual(metricNames('sum by (unikernel) (rate(dromedary_unikernel_cpu_secs_total{tenant=~"$tenant"}[5m]))'), [
+      "dromedary_unikernel_cpu_secs_total",
+    ]);
+    assert.deepEqual(metricNames('time() - dromedary_unikernel_start_time_seconds{a="b"}'), ["dromedary_unikernel_start_time_seconds"]);
+    assert.deepEqual(metricNames('label_values(dromedary_unikernel_start_time_seconds{tenant=~"$tenant"}, unikernel)'), [
+      "dromedary_unikernel_start_time_seconds",
+    ]);
     assert.deepEqual(metricNames("label_values(node_uname_info, tenant)"), ["node_uname_info"]);
   });
 

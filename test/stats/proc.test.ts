@@ -28,7 +28,10 @@ describe("/proc/<pid>/stat", () => {
   it("reads this process' own file", () => {
     const r = parseProcStat(readFileSync("/proc/self/stat", "latin1"));
     assert.ok(r.ok, r.ok ? "" : r.error);
-    assert.ok(r.value.rss > 0n && r.value.vsize > r.value.rss, JSON.stringify(r.value, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)));
+    assert.ok(
+      r.value.rss > 0n && r.value.vsize > r.value.rss,
+      JSON.stringify(r.value, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)),
+    );
     assert.ok(r.value.starttime > 0n);
   });
 
@@ -75,7 +78,10 @@ describe("statm, status, io", () => {
     const r = parseStatus(readFileSync("/proc/self/status", "latin1"));
     assert.ok(r.ok);
     assert.ok(r.value.nvcsw >= 0n);
-    assert.deepEqual(parseStatus("Name:\tx\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:  \t 3\n"), { ok: true, value: { nvcsw: 12n, nivcsw: 3n } });
+    assert.deepEqual(parseStatus("Name:\tx\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:  \t 3\n"), {
+      ok: true,
+      value: { nvcsw: 12n, nivcsw: 3n },
+    });
     assert.match((parseStatus("Name:\tx\n") as { error: string }).error, /no context switch counts/);
     assert.match((parseStatus("voluntary_ctxt_switches:\tmany\nnonvoluntary_ctxt_switches:\t3\n") as { error: string }).error, /not an integer/);
   });
@@ -85,7 +91,10 @@ describe("statm, status, io", () => {
     assert.ok(r.ok);
     assert.ok(r.value.rchar > 0n);
     const text = "rchar: 1\nwchar: 2\nsyscr: 3\nsyscw: 4\nread_bytes: 5\nwrite_bytes: 6\ncancelled_write_bytes: 7\n";
-    assert.deepEqual(parseProcIo(text), { ok: true, value: { rchar: 1n, wchar: 2n, syscr: 3n, syscw: 4n, readBytes: 5n, writeBytes: 6n, cancelledWriteBytes: 7n } });
+    assert.deepEqual(parseProcIo(text), {
+      ok: true,
+      value: { rchar: 1n, wchar: 2n, syscr: 3n, syscw: 4n, readBytes: 5n, writeBytes: 6n, cancelledWriteBytes: 7n },
+    });
     assert.match((parseProcIo(text.replace("write_bytes: 6\n", "")) as { error: string }).error, /no writeBytes/);
     assert.match((parseProcIo(text.replace("syscr: 3", "syscr: x")) as { error: string }).error, /syscr not an integer/);
   });
@@ -107,8 +116,16 @@ describe("/proc/net/dev", () => {
       "  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n";
     const r = parseNetDev(text);
     assert.deepEqual(r.counters.get("vmmtap0"), {
-      rxBytes: 1000n, rxPackets: 10n, rxErrors: 1n, rxDropped: 2n, multicast: 3n,
-      txBytes: 2000n, txPackets: 20n, txErrors: 4n, txDropped: 5n, collisions: 6n,
+      rxBytes: 1000n,
+      rxPackets: 10n,
+      rxErrors: 1n,
+      rxDropped: 2n,
+      multicast: 3n,
+      txBytes: 2000n,
+      txPackets: 20n,
+      txErrors: 4n,
+      txDropped: 5n,
+      collisions: 6n,
     });
     assert.equal(r.counters.get("eth0")?.collisions, 14n);
     assert.equal(r.errors.length, 1);
@@ -118,9 +135,15 @@ describe("/proc/net/dev", () => {
 
 describe("interface attributes, host facts, tender memory, KVM", () => {
   it("flags as netlink reports them: RUNNING/LOWER_UP/DORMANT from operstate/carrier/dormant", () => {
-    assert.deepEqual(parseLink({ flags: "0x1003\n", mtu: "1500\n", operstate: "up\n", carrier: "1\n", dormant: "0\n" }), { ok: true, value: { flags: 0x11043, mtu: 1500 } });
+    assert.deepEqual(parseLink({ flags: "0x1003\n", mtu: "1500\n", operstate: "up\n", carrier: "1\n", dormant: "0\n" }), {
+      ok: true,
+      value: { flags: 0x11043, mtu: 1500 },
+    });
     // down: no RUNNING, LOWER_UP, whatever sysfs says
-    assert.deepEqual(parseLink({ flags: "0x1042", mtu: "1500", operstate: "down", carrier: null, dormant: null }), { ok: true, value: { flags: 0x1002, mtu: 1500 } });
+    assert.deepEqual(parseLink({ flags: "0x1042", mtu: "1500", operstate: "down", carrier: null, dormant: null }), {
+      ok: true,
+      value: { flags: 0x1002, mtu: 1500 },
+    });
     assert.match((parseLink({ flags: "1003", mtu: "1500", operstate: null, carrier: null, dormant: null }) as { error: string }).error, /not hexadecimal/);
     assert.match((parseLink({ flags: "0x1", mtu: "big", operstate: null, carrier: null, dormant: null }) as { error: string }).error, /mtu "big" not a number/);
   });

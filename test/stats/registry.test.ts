@@ -20,7 +20,13 @@ import { cpuShare, statsData, ticksToTimeval, type Readings } from "../../src/st
 
 const LIMITS: Limits = { maxUnikernels: 4, maxSubscribers: 3, maxNics: 2 };
 const hdr = (name: string, version = 5): Header => ({ version, sequence: 7n, name: parseName(name) });
-const add = (pid: number, nics: Array<[string, string]> = []): Extract<Input, { kind: "add" }> => ({ kind: "add", vmmdev: "", pid, nics: nics.map(([netif, tap]) => ({ netif, tap })), requested: nics.length });
+const add = (pid: number, nics: Array<[string, string]> = []): Extract<Input, { kind: "add" }> => ({
+  kind: "add",
+  vmmdev: "",
+  pid,
+  nics: nics.map(([netif, tap]) => ({ netif, tap })),
+  requested: nics.length,
+});
 
 type S = StatsState<string>;
 
@@ -36,9 +42,22 @@ function registered(s: S, ...names: string[]): S {
 
 const STATS: StatsData = {
   rusage: {
-    utime: { seconds: 1n, microseconds: 0 }, stime: { seconds: 0n, microseconds: 500000 },
-    maxrss: 10n, ixrss: 0n, idrss: 0n, isrss: 0n, minflt: 1n, majflt: 0n, nswap: 0n, inblock: 0n, outblock: 0n,
-    msgsnd: 0n, msgrcv: 0n, nsignals: 0n, nvcsw: 1n, nivcsw: 1n,
+    utime: { seconds: 1n, microseconds: 0 },
+    stime: { seconds: 0n, microseconds: 500000 },
+    maxrss: 10n,
+    ixrss: 0n,
+    idrss: 0n,
+    isrss: 0n,
+    minflt: 1n,
+    majflt: 0n,
+    nswap: 0n,
+    inblock: 0n,
+    outblock: 0n,
+    msgsnd: 0n,
+    msgrcv: 0n,
+    nsignals: 0n,
+    nvcsw: 1n,
+    nivcsw: 1n,
   },
   ifdata: [],
 };
@@ -101,7 +120,10 @@ describe("who receives what (daemon.md §4)", () => {
     let s = registered(initialStatsState<string>(), ...units);
     s = run(s, "c", sub, { kind: "subscribe" }).state;
     const targets = planRound(s, false);
-    const f = finishRound(s, targets.map((target) => ({ target, outcome: { kind: "ok" as const, stats: STATS } })));
+    const f = finishRound(
+      s,
+      targets.map((target) => ({ target, outcome: { kind: "ok" as const, stats: STATS } })),
+    );
     return f.deliveries.map((d) => `${nameToString(d.wire.header.name)}`).sort();
   };
 
@@ -127,7 +149,10 @@ describe("who receives what (daemon.md §4)", () => {
   it("the data header carries the subscriber's version and sequence 0", () => {
     let s = registered(initialStatsState<string>(), "foo:bar");
     s = run(s, "c", "foo:", { kind: "subscribe" }, 4).state;
-    const f = finishRound(s, planRound(s, false).map((target) => ({ target, outcome: { kind: "ok" as const, stats: STATS } })));
+    const f = finishRound(
+      s,
+      planRound(s, false).map((target) => ({ target, outcome: { kind: "ok" as const, stats: STATS } })),
+    );
     assert.equal(f.deliveries.length, 1);
     assert.deepEqual(f.deliveries[0]!.wire.header, { version: 4, sequence: 0n, name: { path: [], label: "bar" } });
     assert.deepEqual(f.deliveries[0]!.wire.payload, { kind: "data", data: { kind: "statistics", stats: STATS } });
@@ -144,11 +169,16 @@ describe("who receives what (daemon.md §4)", () => {
           s = handle(s, lim, "h", { version: 5, sequence: 0n, name: n }, add(i + 1)).state;
         });
         s = handle(s, lim, "c", { version: 5, sequence: 0n, name: { path: subPath, label: null } }, { kind: "subscribe" }).state;
-        const f = finishRound(s, planRound(s, false).map((target) => ({ target, outcome: { kind: "ok" as const, stats: STATS } })));
+        const f = finishRound(
+          s,
+          planRound(s, false).map((target) => ({ target, outcome: { kind: "ok" as const, stats: STATS } })),
+        );
         // the trie keys `x:` and `:x` alike: a unikernel whose labels are a prefix-extension of the path
         const expected = [...s.units.all()]
           .map(([, r]) => r.name)
-          .filter((n) => subPath.every((l, i) => [...n.path, n.label][i] === l) && [...n.path, n.label].length >= subPath.length && n.path.length >= subPath.length)
+          .filter(
+            (n) => subPath.every((l, i) => [...n.path, n.label][i] === l) && [...n.path, n.label].length >= subPath.length && n.path.length >= subPath.length,
+          )
           .map((n) => nameToString({ path: n.path.slice(subPath.length), label: n.label }))
           .sort();
         assert.deepEqual(f.deliveries.map((d) => nameToString(d.wire.header.name)).sort(), expected);
@@ -166,7 +196,10 @@ describe("after a round, and when peers go", () => {
       { target: ta!, outcome: { kind: "gone", why: "ESRCH" } },
       { target: tb!, outcome: { kind: "malformed", error: "/proc/101/stat: bad", firstTime: true } },
     ]);
-    assert.deepEqual(f.removed.map((r) => nameToString(r.name)), [":a"]);
+    assert.deepEqual(
+      f.removed.map((r) => nameToString(r.name)),
+      [":a"],
+    );
     assert.equal(f.deliveries.length, 0);
     assert.equal(f.state.units.size, 1);
     assert.match(f.log.join("\n"), /:a: process 100 is gone \(ESRCH\), unregistered/);
@@ -203,8 +236,44 @@ describe("albatross' values (sample.ts)", () => {
     procCtime: { seconds: 1700000000n, microseconds: 250000 },
     io: null,
     interfaces: [
-      { netif: "service", tap: "vmmtap0", bridge: "br0", flags: 0x11043, mtu: 1500, counters: { rxBytes: 1n, rxPackets: 2n, rxErrors: 3n, rxDropped: 4n, multicast: 5n, txBytes: 6n, txPackets: 7n, txErrors: 8n, txDropped: 9n, collisions: 10n } },
-      { netif: "other", tap: "vmmtap1", bridge: null, flags: 1, mtu: 9000, counters: { rxBytes: 0n, rxPackets: 0n, rxErrors: 0n, rxDropped: 0n, multicast: 0n, txBytes: 0n, txPackets: 0n, txErrors: 0n, txDropped: 0n, collisions: 0n } },
+      {
+        netif: "service",
+        tap: "vmmtap0",
+        bridge: "br0",
+        flags: 0x11043,
+        mtu: 1500,
+        counters: {
+          rxBytes: 1n,
+          rxPackets: 2n,
+          rxErrors: 3n,
+          rxDropped: 4n,
+          multicast: 5n,
+          txBytes: 6n,
+          txPackets: 7n,
+          txErrors: 8n,
+          txDropped: 9n,
+          collisions: 10n,
+        },
+      },
+      {
+        netif: "other",
+        tap: "vmmtap1",
+        bridge: null,
+        flags: 1,
+        mtu: 9000,
+        counters: {
+          rxBytes: 0n,
+          rxPackets: 0n,
+          rxErrors: 0n,
+          rxDropped: 0n,
+          multicast: 0n,
+          txBytes: 0n,
+          txPackets: 0n,
+          txErrors: 0n,
+          txDropped: 0n,
+          collisions: 0n,
+        },
+      },
     ],
     vmm: null,
   };
@@ -225,10 +294,26 @@ describe("albatross' values (sample.ts)", () => {
 
   it("interfaces in reverse order, netif in bridge, rx as input", () => {
     const d = statsData(readings, 100);
-    assert.deepEqual(d.ifdata.map((i) => i.bridge), ["other", "service"]);
+    assert.deepEqual(
+      d.ifdata.map((i) => i.bridge),
+      ["other", "service"],
+    );
     const s = d.ifdata[1]!;
     assert.deepEqual(
-      [s.inputBytes, s.inputPackets, s.inputErrors, s.inputDropped, s.inputMcast, s.outputBytes, s.outputPackets, s.outputErrors, s.outputDropped, s.collisions, s.outputMcast, s.baudrate],
+      [
+        s.inputBytes,
+        s.inputPackets,
+        s.inputErrors,
+        s.inputDropped,
+        s.inputMcast,
+        s.outputBytes,
+        s.outputPackets,
+        s.outputErrors,
+        s.outputDropped,
+        s.collisions,
+        s.outputMcast,
+        s.baudrate,
+      ],
       [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n, 9n, 10n, 0n, 0n],
     );
     assert.deepEqual([s.flags, s.mtu, s.sendLength, s.maxSendLength, s.sendDrops], [0x11043, 1500, 0, 0, 0]);

@@ -172,4 +172,3 @@ export function metricNames(expr: string): string[] {
     return !isCall && !["bool", "offset", "and", "or", "unless"].includes(w) && all.indexOf(w) === i;
   });
 }
-

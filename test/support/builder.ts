@@ -64,9 +64,18 @@ export function opamSwitchText(packages: Readonly<Record<string, string>>): stri
 
 /** builder-web's diff_map: (added = only in b, removed = only in a, changed). */
 function diffMap(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>) {
-  const added = Object.keys(b).filter((k) => !(k in a)).sort().map((k) => ({ name: k, version: b[k]! }));
-  const removed = Object.keys(a).filter((k) => !(k in b)).sort().map((k) => ({ name: k, version: a[k]! }));
-  const changed = Object.keys(a).filter((k) => k in b && a[k] !== b[k]).sort().map((k) => ({ name: k, version_left: a[k]!, version_right: b[k]! }));
+  const added = Object.keys(b)
+    .filter((k) => !(k in a))
+    .sort()
+    .map((k) => ({ name: k, version: b[k]! }));
+  const removed = Object.keys(a)
+    .filter((k) => !(k in b))
+    .sort()
+    .map((k) => ({ name: k, version: a[k]! }));
+  const changed = Object.keys(a)
+    .filter((k) => k in b && a[k] !== b[k])
+    .sort()
+    .map((k) => ({ name: k, version_left: a[k]!, version_right: b[k]! }));
   // utils.ml diff_map_to_json names them (left, right, different_versions) in this order
   return { left_packages: added, right_packages: removed, different_versions: changed };
 }
@@ -93,9 +102,18 @@ function compareJson(l: StoredBuild, r: StoredBuild): unknown {
       opam_diff: Object.keys(lp)
         .filter((k) => k in rp && lp[k] === rp[k])
         .map((k) => ({ package_version: `${k}.${lp[k]}`, effectively_equal: true, diff: "" })),
-      version_diff: Object.keys(lp).filter((k) => k in rp && lp[k] !== rp[k]).sort().map((k) => ({ name: k, version_left: lp[k]!, version_right: rp[k]! })),
-      only_in_left: Object.keys(lp).filter((k) => !(k in rp)).sort().map((k) => ({ name: k, version: lp[k]! })),
-      only_in_right: Object.keys(rp).filter((k) => !(k in lp)).sort().map((k) => ({ name: k, version: rp[k]! })),
+      version_diff: Object.keys(lp)
+        .filter((k) => k in rp && lp[k] !== rp[k])
+        .sort()
+        .map((k) => ({ name: k, version_left: lp[k]!, version_right: rp[k]! })),
+      only_in_left: Object.keys(lp)
+        .filter((k) => !(k in rp))
+        .sort()
+        .map((k) => ({ name: k, version: lp[k]! })),
+      only_in_right: Object.keys(rp)
+        .filter((k) => !(k in lp))
+        .sort()
+        .map((k) => ({ name: k, version: rp[k]! })),
       duniverse_diff: { left: [], right: [], detailed_diff: [] },
     },
   };
@@ -144,8 +162,18 @@ export async function startBuilder(): Promise<BuilderStandin> {
           body = Buffer.from(b.image);
           if (knobs.tampered.has(b.uuid)) body = Buffer.concat([body, Buffer.from("tampered")]);
         } else if (file === "opam-switch") body = Buffer.from(opamSwitchText(b.packages));
-        else if (file === "build-environment") body = Buffer.from(Object.entries(b.env ?? {}).map(([k, v]) => `${k}=${v}`).join("\n"));
-        else if (file === "system-packages") body = Buffer.from(Object.entries(b.system ?? {}).map(([k, v]) => `${k}=${v}`).join("\n"));
+        else if (file === "build-environment")
+          body = Buffer.from(
+            Object.entries(b.env ?? {})
+              .map(([k, v]) => `${k}=${v}`)
+              .join("\n"),
+          );
+        else if (file === "system-packages")
+          body = Buffer.from(
+            Object.entries(b.system ?? {})
+              .map(([k, v]) => `${k}=${v}`)
+              .join("\n"),
+          );
         else return notFound();
         // the ETag is the artifact's recorded SHA-256 (a tampered file keeps the recorded one)
         const recorded = file === `bin/${job}.hvt` ? b.sha256 : createHash("sha256").update(body).digest();
@@ -164,7 +192,12 @@ export async function startBuilder(): Promise<BuilderStandin> {
       const l = builds.get(p[2]!);
       const r = builds.get(p[3]!);
       if (!l || !r) return notFound();
-      if ((req.headers.accept ?? "").split(",").map((s) => s.trim().split(";")[0]).includes("application/json")) {
+      if (
+        (req.headers.accept ?? "")
+          .split(",")
+          .map((s) => s.trim().split(";")[0])
+          .includes("application/json")
+      ) {
         if (!knobs.compareJson) return notFound();
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify(compareJson(l, r)));

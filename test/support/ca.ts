@@ -100,9 +100,11 @@ export async function make(o: MakeOptions): Promise<Node> {
   const v = validity(o.now ?? new Date(), o.seconds ?? DAY);
   const albatross =
     o.albatross ??
-    (o.policy ? encodeCertExtension({ version: 5, command: { kind: "policy-add", policy: o.policy } })
-    : o.command ? encodeCertExtension({ version: 5, command: o.command })
-    : undefined);
+    (o.policy
+      ? encodeCertExtension({ version: 5, command: { kind: "policy-add", policy: o.policy } })
+      : o.command
+        ? encodeCertExtension({ version: 5, command: o.command })
+        : undefined);
   const der = await issueCertificate({
     profile: o.profile,
     subject,

@@ -114,10 +114,7 @@ function noteBytes(type: number, desc: Uint8Array): { bytes: Uint8Array; descOff
 export function manifestDescriptor(opts: ElfBuildOptions = {}): Uint8Array {
   const entries: RawEntry[] = opts.rawEntries
     ? [...opts.rawEntries]
-    : [
-        { name: "", type: MFT_RESERVED_FIRST },
-        ...(opts.devices ?? []).map((d) => ({ name: d.name, type: d.type === "block" ? 1 : 2 })),
-      ];
+    : [{ name: "", type: MFT_RESERVED_FIRST }, ...(opts.devices ?? []).map((d) => ({ name: d.name, type: d.type === "block" ? 1 : 2 }))];
   const b = new Buf();
   b.ensure(12 + entries.length * MFT_ENTRY_SIZE);
   b.u32(0, 0); // padding: 8-byte alignment of struct mft after the 20-byte note header

@@ -44,19 +44,20 @@ export function writeFiles(dir: string, files: Record<string, string>): Record<s
   return out;
 }
 
-export const config = (p: Partial<UnikernelConfig> = {}): UnikernelConfig => ({
-  typ: "solo5",
-  compressed: false,
-  image: p.image ?? enc("ELF image"),
-  failBehaviour: { kind: "quit" },
-  cpuids: p.cpuids ?? [0],
-  memory: p.memory ?? 32,
-  blockDevices: [],
-  bridges: p.bridges ?? [],
-  numcpus: 1,
-  addName: true,
-  ...p,
-} as UnikernelConfig);
+export const config = (p: Partial<UnikernelConfig> = {}): UnikernelConfig =>
+  ({
+    typ: "solo5",
+    compressed: false,
+    image: p.image ?? enc("ELF image"),
+    failBehaviour: { kind: "quit" },
+    cpuids: p.cpuids ?? [0],
+    memory: p.memory ?? 32,
+    blockDevices: [],
+    bridges: p.bridges ?? [],
+    numcpus: 1,
+    addName: true,
+    ...p,
+  }) as UnikernelConfig;
 
 export const cmds = {
   info: { kind: "unikernel-info" } as Command,

@@ -102,7 +102,11 @@ export async function withHostd<T>(ns: Netns, fn: (env: Env) => Promise<T>, opts
   if (opts.privateMounts !== undefined && opts.privateMounts.length > 0) {
     const dirOf = { db, run: tmp, fifo: join(tmp, "fifo") } as const;
     await mkdir(dirOf.fifo, { recursive: true });
-    const script = [...opts.privateMounts.map((m) => `mount -t tmpfs -o ${m.options} dromedary-test ${dirOf[m.dir]} || exit 1`), "echo ready", "exec sleep 100000"].join("\n");
+    const script = [
+      ...opts.privateMounts.map((m) => `mount -t tmpfs -o ${m.options} dromedary-test ${dirOf[m.dir]} || exit 1`),
+      "echo ready",
+      "exec sleep 100000",
+    ].join("\n");
     const k = ns.spawn("unshare", ["--mount", "--propagation", "private", "sh", "-c", script], { stdio: ["ignore", "pipe", "inherit"] });
     keeper = k;
     await new Promise<void>((resolve, reject) => {
@@ -128,18 +132,29 @@ export async function withHostd<T>(ns: Netns, fn: (env: Env) => Promise<T>, opts
         stdio: ["ignore", "ignore", "pipe"],
         ...(extraEnv !== undefined ? { env: { ...process.env, ...extraEnv } } : {}),
       });
-      c.stderr?.on("data", (d: Buffer) => env.hostdLog.push(...d.toString("utf8").split("\n").filter((l) => l !== "")));
+      c.stderr?.on("data", (d: Buffer) =>
+        env.hostdLog.push(
+          ...d
+            .toString("utf8")
+            .split("\n")
+            .filter((l) => l !== ""),
+        ),
+      );
       env.hostd = c;
       // ready when an info request is answered (connections wait for the restore)
-      await waitFor("hostd to answer", async () => {
-        if (c.exitCode !== null || c.signalCode !== null) throw new Error(`hostd exited: ${env.hostdLog.join("\n")}`);
-        try {
-          const r = await request(env.socket, ":", { kind: "unikernel-info" }, 20_000);
-          return r.length > 0;
-        } catch {
-          return false;
-        }
-      }, 30_000);
+      await waitFor(
+        "hostd to answer",
+        async () => {
+          if (c.exitCode !== null || c.signalCode !== null) throw new Error(`hostd exited: ${env.hostdLog.join("\n")}`);
+          try {
+            const r = await request(env.socket, ":", { kind: "unikernel-info" }, 20_000);
+            return r.length > 0;
+          } catch {
+            return false;
+          }
+        },
+        30_000,
+      );
       return c;
     },
     async stopHostd(signal: NodeJS.Signals = "SIGTERM") {

@@ -30,13 +30,14 @@ async function main(argv: string[]): Promise<unknown> {
 }
 
 // Without arguments do nothing: `node --test dist/test/` also executes support modules.
-if (process.argv.length > 2) main(process.argv.slice(2)).then(
-  (v) => {
-    process.stdout.write(JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x)) + "\n");
-  },
-  (e: unknown) => {
-    const err = e as Error;
-    process.stdout.write(JSON.stringify({ error: err.message, upstream: e instanceof NetError ? e.upstream : null }) + "\n");
-    process.exitCode = 1;
-  },
-);
+if (process.argv.length > 2)
+  main(process.argv.slice(2)).then(
+    (v) => {
+      process.stdout.write(JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x)) + "\n");
+    },
+    (e: unknown) => {
+      const err = e as Error;
+      process.stdout.write(JSON.stringify({ error: err.message, upstream: e instanceof NetError ? e.upstream : null }) + "\n");
+      process.exitCode = 1;
+    },
+  );

@@ -5,12 +5,13 @@ import { readFileSync } from "node:fs";
 import { netnsAvailable, withNetns } from "./netns.js";
 
 function sh(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) =>
-    execFile(cmd, args, { encoding: "utf8" }, (e, out, err) => (e ? reject(new Error(`${cmd}: ${err}`)) : resolve(out))),
-  );
+  return new Promise((resolve, reject) => execFile(cmd, args, { encoding: "utf8" }, (e, out, err) => (e ? reject(new Error(`${cmd}: ${err}`)) : resolve(out))));
 }
 const namespaces = async (): Promise<string[]> =>
-  (await sh("ip", ["netns", "list"])).split("\n").map((l) => l.split(" ")[0]!).filter((n) => n !== "");
+  (await sh("ip", ["netns", "list"]))
+    .split("\n")
+    .map((l) => l.split(" ")[0]!)
+    .filter((n) => n !== "");
 const hostLinks = async (): Promise<string> => sh("ip", ["-o", "link", "show"]);
 
 const netnsModule = new URL("./netns.js", import.meta.url).href;

@@ -72,12 +72,7 @@ function run(cmd: string, args: readonly string[], opts: ExecOptions = {}): Prom
           stderr,
         };
         if (opts.allowFail) resolve(result);
-        else
-          reject(
-            new Error(
-              `${cmd} ${args.join(" ")}: ${result.code !== null ? `exit ${result.code}` : `signal ${result.signal}`}: ${stderr.trim()}`,
-            ),
-          );
+        else reject(new Error(`${cmd} ${args.join(" ")}: ${result.code !== null ? `exit ${result.code}` : `signal ${result.signal}`}: ${stderr.trim()}`));
       },
     );
   });
@@ -167,8 +162,7 @@ let availability: Promise<{ ok: true } | { ok: false; reason: string }> | null =
 export function netnsAvailable(): Promise<{ ok: true } | { ok: false; reason: string }> {
   availability ??= (async () => {
     if (process.platform !== "linux") return { ok: false, reason: "network namespaces need Linux" };
-    if (typeof process.getuid !== "function" || process.getuid() !== 0)
-      return { ok: false, reason: "network namespace tests need root" };
+    if (typeof process.getuid !== "function" || process.getuid() !== 0) return { ok: false, reason: "network namespace tests need root" };
     const probe = `dromedary-probe-${randomBytes(4).toString("hex")}`;
     try {
       await run(IP, ["netns", "add", probe]);

@@ -11,10 +11,9 @@ import { fileURLToPath } from "node:url";
 
 /** Where the C source is: next to this module (ts sources) or in the repo (from dist/). */
 async function sourcePath(): Promise<string> {
-  const candidates = [
-    new URL("./standin-tender.c", import.meta.url),
-    new URL("../../../test/support/standin-tender.c", import.meta.url),
-  ].map((u) => fileURLToPath(u));
+  const candidates = [new URL("./standin-tender.c", import.meta.url), new URL("../../../test/support/standin-tender.c", import.meta.url)].map((u) =>
+    fileURLToPath(u),
+  );
   for (const c of candidates) {
     try {
       await access(c, constants.R_OK);
@@ -46,7 +45,10 @@ let cached: Promise<string> | null = null;
 export function standinTender(): Promise<string> {
   cached ??= (async () => {
     const src = await sourcePath();
-    const hash = createHash("sha256").update(await readFile(src)).digest("hex").slice(0, 16);
+    const hash = createHash("sha256")
+      .update(await readFile(src))
+      .digest("hex")
+      .slice(0, 16);
     const dir = join(tmpdir(), "dromedary-standin", hash);
     const bin = join(dir, "standin-tender");
     try {

@@ -158,7 +158,11 @@ describe("the shipped units: albatross' privilege split", () => {
 
   test("hostd makes the setgid fifo/ directory (group dromedary) the console daemon reads", () => {
     const pre = units.get("dromedary-hostd.service")!.get("Service.ExecStartPre") ?? [];
-    assert.deepEqual(pre, ["/bin/mkdir -p %t/albatross/fifo %t/albatross/util", "/bin/chgrp -R dromedary %t/albatross/fifo", "/bin/chmod 2770 %t/albatross/fifo"]);
+    assert.deepEqual(pre, [
+      "/bin/mkdir -p %t/albatross/fifo %t/albatross/util",
+      "/bin/chgrp -R dromedary %t/albatross/fifo",
+      "/bin/chmod 2770 %t/albatross/fifo",
+    ]);
   });
 });
 
@@ -240,7 +244,10 @@ describe("systemd's checks of the written units", { skip: NO_ANALYZE }, () => {
     const r = await runCli(["install-units", "--prefix", dir, "--bin", BIN]);
     assert.equal(r.code, 0, r.stderr);
   });
-  const unitFiles = () => readdirSync(dir).filter((f) => /\.(service|socket)$/.test(f)).map((f) => join(dir, f));
+  const unitFiles = () =>
+    readdirSync(dir)
+      .filter((f) => /\.(service|socket)$/.test(f))
+      .map((f) => join(dir, f));
   const verify = (files: string[]) => spawnSync(ANALYZE!, ["verify", "--man=no", ...files], { encoding: "utf8", cwd: dir });
 
   test("systemd-analyze verify: no error, no warning", () => {
@@ -254,7 +261,10 @@ describe("systemd's checks of the written units", { skip: NO_ANALYZE }, () => {
     mkdirSync(bad);
     for (const f of unitFiles()) copyFileSync(f, join(bad, f.slice(dir.length + 1)));
     const service = join(bad, "dromedary-console.service");
-    writeFileSync(service, readFileSync(service, "utf8").replace("ProtectHome=yes", "ProtectHome=yes\nProtectHomes=yes").replace(BIN, "/nonexistent/dromedary"));
+    writeFileSync(
+      service,
+      readFileSync(service, "utf8").replace("ProtectHome=yes", "ProtectHome=yes\nProtectHomes=yes").replace(BIN, "/nonexistent/dromedary"),
+    );
     const r = verify([service]);
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /Unknown key 'ProtectHomes'/);

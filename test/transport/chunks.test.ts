@@ -17,7 +17,21 @@ const create = (image: Uint8Array): Wire => ({
   header: { version: 5, sequence: 7n, name: { path: ["a"], label: "b" } },
   payload: {
     kind: "command",
-    command: { kind: "unikernel-create", config: { typ: "solo5", compressed: true, image, failBehaviour: { kind: "quit" }, cpuids: [0], memory: 32, blockDevices: [], bridges: [], numcpus: 1, addName: true } as UnikernelConfig },
+    command: {
+      kind: "unikernel-create",
+      config: {
+        typ: "solo5",
+        compressed: true,
+        image,
+        failBehaviour: { kind: "quit" },
+        cpuids: [0],
+        memory: 32,
+        blockDevices: [],
+        bridges: [],
+        numcpus: 1,
+        addName: true,
+      } as UnikernelConfig,
+    },
   },
 });
 

@@ -90,8 +90,14 @@ describe("connectUnixPatiently", () => {
   const dir = (): string => mkdtempSync(join(tmpdir(), "dromedary-net-"));
 
   it("pauses grow from 50 ms, doubling, to at most 1 s", () => {
-    assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 40].map((a) => retryDelay(a)), [50, 100, 200, 400, 800, 1000, 1000, 1000]);
-    assert.deepEqual([0, 1, 2].map((a) => retryDelay(a, 10, 25)), [10, 20, 25]);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 5, 6, 40].map((a) => retryDelay(a)),
+      [50, 100, 200, 400, 800, 1000, 1000, 1000],
+    );
+    assert.deepEqual(
+      [0, 1, 2].map((a) => retryDelay(a, 10, 25)),
+      [10, 20, 25],
+    );
   });
 
   it("waits for a socket that appears later: one onWait, then connected", async () => {
@@ -119,16 +125,25 @@ describe("connectUnixPatiently", () => {
     try {
       let began = Date.now();
       let waits = 0;
-      await assert.rejects(connectUnixPatiently(join(d, "none.sock"), { timeoutMs: 400, onWait: () => waits++ }), (e: NodeJS.ErrnoException) => e.code === "ENOENT");
+      await assert.rejects(
+        connectUnixPatiently(join(d, "none.sock"), { timeoutMs: 400, onWait: () => waits++ }),
+        (e: NodeJS.ErrnoException) => e.code === "ENOENT",
+      );
       assert.ok(Date.now() - began >= 400);
       assert.equal(waits, 1);
       began = Date.now();
-      await assert.rejects(connectUnixPatiently(join(d, "none.sock"), { timeoutMs: 0, onWait: () => waits++ }), (e: NodeJS.ErrnoException) => e.code === "ENOENT");
+      await assert.rejects(
+        connectUnixPatiently(join(d, "none.sock"), { timeoutMs: 0, onWait: () => waits++ }),
+        (e: NodeJS.ErrnoException) => e.code === "ENOENT",
+      );
       assert.equal(waits, 1);
       // a path through a regular file will never become a socket
       writeFileSync(join(d, "file"), "");
       began = Date.now();
-      await assert.rejects(connectUnixPatiently(join(d, "file", "x.sock"), { timeoutMs: 5000, onWait: () => waits++ }), (e: NodeJS.ErrnoException) => e.code === "ENOTDIR");
+      await assert.rejects(
+        connectUnixPatiently(join(d, "file", "x.sock"), { timeoutMs: 5000, onWait: () => waits++ }),
+        (e: NodeJS.ErrnoException) => e.code === "ENOTDIR",
+      );
       assert.ok(Date.now() - began < 1000);
       assert.equal(waits, 1);
     } finally {

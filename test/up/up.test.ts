@@ -51,10 +51,11 @@ function parsed(up: Up): ParsedLine[] {
   });
 }
 
-const upSays = (up: Up, re: RegExp): boolean => up.lines.some((l) => {
-  const p = parseLine(l);
-  return p !== null && p.daemon === "up" && re.test(p.msg);
-});
+const upSays = (up: Up, re: RegExp): boolean =>
+  up.lines.some((l) => {
+    const p = parseLine(l);
+    return p !== null && p.daemon === "up" && re.test(p.msg);
+  });
 
 /** index of up's first message matching re (asserted to exist) */
 function at(ps: ParsedLine[], re: RegExp, daemon = "up"): number {
@@ -94,12 +95,25 @@ before(async () => {
 
 describe("dromedary up", () => {
   it("plan: console-daemon, hostd, stats-daemon, endpoint; each daemon logs at least info", () => {
-    const p = plan({ tmpdir: "/r", dbdir: "/d", stats: true, verbosity: "warning", format: "json", endpoint: { cacert: "c", cert: "s", key: "k", ip: "::", port: 1025 } });
-    assert.deepEqual(p.map((c) => c.label), ["console-daemon", "hostd", "stats-daemon", "endpoint"]);
+    const p = plan({
+      tmpdir: "/r",
+      dbdir: "/d",
+      stats: true,
+      verbosity: "warning",
+      format: "json",
+      endpoint: { cacert: "c", cert: "s", key: "k", ip: "::", port: 1025 },
+    });
+    assert.deepEqual(
+      p.map((c) => c.label),
+      ["console-daemon", "hostd", "stats-daemon", "endpoint"],
+    );
     assert.deepEqual(p[0]!.ready, { kind: "socket", path: "/r/util/console.sock" });
     assert.deepEqual(p[1]!.args.slice(0, 5), ["hostd", "--tmpdir", "/r", "--dbdir", "/d"]);
     for (const c of p) assert.deepEqual(c.args.slice(-4), ["--verbosity", "info", "--log-format", "json"]);
-    assert.deepEqual(plan({ tmpdir: "/r", dbdir: "/d", stats: false, verbosity: "debug", format: "text" }).map((c) => c.label), ["console-daemon", "hostd"]);
+    assert.deepEqual(
+      plan({ tmpdir: "/r", dbdir: "/d", stats: false, verbosity: "debug", format: "text" }).map((c) => c.label),
+      ["console-daemon", "hostd"],
+    );
   });
 
   it("runs the host: in order, one merged log, a unikernel, SIGTERM stops all in reverse order and leaves nothing", async (t) => {
@@ -109,11 +123,33 @@ describe("dromedary up", () => {
         await installStandin(db, ["solo5-hvt", "solo5-spt"]); // dbdir is created by up; this makes it first
         const f = (n: string): string => join(FIXTURES, n);
         const port = randomInt(20000, 60000);
-        const up = startUp(ns, ["--tmpdir", run, "--dbdir", db, "--cacert", f("cacert.pem"), "--cert", f("server.pem"), "--key", f("server.key"), "--ip", "127.0.0.1", "--port", String(port)]);
-        await waitFor("up to be running", async () => {
-          if (up.child.exitCode !== null) throw new Error(`up exited ${up.child.exitCode}:\n${up.lines.join("\n")}`);
-          return upSays(up, /^running: console-daemon \(pid \d+\), hostd \(pid \d+\), stats-daemon \(pid \d+\), endpoint \(pid \d+\); Ctrl-C or SIGTERM stops them$/);
-        }, 60_000);
+        const up = startUp(ns, [
+          "--tmpdir",
+          run,
+          "--dbdir",
+          db,
+          "--cacert",
+          f("cacert.pem"),
+          "--cert",
+          f("server.pem"),
+          "--key",
+          f("server.key"),
+          "--ip",
+          "127.0.0.1",
+          "--port",
+          String(port),
+        ]);
+        await waitFor(
+          "up to be running",
+          async () => {
+            if (up.child.exitCode !== null) throw new Error(`up exited ${up.child.exitCode}:\n${up.lines.join("\n")}`);
+            return upSays(
+              up,
+              /^running: console-daemon \(pid \d+\), hostd \(pid \d+\), stats-daemon \(pid \d+\), endpoint \(pid \d+\); Ctrl-C or SIGTERM stops them$/,
+            );
+          },
+          60_000,
+        );
         const util = join(run, "util");
         for (const s of ["console.sock", "vmmd.sock", "stat.sock"]) assert.ok(await accepts(join(util, s)), s);
         // the host works: a unikernel, its console output reaches the console daemon
@@ -121,8 +157,13 @@ describe("dromedary up", () => {
         const c = config(HELLO, { argv: argv("--standin-lines=2", "--standin-run") });
         assert.equal(show(await request(sock, ":hello", { kind: "unikernel-create", config: c })), "success: created unikernel");
         const info = successOf(await request(sock, ":", { kind: "unikernel-info" }), "unikernel-info");
-        assert.deepEqual(info.unikernels.map((u) => u.name.label), ["hello"]);
-        await waitFor("the stats daemon to get the unikernel", async () => up.lines.some((l) => parseLine(l)?.daemon === "stats-daemon" && /adding :hello \d+/.test(l)));
+        assert.deepEqual(
+          info.unikernels.map((u) => u.name.label),
+          ["hello"],
+        );
+        await waitFor("the stats daemon to get the unikernel", async () =>
+          up.lines.some((l) => parseLine(l)?.daemon === "stats-daemon" && /adding :hello \d+/.test(l)),
+        );
 
         up.child.kill("SIGTERM");
         assert.equal(await up.exit, 0, up.lines.join("\n"));
@@ -153,7 +194,10 @@ describe("dromedary up", () => {
         assert.deepEqual(new Set(ps.map((p) => p.daemon)), new Set(["up", ...order]));
         assert.ok(!ps.some((p) => p.level === "error"), up.lines.join("\n"));
         // nothing left: sockets, daemons, the tender
-        assert.deepEqual((await readdir(util)).filter((n) => n.endsWith(".sock")), []);
+        assert.deepEqual(
+          (await readdir(util)).filter((n) => n.endsWith(".sock")),
+          [],
+        );
         assert.deepEqual(await pidsWith(base), []);
       }),
     );
@@ -165,10 +209,14 @@ describe("dromedary up", () => {
       withDirs(async (_base, run, db) => {
         await installStandin(db);
         const up = startUp(ns, ["--tmpdir", run, "--dbdir", db, "--log-format", "json"]);
-        await waitFor("up to be running", async () => {
-          if (up.child.exitCode !== null) throw new Error(`up exited ${up.child.exitCode}:\n${up.lines.join("\n")}`);
-          return upSays(up, /^running: .*Ctrl-C or SIGTERM stops them$/);
-        }, 60_000);
+        await waitFor(
+          "up to be running",
+          async () => {
+            if (up.child.exitCode !== null) throw new Error(`up exited ${up.child.exitCode}:\n${up.lines.join("\n")}`);
+            return upSays(up, /^running: .*Ctrl-C or SIGTERM stops them$/);
+          },
+          60_000,
+        );
         for (const l of up.lines) assert.ok(l.startsWith("{"), l);
         const hostdPid = Number(/^started hostd \(pid (\d+)\)/.exec(parsed(up).find((p) => p.daemon === "up" && p.msg.startsWith("started hostd"))!.msg)![1]);
         process.kill(hostdPid, "SIGKILL");
@@ -179,7 +227,10 @@ describe("dromedary up", () => {
         assert.ok(died < at(ps, /^stopped stats-daemon/) && at(ps, /^stopped stats-daemon/) < at(ps, /^stopped console-daemon/));
         at(ps, /^removed .*vmmd\.sock \(left by hostd\)$/);
         assert.equal(ps.at(-1)!.msg, "all stopped, not cleanly (see above)");
-        assert.deepEqual((await readdir(join(run, "util"))).filter((n) => n.endsWith(".sock")), []);
+        assert.deepEqual(
+          (await readdir(join(run, "util"))).filter((n) => n.endsWith(".sock")),
+          [],
+        );
       }),
     );
   });
@@ -218,7 +269,9 @@ describe("dromedary up", () => {
           first.child.kill("SIGINT");
           assert.equal(await first.exit, 0, first.lines.join("\n"));
         }
-        const half = spawn(process.execPath, [MAIN, "up", "--tmpdir", run, "--dbdir", db, "--cacert", join(FIXTURES, "cacert.pem")], { stdio: ["ignore", "ignore", "pipe"] });
+        const half = spawn(process.execPath, [MAIN, "up", "--tmpdir", run, "--dbdir", db, "--cacert", join(FIXTURES, "cacert.pem")], {
+          stdio: ["ignore", "ignore", "pipe"],
+        });
         let err = "";
         half.stderr!.on("data", (d: Buffer) => (err += d.toString()));
         const code = await new Promise((r) => half.once("exit", r));
