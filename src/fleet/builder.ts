@@ -47,6 +47,24 @@ interface Reply {
   readonly body: Buffer;
 }
 
+/** OpenSSL's and Node's codes for a peer certificate that does not verify. */
+const CERT_ERRORS = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/** One line: a certificate failure says so and how to trust the builder's CA. */
+function describeError(e: NodeJS.ErrnoException): string {
+  const msg = e.message.replace(/\s+/g, " ").trim();
+  const code = e.code ?? "";
+  if (CERT_ERRORS.has(code) || code.startsWith("CERT_")) return `the builder's TLS certificate is not trusted (${msg}); --builder-ca FILE adds a CA to trust`;
+  return msg;
+}
+
 const SYSTEM_BUNDLES = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
 
 let systemCas: string[] | null = null;
@@ -155,7 +173,7 @@ export class Builder {
         res.on("error", (e) => reject(new HttpFailure(e.message)));
       });
       req.on("timeout", () => req.destroy(new HttpFailure(`no answer from ${this.origin} within ${this.timeoutMs / 1000} s`)));
-      req.on("error", (e) => reject(e instanceof HttpFailure ? e : new HttpFailure(`${this.origin}: ${e.message}`)));
+      req.on("error", (e) => reject(e instanceof HttpFailure ? e : new HttpFailure(`${this.origin}: ${describeError(e)}`)));
     });
   }
 

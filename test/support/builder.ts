@@ -11,10 +11,13 @@
 //                                           (views.ml), otherwise an HTML page
 //
 // Knobs for hostile cases: no compare JSON (older builders), a binary redirect leaving the
-// origin, a binary whose bytes are not what the builder announces. Test support only.
+// origin, a binary whose bytes are not what the builder announces. `startBuilder({ tls })`
+// serves https (node:https) with the given key and certificate chain instead of http.
+// Test support only.
 
 import { createHash, randomUUID } from "node:crypto";
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 
 export interface BuildSpec {
@@ -119,14 +122,19 @@ function compareJson(l: StoredBuild, r: StoredBuild): unknown {
   };
 }
 
-export async function startBuilder(): Promise<BuilderStandin> {
+export interface BuilderServeOptions {
+  /** serve https with this key and certificate (chain), both PEM */
+  readonly tls?: { readonly key: string; readonly cert: string };
+}
+
+export async function startBuilder(o: BuilderServeOptions = {}): Promise<BuilderStandin> {
   const builds = new Map<string, StoredBuild>(); // uuid -> build
   const jobs = new Map<string, string[]>(); // job -> uuids, latest last
   const knobs: BuilderKnobs = { compareJson: true, foreignRedirect: null, tampered: new Set() };
   const requests: string[] = [];
   let clock = Date.parse("2025-01-01T00:00:00Z");
 
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
     requests.push(`${req.method} ${url.pathname}${url.search} ${req.headers.accept ?? ""}`.trim());
     const notFound = (): void => {
@@ -208,9 +216,10 @@ export async function startBuilder(): Promise<BuilderStandin> {
       return;
     }
     notFound();
-  });
+  };
+  const server = o.tls ? https.createServer({ key: o.tls.key, cert: o.tls.cert }, handler) : http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const url = `${o.tls ? "https" : "http"}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
     knobs,
