@@ -21,51 +21,23 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import tls from "node:tls";
 import { inflateSync } from "node:zlib";
-import { encodeCertExtension, encodeWire } from "../src/commands/codec.js";
+import { encodeWire } from "../src/commands/codec.js";
 import { deflate } from "../src/commands/compress.js";
 import { encodeFrame, END, FrameDecoder } from "../src/commands/framing.js";
 import type { Command, Policy } from "../src/commands/types.js";
-import { encodeCnName } from "../src/ca/asn1.js";
-import { issueCertificate, validity, type Profile } from "../src/ca/issue.js";
-import { generateKey, privateKeyToPem, spkiDer } from "../src/ca/keys.js";
-import { certificateFromDer, toPem } from "../src/ca/x509.js";
+import { privateKeyToPem } from "../src/ca/keys.js";
+import { certificateFromDer } from "../src/ca/x509.js";
 import { raiseChainLimit } from "../src/endpoint/addon.js";
 import { Endpoint } from "../src/endpoint/server.js";
 import { decodeWire } from "../src/commands/codec.js";
 import { argv, commandWire, config, exchange, request, show, withHostd, type Env } from "../test/support/hostd.js";
 import { netnsAvailable, withNetns } from "../test/support/netns.js";
 import { buildSolo5Elf } from "../test/support/elf-builder.js";
+import { cert, median, pem } from "./support.js";
 
 const MiB = 1 << 20;
 const IMAGE = 8 * MiB;
 const ROUNDS = 8;
-
-interface Cert {
-  key: Awaited<ReturnType<typeof generateKey>>;
-  der: Uint8Array;
-  cn: string;
-}
-
-async function cert(profile: Profile, cn: string, issuer: Cert | null, albatross?: Command): Promise<Cert> {
-  const key = await generateKey("ed25519");
-  const der = await issueCertificate({
-    profile,
-    subject: encodeCnName(cn),
-    spki: spkiDer(key),
-    issuerName: encodeCnName(issuer?.cn ?? cn),
-    issuerKey: issuer?.key ?? key,
-    ...(albatross ? { albatross: encodeCertExtension({ version: 5, command: albatross }) } : {}),
-    ...validity(new Date(), 3600),
-  });
-  return { key, der, cn };
-}
-
-const pem = (...cs: Cert[]) => cs.map((c) => toPem(c.der, "CERTIFICATE")).join("");
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /** Connect with the chain, read the first reply frame; ms until then, and the reply. */
 function create(port: number, ctx: tls.SecureContext): Promise<{ ms: number; reply: Uint8Array }> {

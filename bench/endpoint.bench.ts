@@ -26,48 +26,25 @@
 // timeouts, logging, relaying).
 import "reflect-metadata";
 import { spawn, type ChildProcess } from "node:child_process";
-import { constants as cryptoConstants, type KeyObject } from "node:crypto";
+import { constants as cryptoConstants } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
 import { fileURLToPath } from "node:url";
-import { decodeWire, encodeCertExtension, encodeWire } from "../src/commands/codec.js";
+import { decodeWire, encodeWire } from "../src/commands/codec.js";
 import { encodeFrame, FrameDecoder, END } from "../src/commands/framing.js";
 import type { Command, Policy, Wire } from "../src/commands/types.js";
-import { encodeCnName } from "../src/ca/asn1.js";
-import { issueCertificate, validity, type Profile } from "../src/ca/issue.js";
-import { generateKey, privateKeyToPem, spkiDer } from "../src/ca/keys.js";
-import { certificateFromDer, parseCertificate, parsed, toPem, type ParsedCertificate } from "../src/ca/x509.js";
+import { privateKeyToPem } from "../src/ca/keys.js";
+import { certificateFromDer, parseCertificate, parsed, type ParsedCertificate } from "../src/ca/x509.js";
 import { verifySignature, verifySignatureAsync } from "../src/ca/keys.js";
 import { deriveFromParsed } from "../src/ca/chain.js";
 import { DaemonConnections } from "../src/endpoint/daemons.js";
 import { Endpoint } from "../src/endpoint/server.js";
+import { type Cert, cert, median, pem } from "./support.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
-
-interface Cert {
-  key: KeyObject;
-  der: Uint8Array;
-  cn: string;
-}
-
-async function cert(profile: Profile, cn: string, issuer: Cert | null, albatross?: Command): Promise<Cert> {
-  const key = await generateKey("ed25519");
-  const der = await issueCertificate({
-    profile,
-    subject: encodeCnName(cn),
-    spki: spkiDer(key),
-    issuerName: encodeCnName(issuer?.cn ?? cn),
-    issuerKey: issuer?.key ?? key,
-    ...(albatross ? { albatross: encodeCertExtension({ version: 5, command: albatross }) } : {}),
-    ...validity(new Date(), 3600),
-  });
-  return { key, der, cn };
-}
-
-const pem = (...cs: Cert[]) => cs.map((c) => toPem(c.der, "CERTIFICATE")).join("");
 
 function waitFile(file: string, child: ChildProcess | null, ms = 10_000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -188,12 +165,6 @@ async function rate(port: number, ctx: tls.SecureContext, n: number, parallel: n
   const d1 = daemonPids.reduce((a, p) => a + procCpu(p), 0);
   return { perSecond: n / secs, cpuHere: (c.user + c.system) / 1000 / n, cpuDaemons: ((d1 - d0) * 1000) / n };
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /** Per server, per round; `ratios[i][r]`: server i / server 0 (the bare one) in round r. */
 interface Rounds {

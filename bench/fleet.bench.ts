@@ -23,16 +23,12 @@ import { Builder } from "../src/fleet/builder.js";
 import { infos, remoteTarget } from "../src/fleet/target.js";
 import { rootName } from "../src/core/name.js";
 import { startBuilder } from "../test/support/builder.js";
+import { upperMedian } from "./support.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const SERVERS = fileURLToPath(new URL("./fleet-servers.js", import.meta.url));
 const HOSTS = 20;
 const ROUNDS = 9;
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
 
 function timeCli(cwd: string, args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -91,9 +87,9 @@ export async function run(): Promise<void> {
       alls.push(b);
       ratios.push(b / a);
     }
-    const m = median(ratios);
-    console.log(`dromedary info -d (1 host):        median ${median(ones).toFixed(0)} ms`);
-    console.log(`dromedary fleet info (${HOSTS} hosts): median ${median(alls).toFixed(0)} ms`);
+    const m = upperMedian(ratios);
+    console.log(`dromedary info -d (1 host):        median ${upperMedian(ones).toFixed(0)} ms`);
+    console.log(`dromedary fleet info (${HOSTS} hosts): median ${upperMedian(alls).toFixed(0)} ms`);
     console.log(
       `ratio fleet info ${HOSTS} hosts / info 1 host: ${m.toFixed(2)} (range ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}; target <= 2) ${m <= 2 ? "OK" : "MISSED"}`,
     );
@@ -128,7 +124,7 @@ export async function run(): Promise<void> {
     }
     console.log(
       `in one process (no start-up; one leaf shared by the hosts; the 20 servers share this machine's cores): ` +
-        `1 host ${median(s1).toFixed(1)} ms, ${HOSTS} hosts ${median(s20).toFixed(1)} ms, ratio ${median(inproc).toFixed(2)} (range ${Math.min(...inproc).toFixed(2)}-${Math.max(...inproc).toFixed(2)})`,
+        `1 host ${upperMedian(s1).toFixed(1)} ms, ${HOSTS} hosts ${upperMedian(s20).toFixed(1)} ms, ratio ${upperMedian(inproc).toFixed(2)} (range ${Math.min(...inproc).toFixed(2)}-${Math.max(...inproc).toFixed(2)})`,
     );
   } finally {
     servers.kill("SIGKILL");

@@ -12,6 +12,7 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { netnsAvailable, withNetns } from "../test/support/netns.js";
 import { withHostd } from "../test/support/hostd.js";
+import { upperMedian } from "./support.js";
 
 const BIN = fileURLToPath(new URL("../../bin/dromedary.js", import.meta.url));
 const TARGET = 1.5;
@@ -25,11 +26,6 @@ function timeRun(args: string[], env: NodeJS.ProcessEnv): number {
   return dt;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
-
 async function measure(cases: { name: string; args: string[] }[]): Promise<void> {
   const cache = mkdtempSync(join(tmpdir(), "dromedary-bench-cache-"));
   try {
@@ -39,7 +35,7 @@ async function measure(cases: { name: string; args: string[] }[]): Promise<void>
     const cold = new Map(all.map((c) => [c.name, timeRun(c.args, env)]));
     const times = new Map<string, number[]>(all.map((c) => [c.name, []]));
     for (let i = 0; i < ROUNDS; i++) for (const c of all) times.get(c.name)!.push(timeRun(c.args, env));
-    const base = median(times.get("node -e 0")!);
+    const base = upperMedian(times.get("node -e 0")!);
     const compileCache =
       Number(process.versions.node.split(".")[0]) > 22 || (process.versions.node.startsWith("22.") && Number(process.versions.node.split(".")[1]) >= 1);
     console.log(
@@ -47,7 +43,7 @@ async function measure(cases: { name: string; args: string[] }[]): Promise<void>
     );
     console.log(`  node -e 0: ${base.toFixed(1)} ms`);
     for (const c of cases) {
-      const m = median(times.get(c.name)!);
+      const m = upperMedian(times.get(c.name)!);
       const ratio = m / base;
       console.log(
         `  ${c.name}: ${m.toFixed(1)} ms (cold ${cold.get(c.name)!.toFixed(1)} ms) = ${ratio.toFixed(2)} x node -e 0, target <= ${TARGET}: ${ratio <= TARGET ? "met" : "NOT met"}`,
