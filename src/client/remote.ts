@@ -36,6 +36,7 @@ import { CliError, EXIT } from "../core/exit.js";
 import { ChunkReader, writeTerminator, type ChunkEvent } from "../transport/chunks.js";
 import { sendChunks, type FileUpload, type ProgressSink } from "../transport/upload.js";
 import { endpointOf, type ReplyMode } from "../transport/routes.js";
+import { oneLine } from "../core/text.js";
 
 /** cli.md §4.1: leaves made for one command live 300 s (and start 10 s in the past). */
 export const LEAF_SECONDS = 300;
@@ -307,15 +308,6 @@ export function connectTls(o: ConnectOptions): Promise<tls.TLSSocket> {
       resolve(s);
     });
   });
-}
-
-function oneLine(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
-  return m
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l !== "")
-    .join(" ");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ import { raiseChainLimit, recordVerifiedChains, takeVerifiedChain } from "./addo
 import { CHAIN_MS_PER_MIB, ChainGate, OPENSSL_DEFAULT_CHAIN_LIMIT, TLS_MAX_CHAIN } from "./gate.js";
 import { parseKeylogLine } from "./tls13.js";
 import { ok, type Result } from "../core/result.js";
+import { oneLine } from "../core/text.js";
 
 /** a request's connection to its daemon, and the socket file it goes to */
 type DaemonLink = { readonly sock: net.Socket; readonly file: string };
@@ -716,13 +717,4 @@ function endTls(s: tls.TLSSocket, last: Bytes, ms: number): Promise<void> {
       resolve();
     });
   });
-}
-
-function oneLine(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
-  return m
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l !== "")
-    .join(" ");
 }
