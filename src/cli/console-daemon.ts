@@ -2,7 +2,7 @@
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { startConsoleDaemon } from "../console/daemon.js";
-import { existingDir, parseIdleTimeout, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
+import { existingDir, parseIdleTimeout, parseMaxConnections, parseMaxFrame, runUntilSignal, systemdListenFd } from "./options.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from "../transport/limits.js";
 import { CliError, EXIT } from "../core/exit.js";
 import { addLogOptions, loggerFrom, type LogFlags } from "./logopts.js";
@@ -53,32 +53,21 @@ export function registerConsoleDaemonCommand(program: Command): void {
     const log = (line: string, level: "debug" | "info" | "warn" | "error" = "info"): void => logger.log(level, line);
     process.on("SIGPIPE", () => undefined);
     // SIGTERM and SIGINT close the listening socket and remove the socket file (upstream
-    // leaves it behind). The handlers are in place before the socket is made: a signal
-    // that arrives while the daemon starts (e.g. right after "listening on") stops it
-    // once it is up, instead of killing it with the socket left behind.
-    let daemon: Awaited<ReturnType<typeof startConsoleDaemon>> | undefined;
-    let stopping: string | null = null;
-    const stop = (signal: string): void => {
-      if (stopping !== null) return;
-      stopping = signal;
-      log(`${signal}: shutting down`);
-      if (daemon !== undefined) void daemon.close().then(() => process.exit(0));
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-    try {
-      daemon = await startConsoleDaemon({
-        tmpdir,
-        maxSubscribers: flags.maxSubscribers,
-        ...(listenFd !== undefined ? { listenFd } : {}),
-        ...(flags.maxFrame !== undefined ? { maxFrame: flags.maxFrame } : {}),
-        maxConnections: flags.maxConnections,
-        idleTimeoutMs: flags.idleTimeout * 1000,
-        log,
-      });
-    } catch (e) {
-      throw new CliError(`console-daemon: ${e instanceof Error ? e.message : String(e)}`, EXIT.INTERNAL);
-    }
-    if (stopping !== null) void daemon.close().then(() => process.exit(0));
+    // leaves it behind).
+    await runUntilSignal(async () => {
+      try {
+        return await startConsoleDaemon({
+          tmpdir,
+          maxSubscribers: flags.maxSubscribers,
+          ...(listenFd !== undefined ? { listenFd } : {}),
+          ...(flags.maxFrame !== undefined ? { maxFrame: flags.maxFrame } : {}),
+          maxConnections: flags.maxConnections,
+          idleTimeoutMs: flags.idleTimeout * 1000,
+          log,
+        });
+      } catch (e) {
+        throw new CliError(`console-daemon: ${e instanceof Error ? e.message : String(e)}`, EXIT.INTERNAL);
+      }
+    }, log);
   });
 }

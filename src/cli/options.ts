@@ -69,3 +69,25 @@ export function repeatable<T>(parse: (s: string) => T, dflt: readonly T[]): (s: 
   const p = wrap(parse);
   return (s, prev) => (prev === dflt ? [p(s)] : [...prev, p(s)]);
 }
+
+/**
+ * Start a daemon that runs until SIGTERM or SIGINT, which close it and exit 0. The handlers
+ * are in place before it starts: a signal that arrives during start-up (e.g. right after it
+ * logged "listening on") stops it once it is up, instead of killing it with its socket left
+ * behind. A second signal takes the default action.
+ */
+export async function runUntilSignal<D extends { close(): Promise<void> }>(start: () => Promise<D>, log: (line: string) => void): Promise<D> {
+  let daemon: D | undefined;
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: shutting down`);
+    if (daemon !== undefined) void daemon.close().then(() => process.exit(0));
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+  daemon = await start();
+  if (stopping) void daemon.close().then(() => process.exit(0));
+  return daemon;
+}

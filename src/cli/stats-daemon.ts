@@ -5,7 +5,7 @@ import vm from "node:vm";
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { parseName, rootName, type Name } from "../core/name.js";
-import { existingDir, intInRange, parseMaxConnections, parseMaxFrame, systemdListenFd } from "./options.js";
+import { existingDir, intInRange, parseMaxConnections, parseMaxFrame, runUntilSignal, systemdListenFd } from "./options.js";
 import { CliError, EXIT } from "../core/exit.js";
 import { addLogOptions, loggerFrom, type LogFlags } from "./logopts.js";
 // only the bounds: the daemons themselves are loaded when run
@@ -90,42 +90,37 @@ export function registerStatsDaemonCommands(program: Command): void {
     capYoungGeneration();
     const { startStatsDaemon } = await import("../stats/daemon.js");
     const { parseListen } = await import("../stats/prometheus.js");
-    let metricsListen;
-    if (flags.metricsListen !== undefined) {
-      metricsListen = parseListen(flags.metricsListen);
-      if (metricsListen === null)
-        throw new CliError(`--metrics-listen: expected HOST:PORT with an IP address (e.g. 127.0.0.1:9125), got '${flags.metricsListen}'`);
-    }
+    const metricsListen = flags.metricsListen === undefined ? undefined : parseListen(flags.metricsListen);
+    if (metricsListen === null)
+      throw new CliError(`--metrics-listen: expected HOST:PORT with an IP address (e.g. 127.0.0.1:9125), got '${flags.metricsListen}'`);
     const listenFd = flags.systemdSocketActivation ? systemdListenFd() : undefined;
     const collectGarbage = fullCollector();
     const log = loggerFrom("stats-daemon", flags).log;
     process.on("SIGPIPE", () => undefined);
-    let daemon;
-    try {
-      daemon = await startStatsDaemon({
-        tmpdir: flags.tmpdir,
-        intervalSeconds: flags.interval,
-        maxUnikernels: flags.maxUnikernels,
-        maxSubscribers: flags.maxSubscribers,
-        maxConnections: flags.maxConnections,
-        maxFrame: flags.maxFrame,
-        debugfsRoot: flags.debugfsRoot,
-        ...(listenFd !== undefined ? { listenFd } : {}),
-        ...(metricsListen !== undefined ? { metricsListen } : {}),
-        ...(flags.procRoot !== undefined ? { procRoot: flags.procRoot } : {}),
-        ...(collectGarbage !== undefined ? { collectGarbage } : {}),
-        ...(flags.sysRoot !== undefined ? { sysRoot: flags.sysRoot } : {}),
-        log,
-      });
-    } catch (e) {
-      throw new CliError(`stats-daemon: ${e instanceof Error ? e.message : String(e)}`, EXIT.INTERNAL);
-    }
-    const stop = (signal: string): void => {
-      log("info", `${signal}: shutting down`);
-      void daemon.close().then(() => process.exit(0));
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+    await runUntilSignal(
+      async () => {
+        try {
+          return await startStatsDaemon({
+            tmpdir: flags.tmpdir,
+            intervalSeconds: flags.interval,
+            maxUnikernels: flags.maxUnikernels,
+            maxSubscribers: flags.maxSubscribers,
+            maxConnections: flags.maxConnections,
+            maxFrame: flags.maxFrame,
+            debugfsRoot: flags.debugfsRoot,
+            ...(listenFd !== undefined ? { listenFd } : {}),
+            ...(metricsListen !== undefined ? { metricsListen } : {}),
+            ...(flags.procRoot !== undefined ? { procRoot: flags.procRoot } : {}),
+            ...(collectGarbage !== undefined ? { collectGarbage } : {}),
+            ...(flags.sysRoot !== undefined ? { sysRoot: flags.sysRoot } : {}),
+            log,
+          });
+        } catch (e) {
+          throw new CliError(`stats-daemon: ${e instanceof Error ? e.message : String(e)}`, EXIT.INTERNAL);
+        }
+      },
+      (line) => log("info", line),
+    );
   });
 
   const influx = program
