@@ -117,7 +117,6 @@ the stored state cannot be used (the message names the backup; see --restore-bac
           idleTimeoutMs: flags.idleTimeout * 1000,
           maxRequestMemory: flags.maxRequestMemory,
           verbose: logger.shows("debug"),
-          quiet: !logger.shows("info"),
           log: logger.log,
           restoreBackup: flags.restoreBackup === true,
           ...(flags.foldDelay !== undefined ? { foldDelayMs: flags.foldDelay } : {}),

@@ -62,10 +62,10 @@ export interface HostdOptions {
   readonly consoleTimeoutMs: number;
   /** default `<tmpdir>/util/vmmd.sock` */
   readonly socket?: string;
+  /** debug messages are shown (e.g. a create's timing line is worth making) */
   readonly verbose: boolean;
-  readonly quiet: boolean;
-  /** where messages go (the CLI's logger, src/core/log.ts); default: stderr, filtered by verbose/quiet */
-  readonly log?: (level: Level, msg: string) => void;
+  /** where messages go: the CLI's logger (src/core/log.ts), which filters by level */
+  readonly log: (level: Level, msg: string) => void;
   /** the largest inflated image (default 256 MiB): a decompression bomb stops there */
   readonly maxImageSize?: number;
   /** concurrent connections on the socket (default 1024); further ones get a Failure and are closed */
@@ -235,10 +235,7 @@ export class Hostd {
   }
 
   log(level: Level, msg: string): void {
-    if (this.opts.log !== undefined) return this.opts.log(level, msg);
-    if (level === "debug" && !this.opts.verbose) return;
-    if (this.opts.quiet && (level === "debug" || level === "info")) return;
-    process.stderr.write(`hostd: [${level.toUpperCase()}] ${msg}\n`);
+    this.opts.log(level, msg);
   }
 
   /** Current state (for tests and benchmarks). */
