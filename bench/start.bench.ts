@@ -2,7 +2,7 @@
 // against a running hostd, as ratios to `node -e 0` measured in the same run (rounds
 // alternate the three, medians compared). Target: both within 1.5 x `node -e 0`.
 // `info` needs root (hostd in a throw-away network namespace); without it, only --version.
-// Run through bin/dromedary.js, as installed: Node's compile cache is used where Node has
+// Run through bin/dromedary.cjs, as installed (the fast path bundled, scripts/bundle.ts): Node's compile cache is used where Node has
 // one (22.1 and later); it is cleared first, and the first (cold) run is shown apart.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,7 +14,7 @@ import { netnsAvailable, withNetns } from "../test/support/netns.js";
 import { withHostd } from "../test/support/hostd.js";
 import { upperMedian } from "./support.js";
 
-const BIN = fileURLToPath(new URL("../../bin/dromedary.js", import.meta.url));
+const BIN = fileURLToPath(new URL("../../bin/dromedary.cjs", import.meta.url));
 const TARGET = 1.5;
 const ROUNDS = 21;
 

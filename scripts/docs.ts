@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { buildProgram } from "../src/cli/program.js";
 import { commandReference } from "../src/cli/reference.js";
 import { manPage } from "../src/cli/manpage.js";
-import { VERSION_NUMBER } from "../src/cli/groups.js";
+import { VERSION_NUMBER } from "../src/cli/version.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const file = path.join(root, "docs", "commands.md");

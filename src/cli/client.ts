@@ -2,15 +2,11 @@
 // client/jump.ts (local socket, `--socket -` dump, CSR, or --destination).
 
 import { statSync } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
 import { Argument, Option, type Command as Cmd } from "commander";
-import { deflate } from "../commands/compress.js";
 import type { BlockDevice, Command, NetDevice, Policy, UnikernelArguments, UnikernelConfig } from "../commands/types.js";
 // the key types' names only: the certificate libraries are loaded when a command needs them
 import { KEY_TYPES } from "../ca/key-types.js";
 import { pathName, rootName, rootPath, type Name, type Path } from "../core/name.js";
-import { usable } from "../policy/policy.js";
-import { checkManifest, readSolo5Manifest } from "../solo5/elf.js";
 import {
   FlagError,
   hasDuplicates,
@@ -118,6 +114,10 @@ async function createCommand(f: UnikernelFlags & { typ: "solo5" | "bhyve"; force
   let image: Uint8Array = new Uint8Array(0);
   let compressed = false;
   if (f.typ === "solo5") {
+    // loaded for create only (start-up time of the other commands, issue 13)
+    const { readFile, stat } = await import("node:fs/promises");
+    const { checkManifest, readSolo5Manifest } = await import("../solo5/elf.js");
+    const { deflate } = await import("../commands/compress.js");
     const st = await stat(imageFile);
     if (st.size > MAX_IMAGE_BYTES) throw new CliError(`image ${imageFile} is larger than ${MAX_IMAGE_BYTES} bytes`);
     image = new Uint8Array(await readFile(imageFile));
@@ -240,212 +240,241 @@ function requireFile(f: string, what: string): void {
   if (!ok) throw new CliError(`${what} argument: no '${f}' file`);
 }
 
-export function registerClientCommands(program: Cmd): void {
-  const sub = (name: string, desc: string) => addDestinationOptions(program.command(name).description(desc));
+/** Adds a subcommand to the program: `sub(name, description)`, with the destination options. */
+type Sub = (name: string, description: string) => Cmd;
 
-  // --- unikernels ---
-
-  addUnikernelOptions(
-    sub("create", "create a unikernel")
-      .addArgument(nameArgument())
-      .argument("<IMAGE>", "unikernel image file")
-      .addOption(new Option("--typ <TYP>", "virtual machine type").choices(["solo5", "bhyve"]).default("solo5"))
-      .option("-f, --force", "destroy a unikernel of the same name first"),
-  )
-    .addOption(levelOpt())
+/** add-policy and its alias replace-policy. */
+function addPolicyCommand(sub: Sub, cmdName: string, desc: string): void {
+  sub(cmdName, desc)
+    .addArgument(new Argument("<PATH>", "administrative path").argParser(wrap(parsePathArg)))
+    .addArgument(new Argument("<UNIKERNELS>", "number of unikernels allowed at the same time").argParser(intArg("unikernels")))
+    .addOption(new Option("--mem <MB>", "memory to allow (MB)").argParser(intArg("memory")).default(512))
+    .addOption(
+      new Option("--cpu <INT>", "CPU id to allow (repeatable)").argParser(repeatable((s) => parseIntStrict(s, "cpu"), CPU_DEFAULT)).default(CPU_DEFAULT, "0"),
+    )
+    .addOption(new Option("--block, --size <MB>", "block storage to allow (MB)").argParser(intArg("block size")))
+    .addOption(
+      new Option("--network, --bridge <BR>", "bridge to allow (repeatable)").argParser(repeatable((s) => s, EMPTY as readonly string[])).default(EMPTY),
+    )
     .action(
-      act(async (name: Name, image: string, o: Opts) => {
-        requireFile(image, "IMAGE");
-        const d = destinationOf(o);
-        const level = defaultLevel(d, o.compressionLevel as number | undefined);
-        const cmd = await createCommand({ ...unikernelFlags(o), typ: o.typ as "solo5" | "bhyve", force: Boolean(o.force) }, image, level);
-        return jump(cmd, name, o);
+      act(async (path: Path, unikernels: number, o: Opts) => {
+        destinationOf(o);
+        const sink = processSink(Boolean(o.json));
+        const p = policyOf(
+          unikernels,
+          { mem: o.mem as number, cpu: o.cpu as number[], size: o.size as number | undefined, bridge: o.bridge as string[] },
+          (w) => sink.err(`warning: ${w}`),
+        );
+        const { usable } = await import("../policy/policy.js");
+        const bad = usable(p);
+        if (bad !== null) throw new CliError(bad);
+        if (p.bridges.length === 0) sink.err("warning: policy without any network access");
+        return jump({ kind: "policy-add", policy: p }, pathName(path), o);
       }),
     );
+}
 
-  addUnikernelOptions(
-    sub("restart", "restart a unikernel").addArgument(nameArgument()).option("--replace-arguments", "replace the arguments with the given options"),
-  ).action(
-    act(async (name: Name, o: Opts) => {
-      destinationOf(o);
-      let args: UnikernelArguments | undefined;
-      if (o.replaceArguments) {
-        const f = unikernelFlags(o);
-        // Same set checks as create, different empty-cpu text; no manifest check.
-        args = argumentsOf(f, checkSets(f, "CPUids cannot be empty"));
-      }
-      return jump(args ? { kind: "unikernel-restart", args } : { kind: "unikernel-restart" }, name, o);
-    }),
-  );
-
-  sub("destroy", "destroy a unikernel")
-    .addArgument(nameArgument())
-    .action(act(async (name: Name, o: Opts) => jump({ kind: "unikernel-destroy" }, name, o)));
-
-  sub("info", "information about unikernels")
-    .addOption(nameOpt())
-    .action(act(async (o: Opts) => jump({ kind: "unikernel-info" }, o.name as Name, o)));
-
-  sub("get", "download the image of a running unikernel")
-    .addArgument(nameArgument())
-    .addOption(levelOpt())
-    .action(
-      act(async (name: Name, o: Opts) => {
-        const level = defaultLevel(destinationOf(o), o.compressionLevel as number | undefined);
-        return jump({ kind: "unikernel-get", level }, name, o);
-      }),
-    );
-
-  // `update` is registered by fleet.ts (with rollback and fleet)
-
-  // --- policies ---
-
-  sub("policy", "show policies")
-    .addOption(pathOpt())
-    .action(act(async (o: Opts) => jump({ kind: "policy-info" }, pathName(o.path as Path), o)));
-
-  for (const [cmdName, desc] of [
-    ["add-policy", "add or replace a policy"],
-    ["replace-policy", "alias of add-policy"],
-  ] as const) {
-    sub(cmdName, desc)
-      .addArgument(new Argument("<PATH>", "administrative path").argParser(wrap(parsePathArg)))
-      .addArgument(new Argument("<UNIKERNELS>", "number of unikernels allowed at the same time").argParser(intArg("unikernels")))
-      .addOption(new Option("--mem <MB>", "memory to allow (MB)").argParser(intArg("memory")).default(512))
-      .addOption(
-        new Option("--cpu <INT>", "CPU id to allow (repeatable)").argParser(repeatable((s) => parseIntStrict(s, "cpu"), CPU_DEFAULT)).default(CPU_DEFAULT, "0"),
-      )
-      .addOption(new Option("--block, --size <MB>", "block storage to allow (MB)").argParser(intArg("block size")))
-      .addOption(
-        new Option("--network, --bridge <BR>", "bridge to allow (repeatable)").argParser(repeatable((s) => s, EMPTY as readonly string[])).default(EMPTY),
-      )
+/**
+ * The subcommands, each registered by its own function, in the order of the help text.
+ * `dromedary info` registers `info` alone (main.ts): building every subcommand with its
+ * options is a measurable part of the start-up time (issue 13).
+ */
+const SUBCOMMANDS: Readonly<Record<string, (sub: Sub) => void>> = {
+  // unikernels
+  create: (sub) => {
+    addUnikernelOptions(
+      sub("create", "create a unikernel")
+        .addArgument(nameArgument())
+        .argument("<IMAGE>", "unikernel image file")
+        .addOption(new Option("--typ <TYP>", "virtual machine type").choices(["solo5", "bhyve"]).default("solo5"))
+        .option("-f, --force", "destroy a unikernel of the same name first"),
+    )
+      .addOption(levelOpt())
       .action(
-        act(async (path: Path, unikernels: number, o: Opts) => {
-          destinationOf(o);
-          const sink = processSink(Boolean(o.json));
-          const p = policyOf(
-            unikernels,
-            { mem: o.mem as number, cpu: o.cpu as number[], size: o.size as number | undefined, bridge: o.bridge as string[] },
-            (w) => sink.err(`warning: ${w}`),
-          );
-          const bad = usable(p);
-          if (bad !== null) throw new CliError(bad);
-          if (p.bridges.length === 0) sink.err("warning: policy without any network access");
-          return jump({ kind: "policy-add", policy: p }, pathName(path), o);
+        act(async (name: Name, image: string, o: Opts) => {
+          requireFile(image, "IMAGE");
+          const d = destinationOf(o);
+          const level = defaultLevel(d, o.compressionLevel as number | undefined);
+          const cmd = await createCommand({ ...unikernelFlags(o), typ: o.typ as "solo5" | "bhyve", force: Boolean(o.force) }, image, level);
+          return jump(cmd, name, o);
         }),
       );
-  }
-
-  sub("remove-policy", "remove a policy")
-    .addOption(pathOpt())
-    .action(act(async (o: Opts) => jump({ kind: "policy-remove" }, pathName(o.path as Path), o)));
-
-  // --- block devices ---
-
-  sub("block", "information about block devices")
-    .addOption(nameOpt(false))
-    .action(act(async (o: Opts) => jump({ kind: "block-info" }, o.name as Name, o)));
-
-  sub("create-block", "create a block device")
-    .addArgument(nameArgument("NAME", "name of the block device"))
-    .addArgument(new Argument("<SIZE>", "size in MB").argParser(intArg("size")))
-    .addOption(new Option("--data <FILE>", "initial content").argParser(existingFile("--data")))
-    .addOption(levelOpt())
-    .action(
-      act(async (name: Name, size: number, o: Opts) => {
-        const d = destinationOf(o);
-        const data = o.data as string | undefined;
-        if (data !== undefined) {
-          // Checked before anything is sent (upstream Vmm_unix.bytes_of_mb).
-          if (size <= 0 || size > Number.MAX_SAFE_INTEGER / 1048576) throw new CliError("overflow while computing bytes");
-          if ((await stat(data)).size > size * 1048576) throw new CliError("data exceeds size");
-        }
-        // The add's outcome is printed, not checked: set-block runs regardless (upstream).
-        const added = await jump({ kind: "block-add", size }, name, o);
-        if (data === undefined) return added;
-        const level = defaultLevel(d, o.compressionLevel as number | undefined);
-        const set = await jump({ kind: "block-set", compressed: level > 0 }, name, o, { file: data, level });
-        // Not upstream: a device this command added, whose data the daemon then refused
-        // (e.g. a full disk), is removed again: create-block succeeds as a whole or leaves
-        // nothing. (A device that existed before is left alone; so is the outcome of a
-        // set that may not have reached the daemon.)
-        if (added === EXIT.OK && set === EXIT.REMOTE_FAILURE && d.kind !== "csr") {
-          process.stderr.write("dromedary: writing the data failed, removing the block device again\n");
-          await jump({ kind: "block-remove" }, name, o);
-        }
-        return set;
-      }),
-    );
-
-  sub("destroy-block", "destroy a block device")
-    .addArgument(nameArgument("NAME", "name of the block device"))
-    .action(act(async (name: Name, o: Opts) => jump({ kind: "block-remove" }, name, o)));
-
-  sub("set-block", "overwrite a block device with the content of FILE")
-    .addArgument(nameArgument("NAME", "name of the block device"))
-    .addArgument(new Argument("<FILE>", "data to write").argParser(existingFile("FILE")))
-    .addOption(levelOpt())
-    .action(
-      act(async (name: Name, file: string, o: Opts) => {
-        const level = defaultLevel(destinationOf(o), o.compressionLevel as number | undefined);
-        return jump({ kind: "block-set", compressed: level > 0 }, name, o, { file, level });
-      }),
-    );
-
-  sub("dump-block", "download the content of a block device")
-    .addArgument(nameArgument("NAME", "name of the block device"))
-    .addOption(levelOpt())
-    .action(
+  },
+  restart: (sub) => {
+    addUnikernelOptions(
+      sub("restart", "restart a unikernel").addArgument(nameArgument()).option("--replace-arguments", "replace the arguments with the given options"),
+    ).action(
       act(async (name: Name, o: Opts) => {
-        const level = defaultLevel(destinationOf(o), o.compressionLevel as number | undefined);
-        return jump({ kind: "block-dump", level }, name, o);
+        destinationOf(o);
+        let args: UnikernelArguments | undefined;
+        if (o.replaceArguments) {
+          const f = unikernelFlags(o);
+          // Same set checks as create, different empty-cpu text; no manifest check.
+          args = argumentsOf(f, checkSets(f, "CPUids cannot be empty"));
+        }
+        return jump(args ? { kind: "unikernel-restart", args } : { kind: "unikernel-restart" }, name, o);
       }),
     );
+  },
+  destroy: (sub) => {
+    sub("destroy", "destroy a unikernel")
+      .addArgument(nameArgument())
+      .action(act(async (name: Name, o: Opts) => jump({ kind: "unikernel-destroy" }, name, o)));
+  },
+  info: (sub) => {
+    sub("info", "information about unikernels")
+      .addOption(nameOpt())
+      .action(act(async (o: Opts) => jump({ kind: "unikernel-info" }, o.name as Name, o)));
+  },
+  get: (sub) => {
+    sub("get", "download the image of a running unikernel")
+      .addArgument(nameArgument())
+      .addOption(levelOpt())
+      .action(
+        act(async (name: Name, o: Opts) => {
+          const level = defaultLevel(destinationOf(o), o.compressionLevel as number | undefined);
+          return jump({ kind: "unikernel-get", level }, name, o);
+        }),
+      );
+  },
+  // `update` is registered by fleet.ts (with rollback and fleet)
+  // policies
+  policy: (sub) => {
+    sub("policy", "show policies")
+      .addOption(pathOpt())
+      .action(act(async (o: Opts) => jump({ kind: "policy-info" }, pathName(o.path as Path), o)));
+  },
+  "add-policy": (sub) => addPolicyCommand(sub, "add-policy", "add or replace a policy"),
+  "replace-policy": (sub) => addPolicyCommand(sub, "replace-policy", "alias of add-policy"),
+  "remove-policy": (sub) => {
+    sub("remove-policy", "remove a policy")
+      .addOption(pathOpt())
+      .action(act(async (o: Opts) => jump({ kind: "policy-remove" }, pathName(o.path as Path), o)));
+  },
+  // block devices
+  block: (sub) => {
+    sub("block", "information about block devices")
+      .addOption(nameOpt(false))
+      .action(act(async (o: Opts) => jump({ kind: "block-info" }, o.name as Name, o)));
+  },
+  "create-block": (sub) => {
+    sub("create-block", "create a block device")
+      .addArgument(nameArgument("NAME", "name of the block device"))
+      .addArgument(new Argument("<SIZE>", "size in MB").argParser(intArg("size")))
+      .addOption(new Option("--data <FILE>", "initial content").argParser(existingFile("--data")))
+      .addOption(levelOpt())
+      .action(
+        act(async (name: Name, size: number, o: Opts) => {
+          const d = destinationOf(o);
+          const data = o.data as string | undefined;
+          if (data !== undefined) {
+            // Checked before anything is sent (upstream Vmm_unix.bytes_of_mb).
+            if (size <= 0 || size > Number.MAX_SAFE_INTEGER / 1048576) throw new CliError("overflow while computing bytes");
+            const { stat } = await import("node:fs/promises");
+            if ((await stat(data)).size > size * 1048576) throw new CliError("data exceeds size");
+          }
+          // The add's outcome is printed, not checked: set-block runs regardless (upstream).
+          const added = await jump({ kind: "block-add", size }, name, o);
+          if (data === undefined) return added;
+          const level = defaultLevel(d, o.compressionLevel as number | undefined);
+          const set = await jump({ kind: "block-set", compressed: level > 0 }, name, o, { file: data, level });
+          // Not upstream: a device this command added, whose data the daemon then refused
+          // (e.g. a full disk), is removed again: create-block succeeds as a whole or leaves
+          // nothing. (A device that existed before is left alone; so is the outcome of a
+          // set that may not have reached the daemon.)
+          if (added === EXIT.OK && set === EXIT.REMOTE_FAILURE && d.kind !== "csr") {
+            process.stderr.write("dromedary: writing the data failed, removing the block device again\n");
+            await jump({ kind: "block-remove" }, name, o);
+          }
+          return set;
+        }),
+      );
+  },
+  "destroy-block": (sub) => {
+    sub("destroy-block", "destroy a block device")
+      .addArgument(nameArgument("NAME", "name of the block device"))
+      .action(act(async (name: Name, o: Opts) => jump({ kind: "block-remove" }, name, o)));
+  },
+  "set-block": (sub) => {
+    sub("set-block", "overwrite a block device with the content of FILE")
+      .addArgument(nameArgument("NAME", "name of the block device"))
+      .addArgument(new Argument("<FILE>", "data to write").argParser(existingFile("FILE")))
+      .addOption(levelOpt())
+      .action(
+        act(async (name: Name, file: string, o: Opts) => {
+          const level = defaultLevel(destinationOf(o), o.compressionLevel as number | undefined);
+          return jump({ kind: "block-set", compressed: level > 0 }, name, o, { file, level });
+        }),
+      );
+  },
+  "dump-block": (sub) => {
+    sub("dump-block", "download the content of a block device")
+      .addArgument(nameArgument("NAME", "name of the block device"))
+      .addOption(levelOpt())
+      .action(
+        act(async (name: Name, o: Opts) => {
+          const level = defaultLevel(destinationOf(o), o.compressionLevel as number | undefined);
+          return jump({ kind: "block-dump", level }, name, o);
+        }),
+      );
+  },
+  // console and statistics
+  console: (sub) => {
+    sub("console", "show the console output of a unikernel")
+      .addArgument(nameArgument())
+      .addOption(new Option("--since <TIMESTAMP>", "lines since an RFC 3339 time or a date (UTC midnight)").argParser(wrap(parseTimestamp)))
+      .addOption(new Option("--count <N>", "the last N lines").argParser(intArg("count")).default(20))
+      .action(
+        act(async (name: Name, o: Opts) => {
+          const since = o.since as Date | undefined;
+          const sinceCount = since ? ({ kind: "since", since } as const) : ({ kind: "count", count: o.count as number } as const);
+          return jump({ kind: "console-subscribe", sinceCount }, name, o);
+        }),
+      );
+  },
+  "inactive-consoles": (sub) => {
+    sub("inactive-consoles", "list consoles of unikernels that are not running")
+      .addOption(pathOpt())
+      .action(act(async (o: Opts) => jump({ kind: "console-list-inactive" }, pathName(o.path as Path), o)));
+  },
+  stats: (sub) => {
+    sub("stats", "statistics of unikernels: every sample as a table on a terminal, albatross' text when piped, --json lines")
+      .addArgument(new Argument("[NAME]", "unikernel or path (foo: = everything under foo); the same as -n").argParser(wrap(parseNameArg)))
+      .addOption(nameOpt())
+      .action(
+        act(async (name: Name | undefined, o: Opts) => {
+          if (name !== undefined && o.name !== rootName) throw new CliError("give the name either as NAME or with -n, not both");
+          return jump({ kind: "stats-subscribe" }, name ?? (o.name as Name), o);
+        }),
+      );
+  },
+  "stats-add": (sub) => {
+    sub("stats-add", "add a process to statistics gathering")
+      .addArgument(new Argument("<PID>", "process id").argParser(intArg("pid")))
+      .option("--vmmdev <DEV>", "BHyve VMM device name", "")
+      .addOption(
+        new Option("--bridge <BRIDGE:TAP>", "bridge and tap device (repeatable)")
+          .argParser(repeatable(parseBridgeTap, EMPTY as readonly { bridge: string; tap: string }[]))
+          .default(EMPTY),
+      )
+      .addOption(nameOpt())
+      .action(
+        act(async (pid: number, o: Opts) =>
+          jump({ kind: "stats-add", vmmdev: o.vmmdev as string, pid, network: o.bridge as { bridge: string; tap: string }[] }, o.name as Name, o),
+        ),
+      );
+  },
+  "stats-remove": (sub) => {
+    sub("stats-remove", "remove a unikernel from statistics gathering")
+      .addOption(nameOpt())
+      .action(act(async (o: Opts) => jump({ kind: "stats-remove" }, o.name as Name, o)));
+  },
+};
 
-  // --- console and statistics ---
-
-  sub("console", "show the console output of a unikernel")
-    .addArgument(nameArgument())
-    .addOption(new Option("--since <TIMESTAMP>", "lines since an RFC 3339 time or a date (UTC midnight)").argParser(wrap(parseTimestamp)))
-    .addOption(new Option("--count <N>", "the last N lines").argParser(intArg("count")).default(20))
-    .action(
-      act(async (name: Name, o: Opts) => {
-        const since = o.since as Date | undefined;
-        const sinceCount = since ? ({ kind: "since", since } as const) : ({ kind: "count", count: o.count as number } as const);
-        return jump({ kind: "console-subscribe", sinceCount }, name, o);
-      }),
-    );
-
-  sub("inactive-consoles", "list consoles of unikernels that are not running")
-    .addOption(pathOpt())
-    .action(act(async (o: Opts) => jump({ kind: "console-list-inactive" }, pathName(o.path as Path), o)));
-
-  sub("stats", "statistics of unikernels: every sample as a table on a terminal, albatross' text when piped, --json lines")
-    .addArgument(new Argument("[NAME]", "unikernel or path (foo: = everything under foo); the same as -n").argParser(wrap(parseNameArg)))
-    .addOption(nameOpt())
-    .action(
-      act(async (name: Name | undefined, o: Opts) => {
-        if (name !== undefined && o.name !== rootName) throw new CliError("give the name either as NAME or with -n, not both");
-        return jump({ kind: "stats-subscribe" }, name ?? (o.name as Name), o);
-      }),
-    );
-
-  sub("stats-add", "add a process to statistics gathering")
-    .addArgument(new Argument("<PID>", "process id").argParser(intArg("pid")))
-    .option("--vmmdev <DEV>", "BHyve VMM device name", "")
-    .addOption(
-      new Option("--bridge <BRIDGE:TAP>", "bridge and tap device (repeatable)")
-        .argParser(repeatable(parseBridgeTap, EMPTY as readonly { bridge: string; tap: string }[]))
-        .default(EMPTY),
-    )
-    .addOption(nameOpt())
-    .action(
-      act(async (pid: number, o: Opts) =>
-        jump({ kind: "stats-add", vmmdev: o.vmmdev as string, pid, network: o.bridge as { bridge: string; tap: string }[] }, o.name as Name, o),
-      ),
-    );
-
-  sub("stats-remove", "remove a unikernel from statistics gathering")
-    .addOption(nameOpt())
-    .action(act(async (o: Opts) => jump({ kind: "stats-remove" }, o.name as Name, o)));
+/** Registers the command subcommands, or only `only` when it is one of them. */
+export function registerClientCommands(program: Cmd, only?: string): void {
+  const sub: Sub = (name, desc) => addDestinationOptions(program.command(name).description(desc));
+  const one = only !== undefined && Object.hasOwn(SUBCOMMANDS, only) ? SUBCOMMANDS[only] : undefined;
+  if (one !== undefined) one(sub);
+  else for (const register of Object.values(SUBCOMMANDS)) register(sub);
 }

@@ -8,7 +8,7 @@ import { isIP } from "node:net";
 import type { BlockDevice, NetDevice } from "../commands/types.js";
 import type { Destination as RemoteHost } from "../client/remote.js";
 import { NameError, parseName, parsePath, type Name, type Path } from "../core/name.js";
-import { parseMac as macOf } from "../solo5/tender.js";
+import { parseMac as macOf } from "../solo5/mac.js";
 
 export class FlagError extends Error {
   constructor(message: string) {

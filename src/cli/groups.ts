@@ -2,41 +2,16 @@
 // command's group (main.ts), not the whole program (program.ts) with every group's libraries
 // (@peculiar/x509, reflect-metadata, the daemons). A test checks this table against the program.
 import type { Command } from "commander";
-
-export const VERSION_NUMBER = "0.1.0";
-export const VERSION = `version ${VERSION_NUMBER} protocol version 5`;
+import { CLIENT_GROUP } from "./fast.js";
 
 export interface Group {
   readonly commands: readonly string[];
-  /** the group's register function */
-  load(): Promise<(program: Command) => void>;
+  /** the group's register function; given `only`, a group may register just that command */
+  load(): Promise<(program: Command, only?: string) => void>;
 }
 
 export const GROUPS: readonly Group[] = [
-  {
-    commands: [
-      "create",
-      "restart",
-      "destroy",
-      "info",
-      "get",
-      "policy",
-      "add-policy",
-      "replace-policy",
-      "remove-policy",
-      "block",
-      "create-block",
-      "destroy-block",
-      "set-block",
-      "dump-block",
-      "console",
-      "inactive-consoles",
-      "stats",
-      "stats-add",
-      "stats-remove",
-    ],
-    load: async () => (await import("./client.js")).registerClientCommands,
-  },
+  CLIENT_GROUP,
   { commands: ["update", "rollback", "fleet"], load: async () => (await import("./fleet.js")).registerFleetCommands },
   { commands: ["generate", "sign", "verify"], load: async () => (await import("./certs.js")).registerCertCommands },
   {

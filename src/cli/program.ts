@@ -13,7 +13,7 @@ import { registerCompletionCommand } from "./completion.js";
 import { registerInstallUnitsCommand } from "./install-units.js";
 import { registerHelpCommand } from "./help.js";
 import { registerUpCommand } from "./up.js";
-import { VERSION } from "./groups.js";
+import { VERSION } from "./version.js";
 
 export function buildProgram(): Command {
   const program = new Command("dromedary").description("Deploy MirageOS/Solo5 unikernels; wire-compatible with albatross 2.x").version(VERSION, "--version");

@@ -2,7 +2,6 @@
 // `--socket -` (the encoded message), `--csr` (a key and a request), or `--destination` (the
 // remote client, remote.ts, loaded only then); the replies through replies.ts.
 
-import { readFile } from "node:fs/promises";
 import { encodeWire } from "../commands/codec.js";
 import { END_FRAME } from "../commands/framing.js";
 import { hexdump } from "../commands/render.js";
@@ -12,8 +11,6 @@ import { CliError, EXIT } from "../core/exit.js";
 import type { Name } from "../core/name.js";
 import { ReplyReader, connectDaemon, wireFrame, writeAll } from "../transport/local.js";
 import { endpointOf, socketPath } from "../transport/routes.js";
-import { sendUpload } from "../transport/upload.js";
-import { ttyProgress } from "./progress.js";
 import type { Destination as RemoteHost } from "./remote.js";
 import { DEFAULT_REPLY_FRAME_LIMIT, STARTED_AT, processReplies, processSink, type Sink } from "./replies.js";
 
@@ -74,6 +71,7 @@ const requestWire = (cmd: Command, name: Name): Wire => ({
 });
 
 async function readPassword(file: string): Promise<string> {
+  const { readFile } = await import("node:fs/promises");
   try {
     // one line; a trailing newline is not part of the password
     return (await readFile(file, "utf8")).replace(/\r?\n$/, "");
@@ -147,6 +145,9 @@ async function sendLocal(cmd: Command, name: Name, o: DestinationOptions, sink: 
     }
     let uploadFailed = false;
     if (upload) {
+      // loaded only for uploads: zlib and the file streams (start-up time, issue 13)
+      const { sendUpload } = await import("../transport/upload.js");
+      const { ttyProgress } = await import("./progress.js");
       const progress = ttyProgress(`uploading ${upload.file}`);
       const r = await sendUpload(sock, {
         file: upload.file,
@@ -184,6 +185,7 @@ export async function remoteJump(cmd: Command, name: Name, o: RemoteJumpOptions,
   if (!o.destination) throw new CliError("no destination provided", EXIT.USAGE);
   const { runRemote } = await import("./remote.js");
   const { fileUpload } = await import("../transport/upload.js");
+  const { ttyProgress } = await import("./progress.js");
   const sink = processSink(o.json ?? false);
   return runRemote({
     destination: o.destination,

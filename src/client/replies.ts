@@ -1,23 +1,18 @@
 // Reading replies and choosing the exit status (cli.md §3), following upstream's
 // `output_result`: modes single/read/dump, files written for images and block dumps.
 
-import { createWriteStream, type WriteStream } from "node:fs";
-import { writeFile } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { PassThrough, pipeline, type Transform } from "node:stream";
 import { decodeWire } from "../commands/codec.js";
-import { createLimitedInflate, inflate } from "../commands/compress.js";
 import type { Bytes } from "../commands/der.js";
 import type { Wire } from "../commands/types.js";
-import { nameToString, type Name } from "../core/name.js";
-import { wireJson } from "./jsonview.js";
 import { EXIT } from "../core/exit.js";
-import { describeCommand, nameText, rfc3339, wireText } from "../commands/render.js";
+import { describeCommand, nameText, wireText } from "../commands/render.js";
 import type { FrameEvent } from "../transport/local.js";
 import type { ReplyMode } from "../transport/routes.js";
-import { StatsTable } from "./stats-table.js";
-import { terminalText } from "./tables.js";
+import type { DumpTarget } from "./dump.js";
+
+// Start-up time (issue 13): what only some replies need is loaded when they come, not with
+// every command: the JSON view (crypto) with --json, the terminal tables on a terminal,
+// the file writers (zlib, streams) with an image or a block dump (dump.ts).
 
 /** Where output goes; injectable for tests. */
 export interface Sink {
@@ -37,15 +32,10 @@ export const processSink = (json: boolean): Sink => ({
   err: (t) => void process.stderr.write(`dromedary: ${t}\n`),
 });
 
-/** JSON lines: one wire message per line (images summarised, see jsonview.ts). */
-const jsonLine = (w: Wire): string => JSON.stringify(wireJson(w));
-
 /** The client's start time: output files are named `<name>.<this time>` (cli.md §2 get). */
 export const STARTED_AT = new Date();
 
-/** Limits on what a reply may make us allocate or write. */
-export const DEFAULT_IMAGE_LIMIT = 1 << 30; // 1 GiB for an inflated unikernel image
-const DEFAULT_DUMP_LIMIT = 2 ** 40; // 1 TiB for an inflated block dump
+/** The largest reply frame we read. */
 export const DEFAULT_REPLY_FRAME_LIMIT = 1 << 30;
 
 export interface ReplyOptions {
@@ -59,93 +49,18 @@ export interface ReplyOptions {
   readonly verbose?: boolean;
 }
 
-/**
- * `<system temp dir>/<name-text>.<RFC3339 of client start>`. A name text has no `/`
- * (labels are [a-z0-9.-] joined by `:`), so the file stays inside the directory.
- */
-export function dumpFileName(name: Name, startedAt: Date, outDir = os.tmpdir()): string {
-  const base = `${nameToString(name)}.${rfc3339(startedAt)}`;
-  if (base.includes("/") || base.includes("\0")) throw new Error(`unusable file name ${JSON.stringify(base)}`);
-  return path.join(outDir, base);
-}
-
 async function writeImage(w: Wire, compressed: boolean, image: Bytes, opts: ReplyOptions): Promise<number> {
   const { sink } = opts;
-  let data = image;
-  if (compressed) {
-    try {
-      data = inflate(image, { maxBytes: opts.imageLimit ?? DEFAULT_IMAGE_LIMIT });
-    } catch (e) {
-      sink.err(`failed to uncompress image: ${(e as Error).message}`);
-      return EXIT.COMMUNICATION;
-    }
-  }
+  const { DEFAULT_IMAGE_LIMIT, dumpFileName, writeImageFile } = await import("./dump.js");
   const file = dumpFileName(w.header.name, opts.startedAt, opts.outDir);
-  try {
-    await writeFile(file, data, { mode: 0o644 });
-  } catch (e) {
-    sink.err(`failed to write image: ${(e as Error).message}`);
-    return EXIT.INTERNAL;
+  const r = await writeImageFile(file, compressed, image, opts.imageLimit ?? DEFAULT_IMAGE_LIMIT);
+  if (!r.ok) {
+    sink.err(`failed to ${r.stage} image: ${r.message}`);
+    return r.stage === "uncompress" ? EXIT.COMMUNICATION : EXIT.INTERNAL;
   }
-  if (sink.json) sink.out(JSON.stringify({ event: "dumped", file, bytes: data.length }));
+  if (sink.json) sink.out(JSON.stringify({ event: "dumped", file, bytes: r.bytes }));
   else sink.out(`dumped image to ${file}`);
   return EXIT.OK;
-}
-
-/** An open block dump: data goes through an optional limited inflate into the file. */
-class DumpTarget {
-  private readonly input = new PassThrough();
-  private readonly file: WriteStream;
-  private readonly done: Promise<Error | null>;
-  private failure: Error | null = null;
-  written = 0;
-
-  constructor(
-    readonly path: string,
-    compressed: boolean,
-    limit: number,
-  ) {
-    this.file = createWriteStream(path, { mode: 0o644 });
-    this.file.on("open", () => undefined);
-    const counter = new PassThrough();
-    counter.on("data", (c: Buffer) => {
-      this.written += c.length;
-    });
-    const stages: NodeJS.ReadWriteStream[] = compressed ? [createLimitedInflate(limit) as Transform] : [];
-    this.done = new Promise((resolve) => {
-      pipeline([this.input, ...stages, counter, this.file] as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], (err) => {
-        if (err) this.failure = err;
-        resolve(err ?? null);
-      });
-    });
-  }
-
-  get failed(): Error | null {
-    return this.failure;
-  }
-
-  async push(b: Bytes): Promise<void> {
-    if (this.failure) return;
-    if (!this.input.write(b)) {
-      await new Promise<void>((resolve) => {
-        const ok = () => {
-          this.input.off("close", ok);
-          resolve();
-        };
-        this.input.once("drain", ok);
-        this.input.once("close", ok);
-      });
-    }
-  }
-
-  async finish(): Promise<Error | null> {
-    this.input.end();
-    return this.done;
-  }
-
-  abort(): void {
-    this.input.destroy();
-  }
 }
 
 /**
@@ -160,9 +75,13 @@ export async function processReplies(next: () => Promise<FrameEvent>, mode: Repl
 
   // on a terminal, tables and plain names; piped, albatross' text exactly
   const tty = sink.tty === true && !sink.json;
-  const text = (w: Wire): string => (tty ? terminalText(w, verbose) : null) ?? wireText(w, verbose);
+  const terminalText = tty ? (await import("./tables.js")).terminalText : null;
+  const text = (w: Wire): string => terminalText?.(w, verbose) ?? wireText(w, verbose);
+  const wireJson = sink.json ? (await import("./jsonview.js")).wireJson : null;
+  /** JSON lines: one wire message per line (images summarised, see jsonview.ts). */
+  const jsonLine = (w: Wire): string => JSON.stringify(wireJson!(w));
   const show = (w: Wire) => sink.out(sink.json ? jsonLine(w) : text(w));
-  const table = tty ? new StatsTable() : null;
+  const table = tty && mode === "read" ? new (await import("./stats-table.js")).StatsTable() : null;
 
   const finishDump = async (): Promise<number> => {
     const d = dump!;
@@ -219,6 +138,7 @@ export async function processReplies(next: () => Promise<FrameEvent>, mode: Repl
           show(w);
           if (s.kind === "block-device-image") {
             if (dump) (dump as DumpTarget).abort();
+            const { DEFAULT_DUMP_LIMIT, DumpTarget, dumpFileName } = await import("./dump.js");
             const file = dumpFileName(w.header.name, opts.startedAt, opts.outDir);
             dump = new DumpTarget(file, s.compressed, opts.dumpLimit ?? DEFAULT_DUMP_LIMIT);
             state = "dump";

@@ -57,16 +57,8 @@ import {
 import { err, ok, type Result } from "../core/result.js";
 import { Trie } from "../core/trie.js";
 import { checkManifest, type Solo5Abi, type Solo5Device } from "../solo5/elf.js";
-import {
-  deterministicMac,
-  formatMac,
-  guestNameArg,
-  tenderCandidates,
-  tenderCommandLine,
-  tenderTarget,
-  unsupportedTarget,
-  type TenderTarget,
-} from "../solo5/tender.js";
+import { formatMac } from "../solo5/mac.js";
+import { deterministicMac, guestNameArg, tenderCandidates, tenderCommandLine, tenderTarget, unsupportedTarget, type TenderTarget } from "../solo5/tender.js";
 import type { ExitStatus } from "./types.js";
 import { blockFile, fifoPath, imagePath } from "./paths.js";
 

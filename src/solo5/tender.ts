@@ -10,6 +10,7 @@ import { delimiter, join } from "node:path";
 import { err, ok, type Result } from "../core/result.js";
 import type { Name } from "../core/name.js";
 import { nameToString } from "../core/name.js";
+import { formatMac } from "./mac.js";
 import type { Solo5Target } from "./elf.js";
 
 export type TenderTarget = "hvt" | "spt";
@@ -174,22 +175,6 @@ export function deterministicMac(netif: string, nameText: string): Uint8Array {
     .update(Buffer.from(netif + nameText, "utf8"))
     .digest();
   return Uint8Array.of(0x00, 0x80, 0x41, d[0]!, d[1]!, d[2]!);
-}
-
-/** Lower-case `xx:xx:xx:xx:xx:xx` (Macaddr.to_string). */
-export function formatMac(mac: Uint8Array): string {
-  if (mac.length !== 6) throw new RangeError(`bad mac address (${mac.length} bytes)`);
-  return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join(":");
-}
-
-/**
- * Parse `xx:xx:xx:xx:xx:xx` (or with `-` separators, as Macaddr.of_string accepts;
- * the separator must be the same throughout). Hex digits in either case. null if invalid.
- */
-export function parseMac(s: string): Uint8Array | null {
-  const m = /^([0-9a-fA-F]{2})([:-])([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})$/.exec(s);
-  if (m === null) return null;
-  return Uint8Array.from([m[1], m[3], m[4], m[5], m[6], m[7]], (h) => parseInt(h!, 16));
 }
 
 // ---------------------------------------------------------------------------------------

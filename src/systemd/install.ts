@@ -56,10 +56,10 @@ const templateDir = (root: string = packageRoot()): string => join(root, "packag
 
 /**
  * The `dromedary` to name in ExecStart=: the command this process was started as when that is
- * the package's own bin/dromedary.js (e.g. npm's /usr/bin/dromedary symlink), else that file.
+ * the package's own bin/dromedary.cjs (e.g. npm's /usr/bin/dromedary symlink), else that file.
  */
 export function defaultBin(root: string = packageRoot(), argv1: string | undefined = process.argv[1]): string {
-  const own = join(root, "bin", "dromedary.js");
+  const own = join(root, "bin", "dromedary.cjs");
   if (argv1 !== undefined) {
     try {
       if (realpathSync(argv1) === realpathSync(own)) return resolve(argv1);

@@ -3,7 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Command } from "commander";
-import { GROUPS, VERSION, groupOf } from "../../src/cli/groups.js";
+import { GROUPS, groupOf } from "../../src/cli/groups.js";
+import { VERSION } from "../../src/cli/version.js";
 import { buildProgram } from "../../src/cli/program.js";
 import { runCli } from "../support/cli.js";
 
@@ -24,6 +25,20 @@ test("every command of the program is in exactly one group, which registers exac
       p.commands.map((c) => c.name()),
       [...g.commands],
     );
+    // `dromedary <command>` registers that command: alone where the group can, and always
+    // with the same options as in the whole program
+    for (const name of g.commands) {
+      const one = new Command("dromedary");
+      (await g.load())(one, name);
+      const got = one.commands.find((c) => c.name() === name);
+      assert.ok(got, `${name} registered`);
+      if (g === GROUPS[0]) assert.deepEqual(one.commands.length, 1, `${name} alone`);
+      const whole = p.commands.find((c) => c.name() === name)!;
+      assert.deepEqual(
+        got.options.map((o) => o.flags),
+        whole.options.map((o) => o.flags),
+      );
+    }
   }
   assert.equal(groupOf("info"), GROUPS[0]);
   assert.equal(groupOf("--help"), undefined);

@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildProgram } from "../../src/cli/program.js";
 import { manPage } from "../../src/cli/manpage.js";
-import { VERSION_NUMBER } from "../../src/cli/groups.js";
+import { VERSION_NUMBER } from "../../src/cli/version.js";
 
 const ROOT = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 const FILE = join(ROOT, "man", "dromedary.1");

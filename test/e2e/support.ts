@@ -6,7 +6,7 @@ import { connect } from "node:net";
 import { fileURLToPath } from "node:url";
 import { waitFor } from "../support/hostd.js";
 
-export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+export const CLI = fileURLToPath(new URL("../../../bin/dromedary.cjs", import.meta.url));
 
 export interface Ran {
   code: number;

@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { deflateSync } from "node:zlib";
 import { readSolo5Abi, readSolo5Manifest } from "../../src/solo5/elf.js";
-import { formatMac } from "../../src/solo5/tender.js";
+import { formatMac } from "../../src/solo5/mac.js";
 import { decodeState, encodeState } from "../../src/commands/codec.js";
 import type { Command, Header, Policy, State, Success, UnikernelConfig, Wire } from "../../src/commands/types.js";
 import { parseName, type Name } from "../../src/core/name.js";

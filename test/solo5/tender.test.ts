@@ -1,11 +1,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { formatMac, parseMac } from "../../src/solo5/mac.js";
 import {
   deterministicMac,
-  formatMac,
   guestNameArg,
   ocamlIntOfString,
-  parseMac,
   parseTenderVersion,
   shellQuote,
   tenderCandidates,

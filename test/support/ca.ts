@@ -21,7 +21,7 @@ const pExecFile = promisify(execFile);
 /** Repository root, from test/support (ts) and dist/test/support (js). */
 export const ROOT = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../../" : "../../", import.meta.url));
 export const VECTORS = join(ROOT, "fixtures/vectors");
-export const CLI = join(ROOT, "dist/src/cli/main.js");
+export const CLI = join(ROOT, "bin/dromedary.cjs");
 
 export const vectorCerts = (name: string): X509Certificate[] => certificatesFromPem(readFileSync(join(VECTORS, name), "utf8"));
 

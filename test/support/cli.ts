@@ -12,7 +12,8 @@ import { END, FrameDecoder, encodeFrame } from "../../src/commands/framing.js";
 import type { Payload, Wire } from "../../src/commands/types.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const CLI = path.resolve(here, "../../src/cli/main.js");
+/** The installed command (bin/dromedary.cjs): the fast path bundled, the rest from dist/src. */
+export const CLI = path.resolve(here, "../../../bin/dromedary.cjs");
 export const VECTORS = path.resolve(here, "../../../fixtures/vectors");
 
 export interface RunResult {

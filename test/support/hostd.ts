@@ -1,6 +1,6 @@
 // Test harness for hostd integration tests: a network namespace with bridges, temporary
 // tmpdir/dbdir, the stand-in tender installed in dbdir, the console daemon and hostd
-// (`node dist/src/cli/main.js ...`) running inside the namespace, and a small client
+// (`node bin/dromedary.cjs ...`) running inside the namespace, and a small client
 // speaking the framed wire protocol to vmmd.sock. Test support only.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
@@ -16,7 +16,7 @@ import { installStandin } from "./standin.js";
 import type { Netns } from "./netns.js";
 
 /** The CLI entry (HOSTD_TEST_ENTRY may point at another script with the same subcommands). */
-export const MAIN = process.env["HOSTD_TEST_ENTRY"] ?? fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+export const MAIN = process.env["HOSTD_TEST_ENTRY"] ?? fileURLToPath(new URL("../../../bin/dromedary.cjs", import.meta.url));
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -16,7 +16,7 @@ import { execCommand, planFiles, renderUnit, TEMPLATE_BIN, untouchedSinceWritten
 const ROOT = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 const TEMPLATES = join(ROOT, "packaging", "systemd");
 /** A real executable for ExecStart= (verify checks that it exists). */
-const BIN = join(ROOT, "bin", "dromedary.js");
+const BIN = join(ROOT, "bin", "dromedary.cjs");
 
 function which(cmd: string): string | null {
   const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
@@ -229,7 +229,7 @@ describe("dromedary install-units", () => {
     const missing = await runCli(["install-units", "--prefix", dir, "--bin", "/nonexistent/dromedary"]);
     assert.equal(missing.code, 124);
     assert.match(missing.stderr, /--bin \/nonexistent\/dromedary is not an executable file/);
-    const relative = await runCli(["install-units", "--prefix", dir, "--bin", "bin/dromedary.js"], { cwd: ROOT });
+    const relative = await runCli(["install-units", "--prefix", dir, "--bin", "bin/dromedary.cjs"], { cwd: ROOT });
     assert.equal(relative.code, 124);
     assert.match(relative.stderr, /must be an absolute path/);
     assert.deepEqual(readdirSync(dir), []);
