@@ -27,7 +27,8 @@ import { fileURLToPath } from "node:url";
 import { makeTestImages } from "./make-test-images.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const CLI = join(ROOT, "dist/src/cli/main.js");
+/** the installed command: bin/dromedary.cjs, as `dromedary` on PATH runs it */
+const CLI = join(ROOT, "bin/dromedary.cjs");
 const work = mkdtempSync(join(tmpdir(), "dromedary-demo-"));
 const children: ChildProcess[] = [];
 

@@ -12,7 +12,8 @@ import type { KeyObject } from "node:crypto";
 import { Extension as X509Extension, Pkcs10CertificateRequestGenerator } from "@peculiar/x509";
 import { Cursor, DecodeError, TAG, type Bytes } from "../commands/der.js";
 import { OID, cnName, readName, readOid, commonName, type DistinguishedName } from "./asn1.js";
-import { oneLine, signingKeys, verifySignature, webCrypto } from "./keys.js";
+import { firstLine } from "../core/text.js";
+import { signingKeys, verifySignature, webCrypto } from "./keys.js";
 import { fromPemAll, readExtensions, readSigned, readSpki, toPem, type Extension, type SignedLayout, type SubjectPublicKeyInfo } from "./x509.js";
 
 export class CsrError extends Error {
@@ -52,7 +53,7 @@ export async function buildCsr(key: KeyObject, cn: string, extensions: readonly 
     );
     der = new Uint8Array(req.rawData);
   } catch (e) {
-    throw new CsrError(`cannot build the signing request: ${oneLine(e)}`);
+    throw new CsrError(`cannot build the signing request: ${firstLine(e)}`);
   }
   const back = parseCsr(der);
   if (csrCommonName(back) !== cn) throw new CsrError("the common name cannot be encoded unchanged");

@@ -34,7 +34,8 @@ import { Cursor, type Bytes } from "../commands/der.js";
 import { ALBATROSS_OID } from "../commands/types.js";
 import { bytesEqual } from "./asn1.js";
 import { hex } from "../core/hex.js";
-import { oneLine, signingKeys, spkiDer, webCrypto } from "./keys.js";
+import { firstLine } from "../core/text.js";
+import { signingKeys, spkiDer, webCrypto } from "./keys.js";
 import { CertificateError, keyId, parseCertificate, readSpki, serialFromRandom } from "./x509.js";
 
 export type Profile = "root" | "intermediate" | "leaf" | "server";
@@ -164,7 +165,7 @@ export async function issueCertificate(r: IssueRequest): Promise<Bytes> {
     );
     der = new Uint8Array(cert.rawData);
   } catch (e) {
-    throw new CertificateError(`cannot build the certificate: ${oneLine(e)}`);
+    throw new CertificateError(`cannot build the certificate: ${firstLine(e)}`);
   }
   // The library re-encodes what it is given; make sure it wrote what cli.md asks for.
   const p = parseCertificate(der);

@@ -16,6 +16,7 @@ import { promisify } from "node:util";
 import { cryptoProvider } from "@peculiar/x509";
 import { TAG, type Bytes } from "../commands/der.js";
 import { bytesKey, LruCache } from "../core/lru.js";
+import { firstLine } from "../core/text.js";
 import { OID, bytesEqual } from "./asn1.js";
 import type { AlgorithmIdentifier, SubjectPublicKeyInfo } from "./x509.js";
 
@@ -184,7 +185,7 @@ async function importSigningKeys(key: KeyObject): Promise<SigningKeys> {
     ]);
     return { keys: { privateKey, publicKey }, algorithm: alg.sign };
   } catch (e) {
-    throw new KeyError(`cannot use the key for signing: ${oneLine(e)}`);
+    throw new KeyError(`cannot use the key for signing: ${firstLine(e)}`);
   }
 }
 
@@ -209,7 +210,7 @@ export function publicKeyFromSpki(spki: Bytes): PublicKey | string {
   try {
     key = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
   } catch (e) {
-    return `unusable public key: ${oneLine(e)}`;
+    return `unusable public key: ${firstLine(e)}`;
   }
   let kind: KeyKind;
   try {
@@ -320,7 +321,7 @@ export function privateKeyFromPem(pem: string, password?: string): KeyObject {
     key = encrypted ? createPrivateKey({ key: pem, format: "pem", passphrase: password! }) : createPrivateKey({ key: pem, format: "pem" });
   } catch (e) {
     if (encrypted) throw new KeyError("cannot decrypt the private key (wrong password?)");
-    const why = oneLine(e);
+    const why = firstLine(e);
     // OpenSSL's text for a block it cannot decode names no block and no reason
     throw new KeyError(
       `cannot read the private key: ${/DECODER routines::unsupported/.test(why) ? "its PRIVATE KEY block does not decode (damaged, or a key format other than PKCS#8 or traditional RSA/EC)" : why}`,
@@ -335,7 +336,7 @@ export async function readPrivateKeyFile(path: string, password?: string): Promi
   try {
     pem = await fs.readFile(path, "utf8");
   } catch (e) {
-    throw new KeyError(`cannot read ${path}: ${oneLine(e)}`);
+    throw new KeyError(`cannot read ${path}: ${firstLine(e)}`);
   }
   try {
     return privateKeyFromPem(pem, password);
@@ -376,7 +377,7 @@ export async function writeNewFile(path: string, data: string | Bytes, mode: num
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "EEXIST") throw new KeyError(`${path} already exists, not overwriting it`);
-    throw new KeyError(`cannot write ${path}: ${oneLine(e)}`);
+    throw new KeyError(`cannot write ${path}: ${firstLine(e)}`);
   }
   try {
     if (overwrite) await fh.chmod(mode);
@@ -394,9 +395,4 @@ export function keyMatchesSpki(key: KeyObject, spki: Bytes): boolean {
   } catch {
     return false;
   }
-}
-
-export function oneLine(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
-  return m.split("\n")[0]!;
 }

@@ -1,9 +1,11 @@
-// `dromedary stats` on a terminal: each `Data statistics` message as a small table, with
-// rates computed from the previous message of the same unikernel. (Piped, the client
+// `dromedary stats` on a terminal: each `Data statistics` message as a small table under the
+// unikernel's plain name (tables.ts: `web`, `tenant:hello`), with rates computed from the
+// previous message of the same unikernel. (Piped, the client
 // prints albatross' text; with --json, one JSON object per message.)
 
 import type { Ifdata, StatsData, Wire } from "../commands/types.js";
 import { nameToString } from "../core/name.js";
+import { plainName } from "./tables.js";
 
 /** albatross reports memory in pages (Linux); solo5 hosts use 4 KiB pages. */
 const PAGE = 4096;
@@ -72,7 +74,7 @@ export class StatsTable {
     const cpu = sec(r.utime) + sec(r.stime);
     const prevCpu = prev === undefined ? undefined : sec(prev.stats.rusage.utime) + sec(prev.stats.rusage.stime);
     const share = prevCpu === undefined || dt <= 0 ? "" : `  ${(((cpu - prevCpu) / dt) * 100).toFixed(1)} % of a core`;
-    const out = [`${key}  ${new Date(at).toISOString().replace(/\.\d+Z$/, "Z")}`];
+    const out = [`${plainName(w.header.name)}  ${new Date(at).toISOString().replace(/\.\d+Z$/, "Z")}`];
     out.push(`  cpu       user ${sec(r.utime).toFixed(2)} s  system ${sec(r.stime).toFixed(2)} s${share}`);
     const k = s.kinfoMem;
     if (k !== undefined) {

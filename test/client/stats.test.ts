@@ -66,7 +66,7 @@ describe("dromedary stats output", () => {
     let now = 1_000_000;
     const t = new StatsTable(() => now);
     const first = t.render(data(":web", stats(1, 1000n)));
-    assert.match(first, /^:web {2}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n/);
+    assert.match(first, /^web {2}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n/);
     assert.match(first, /cpu {7}user 1\.00 s {2}system 0\.00 s\n/);
     assert.match(first, /memory {4}resident 2\.0 MiB {2}virtual 3\.0 MiB/);
     assert.match(first, /uptime {4}16m 40s/);
@@ -77,6 +77,10 @@ describe("dromedary stats output", () => {
     assert.match(second, /service +5\.0 KiB +6 +2\.0 KiB\/s +490 B +5 +0 B\/s/);
     // another unikernel has no previous sample yet
     assert.doesNotMatch(t.render(data(":db", stats(1, 0n))), /% of a core/);
+    // a tenant's unikernel under its plain name, with rates of its own (not the root's `web`)
+    const tenant = t.render(data("tenant:web", stats(1, 0n)));
+    assert.match(tenant, /^tenant:web {2}\d{4}/);
+    assert.doesNotMatch(tenant, /% of a core/);
   });
 
   it("tables only on a terminal; albatross' text when piped; JSON lines with --json", async () => {
@@ -100,7 +104,7 @@ describe("dromedary stats output", () => {
     const tty = await render({ tty: true });
     assert.equal(tty[0], "foo: subscribed"); // a terminal: plain names (src/client/tables.ts)
     assert.equal((await render({}))[0], "host [unikernel: foo:]: success: subscribed");
-    assert.match(tty[1]!, /^:web {2}.*\n {2}cpu /);
+    assert.match(tty[1]!, /^web {2}.*\n {2}cpu /); // a root unikernel: its plain name
     const piped = await render({});
     assert.match(piped[1]!, /^stats: utime 1\.000000 stime 0\.000000 maxrss 512 /);
     const json = await render({ json: true, tty: true });
