@@ -2,14 +2,18 @@
 // builder-web stand-in serving https with a certificate for 127.0.0.1/localhost issued by a
 // throwaway CA (openssl, in a temp dir) that is in no system store. With that CA's PEM given
 // as --builder-ca gives it (extraCa) every builder request works; without it, or with another
-// CA, a one-line error about the certificate; a redirect from https to http is refused.
+// CA, a one-line error about the certificate; a redirect from https to http is refused. And
+// the same through the command line: `dromedary update --dryrun --builder-ca FILE` against a
+// daemon stand-in that runs the build's image.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Builder, HttpFailure } from "../../src/fleet/builder.js";
+import type { UnikernelInfo } from "../../src/commands/types.js";
 import { openssl, tempDir } from "../support/ca.js";
+import { fakeDaemon, runCli } from "../support/cli.js";
 import { startBuilder, type BuilderStandin } from "../support/builder.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 
@@ -87,11 +91,14 @@ async function makeLeaf(dir: string, ca: string): Promise<{ key: string; cert: s
 }
 
 let sb: BuilderStandin;
+let dir: string;
+let caFile: string; // what --builder-ca FILE names
 let caPem: string; // what --builder-ca FILE reads
 let otherCaPem: string;
 before(async () => {
-  const dir = tempDir();
-  caPem = readFileSync(await makeCa(dir, "builder-test-ca"), "utf8");
+  dir = tempDir();
+  caFile = await makeCa(dir, "builder-test-ca");
+  caPem = readFileSync(caFile, "utf8");
   otherCaPem = readFileSync(await makeCa(dir, "other-ca"), "utf8");
   sb = await startBuilder({ tls: await makeLeaf(dir, "builder-test-ca") });
 });
@@ -148,6 +155,46 @@ describe("builder over https", () => {
       assert.ok(!sb.requests.some((r) => r.includes(`/job/hr/build/${u}/f/`)), sb.requests.join("\n"));
     } finally {
       sb.knobs.foreignRedirect = null;
+    }
+  });
+
+  test("the command line: update --dryrun with --builder-ca finds the builds and the package diff; without it, the certificate error", async () => {
+    const a = img("https-cli-a");
+    const u1 = sb.addBuild("hc", { image: a, packages: { x: "1" } });
+    const u2 = sb.addBuild("hc", { image: img("https-cli-b"), packages: { x: "2" } });
+    // the host runs build u1: a daemon stand-in answering `info` with its digest
+    const info: UnikernelInfo = {
+      typ: "solo5",
+      failBehaviour: { kind: "quit" },
+      cpuids: [0],
+      memory: 32,
+      digest: createHash("sha256").update(a).digest(),
+      blockDevices: [],
+      bridges: [],
+      started: new Date(),
+      numcpus: 1,
+    };
+    const sock = join(dir, "vmmd.sock");
+    const daemon = await fakeDaemon(sock, async (c) => {
+      const req = await c.request();
+      await c.send(req, { kind: "reply", reply: { kind: "unikernel-info", unikernels: [{ name: req.header.name, info }] } });
+      await c.end();
+    });
+    try {
+      const args = ["update", "hello", "--dryrun", "--http-host", sb.url, "--socket", sock, "--state-dir", join(dir, "state")];
+      const ok = await runCli([...args, "--builder-ca", caFile]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, new RegExp(`compare at ${sb.url}/compare/${u1}/${u2}`));
+      assert.match(ok.stdout, /\n {2}x 1 -> 2\n$/);
+      const refused = await runCli(args);
+      assert.equal(refused.code, 118, refused.stderr); // EXIT.HTTP, as upstream
+      assert.match(refused.stderr, /the builder's TLS certificate is not trusted \(.*\); --builder-ca FILE adds a CA to trust\n$/);
+      assert.equal(refused.stderr.trimEnd().split("\n").length, 1, refused.stderr);
+      const missing = await runCli([...args, "--builder-ca", join(dir, "nope.pem")]);
+      assert.equal(missing.code, 124);
+      assert.match(missing.stderr, /--builder-ca/);
+    } finally {
+      await daemon.close();
     }
   });
 });
