@@ -8,6 +8,7 @@ import { intInRange } from "./options.js";
 import { CliError, EXIT } from "../core/exit.js";
 import { addLogOptions, type LogFlags } from "./logopts.js";
 import { verbosityFrom } from "../core/log.js";
+import type { RunAs } from "../up/user.js";
 
 const DEFAULT_TMPDIR = "/run/albatross";
 const DEFAULT_DBDIR = "/var/lib/albatross";
@@ -25,7 +26,11 @@ interface UpFlags extends LogFlags {
   statsInterval?: number;
   startTimeout: number;
   stopTimeout: number;
+  user?: string;
 }
+
+/** The user the systemd units run the unprivileged daemons as (packaging/systemd/dromedary.sysusers). */
+const UNITS_USER = "dromedary";
 
 function parsePort(v: string): number {
   const n = /^[0-9]{1,5}$/.test(v) ? Number(v) : NaN;
@@ -62,7 +67,9 @@ export function registerUpCommand(program: Command): void {
     .description(
       "run the daemons of one host in the foreground, for trying Dromedary out or a host without systemd " +
         "(services: dromedary install-units): console-daemon, hostd (as root), stats-daemon and, given " +
-        "--cacert, --cert and --key, the TLS endpoint. Each starts once the one before it accepts connections; " +
+        "--cacert, --cert and --key, the TLS endpoint. Run as root, up runs all but hostd as --user " +
+        `(default: the ${UNITS_USER} user of install-units when it exists), as albatross and its systemd units do. ` +
+        "Each starts once the one before it accepts connections; " +
         "their log lines are merged on stderr (each names its daemon). Ctrl-C or SIGTERM stops them in reverse " +
         "order, each waited for (a second one kills what is left), and removes their sockets. If a daemon ends " +
         "on its own, up says so, stops the others and exits 1.",
@@ -78,6 +85,10 @@ export function registerUpCommand(program: Command): void {
     .option("--key <FILE>", "endpoint: its private key")
     .option("--ip <ADDR>", "endpoint: listen address", parseIp, "::")
     .option("--port <N>", "endpoint: listen port", parsePort, 1025)
+    .option(
+      "--user <NAME>",
+      `run console-daemon, stats-daemon and the endpoint as NAME, hostd as root in NAME's group; <DIR>/util and <DIR>/fifo become that group's (mode 2770). Default when run as root: ${UNITS_USER} if that user exists, else every daemon runs as root (up warns); 'root' runs every daemon as root`,
+    )
     .option("--no-stats", "do not run the stats daemon")
     .option("--metrics-listen <HOST:PORT>", "stats daemon: serve Prometheus metrics at http://HOST:PORT/metrics")
     .option(
@@ -114,9 +125,29 @@ Example (as root; solo5-hvt or solo5-spt on PATH or in --dbdir):
       }
     }
     const { resolve } = await import("node:path");
+    const { lookupUser, prepareRuntimeDirs, searchable } = await import("../up/user.js");
+    const root = process.getuid?.() === 0;
+    let runAs: RunAs | undefined;
+    let allRoot = false;
+    if (flags.user !== undefined && flags.user !== "root") {
+      if (!root) throw new CliError("--user needs up to run as root (only root can start daemons as another user)", EXIT.USAGE);
+      runAs = lookupUser(flags.user) ?? undefined;
+      if (runAs === undefined) throw new CliError(`--user ${flags.user}: no such user`, EXIT.USAGE);
+    } else if (flags.user === undefined && root) {
+      runAs = lookupUser(UNITS_USER) ?? undefined;
+      allRoot = runAs === undefined;
+    }
     const tmpdir = resolve(flags.tmpdir);
     const dbdir = resolve(flags.dbdir);
     const created = [ensureDir(tmpdir, 0o755, "--tmpdir") ? tmpdir : null, ensureDir(dbdir, 0o700, "--dbdir") ? dbdir : null].filter((d) => d !== null);
+    if (runAs !== undefined) {
+      if (!searchable(tmpdir, runAs)) throw new CliError(`--tmpdir ${tmpdir}: the ${runAs.name} user cannot enter it (its mode or group)`);
+      try {
+        created.push(...prepareRuntimeDirs(tmpdir, runAs));
+      } catch (e) {
+        throw new CliError(`preparing ${tmpdir} for the ${runAs.name} user: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    }
     const { plan } = await import("../up/plan.js");
     const { Supervisor } = await import("../up/supervisor.js");
     const verbosity = verbosityFrom(flags);
@@ -135,6 +166,7 @@ Example (as root; solo5-hvt or solo5-spt on PATH or in --dbdir):
     });
     const sup = new Supervisor({
       children,
+      ...(runAs !== undefined ? { user: runAs } : {}),
       main: fileURLToPath(new URL("./main.js", import.meta.url)),
       verbosity,
       format,
@@ -147,6 +179,8 @@ Example (as root; solo5-hvt or solo5-spt on PATH or in --dbdir):
     // up going away by any other path: its daemons must not outlive it
     process.on("exit", () => sup.killAll());
     if (created.length > 0) sup.note(`created ${created.join(" and ")}`);
+    if (runAs !== undefined) sup.note(`hostd runs as root in group ${runAs.gid}, the other daemons as ${runAs.name} (uid ${runAs.uid})`);
+    if (allRoot) sup.warn(`every daemon runs as root: no ${UNITS_USER} user (dromedary install-units makes one), and no --user given`);
     process.exitCode = await sup.run();
   });
 }

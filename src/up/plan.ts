@@ -32,6 +32,11 @@ export interface ChildPlan {
   readonly ready: Readiness;
   /** sockets it creates (removed by up if left behind after it ended) */
   readonly sockets: readonly string[];
+  /**
+   * runs as root (hostd: taps, bridges, tenders); the others run as up's --user when given
+   * (albatross's privilege split, as the systemd units do it)
+   */
+  readonly privileged: boolean;
 }
 
 const RANK: Record<Verbosity, number> = { quiet: 0, error: 1, warning: 2, info: 3, debug: 4 };
@@ -54,6 +59,7 @@ export function plan(o: UpOptions): ChildPlan[] {
       args: ["console-daemon", "--tmpdir", o.tmpdir, ...logArgs],
       ready: { kind: "socket", path: join(util, "console.sock") },
       sockets: [join(util, "console.sock")],
+      privileged: false,
     },
     {
       label: "hostd",
@@ -61,6 +67,7 @@ export function plan(o: UpOptions): ChildPlan[] {
       args: ["hostd", "--tmpdir", o.tmpdir, "--dbdir", o.dbdir, "--console-timeout", "5", ...logArgs],
       ready: { kind: "socket", path: join(util, "vmmd.sock") },
       sockets: [join(util, "vmmd.sock")],
+      privileged: true,
     },
   ];
   if (o.stats) {
@@ -76,6 +83,7 @@ export function plan(o: UpOptions): ChildPlan[] {
       ],
       ready: { kind: "socket", path: join(util, "stat.sock") },
       sockets: [join(util, "stat.sock")],
+      privileged: false,
     });
   }
   if (o.endpoint !== undefined) {
@@ -85,6 +93,7 @@ export function plan(o: UpOptions): ChildPlan[] {
       args: ["endpoint", e.cacert, e.cert, e.key, "--ip", e.ip, "--port", String(e.port), "--tmpdir", o.tmpdir, ...logArgs],
       ready: { kind: "logged", prefix: "listening on " },
       sockets: [],
+      privileged: false,
     });
   }
   return out;

@@ -12,6 +12,11 @@ import { describeExit, type ChildPlan } from "./plan.js";
 
 export interface SupervisorOptions {
   readonly children: readonly ChildPlan[];
+  /**
+   * the user the unprivileged daemons run as, with its group; hostd keeps uid 0 and takes that
+   * group, so the sockets and FIFOs it makes are the group's (absent: every daemon as up)
+   */
+  readonly user?: { readonly uid: number; readonly gid: number };
   /** the `dromedary` entry the daemons are started with (node <main> <args>) */
   readonly main: string;
   readonly verbosity: Verbosity;
@@ -135,6 +140,11 @@ export class Supervisor {
     this.log.log("info", msg);
   }
 
+  /** A warning of up's own. */
+  warn(msg: string): void {
+    this.log.log("warn", msg);
+  }
+
   /** SIGINT, SIGTERM, SIGHUP: stop (again: kill what is left). */
   request(why: string): void {
     if (this.stopReason !== null) {
@@ -163,7 +173,9 @@ export class Supervisor {
   }
 
   private start(plan: ChildPlan): Running {
-    const child = spawn(process.execPath, [...process.execArgv, this.o.main, ...plan.args], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const u = this.o.user;
+    const ids = u === undefined ? {} : plan.privileged ? { gid: u.gid } : { uid: u.uid, gid: u.gid };
+    const child = spawn(process.execPath, [...process.execArgv, this.o.main, ...plan.args], { detached: true, stdio: ["ignore", "pipe", "pipe"], ...ids });
     let loggedResolve!: () => void;
     const logged = new Promise<void>((r) => (loggedResolve = r));
     const prefix = plan.ready.kind === "logged" ? plan.ready.prefix : null;

@@ -2,24 +2,27 @@
 // accepts connections), one merged log in the one style, a unikernel run by its hostd (the
 // stand-in tender in --dbdir), clean shutdown in reverse order on SIGTERM, a daemon that dies
 // stops the others, a hostd that cannot start stops the console daemon; nothing left behind.
+// With --user, hostd runs as root in the user's group and the other daemons as the user.
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdtemp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseLine, type ParsedLine } from "../../src/core/log.js";
 import { plan } from "../../src/up/plan.js";
+import { lookupUser, parsePasswd } from "../../src/up/user.js";
 import { netnsAvailable, withNetns, type Netns } from "../support/netns.js";
 import { installStandin } from "../support/standin.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { argv, config, pidsWith, request, show, successOf, waitFor } from "../support/hostd.js";
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../../../bin/dromedary.cjs", import.meta.url));
 const FIXTURES = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../fixtures/certs");
 const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;
 
@@ -94,6 +97,15 @@ before(async () => {
 });
 
 describe("dromedary up", () => {
+  it("--user: a passwd line gives the name, uid and primary gid; a user that does not exist is null", () => {
+    assert.deepEqual(parsePasswd("dromedary:x:998:997:Dromedary unikernel daemons:/:/usr/sbin/nologin\n"), { name: "dromedary", uid: 998, gid: 997 });
+    assert.equal(parsePasswd("dromedary:x:998"), null);
+    assert.equal(parsePasswd("dromedary:x:-1:997:::"), null);
+    assert.deepEqual(lookupUser("root"), { name: "root", uid: 0, gid: 0 });
+    assert.equal(lookupUser("no-such-user-here"), null);
+    assert.equal(lookupUser("../etc"), null);
+  });
+
   it("plan: console-daemon, hostd, stats-daemon, endpoint; each daemon logs at least info", () => {
     const p = plan({
       tmpdir: "/r",
@@ -110,6 +122,11 @@ describe("dromedary up", () => {
     assert.deepEqual(p[0]!.ready, { kind: "socket", path: "/r/util/console.sock" });
     assert.deepEqual(p[1]!.args.slice(0, 5), ["hostd", "--tmpdir", "/r", "--dbdir", "/d"]);
     for (const c of p) assert.deepEqual(c.args.slice(-4), ["--verbosity", "info", "--log-format", "json"]);
+    // only hostd keeps root (--user)
+    assert.deepEqual(
+      p.filter((c) => c.privileged).map((c) => c.label),
+      ["hostd"],
+    );
     assert.deepEqual(
       plan({ tmpdir: "/r", dbdir: "/d", stats: false, verbosity: "debug", format: "text" }).map((c) => c.label),
       ["console-daemon", "hostd"],
@@ -277,6 +294,98 @@ describe("dromedary up", () => {
         const code = await new Promise((r) => half.once("exit", r));
         assert.equal(code, 124);
         assert.match(err, /the endpoint needs all three of --cacert, --cert and --key/);
+      }),
+    );
+  });
+
+  it("--user: hostd as root in the user's group, the others as the user; sockets and FIFOs the group's; the host works through the endpoint", async (t) => {
+    if (skip !== false) return t.skip(skip);
+    const nobody = lookupUser("nobody");
+    if (nobody === null) return t.skip("no nobody user");
+    await withNetns((ns) =>
+      withDirs(async (base, run, db) => {
+        await chmod(base, 0o755); // mkdtemp's 0700 would keep nobody out of --tmpdir
+        await installStandin(db, ["solo5-hvt", "solo5-spt"]);
+        // the endpoint's files, readable by the user it runs as
+        for (const n of ["cacert.pem", "server.pem", "server.key"]) {
+          await copyFile(join(FIXTURES, n), join(base, n));
+          await chmod(join(base, n), 0o644);
+        }
+        const port = randomInt(20000, 60000);
+        const up = startUp(ns, [
+          ...["--user", "nobody", "--tmpdir", run, "--dbdir", db],
+          ...["--cacert", join(base, "cacert.pem"), "--cert", join(base, "server.pem"), "--key", join(base, "server.key")],
+          ...["--ip", "127.0.0.1", "--port", String(port)],
+        ]);
+        try {
+          await waitFor(
+            "up to be running",
+            async () => {
+              if (up.child.exitCode !== null) throw new Error(`up exited ${up.child.exitCode}:\n${up.lines.join("\n")}`);
+              return upSays(up, /Ctrl-C or SIGTERM stops them$/);
+            },
+            60_000,
+          );
+          assert.ok(
+            upSays(up, new RegExp(`^hostd runs as root in group ${nobody.gid}, the other daemons as nobody \\(uid ${nobody.uid}\\)$`)),
+            up.lines.join("\n"),
+          );
+          // who runs as whom (real, effective, saved, file system ids)
+          const ids = async (pid: number): Promise<{ uid: string; gid: string }> => {
+            const st = await readFile(`/proc/${pid}/status`, "utf8");
+            return { uid: /^Uid:\s+(.*)$/m.exec(st)![1]!.trim(), gid: /^Gid:\s+(.*)$/m.exec(st)![1]!.trim() };
+          };
+          const all = (n: number): string => [n, n, n, n].join("\t");
+          for (const d of ["console-daemon", "hostd", "stats-daemon", "endpoint"]) {
+            const m = up.lines.map((l) => parseLine(l)).find((p) => p?.daemon === "up" && p.msg.startsWith(`started ${d} (pid `));
+            const pid = Number(/\(pid (\d+)\)/.exec(m!.msg)![1]);
+            assert.deepEqual(await ids(pid), { uid: all(d === "hostd" ? 0 : nobody.uid), gid: all(nobody.gid) }, d);
+          }
+          // the runtime directories and hostd's socket are the group's
+          const util = join(run, "util");
+          for (const dir of [util, join(run, "fifo")]) {
+            const st = await stat(dir);
+            assert.equal(st.gid, nobody.gid, dir);
+            assert.equal(st.mode & 0o7777, 0o2770, dir);
+          }
+          const vmmd = await stat(join(util, "vmmd.sock"));
+          assert.equal(vmmd.gid, nobody.gid);
+          assert.equal(vmmd.mode & 0o060, 0o060, "the group may connect to hostd");
+          // a unikernel: the console daemon (nobody) opened the FIFO hostd (root) made, or the create would fail
+          const sock = join(util, "vmmd.sock");
+          const c = config(HELLO, { argv: argv("--standin-lines=2", "--standin-run") });
+          assert.equal(show(await request(sock, ":hello", { kind: "unikernel-create", config: c })), "success: created unikernel");
+          const fifos = await readdir(join(run, "fifo"));
+          assert.ok(
+            fifos.some((f) => f.includes("hello")),
+            fifos.join(" "),
+          );
+          for (const f of fifos) assert.equal((await stat(join(run, "fifo", f))).gid, nobody.gid, f);
+          // the endpoint (nobody) reaches hostd: info through TLS
+          const client = ns.spawn(
+            "node",
+            [
+              CLI,
+              "info",
+              ...["--destination", `127.0.0.1:${port}`, "--ca", join(FIXTURES, "cacert.pem"), "--ca-key", join(FIXTURES, "ca.key")],
+              ...["--server-ca", join(FIXTURES, "cacert.pem")],
+            ],
+            { stdio: ["ignore", "pipe", "pipe"] },
+          );
+          let out = "";
+          client.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+          client.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+          assert.equal(await new Promise((r) => client.once("exit", r)), 0, out);
+          assert.match(out, /:hello/);
+        } finally {
+          up.child.kill("SIGTERM");
+        }
+        assert.equal(await up.exit, 0, up.lines.join("\n"));
+        assert.ok(!parsed(up).some((p) => p.level === "error"), up.lines.join("\n"));
+        assert.deepEqual(
+          (await readdir(join(run, "util"))).filter((n) => n.endsWith(".sock")),
+          [],
+        );
       }),
     );
   });
