@@ -186,6 +186,9 @@ async function main(): Promise<void> {
       String(port),
       "--stats-interval",
       "1",
+      // the workspace and its keys are the invoking user's alone: as root, no privilege split
+      // (up would otherwise run the daemons but hostd as the dromedary user, where it exists)
+      ...(process.getuid?.() === 0 ? ["--user", "root"] : []),
     ],
     () => false,
     async () => (await accepts(port)) && existsSync(sock("stat.sock")),
