@@ -12,5 +12,12 @@ try {
 } catch {
   // no cache: slower, not wrong
 }
-const { runFast } = require("../dist/cli/fast.cjs");
+let runFast;
+try {
+  ({ runFast } = require("../dist/cli/fast.cjs"));
+} catch (e) {
+  if (e?.code !== "MODULE_NOT_FOUND" || !String(e.message).includes("fast.cjs")) throw e;
+  process.stderr.write("dromedary: the compiled command line (dist/) is missing: run `npm run build` in the checkout\n");
+  process.exit(125);
+}
 runFast(process.argv).then((done) => (done ? undefined : import("../dist/src/cli/main.js")));
