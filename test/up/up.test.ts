@@ -11,11 +11,11 @@ import { existsSync } from "node:fs";
 import { chmod, copyFile, mkdtemp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseLine, type ParsedLine } from "../../src/core/log.js";
 import { plan } from "../../src/up/plan.js";
-import { lookupUser, parsePasswd } from "../../src/up/user.js";
+import { lookupUser, parsePasswd, searchable, type RunAs } from "../../src/up/user.js";
 import { netnsAvailable, withNetns, type Netns } from "../support/netns.js";
 import { installStandin } from "../support/standin.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
@@ -87,6 +87,14 @@ async function withDirs<T>(fn: (base: string, run: string, db: string) => Promis
       }
     }
     await rm(base, { recursive: true, force: true });
+  }
+}
+
+/** The first directory above `file` that `u` cannot enter, or null. */
+function closedAncestor(file: string, u: RunAs): string | null {
+  for (let d = dirname(file); ; d = dirname(d)) {
+    if (!searchable(d, u)) return d;
+    if (d === dirname(d)) return null;
   }
 }
 
@@ -302,6 +310,9 @@ describe("dromedary up", () => {
     if (skip !== false) return t.skip(skip);
     const nobody = lookupUser("nobody");
     if (nobody === null) return t.skip("no nobody user");
+    // nobody has to reach the code it runs and the temp dir
+    const blocked = [MAIN, join(tmpdir(), "x")].map((f) => closedAncestor(f, nobody)).find((d) => d !== null);
+    if (blocked !== undefined) return t.skip(`nobody cannot enter ${blocked}`);
     await withNetns((ns) =>
       withDirs(async (base, run, db) => {
         await chmod(base, 0o755); // mkdtemp's 0700 would keep nobody out of --tmpdir
