@@ -140,14 +140,19 @@ Example (as root; solo5-hvt or solo5-spt on PATH or in --dbdir):
     const tmpdir = resolve(flags.tmpdir);
     const dbdir = resolve(flags.dbdir);
     const created = [ensureDir(tmpdir, 0o755, "--tmpdir") ? tmpdir : null, ensureDir(dbdir, 0o700, "--dbdir") ? dbdir : null].filter((d) => d !== null);
-    if (runAs !== undefined) {
-      if (!searchable(tmpdir, runAs)) throw new CliError(`--tmpdir ${tmpdir}: the ${runAs.name} user cannot enter it (its mode or group)`);
-      try {
-        created.push(...prepareRuntimeDirs(tmpdir, runAs));
-      } catch (e) {
-        throw new CliError(`preparing ${tmpdir} for the ${runAs.name} user: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-      }
-    }
+    if (runAs !== undefined && !searchable(tmpdir, runAs)) throw new CliError(`--tmpdir ${tmpdir}: the ${runAs.name} user cannot enter it (its mode or group)`);
+    // the runtime directories become the user's group's only once no daemons of this
+    // --tmpdir (albatross', say) are found running: their FIFOs are not taken from them
+    const prepare =
+      runAs === undefined
+        ? undefined
+        : (): readonly string[] => {
+            try {
+              return prepareRuntimeDirs(tmpdir, runAs);
+            } catch (e) {
+              throw new Error(`preparing ${tmpdir} for the ${runAs.name} user: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+            }
+          };
     const { plan } = await import("../up/plan.js");
     const { Supervisor } = await import("../up/supervisor.js");
     const verbosity = verbosityFrom(flags);
@@ -167,6 +172,7 @@ Example (as root; solo5-hvt or solo5-spt on PATH or in --dbdir):
     const sup = new Supervisor({
       children,
       ...(runAs !== undefined ? { user: runAs } : {}),
+      ...(prepare !== undefined ? { prepare } : {}),
       main: fileURLToPath(new URL("./main.js", import.meta.url)),
       verbosity,
       format,

@@ -17,6 +17,12 @@ export interface SupervisorOptions {
    * group, so the sockets and FIFOs it makes are the group's (absent: every daemon as up)
    */
   readonly user?: { readonly uid: number; readonly gid: number };
+  /**
+   * run once no daemons of this --tmpdir are found running, before the first is started (up
+   * --user: the runtime directories made the user's group's); returns what it created; a
+   * throw is logged as an error and nothing is started
+   */
+  readonly prepare?: () => readonly string[];
   /** the `dromedary` entry the daemons are started with (node <main> <args>) */
   readonly main: string;
   readonly verbosity: Verbosity;
@@ -236,6 +242,15 @@ export class Supervisor {
           this.log.log("error", `${s} accepts connections: the daemons of this --tmpdir run already (stop them first, or choose another --tmpdir)`);
           return 1;
         }
+      }
+    }
+    if (this.o.prepare !== undefined) {
+      try {
+        const made = this.o.prepare();
+        if (made.length > 0) this.note(`created ${made.join(" and ")}`);
+      } catch (e) {
+        this.log.log("error", (e as Error).message);
+        return 1;
       }
     }
     let failed = false;

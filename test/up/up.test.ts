@@ -290,6 +290,14 @@ describe("dromedary up", () => {
           assert.equal(await second.exit, 1);
           assert.match(second.lines.join("\n"), /console\.sock accepts connections: the daemons of this --tmpdir run already/);
           assert.ok(await accepts(join(run, "util", "console.sock")), "the first one's sockets are untouched");
+          // with --user, the running daemons' directories are not made another group's either
+          if (lookupUser("nobody") !== null) {
+            const before = await stat(join(run, "fifo"));
+            const third = startUp(ns, ["--user", "nobody", "--tmpdir", run, "--dbdir", db]);
+            assert.equal(await third.exit, 1, third.lines.join("\n"));
+            const after = await stat(join(run, "fifo"));
+            assert.deepEqual([after.gid, after.mode], [before.gid, before.mode]);
+          }
         } finally {
           first.child.kill("SIGINT");
           assert.equal(await first.exit, 0, first.lines.join("\n"));
