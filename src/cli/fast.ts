@@ -7,8 +7,15 @@
 import type { Command } from "commander";
 import { VERSION } from "./version.js";
 
+/** Top-level commands registered by one module (groups.ts has them all). */
+export interface Group {
+  readonly commands: readonly string[];
+  /** the group's register function; given `only`, a group may register just that command */
+  load(): Promise<(program: Command, only?: string) => void>;
+}
+
 /** The command subcommands (client.ts): the group this path runs (groups.ts lists it first). */
-export const CLIENT_GROUP: { readonly commands: readonly string[]; load(): Promise<(program: Command, only?: string) => void> } = {
+export const CLIENT_GROUP: Group = {
   commands: [
     "create",
     "restart",

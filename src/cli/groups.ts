@@ -1,14 +1,7 @@
 // Which module registers which top-level command: `dromedary <command>` loads only that
 // command's group (main.ts), not the whole program (program.ts) with every group's libraries
 // (@peculiar/x509, reflect-metadata, the daemons). A test checks this table against the program.
-import type { Command } from "commander";
-import { CLIENT_GROUP } from "./fast.js";
-
-export interface Group {
-  readonly commands: readonly string[];
-  /** the group's register function; given `only`, a group may register just that command */
-  load(): Promise<(program: Command, only?: string) => void>;
-}
+import { CLIENT_GROUP, type Group } from "./fast.js";
 
 export const GROUPS: readonly Group[] = [
   CLIENT_GROUP,

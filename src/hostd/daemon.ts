@@ -5,11 +5,11 @@ import { promises as fsp, writeSync } from "node:fs";
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
 import { createServer, type Server, type Socket } from "node:net";
-import { join } from "node:path";
 import { decodeWire, encodeWire } from "../commands/codec.js";
 import { WIRE_VERSION, type Command, type Header, type UnikernelConfig, type Wire } from "../commands/types.js";
 import { nameToString, rootName, type Name } from "../core/name.js";
 import { connectUnix } from "../transport/frames.js";
+import { socketPath as daemonSocket } from "../transport/routes.js";
 import { emptyResources } from "../policy/resources.js";
 import { runBlockStep, type BlockHost } from "./blocks.js";
 import { FrameError, FrameReader, MemoryBudget, ReadTimeout, writeFrame } from "../transport/requests.js";
@@ -21,6 +21,7 @@ import { DEFAULT_MAX_IMAGE_SIZE, imageTooLarge, readImageManifest } from "./imag
 import { zlibError } from "./sparse.js";
 import { destroyTap, NetError } from "./net.js";
 import { FifoSpares, signalProcess } from "./process.js";
+import { fifoDir } from "./paths.js";
 import { inProcess, type Launcher } from "./launcher.js";
 import { errText } from "./fsio.js";
 import { Intents, type IntentRecord } from "./runtime.js";
@@ -179,9 +180,9 @@ export class Hostd {
     this.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.requestMemory = new MemoryBudget(opts.maxRequestMemory ?? DEFAULT_MAX_REQUEST_MEMORY);
-    this.socketPath = opts.socket ?? join(opts.tmpdir, "util", "vmmd.sock");
-    this.consolePath = opts.consoleSocket ?? join(opts.tmpdir, "util", "console.sock");
-    this.spares = new FifoSpares(join(opts.tmpdir, "fifo"));
+    this.socketPath = opts.socket ?? daemonSocket(opts.tmpdir, "vmmd");
+    this.consolePath = opts.consoleSocket ?? daemonSocket(opts.tmpdir, "console");
+    this.spares = new FifoSpares(fifoDir(opts.tmpdir));
     this.intents = new Intents(opts.tmpdir);
     const d = this;
     this.createHost = {

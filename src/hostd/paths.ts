@@ -7,6 +7,15 @@ import { nameFileComponent, nameToString, type Name } from "../core/name.js";
 /** `<tmpdir>/<name>.img`: the unikernel's inflated image (trailing slashes of tmpdir dropped). */
 export const imagePath = (o: { readonly tmpdir: string }, name: Name): string => `${o.tmpdir.replace(/\/+$/, "")}/${nameToString(name)}.img`;
 
+/** `<tmpdir>/fifo`: the console FIFOs (hostd makes them, the console daemon reads them). */
+export const fifoDir = (tmpdir: string): string => join(tmpdir, "fifo");
+
+/**
+ * The FIFO directory's mode: setgid, so that the FIFOs are its group's, which the console
+ * daemon runs in when it is not root (the systemd units, `up --user`).
+ */
+export const FIFO_DIR_MODE = 0o2770;
+
 /** `<tmpdir>/fifo/<name>`: its console FIFO. */
 export const fifoPath = (o: { readonly tmpdir: string }, name: Name): string => `${o.tmpdir.replace(/\/+$/, "")}/fifo/${nameToString(name)}`;
 

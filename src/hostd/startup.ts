@@ -5,15 +5,16 @@
 // (daemon.ts) takes the result, listens (step 9) and brings the stored unikernels back (11).
 import { promises as fsp } from "node:fs";
 import type { Socket } from "node:net";
-import { join } from "node:path";
 import type { Policy, UnikernelConfig } from "../commands/types.js";
 import { nameToString, type Name } from "../core/name.js";
 import { emptyResources, insertBlock } from "../policy/resources.js";
 import { connectUnixPatiently } from "../transport/frames.js";
+import { socketDir } from "../transport/routes.js";
 import { scanBlockDir } from "./blockstore.js";
 import { errText, nodeFileOps } from "./fsio.js";
 import { discoverRootPolicy, missingCommands } from "./host.js";
 import { startLauncher, type Launcher } from "./launcher.js";
+import { blockDir, FIFO_DIR_MODE, fifoDir } from "./paths.js";
 import { destroyTap } from "./net.js";
 import type { FifoSpares } from "./process.js";
 import { type Intents, readIntents, reapIntents } from "./runtime.js";
@@ -67,13 +68,14 @@ export async function openHost(o: StartupOptions, spares: FifoSpares, intents: I
   // while hostd is small (launcher.ts: a fork of hostd costs more the more images it holds).
   const launcher = await startLauncher((m) => log("error", m));
   // Upstream never creates these (its systemd units do); we create what is missing.
-  await fsp.mkdir(join(o.tmpdir, "util"), { recursive: true });
+  await fsp.mkdir(socketDir(o.tmpdir), { recursive: true });
+  const fifos = fifoDir(o.tmpdir);
   try {
-    await fsp.access(join(o.tmpdir, "fifo"));
+    await fsp.access(fifos);
   } catch {
-    await fsp.mkdir(join(o.tmpdir, "fifo"), { recursive: true });
-    await fsp.chmod(join(o.tmpdir, "fifo"), 0o2770);
-    log("info", `created ${join(o.tmpdir, "fifo")}`);
+    await fsp.mkdir(fifos, { recursive: true });
+    await fsp.chmod(fifos, FIFO_DIR_MODE);
+    log("info", `created ${fifos}`);
   }
 
   await spares.clear();
@@ -94,7 +96,7 @@ export async function openHost(o: StartupOptions, spares: FifoSpares, intents: I
   if (missing.length > 0) throw new StartupError(`required host commands not found: ${missing.join(", ")}`, 125);
 
   // step 4: root policy (the block directory must exist)
-  await fsp.mkdir(join(o.dbdir, "block"), { recursive: true, mode: 0o700 });
+  await fsp.mkdir(blockDir(o.dbdir), { recursive: true, mode: 0o700 });
   let root: Policy;
   try {
     root = await discoverRootPolicy(o.dbdir);

@@ -33,5 +33,8 @@ export function endpointOf(cmd: Command): { socket: SocketKind; mode: ReplyMode 
 
 const SOCKET_FILE: Record<SocketKind, string> = { vmmd: "vmmd.sock", console: "console.sock", stat: "stat.sock" };
 
+/** `<tmpdir>/util`: the daemons' sockets. */
+export const socketDir = (tmpdir: string): string => path.join(tmpdir, "util");
+
 /** `<tmpdir>/util/{vmmd,console,stat}.sock` (note: `stat`, not `stats`). */
-export const socketPath = (tmpdir: string, kind: SocketKind): string => path.join(tmpdir, "util", SOCKET_FILE[kind]);
+export const socketPath = (tmpdir: string, kind: SocketKind): string => path.join(socketDir(tmpdir), SOCKET_FILE[kind]);

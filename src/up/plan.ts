@@ -1,7 +1,7 @@
 // `dromedary up`: which daemons run for one host, with which arguments, in which order, and
 // what each one is waited for. Pure: the supervisor (supervisor.ts) runs the plan.
-import { join } from "node:path";
 import type { LogFormat, Verbosity } from "../core/log.js";
+import { socketPath } from "../transport/routes.js";
 
 export interface UpOptions {
   readonly tmpdir: string;
@@ -51,22 +51,21 @@ function childVerbosity(v: Verbosity): Verbosity {
 
 /** Start order; stopped in reverse. */
 export function plan(o: UpOptions): ChildPlan[] {
-  const util = join(o.tmpdir, "util");
   const logArgs = ["--verbosity", childVerbosity(o.verbosity), "--log-format", o.format];
   const out: ChildPlan[] = [
     {
       label: "console-daemon",
       args: ["console-daemon", "--tmpdir", o.tmpdir, ...logArgs],
-      ready: { kind: "socket", path: join(util, "console.sock") },
-      sockets: [join(util, "console.sock")],
+      ready: { kind: "socket", path: socketPath(o.tmpdir, "console") },
+      sockets: [socketPath(o.tmpdir, "console")],
       privileged: false,
     },
     {
       label: "hostd",
       // the console daemon is up already: hostd need not wait for it
       args: ["hostd", "--tmpdir", o.tmpdir, "--dbdir", o.dbdir, "--console-timeout", "5", ...logArgs],
-      ready: { kind: "socket", path: join(util, "vmmd.sock") },
-      sockets: [join(util, "vmmd.sock")],
+      ready: { kind: "socket", path: socketPath(o.tmpdir, "vmmd") },
+      sockets: [socketPath(o.tmpdir, "vmmd")],
       privileged: true,
     },
   ];
@@ -81,8 +80,8 @@ export function plan(o: UpOptions): ChildPlan[] {
         ...(o.metricsListen !== undefined ? ["--metrics-listen", o.metricsListen] : []),
         ...logArgs,
       ],
-      ready: { kind: "socket", path: join(util, "stat.sock") },
-      sockets: [join(util, "stat.sock")],
+      ready: { kind: "socket", path: socketPath(o.tmpdir, "stat") },
+      sockets: [socketPath(o.tmpdir, "stat")],
       privileged: false,
     });
   }

@@ -4,6 +4,8 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { FIFO_DIR_MODE, fifoDir } from "../hostd/paths.js";
+import { socketDir } from "../transport/routes.js";
 
 export interface RunAs {
   readonly name: string;
@@ -47,13 +49,13 @@ export function searchable(dir: string, u: RunAs): boolean {
 
 /**
  * `<tmpdir>/util` (the daemons' sockets) and `<tmpdir>/fifo` (the consoles' FIFOs) made the
- * group's, mode 2770 (setgid: what is made in them is the group's too); FIFOs already there
+ * group's, mode 2770 as hostd makes `fifo` (setgid: what is made in them is the group's too); FIFOs already there
  * (left by albatross, say) become the group's. Returns what it created.
  */
 export function prepareRuntimeDirs(tmpdir: string, u: RunAs): string[] {
   const created: string[] = [];
-  for (const d of ["util", "fifo"]) {
-    const dir = join(tmpdir, d);
+  const fifo = fifoDir(tmpdir);
+  for (const dir of [socketDir(tmpdir), fifo]) {
     try {
       statSync(dir);
     } catch {
@@ -61,9 +63,8 @@ export function prepareRuntimeDirs(tmpdir: string, u: RunAs): string[] {
       created.push(dir);
     }
     chownSync(dir, 0, u.gid);
-    chmodSync(dir, 0o2770);
+    chmodSync(dir, FIFO_DIR_MODE);
   }
-  const fifo = join(tmpdir, "fifo");
   for (const f of readdirSync(fifo)) chownSync(join(fifo, f), -1, u.gid);
   return created;
 }

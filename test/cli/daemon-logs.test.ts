@@ -4,33 +4,20 @@
 // on SIGTERM.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseLine, type ParsedLine } from "../../src/core/log.js";
-import { CLI, tempDir } from "../support/cli.js";
+import { CLI, tempDir, watchLines, type Watched } from "../support/cli.js";
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../fixtures/certs");
 
-interface Daemon {
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  exit: Promise<number | null>;
-}
+type Daemon = Watched;
 
 function start(args: string[], env: NodeJS.ProcessEnv = process.env): Daemon {
-  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
-  const lines: string[] = [];
-  let rest = "";
-  child.stderr!.on("data", (d: Buffer) => {
-    const parts = (rest + d.toString("utf8")).split("\n");
-    rest = parts.pop()!;
-    lines.push(...parts);
-  });
-  const exit = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
-  return { child, lines, exit };
+  return watchLines(spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "ignore", "pipe"] }));
 }
 
 async function waitFor(what: string, d: Daemon, ok: () => boolean): Promise<void> {

@@ -5,10 +5,9 @@
 // current code. What a start costs is measured in bench/start.bench.ts, not here.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { CLI, fakeDaemon, tempDir } from "../support/cli.js";
+import { CLI, fakeDaemon, runCli, tempDir, type RunResult } from "../support/cli.js";
 import { VERSION } from "../../src/cli/version.js";
 
 let tmp: { dir: string; cleanup: () => void };
@@ -25,24 +24,17 @@ interface Loaded {
 }
 
 /** Run the installed command with a preload that writes what was loaded when it exits. */
-function runTraced(args: string[]): Promise<{ code: number; stdout: string; stderr: string; loaded: Loaded }> {
+async function runTraced(args: string[]): Promise<RunResult & { loaded: Loaded }> {
   const report = path.join(tmp.dir, `loaded-${Math.random().toString(36).slice(2)}.json`);
-  const preload = path.join(tmp.dir, "trace.cjs");
+  const preload = path.join(tmp.dir, `trace-${Math.random().toString(36).slice(2)}.cjs`);
   // CommonJS files are in require.cache; ES modules are not, but any ES module load shows in
   // process.moduleLoadList as the ES module loader's translators.
   writeFileSync(
     preload,
     `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(report)}, JSON.stringify({ files: Object.keys(require.cache), builtins: process.moduleLoadList })));\n`,
   );
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--require", preload, CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr, loaded: JSON.parse(readFileSync(report, "utf8")) as Loaded }));
-  });
+  const r = await runCli(args, { env: { NODE_OPTIONS: `--require ${preload}` } });
+  return { ...r, loaded: JSON.parse(readFileSync(report, "utf8")) as Loaded };
 }
 
 describe("the fast path", () => {

@@ -2,6 +2,7 @@
 // text when piped, JSON lines with --json; NAME as argument or -n.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { rusage } from "../support/rusage.js";
 import type { StatsData, Wire } from "../../src/commands/types.js";
 import { parseName } from "../../src/core/name.js";
 import { encodeWire } from "../../src/commands/codec.js";
@@ -12,24 +13,14 @@ import { runCli } from "../support/cli.js";
 
 function stats(utimeS: number, txBytes: bigint): StatsData {
   return {
-    rusage: {
+    rusage: rusage({
       utime: { seconds: BigInt(Math.floor(utimeS)), microseconds: Math.round((utimeS % 1) * 1e6) },
       stime: { seconds: 0n, microseconds: 0 },
       maxrss: 512n,
-      ixrss: 0n,
-      idrss: 0n,
-      isrss: 0n,
       minflt: 10n,
-      majflt: 0n,
-      nswap: 0n,
-      inblock: 0n,
-      outblock: 0n,
-      msgsnd: 0n,
-      msgrcv: 0n,
-      nsignals: 0n,
       nvcsw: 3n,
       nivcsw: 1n,
-    },
+    }),
     ifdata: [
       {
         bridge: "service",

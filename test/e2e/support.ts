@@ -3,10 +3,11 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { connect } from "node:net";
-import { fileURLToPath } from "node:url";
 import { waitFor } from "../support/hostd.js";
 
-export const CLI = fileURLToPath(new URL("../../../bin/dromedary.cjs", import.meta.url));
+import { CLI } from "../support/cli.js";
+
+export { CLI };
 
 export interface Ran {
   code: number;

@@ -13,7 +13,6 @@ import { join } from "node:path";
 import { Duplex } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
-import { fileURLToPath } from "node:url";
 import { decodeWire } from "../../src/commands/codec.js";
 import { ChunkReader } from "../../src/transport/chunks.js";
 import { ADDON_ENV } from "../../src/endpoint/addon.js";
@@ -33,8 +32,8 @@ import {
   type Pki,
   type Running,
 } from "../support/endpoint.js";
+import { CLI } from "../support/cli.js";
 
-const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const MiB = 1 << 20;
 
 /** The TLS Certificate message a Node client sends for a lone leaf: leaf + root (+ 4 + 5 per certificate). */

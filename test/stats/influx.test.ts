@@ -2,30 +2,22 @@
 // spells it, for a message built by hand.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { rusage } from "../support/rusage.js";
 import type { StatsData } from "../../src/commands/types.js";
 import { parseName } from "../../src/core/name.js";
 import { influxLines, influxName } from "../../src/stats/influx.js";
 import { parseInfluxTarget } from "../../src/stats/influx-daemon.js";
 
 const STATS: StatsData = {
-  rusage: {
+  rusage: rusage({
     utime: { seconds: 12n, microseconds: 34 },
     stime: { seconds: 0n, microseconds: 560000 },
     maxrss: 300n,
-    ixrss: 0n,
-    idrss: 0n,
-    isrss: 0n,
     minflt: 5n,
     majflt: 1n,
-    nswap: 0n,
-    inblock: 0n,
-    outblock: 0n,
-    msgsnd: 0n,
-    msgrcv: 0n,
-    nsignals: 0n,
     nvcsw: 9n,
     nivcsw: -1n,
-  },
+  }),
   ifdata: [
     {
       bridge: "service",

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import { rusage } from "../support/rusage.js";
 import type { Header, StatsData } from "../../src/commands/types.js";
 import { nameToString, parseName, type Name } from "../../src/core/name.js";
 import {
@@ -41,24 +42,14 @@ function registered(s: S, ...names: string[]): S {
 }
 
 const STATS: StatsData = {
-  rusage: {
+  rusage: rusage({
     utime: { seconds: 1n, microseconds: 0 },
     stime: { seconds: 0n, microseconds: 500000 },
     maxrss: 10n,
-    ixrss: 0n,
-    idrss: 0n,
-    isrss: 0n,
     minflt: 1n,
-    majflt: 0n,
-    nswap: 0n,
-    inblock: 0n,
-    outblock: 0n,
-    msgsnd: 0n,
-    msgrcv: 0n,
-    nsignals: 0n,
     nvcsw: 1n,
     nivcsw: 1n,
-  },
+  }),
   ifdata: [],
 };
 

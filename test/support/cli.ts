@@ -1,7 +1,7 @@
 // Test support for the client CLI: run the built CLI as a child process, and a fake daemon
 // speaking the framed wire protocol on a Unix socket in a temp dir.
 
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -41,6 +41,26 @@ export function runCli(args: readonly string[], opts: { cwd?: string; env?: Reco
     });
     child.stdin.end(opts.input ?? "");
   });
+}
+
+/** A long-running child (a daemon, `up`): its stderr lines as they come, and its exit code. */
+export interface Watched {
+  readonly child: ChildProcess;
+  /** stderr lines; stdout (if piped) as `stdout: <text>` */
+  readonly lines: string[];
+  readonly exit: Promise<number | null>;
+}
+
+export function watchLines(child: ChildProcess): Watched {
+  const lines: string[] = [];
+  let rest = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    const parts = (rest + d.toString("utf8")).split("\n");
+    rest = parts.pop()!;
+    lines.push(...parts);
+  });
+  child.stdout?.on("data", (d: Buffer) => lines.push(`stdout: ${d.toString()}`));
+  return { child, lines, exit: new Promise((res) => child.once("exit", (code) => res(code))) };
 }
 
 export function tempDir(prefix = "dromedary-cli-"): { dir: string; cleanup: () => void } {

@@ -5,7 +5,7 @@
 // With --user, hostd runs as root in the user's group and the other daemons as the user.
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, copyFile, mkdtemp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
@@ -16,33 +16,19 @@ import { fileURLToPath } from "node:url";
 import { parseLine, type ParsedLine } from "../../src/core/log.js";
 import { plan } from "../../src/up/plan.js";
 import { lookupUser, parsePasswd, searchable, type RunAs } from "../../src/up/user.js";
+import { CLI, watchLines, type Watched } from "../support/cli.js";
 import { netnsAvailable, withNetns, type Netns } from "../support/netns.js";
 import { installStandin } from "../support/standin.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
 import { argv, config, pidsWith, request, show, successOf, waitFor } from "../support/hostd.js";
 
-const MAIN = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
-const CLI = fileURLToPath(new URL("../../../bin/dromedary.cjs", import.meta.url));
 const FIXTURES = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../fixtures/certs");
 const HELLO = buildSolo5Elf({ target: "hvt", devices: [] }).bytes;
 
-interface Up {
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  readonly exit: Promise<number | null>;
-}
+type Up = Watched;
 
 function startUp(ns: Netns, args: string[]): Up {
-  const child = ns.spawn("node", [MAIN, "up", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  const lines: string[] = [];
-  let rest = "";
-  child.stderr!.on("data", (d: Buffer) => {
-    const parts = (rest + d.toString("utf8")).split("\n");
-    rest = parts.pop()!;
-    lines.push(...parts);
-  });
-  child.stdout!.on("data", (d: Buffer) => lines.push(`stdout: ${d.toString()}`));
-  return { child, lines, exit: new Promise((res) => child.once("exit", (code) => res(code))) };
+  return watchLines(ns.spawn("node", [CLI, "up", ...args], { stdio: ["ignore", "pipe", "pipe"] }));
 }
 
 /** every line of the merged log is one of ours; parsed */
@@ -112,6 +98,31 @@ describe("dromedary up", () => {
     assert.deepEqual(lookupUser("root"), { name: "root", uid: 0, gid: 0 });
     assert.equal(lookupUser("no-such-user-here"), null);
     assert.equal(lookupUser("../etc"), null);
+  });
+
+  it("--user: an unknown user, or up not run as root, is a usage error before anything starts", async (t) => {
+    if (process.getuid?.() !== 0) return t.skip("needs root");
+    const nobody = lookupUser("nobody");
+    if (nobody === null) return t.skip("no nobody user");
+    if (closedAncestor(CLI, nobody) !== null) return t.skip("nobody cannot reach the code");
+    await withDirs(async (base, run, db) => {
+      await chmod(base, 0o755);
+      const unknown = watchLines(
+        spawn(process.execPath, [CLI, "up", "--user", "no-such-user-here", "--tmpdir", run, "--dbdir", db], { stdio: ["ignore", "ignore", "pipe"] }),
+      );
+      assert.equal(await unknown.exit, 124);
+      assert.deepEqual(unknown.lines, ["dromedary: --user no-such-user-here: no such user"]);
+      const notRoot = watchLines(
+        spawn(process.execPath, [CLI, "up", "--user", "nobody", "--tmpdir", run, "--dbdir", db], {
+          stdio: ["ignore", "ignore", "pipe"],
+          uid: nobody.uid,
+          gid: nobody.gid,
+        }),
+      );
+      assert.equal(await notRoot.exit, 124);
+      assert.deepEqual(notRoot.lines, ["dromedary: --user needs up to run as root (only root can start daemons as another user)"]);
+      assert.equal(existsSync(run), false, "nothing was made");
+    });
   });
 
   it("plan: console-daemon, hostd, stats-daemon, endpoint; each daemon logs at least info", () => {
@@ -302,7 +313,7 @@ describe("dromedary up", () => {
           first.child.kill("SIGINT");
           assert.equal(await first.exit, 0, first.lines.join("\n"));
         }
-        const half = spawn(process.execPath, [MAIN, "up", "--tmpdir", run, "--dbdir", db, "--cacert", join(FIXTURES, "cacert.pem")], {
+        const half = spawn(process.execPath, [CLI, "up", "--tmpdir", run, "--dbdir", db, "--cacert", join(FIXTURES, "cacert.pem")], {
           stdio: ["ignore", "ignore", "pipe"],
         });
         let err = "";
@@ -319,7 +330,7 @@ describe("dromedary up", () => {
     const nobody = lookupUser("nobody");
     if (nobody === null) return t.skip("no nobody user");
     // nobody has to reach the code it runs and the temp dir
-    const blocked = [MAIN, join(tmpdir(), "x")].map((f) => closedAncestor(f, nobody)).find((d) => d !== null);
+    const blocked = [CLI, join(tmpdir(), "x")].map((f) => closedAncestor(f, nobody)).find((d) => d !== null);
     if (blocked !== undefined) return t.skip(`nobody cannot enter ${blocked}`);
     await withNetns((ns) =>
       withDirs(async (base, run, db) => {
@@ -391,11 +402,9 @@ describe("dromedary up", () => {
             ],
             { stdio: ["ignore", "pipe", "pipe"] },
           );
-          let out = "";
-          client.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-          client.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-          assert.equal(await new Promise((r) => client.once("exit", r)), 0, out);
-          assert.match(out, /:hello/);
+          const seen = watchLines(client);
+          assert.equal(await seen.exit, 0, seen.lines.join("\n"));
+          assert.match(seen.lines.join("\n"), /:hello/);
         } finally {
           up.child.kill("SIGTERM");
         }
