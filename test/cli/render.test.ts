@@ -9,6 +9,7 @@ import { escapeOcaml, hexdump, infoText, policyText, rfc3339, statsText, wireTex
 import { endpointOf } from "../../src/transport/routes.js";
 import { jobAndBuild } from "../../src/fleet/builder.js";
 import { parseName } from "../../src/core/name.js";
+import { rusage } from "../support/rusage.js";
 
 describe("flag parsers", () => {
   test("block specs", () => {
@@ -145,26 +146,13 @@ describe("rendering", () => {
 
   test("statistics", () => {
     const tv = { seconds: 1n, microseconds: 5 };
-    const z = 0n;
     const s = statsText({
-      rusage: {
+      rusage: rusage({
         utime: tv,
         stime: tv,
         maxrss: 100n,
-        ixrss: z,
-        idrss: z,
-        isrss: z,
-        minflt: z,
-        majflt: z,
-        nswap: z,
-        inblock: z,
-        outblock: z,
-        msgsnd: z,
-        msgrcv: z,
-        nsignals: z,
-        nvcsw: z,
         nivcsw: -1n,
-      },
+      }),
       ifdata: [],
     });
     assert.ok(s.startsWith("utime 1.000005 stime 1.000005 maxrss 100 "));

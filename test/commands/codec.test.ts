@@ -30,6 +30,7 @@ import {
 import { encBool, encInt, encInt64, encNull, encOctets, encUtf8, explicit, seq, setOf, tlv } from "../support/der.js";
 import { parseName, rootName } from "../../src/core/name.js";
 import { hex, throwsDecode, unhex, utf8 } from "./support.js";
+import { rusage } from "../support/rusage.js";
 
 const hdr = (name = ":foo", version = 5) => seq(encInt(version), encInt64(0n), encUtf8(name));
 const wireOf = (payload: Uint8Array, name = ":foo", version = 5) => seq(hdr(name, version), payload);
@@ -386,24 +387,12 @@ describe("encoder details", () => {
     const tv = { seconds: 1n, microseconds: 2 };
     const z = 0n;
     const stats: StatsData = {
-      rusage: {
+      rusage: rusage({
         utime: tv,
         stime: tv,
         maxrss: -1n,
-        ixrss: z,
-        idrss: z,
-        isrss: z,
-        minflt: z,
-        majflt: z,
-        nswap: z,
-        inblock: z,
-        outblock: z,
-        msgsnd: z,
-        msgrcv: z,
-        nsignals: z,
-        nvcsw: z,
         nivcsw: 9n,
-      },
+      }),
       ifdata: [
         {
           bridge: "service",
@@ -447,25 +436,10 @@ describe("encoder details", () => {
 
 function zeroRusage() {
   const tv = { seconds: 0n, microseconds: 0 };
-  const z = 0n;
-  return {
+  return rusage({
     utime: tv,
     stime: tv,
-    maxrss: z,
-    ixrss: z,
-    idrss: z,
-    isrss: z,
-    minflt: z,
-    majflt: z,
-    nswap: z,
-    inblock: z,
-    outblock: z,
-    msgsnd: z,
-    msgrcv: z,
-    nsignals: z,
-    nvcsw: z,
-    nivcsw: z,
-  };
+  });
 }
 function ifd(flags: number) {
   const z = 0n;

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Builder, HttpFailure } from "../../src/fleet/builder.js";
 import type { UnikernelInfo } from "../../src/commands/types.js";
-import { openssl, tempDir } from "../support/ca.js";
+import { NEW_P256_KEY, openssl, tempDir } from "../support/ca.js";
 import { fakeDaemon, runCli } from "../support/cli.js";
 import { startBuilder, type BuilderStandin } from "../support/builder.js";
 import { buildSolo5Elf } from "../support/elf-builder.js";
@@ -25,11 +25,7 @@ async function makeCa(dir: string, cn: string): Promise<string> {
     dir,
     "req",
     "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
+    ...NEW_P256_KEY,
     "-keyout",
     `${cn}.key`,
     "-out",
@@ -49,22 +45,7 @@ async function makeCa(dir: string, cn: string): Promise<string> {
 
 /** A server certificate for 127.0.0.1 and localhost signed by CA `ca`: { key, cert } PEM. */
 async function makeLeaf(dir: string, ca: string): Promise<{ key: string; cert: string }> {
-  const csr = await openssl(
-    dir,
-    "req",
-    "-new",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    "leaf.key",
-    "-out",
-    "leaf.csr",
-    "-subj",
-    "/CN=localhost",
-  );
+  const csr = await openssl(dir, "req", "-new", ...NEW_P256_KEY, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost");
   assert.equal(csr.code, 0, csr.stderr);
   writeFileSync(join(dir, "leaf.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n");
   const sign = await openssl(

@@ -15,17 +15,9 @@ import { buildSolo5Elf } from "../support/elf-builder.js";
 import { standinTender } from "../support/standin.js";
 import { fileURLToPath } from "node:url";
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { sleep, waitFor } from "../support/hostd.js";
 
-export async function waitFor<T>(what: string, f: () => T | null | undefined | false | Promise<T | null | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== null && v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+export { sleep, waitFor };
 
 /** A temporary directory, removed after `fn`. */
 export async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {

@@ -57,6 +57,9 @@ export async function run(cmd: string, args: readonly string[], cwd?: string): P
 export const cli = (cwd: string, ...args: string[]): Promise<Run> => run(process.execPath, [CLI, ...args], cwd);
 export const openssl = (cwd: string, ...args: string[]): Promise<Run> => run("openssl", args, cwd);
 
+/** `openssl req` arguments for a new, unencrypted P-256 key (then `-keyout FILE`). */
+export const NEW_P256_KEY: readonly string[] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+
 export interface Node {
   readonly cn: string;
   readonly key: KeyObject;
